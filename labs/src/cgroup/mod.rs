@@ -1,0 +1,1 @@
+//! cgroups lab (being written)

@@ -1,0 +1,88 @@
+//! One error type for every lab: what failed, on which object, and what to do.
+
+use crate::kernel::{Errno, ExecFailure, SysError};
+
+/// Everything that can stop a contlab tool. Each variant maps to one exit code
+/// (see [`crate::exit`]); each message says what failed, where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A kernel request failed; `hint` says what to do about it.
+    #[error("{err}{}", hint_text(.hint))]
+    Kernel { err: SysError, hint: Option<String> },
+    /// The arguments are wrong (exit 2, like clap's own usage errors).
+    #[error("{0}")]
+    Usage(String),
+    /// The operation cannot be done as asked.
+    #[error("{what}{}", hint_text(.hint))]
+    Failed { what: String, hint: Option<String> },
+    /// The command to run could not be executed (exit 127 when not found, else 126).
+    #[error("cannot run {program:?}: {errno} ({})", .errno.desc())]
+    Exec { program: String, errno: Errno },
+    /// Writing the tool's own output failed (a closed pipe is a quiet success).
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn hint_text(h: &Option<String>) -> String {
+    match h {
+        Some(h) => format!("\n  hint: {h}"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// A failure with a hint.
+    pub fn failed(what: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Failed { what: what.into(), hint: Some(hint.into()) }
+    }
+
+    /// The errno, when a kernel request failed.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Kernel { err, .. } => Some(err.errno),
+            Error::Exec { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
+impl From<SysError> for Error {
+    fn from(err: SysError) -> Error {
+        let hint = match err.errno {
+            Errno::EPERM | Errno::EACCES => Some("this needs privileges: run it as root".to_string()),
+            _ => None,
+        };
+        Error::Kernel { err, hint }
+    }
+}
+
+impl From<ExecFailure> for Error {
+    fn from(f: ExecFailure) -> Error {
+        match f {
+            ExecFailure::Sys(e) => e.into(),
+            ExecFailure::Setup(m) => Error::Failed { what: m, hint: None },
+            ExecFailure::Exec { program, errno } => Error::Exec { program, errno },
+        }
+    }
+}
+
+/// Attach a hint to a kernel failure with a given errno: `k.unshare(f).hint(EPERM, "...")`.
+pub trait Hint<T> {
+    /// When the request failed with `errno`, replace the generic hint by `text`.
+    fn hint(self, errno: Errno, text: &str) -> Result<T, Error>;
+}
+
+impl<T, E: Into<Error>> Hint<T> for Result<T, E> {
+    fn hint(self, errno: Errno, text: &str) -> Result<T, Error> {
+        self.map_err(|e| match e.into() {
+            Error::Kernel { err, hint } => {
+                let hint = if err.errno == errno { Some(text.to_string()) } else { hint };
+                Error::Kernel { err, hint }
+            }
+            other => other,
+        })
+    }
+}
+
+/// The result of every lab's `run`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

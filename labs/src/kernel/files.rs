@@ -1,0 +1,223 @@
+//! Kernel files: the parts of the kernel's interface that are files under /proc and
+//! /sys (cgroupfs, uid_map, /proc/PID/ns). Each read or write is one event.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use super::trace::quote;
+use super::{Call, Effect, Errno, Kernel, Kind, SysError};
+
+fn errno_of(e: std::io::Error) -> Errno {
+    e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
+}
+
+fn p(path: &Path) -> String {
+    quote(&path.to_string_lossy(), 256)
+}
+
+impl Kernel {
+    /// `write(2)` to a kernel file: open it write-only (no create, no truncate: these
+    /// files are attributes, not storage), write `data` in one call, close. Kernel
+    /// files act on each write, so one write is one request.
+    /// <https://man7.org/linux/man-pages/man2/write.2.html>
+    #[doc(alias = "write")]
+    pub fn write_file(&self, path: &Path, data: &str) -> Result<usize, SysError> {
+        const C: Call = Call {
+            kind: Kind::File,
+            name: "write",
+            man: "write(2)",
+            what: "write to a kernel file; the kernel acts on the value when it receives it",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![p(path), quote(data, 64)],
+            || data.len(),
+            || {
+                let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(errno_of)?;
+                f.write(data.as_bytes()).map_err(errno_of)
+            },
+            |n| n.to_string(),
+        )
+    }
+
+    /// `write(2)` into a file of our own (state, a PID file), creating it.
+    /// <https://man7.org/linux/man-pages/man2/write.2.html>
+    pub fn create_file(&self, path: &Path, data: &str) -> Result<usize, SysError> {
+        const C: Call = Call {
+            kind: Kind::File,
+            name: "write",
+            man: "write(2)",
+            what: "create a file and write to it",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![p(path), quote(data, 64)],
+            || data.len(),
+            || std::fs::write(path, data).map(|_| data.len()).map_err(errno_of),
+            |n| n.to_string(),
+        )
+    }
+
+    /// `read(2)` a kernel file whole (cgroup counters, /proc/PID/...).
+    /// <https://man7.org/linux/man-pages/man2/read.2.html>
+    #[doc(alias = "read")]
+    pub fn read_file(&self, path: &Path) -> Result<String, SysError> {
+        const C: Call = Call {
+            kind: Kind::File,
+            name: "read",
+            man: "read(2)",
+            what: "read a kernel file; its content is made by the kernel at the moment of reading",
+            effect: Effect::Query,
+        };
+        self.perform_out(
+            &C,
+            vec![p(path)],
+            || unreachable!(),
+            || {
+                let mut s = String::new();
+                std::fs::File::open(path)
+                    .and_then(|mut f| f.read_to_string(&mut s))
+                    .map_err(errno_of)?;
+                Ok(s)
+            },
+            |s| (s.len().to_string(), Some(quote(s, 64))),
+        )
+    }
+
+    /// `mkdir(2)`. In cgroupfs, making a directory makes a cgroup.
+    /// <https://man7.org/linux/man-pages/man2/mkdir.2.html>
+    pub fn mkdir(&self, path: &Path, mode: u32) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "mkdir",
+            man: "mkdir(2)",
+            what: "create a directory (in cgroupfs: a new cgroup, its control files appear inside)",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![p(path), format!("{mode:#o}")],
+            || (),
+            || std::fs::DirBuilder::new().mode(mode).create(path).map_err(errno_of),
+            |_| "0".into(),
+        )
+    }
+
+    /// `rmdir(2)`. In cgroupfs, removes an empty cgroup (no processes, no children).
+    /// <https://man7.org/linux/man-pages/man2/rmdir.2.html>
+    pub fn rmdir(&self, path: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "rmdir",
+            man: "rmdir(2)",
+            what: "remove an empty directory (in cgroupfs: a cgroup with no process and no child)",
+            effect: Effect::Change,
+        };
+        self.perform(&C, vec![p(path)], || (), || std::fs::remove_dir(path).map_err(errno_of), |_| {
+            "0".into()
+        })
+    }
+
+    /// `getdents64(2)` — the names in a directory, sorted.
+    /// <https://man7.org/linux/man-pages/man2/getdents64.2.html>
+    #[doc(alias = "getdents64")]
+    pub fn read_dir(&self, path: &Path) -> Result<Vec<String>, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "getdents64",
+            man: "getdents64(2)",
+            what: "list the entries of a directory",
+            effect: Effect::Query,
+        };
+        self.perform(
+            &C,
+            vec![p(path)],
+            || unreachable!(),
+            || {
+                let mut names: Vec<String> = std::fs::read_dir(path)
+                    .map_err(errno_of)?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                Ok(names)
+            },
+            |v| format!("{} entries", v.len()),
+        )
+    }
+
+    /// `readlink(2)` — where a symbolic link points (`/proc/PID/ns/net` → `net:[4026531840]`).
+    /// <https://man7.org/linux/man-pages/man2/readlink.2.html>
+    pub fn readlink(&self, path: &Path) -> Result<String, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "readlink",
+            man: "readlink(2)",
+            what: "read where a symbolic link points",
+            effect: Effect::Query,
+        };
+        self.perform(
+            &C,
+            vec![p(path)],
+            || unreachable!(),
+            || nix::fcntl::readlink(path).map(|s| s.to_string_lossy().into_owned()),
+            |s| quote(s, 256),
+        )
+    }
+
+    /// `access(2)` with `F_OK` — whether `path` exists.
+    /// <https://man7.org/linux/man-pages/man2/access.2.html>
+    #[doc(alias = "access")]
+    pub fn exists(&self, path: &Path) -> bool {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "access",
+            man: "access(2)",
+            what: "check whether a file exists",
+            effect: Effect::Query,
+        };
+        self.perform(
+            &C,
+            vec![p(path), "F_OK".into()],
+            || unreachable!(),
+            || nix::unistd::access(path, nix::unistd::AccessFlags::F_OK),
+            |_| "0".into(),
+        )
+        .is_ok()
+    }
+
+    /// Resolve `program` like execvp(3): a name without `/` is searched in `$PATH`.
+    /// Each candidate is one `access(2)` with `X_OK` in the trace.
+    pub fn which(&self, program: &str) -> Option<PathBuf> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "access",
+            man: "access(2)",
+            what: "check whether a file exists and may be executed (searching $PATH as execvp(3) does)",
+            effect: Effect::Query,
+        };
+        if program.contains('/') {
+            return Some(PathBuf::from(program));
+        }
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        for dir in path.split(':').filter(|d| !d.is_empty()) {
+            let cand = Path::new(dir).join(program);
+            let ok = self
+                .perform(
+                    &C,
+                    vec![p(&cand), "X_OK".into()],
+                    || unreachable!(),
+                    || nix::unistd::access(&cand, nix::unistd::AccessFlags::X_OK),
+                    |_| "0".into(),
+                )
+                .is_ok();
+            if ok {
+                return Some(cand);
+            }
+        }
+        None
+    }
+}

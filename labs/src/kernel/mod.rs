@@ -1,0 +1,226 @@
+//! # The kernel layer: every request contlab makes of Linux, in one place
+//!
+//! A container is not a thing the kernel knows about. It is a normal process that
+//! asked the kernel for a few favours: its own view of the hostname (`unshare(2)`
+//! with `CLONE_NEWUTS`), of the process table (`CLONE_NEWPID`), of the mounts
+//! (`CLONE_NEWNS` then `pivot_root(2)`), limits on what it may consume (writes into
+//! the cgroup filesystem), and so on. To *see* a container, then, you watch those
+//! requests. That is what `strace -f docker run ...` would show you if it were not
+//! buried under a daemon, a shim and a runtime.
+//!
+//! contlab makes the requests visible by construction: no lab module calls `nix` or
+//! `libc` itself. Every lab receives a [`Kernel`] and asks it. The live kernel
+//! performs the call **and** emits the trace line from the call's real result, so the
+//! trace cannot drift from what ran. A dry-run kernel ([`Mode::DryRun`]) performs the
+//! queries (reading a file, `statfs`) but only records the changes, which is how
+//! `--dry-run` shows a plan and how unit tests check which flags a lab used.
+//!
+//! Each method is documented by the system call it makes first, then what it does,
+//! then its man page, as the kernel's own documentation is organised.
+
+mod cg;
+mod files;
+pub mod flags;
+mod process;
+mod sys;
+mod trace;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+pub use nix::errno::Errno;
+pub use nix::sys::signal::Signal;
+pub use nix::unistd::Pid;
+pub use process::{ExecFailure, Exited, Spawned};
+pub use sys::{CgroupFs, Fd, NsKind, UserIds};
+pub use trace::{man_url, quote, ColorChoice, Event, Kind, Ret, TraceFormat, Tracer};
+
+/// Whether requests that change the system are performed or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Perform every request.
+    Live,
+    /// Perform queries (reads, `statfs`), record changes without making them.
+    DryRun,
+}
+
+/// Whether a request only looks at the system or changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    Query,
+    Change,
+}
+
+/// A kernel request that failed: the call as the trace printed it, and the errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysError {
+    /// `unshare(CLONE_NEWPID)`, `write("/sys/fs/cgroup/x/memory.max", "64M")`.
+    pub call: String,
+    /// What the kernel answered.
+    pub errno: Errno,
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {} ({})", self.call, self.errno, self.errno.desc())
+    }
+}
+
+impl std::error::Error for SysError {}
+
+/// The static description of one kind of request.
+pub(crate) struct Call {
+    pub kind: Kind,
+    pub name: &'static str,
+    pub man: &'static str,
+    pub what: &'static str,
+    pub effect: Effect,
+}
+
+/// The one door to the kernel. See the module documentation.
+pub struct Kernel {
+    tool: &'static str,
+    mode: Mode,
+    tracer: Tracer,
+    pid: Cell<i32>,
+    seq: Cell<u64>,
+    why: RefCell<Option<String>>,
+    recorded: RefCell<Vec<Event>>,
+    keep: bool,
+    /// In a child made by [`Kernel::spawn`]: the pipe end that reports a failed exec.
+    exec_report: Cell<Option<i32>>,
+    /// Whether this process has signals blocked for forwarding (children unblock).
+    blocked: Cell<bool>,
+    fake_pid: Cell<i32>,
+}
+
+impl Kernel {
+    /// A kernel for `tool`, tracing through `tracer`.
+    pub fn new(tool: &'static str, mode: Mode, tracer: Tracer) -> Kernel {
+        let pid = std::process::id() as i32;
+        Kernel {
+            tool,
+            mode,
+            tracer,
+            pid: Cell::new(pid),
+            seq: Cell::new(0),
+            why: RefCell::new(None),
+            recorded: RefCell::new(Vec::new()),
+            keep: mode == Mode::DryRun,
+            exec_report: Cell::new(None),
+            blocked: Cell::new(false),
+            fake_pid: Cell::new(pid),
+        }
+    }
+
+    /// A dry-run kernel that prints nothing and keeps every event, for unit tests.
+    pub fn recording(tool: &'static str) -> Kernel {
+        Kernel::new(tool, Mode::DryRun, Tracer::silent())
+    }
+
+    /// The events recorded so far (dry-run kernels only).
+    pub fn events(&self) -> Vec<Event> {
+        self.recorded.borrow().clone()
+    }
+
+    /// Whether changes are performed.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The tool's name, as shown in the trace.
+    pub fn tool(&self) -> &'static str {
+        self.tool
+    }
+
+    /// Whether the tool's own output should use color (same choice as the trace).
+    pub fn color(&self) -> bool {
+        self.tracer.color()
+    }
+
+    /// Say why the next request is made; `--explain` prints it beside the call.
+    pub fn why(&self, reason: impl Into<String>) -> &Kernel {
+        *self.why.borrow_mut() = Some(reason.into());
+        self
+    }
+
+    /// Record a decision of the tool (`# cgroup v2 detected`): not a request, but the
+    /// reader of a trace needs it to follow what comes next.
+    pub fn note(&self, text: impl Into<String>) {
+        self.emit(Kind::Note, "note".into(), vec![text.into()], Ret::None, None, None);
+    }
+
+    fn emit(
+        &self,
+        kind: Kind,
+        call: String,
+        args: Vec<String>,
+        ret: Ret,
+        man: Option<&'static str>,
+        what: Option<&'static str>,
+    ) {
+        self.seq.set(self.seq.get() + 1);
+        let ev = Event {
+            tool: self.tool,
+            pid: self.pid.get(),
+            seq: self.seq.get(),
+            kind,
+            call,
+            args,
+            ret,
+            man,
+            what,
+            why: self.why.borrow_mut().take(),
+        };
+        self.tracer.emit(&ev);
+        if self.keep {
+            self.recorded.borrow_mut().push(ev);
+        }
+    }
+
+    /// Perform (or, in a dry run, record) one request and emit its event.
+    ///
+    /// `live` makes the real call; `dry` gives the value a dry run pretends the call
+    /// returned; `show` renders a success for the trace.
+    pub(crate) fn perform<T>(
+        &self,
+        call: &Call,
+        args: Vec<String>,
+        dry: impl FnOnce() -> T,
+        live: impl FnOnce() -> Result<T, Errno>,
+        show: impl FnOnce(&T) -> String,
+    ) -> Result<T, SysError> {
+        self.perform_out(call, args, dry, live, |v| (show(v), None))
+    }
+
+    /// [`Kernel::perform`] for calls that fill a buffer: `show` also returns what was
+    /// read, printed as the last argument as strace does (`read("/x", "64\n") = 3`).
+    pub(crate) fn perform_out<T>(
+        &self,
+        call: &Call,
+        mut args: Vec<String>,
+        dry: impl FnOnce() -> T,
+        live: impl FnOnce() -> Result<T, Errno>,
+        show: impl FnOnce(&T) -> (String, Option<String>),
+    ) -> Result<T, SysError> {
+        let result = if self.mode == Mode::DryRun && call.effect == Effect::Change {
+            Ok(dry())
+        } else {
+            live()
+        };
+        let ret = match &result {
+            Ok(v) => {
+                let (ret, out) = show(v);
+                args.extend(out);
+                Ret::Ok(ret)
+            }
+            Err(e) => Ret::Err(*e),
+        };
+        let text = match call.kind {
+            Kind::Netlink => format!("{} {}", call.name, args.join(", ")),
+            _ => format!("{}({})", call.name, args.join(", ")),
+        };
+        self.emit(call.kind, call.name.to_string(), args, ret, Some(call.man), Some(call.what));
+        result.map_err(|errno| SysError { call: text, errno })
+    }
+}

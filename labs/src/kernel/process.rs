@@ -1,0 +1,465 @@
+//! Processes: fork, exec, wait, signals. How a runtime starts the container's first
+//! process, learns whether the exec worked, and hands it the signals it receives.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+use super::trace::quote;
+use super::{flags, Call, Effect, Errno, Kernel, Kind, Ret, SysError};
+
+/// How a child ended, as wait4(2) reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exited {
+    /// `exit(N)` or return from main.
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+}
+
+/// A command started by [`Kernel::spawn`], whose `execve` succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    pub pid: Pid,
+}
+
+/// Why a command started by [`Kernel::spawn`] is not running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecFailure {
+    /// fork(2) or pipe2(2) failed.
+    Sys(SysError),
+    /// The child's own preparation (before exec) failed; its message.
+    Setup(String),
+    /// `execve(2)` failed (ENOENT: not found; EACCES, ENOEXEC...: cannot invoke).
+    Exec { program: String, errno: Errno },
+}
+
+const EXECVE: Call = Call {
+    kind: Kind::Syscall,
+    name: "execve",
+    man: "execve(2)",
+    what: "replace this process's program with another one; the namespaces, cgroups and open descriptors stay",
+    effect: Effect::Change,
+};
+
+const FORK: Call = Call {
+    kind: Kind::Syscall,
+    name: "fork",
+    man: "fork(2)",
+    what: "create a child process, a copy of this one (it is the first process to live in new PID namespaces)",
+    effect: Effect::Change,
+};
+
+/// The signals a runtime passes on to the command it started.
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+fn render_argv(argv: &[String]) -> String {
+    let items: Vec<String> = argv.iter().map(|a| quote(a, 64)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn render_status(st: Exited) -> String {
+    match st {
+        Exited::Code(c) => format!("[{{WIFEXITED(s) && WEXITSTATUS(s) == {c}}}]"),
+        Exited::Signal(s) => {
+            let name = Signal::try_from(s).map(|s| s.as_str().to_string()).unwrap_or(s.to_string());
+            format!("[{{WIFSIGNALED(s) && WTERMSIG(s) == {name}}}]")
+        }
+    }
+}
+
+fn sigset_text(sigs: &[Signal]) -> String {
+    let names: Vec<&str> = sigs.iter().map(|s| s.as_str().trim_start_matches("SIG")).collect();
+    format!("[{}]", names.join(" "))
+}
+
+/// The host PID of the calling process. After `unshare(CLONE_NEWPID)` + fork the
+/// child's getpid() is 1, but /proc (still the host's procfs) resolves `self` to the
+/// PID the host sees, which is what the trace should show. Bookkeeping of the tracer,
+/// not a request the lab makes, so it is not itself traced.
+fn host_pid() -> i32 {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| std::process::id() as i32)
+}
+
+impl Kernel {
+    /// `fork(2)` — run `child` in a new process, which exits with the code it returns.
+    /// In a dry run the child's requests are recorded inline, under a made-up PID.
+    /// <https://man7.org/linux/man-pages/man2/fork.2.html>
+    #[doc(alias = "fork")]
+    pub fn fork_with(&self, child: impl FnOnce(&Kernel) -> i32) -> Result<Pid, SysError> {
+        if self.mode == super::Mode::DryRun {
+            self.fake_pid.set(self.fake_pid.get() + 1);
+            let pid = self.fake_pid.get();
+            self.perform(&FORK, vec![], || (), || unreachable!(), |_| pid.to_string())?;
+            let (me, seq) = (self.pid.replace(pid), self.seq.replace(0));
+            child(self);
+            self.pid.set(me);
+            self.seq.set(seq);
+            return Ok(Pid::from_raw(pid));
+        }
+        // SAFETY: contlab's tools are single-threaded when they fork, so the child may
+        // run arbitrary code (allocate, print) until it execs or exits.
+        let forked = self.perform(&FORK, vec![], || unreachable!(), || unsafe { nix::unistd::fork() }, |r| {
+            match r {
+                ForkResult::Parent { child } => child.to_string(),
+                ForkResult::Child => "0".into(),
+            }
+        });
+        match forked? {
+            ForkResult::Parent { child } => Ok(child),
+            ForkResult::Child => {
+                self.pid.set(host_pid());
+                self.seq.set(0);
+                let code = child(self);
+                // SAFETY: _exit skips atexit handlers and the parent's buffered state.
+                unsafe { libc::_exit(code) }
+            }
+        }
+    }
+
+    /// Start `argv` in a child process: fork, let `setup` prepare the child (hostname,
+    /// mounts, cgroup...), then `execve(2)`. Returns once the exec has succeeded or
+    /// failed, which the parent learns through a close-on-exec pipe: it closes (no
+    /// data) when the exec succeeds, and carries the errno when it fails. The parent
+    /// then reports the child's `execve`, since a successful exec returns nowhere.
+    pub fn spawn(
+        &self,
+        argv: &[String],
+        setup: impl FnOnce(&Kernel) -> Result<(), String>,
+    ) -> Result<Spawned, ExecFailure> {
+        if self.mode == super::Mode::DryRun {
+            let mut failed = None;
+            let pid = self
+                .fork_with(|k| {
+                    match setup(k) {
+                        Err(m) => failed = Some(m),
+                        Ok(()) => {
+                            let path = k.which(&argv[0]).map(|p| p.to_string_lossy().into_owned());
+                            match path {
+                                Some(p) => k.emit_exec(argv, &p, Ret::Ok("0".into())),
+                                None => k.emit_exec(argv, &argv[0], Ret::Err(Errno::ENOENT)),
+                            }
+                        }
+                    }
+                    0
+                })
+                .map_err(ExecFailure::Sys)?;
+            return match failed {
+                Some(m) => Err(ExecFailure::Setup(m)),
+                None => Ok(Spawned { pid }),
+            };
+        }
+        let (rd, wr) = self.pipe().map_err(ExecFailure::Sys)?;
+        let blocked = self.blocked.get();
+        let rd_num = rd.as_raw_fd();
+        let pid = self
+            .fork_with(|k| {
+                // SAFETY: the child closes its copy of the read end; it never returns
+                // from this closure to where `rd` would be closed again.
+                unsafe { libc::close(rd_num) };
+                k.exec_report.set(Some(wr.as_raw_fd()));
+                if blocked {
+                    let _ = k.sigprocmask(SigmaskHow::SIG_SETMASK, &[]);
+                }
+                if let Err(m) = setup(k) {
+                    report(wr.as_raw_fd(), b'S', m.as_bytes());
+                    return 125;
+                }
+                match k.exec(argv) {
+                    Errno::ENOENT => 127,
+                    _ => 126,
+                }
+            })
+            .map_err(ExecFailure::Sys)?;
+        drop(wr);
+        // The child's report: [Q seq path-len path] then, on failure, [E errno] or [S message].
+        let msg = read_all(rd);
+        let mut rest = &msg[..];
+        let mut exec_at: Option<(u64, String)> = None;
+        if rest.first() == Some(&b'Q') && rest.len() >= 13 {
+            let seq = u64::from_le_bytes(rest[1..9].try_into().unwrap_or_default());
+            let len = u32::from_le_bytes(rest[9..13].try_into().unwrap_or_default()) as usize;
+            let end = (13 + len).min(rest.len());
+            exec_at = Some((seq, String::from_utf8_lossy(&rest[13..end]).into_owned()));
+            rest = &rest[end..];
+        }
+        match (rest.first(), exec_at) {
+            (None, Some((seq, path))) => {
+                let (me, my_seq) = (self.pid.replace(pid.as_raw()), self.seq.replace(seq - 1));
+                self.emit_exec(argv, &path, Ret::Ok("0".into()));
+                self.pid.set(me);
+                self.seq.set(my_seq);
+                Ok(Spawned { pid })
+            }
+            (Some(b'E'), _) if rest.len() >= 5 => {
+                let _ = self.wait(pid);
+                let errno = Errno::from_raw(i32::from_le_bytes(rest[1..5].try_into().unwrap_or_default()));
+                Err(ExecFailure::Exec { program: argv[0].clone(), errno })
+            }
+            (Some(b'S'), _) => {
+                let _ = self.wait(pid);
+                Err(ExecFailure::Setup(String::from_utf8_lossy(&rest[1..]).into_owned()))
+            }
+            _ => {
+                let st = self.wait(pid);
+                Err(ExecFailure::Setup(format!("the child process ended before exec ({st:?})")))
+            }
+        }
+    }
+
+    fn emit_exec(&self, argv: &[String], path: &str, ret: Ret) {
+        let args = vec![quote(path, 256), render_argv(argv), format!("/* {} vars */", std::env::vars_os().count())];
+        self.emit(EXECVE.kind, EXECVE.name.into(), args, ret, Some(EXECVE.man), Some(EXECVE.what));
+    }
+
+    /// `execve(2)` in a child made by [`Kernel::spawn`]. Returns only on failure.
+    fn exec(&self, argv: &[String]) -> Errno {
+        let fail = |k: &Kernel, path: &str, e: Errno| {
+            k.emit_exec(argv, path, Ret::Err(e));
+            if let Some(fd) = k.exec_report.get() {
+                report(fd, b'E', &(e as i32).to_le_bytes());
+            }
+            e
+        };
+        let Some(path) = self.which(&argv[0]) else {
+            return fail(self, &argv[0], Errno::ENOENT);
+        };
+        let cpath = path.to_string_lossy().into_owned();
+        let (Ok(c), Ok(args)) = (
+            CString::new(cpath.clone()),
+            argv.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<Vec<_>, _>>(),
+        ) else {
+            return fail(self, &cpath, Errno::EINVAL);
+        };
+        if let Some(fd) = self.exec_report.get() {
+            // The event for a successful exec is emitted by the parent, which numbers
+            // it after the child's last event.
+            let mut body = (self.seq.get() + 1).to_le_bytes().to_vec();
+            body.extend_from_slice(&(cpath.len() as u32).to_le_bytes());
+            body.extend_from_slice(cpath.as_bytes());
+            report(fd, b'Q', &body);
+        }
+        let e = nix::unistd::execv(&c, &args).unwrap_err();
+        fail(self, &cpath, e)
+    }
+
+    /// `pipe2(2)` with `O_CLOEXEC`.
+    /// <https://man7.org/linux/man-pages/man2/pipe2.2.html>
+    #[doc(alias = "pipe2")]
+    pub fn pipe(&self) -> Result<(OwnedFd, OwnedFd), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "pipe2",
+            man: "pipe2(2)",
+            what: "create a pipe; here it closes by itself when the child's exec succeeds (O_CLOEXEC)",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec!["O_CLOEXEC".into()],
+            || unreachable!("pipes are live-only"),
+            || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC),
+            |(r, w)| format!("0 [{}, {}]", r.as_raw_fd(), w.as_raw_fd()),
+        )
+    }
+
+    /// `wait4(2)` — wait for the child `pid` to end and collect its status.
+    /// <https://man7.org/linux/man-pages/man2/wait4.2.html>
+    #[doc(alias = "wait4")]
+    pub fn wait(&self, pid: Pid) -> Result<Exited, SysError> {
+        self.wait_inner(pid, false).map(|r| r.map(|(_, st)| st).unwrap_or(Exited::Code(0)))
+    }
+
+    /// `wait4(-1, WNOHANG)` — collect any child that has ended, without blocking; how an
+    /// init process reaps the zombies it adopts.
+    pub fn reap_any(&self) -> Result<Option<(Pid, Exited)>, SysError> {
+        self.wait_inner(Pid::from_raw(-1), true)
+    }
+
+    /// `wait4(pid, WNOHANG)`.
+    pub fn try_wait(&self, pid: Pid) -> Result<Option<Exited>, SysError> {
+        self.wait_inner(pid, true).map(|r| r.map(|(_, st)| st))
+    }
+
+    fn wait_inner(&self, pid: Pid, nohang: bool) -> Result<Option<(Pid, Exited)>, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "wait4",
+            man: "wait4(2)",
+            what: "wait for a child process to change state and collect its exit status",
+            effect: Effect::Change,
+        };
+        let fl = if nohang { WaitPidFlag::WNOHANG } else { WaitPidFlag::empty() };
+        let mut status = String::from("NULL");
+        let r = self.perform_out(
+            &C,
+            vec![pid.to_string()],
+            || Some((pid, Exited::Code(0))),
+            || loop {
+                match nix::sys::wait::waitpid(pid, Some(fl | WaitPidFlag::__WALL)) {
+                    Ok(WaitStatus::Exited(p, c)) => return Ok(Some((p, Exited::Code(c)))),
+                    Ok(WaitStatus::Signaled(p, s, _)) => return Ok(Some((p, Exited::Signal(s as i32)))),
+                    Ok(WaitStatus::StillAlive) => return Ok(None),
+                    Ok(_) => continue,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e),
+                }
+            },
+            |r| match r {
+                Some((p, st)) => {
+                    status = render_status(*st);
+                    (p.to_string(), Some(format!("{status}, {}, NULL", flags::render(fl.bits() as u64, flags::WAIT))))
+                }
+                None => ("0".into(), Some(format!("NULL, {}, NULL", flags::render(fl.bits() as u64, flags::WAIT)))),
+            },
+        );
+        r
+    }
+
+    /// `kill(2)` — send `sig` to `pid`.
+    /// <https://man7.org/linux/man-pages/man2/kill.2.html>
+    pub fn kill(&self, pid: Pid, sig: Signal) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "kill",
+            man: "kill(2)",
+            what: "send a signal to a process",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![pid.to_string(), sig.as_str().to_string()],
+            || (),
+            || nix::sys::signal::kill(pid, sig),
+            |_| "0".into(),
+        )
+    }
+
+    /// `rt_sigprocmask(2)` — block (or unblock) signals, so they wait in a queue for
+    /// [`Kernel::sigwait`] instead of interrupting the process.
+    /// <https://man7.org/linux/man-pages/man2/sigprocmask.2.html>
+    pub fn sigprocmask(&self, how: SigmaskHow, sigs: &[Signal]) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "rt_sigprocmask",
+            man: "sigprocmask(2)",
+            what: "change which signals are blocked (held pending) for this process",
+            effect: Effect::Change,
+        };
+        let how_s = match how {
+            SigmaskHow::SIG_BLOCK => "SIG_BLOCK",
+            SigmaskHow::SIG_UNBLOCK => "SIG_UNBLOCK",
+            _ => "SIG_SETMASK",
+        };
+        let mut set = SigSet::empty();
+        sigs.iter().for_each(|s| set.add(*s));
+        let r = self.perform(
+            &C,
+            vec![how_s.into(), sigset_text(sigs)],
+            || (),
+            || nix::sys::signal::sigprocmask(how, Some(&set), None),
+            |_| "0".into(),
+        );
+        if r.is_ok() {
+            self.blocked.set(how == SigmaskHow::SIG_BLOCK && !sigs.is_empty());
+        }
+        r
+    }
+
+    /// `rt_sigtimedwait(2)` — wait until one of the blocked `sigs` arrives; return it.
+    /// <https://man7.org/linux/man-pages/man2/sigwaitinfo.2.html>
+    pub fn sigwait(&self, sigs: &[Signal]) -> Result<Signal, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "rt_sigtimedwait",
+            man: "sigwaitinfo(2)",
+            what: "sleep until one of the blocked signals arrives, and take it",
+            effect: Effect::Change,
+        };
+        let mut set = SigSet::empty();
+        sigs.iter().for_each(|s| set.add(*s));
+        self.perform(
+            &C,
+            vec![sigset_text(sigs)],
+            || Signal::SIGCHLD,
+            || loop {
+                match set.wait() {
+                    Err(Errno::EINTR) => continue,
+                    r => return r,
+                }
+            },
+            |s| s.as_str().to_string(),
+        )
+    }
+
+    /// Wait for `child` while passing on the signals this process receives (SIGINT,
+    /// SIGTERM...), as docker and tini do. With `reap_all` (an init process), every
+    /// other child that ends is collected too, so no zombie stays. The signals must
+    /// have been blocked with [`Kernel::block_forwarded`] before the child was made.
+    pub fn wait_forwarding(&self, child: Pid, reap_all: bool) -> Result<Exited, SysError> {
+        if self.mode == super::Mode::DryRun {
+            return self.wait(child);
+        }
+        let mut set = FORWARDED.to_vec();
+        set.push(Signal::SIGCHLD);
+        loop {
+            // A child may have ended before we started waiting; check first.
+            loop {
+                let got = if reap_all { self.reap_any()? } else { self.try_wait(child)?.map(|s| (child, s)) };
+                match got {
+                    Some((p, st)) if p == child => return Ok(st),
+                    Some(_) => continue,
+                    None => break,
+                }
+            }
+            match self.sigwait(&set)? {
+                Signal::SIGCHLD => continue,
+                sig => {
+                    let _ = self.kill(child, sig);
+                }
+            }
+        }
+    }
+
+    /// Block the signals [`Kernel::wait_forwarding`] forwards, and SIGCHLD. Children made
+    /// by [`Kernel::spawn`] unblock them before exec.
+    pub fn block_forwarded(&self) -> Result<(), SysError> {
+        let mut set = FORWARDED.to_vec();
+        set.push(Signal::SIGCHLD);
+        self.sigprocmask(SigmaskHow::SIG_BLOCK, &set)
+    }
+}
+
+/// Write a tagged message to the exec-report pipe (raw write: the child must not
+/// allocate much or fail here; a lost report only loses detail, never correctness).
+fn report(fd: i32, tag: u8, body: &[u8]) {
+    let mut buf = Vec::with_capacity(body.len() + 1);
+    buf.push(tag);
+    buf.extend_from_slice(body);
+    // SAFETY: fd is the write end of our own pipe, open in this process.
+    unsafe {
+        libc::write(fd, buf.as_ptr().cast(), buf.len());
+    }
+}
+
+fn read_all(fd: OwnedFd) -> Vec<u8> {
+    use std::io::Read;
+    let mut f = std::fs::File::from(fd);
+    let mut v = Vec::new();
+    let _ = f.read_to_end(&mut v);
+    v
+}

@@ -1,0 +1,1 @@
+//! cg-limit (being written)

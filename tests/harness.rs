@@ -1,0 +1,80 @@
+//! Helpers shared by every test module: the binary under test, temp dirs, tiers,
+//! snapshot filters.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// A command for one of contlab's binaries, with color off and no inherited trace
+/// settings, so outputs are stable.
+pub fn cmd(bin: &str) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin(bin).unwrap_or_else(|e| panic!("binary {bin}: {e}"));
+    c.env("NO_COLOR", "1").env_remove("CONTLAB_ROOT");
+    c
+}
+
+/// The path of a built binary.
+pub fn bin_path(bin: &str) -> PathBuf {
+    assert_cmd::cargo::cargo_bin(bin)
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("contlab-test-").tempdir().expect("temp dir")
+}
+
+/// Test tiers that need something of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Root on this machine: real namespaces, mounts, cgroups.
+    Root,
+    /// Inside the VM booted by `vm::guest_suite` (pure cgroup v2, device-mapper).
+    Guest,
+}
+
+/// Check that the machine provides `tier`. A missing privilege FAILS the test with
+/// the reason. The one way out is explicit: `CONTLAB_OPT_OUT=root` (or `vm`),
+/// which CI never sets; then this returns false and the caller returns, after a
+/// line on stderr that says so.
+pub fn require(tier: Tier) -> bool {
+    let (name, ok, why) = match tier {
+        Tier::Root => (
+            "root",
+            nix::unistd::geteuid().is_root(),
+            "the privileged tier needs root (real namespaces, mounts, cgroups); run the tests as root",
+        ),
+        Tier::Guest => (
+            "vm",
+            std::env::var_os("CONTLAB_IN_VM").is_some(),
+            "this test belongs to the vm tier: it runs inside the VM started by vm::guest_suite, not on the host",
+        ),
+    };
+    if ok {
+        return true;
+    }
+    let opted: Vec<String> = std::env::var("CONTLAB_OPT_OUT")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    if opted.iter().any(|o| o == name) {
+        eprintln!("opted out of the {name} tier by CONTLAB_OPT_OUT={name}: not tested");
+        return false;
+    }
+    panic!("{why} (or opt out explicitly with CONTLAB_OPT_OUT={name})");
+}
+
+/// insta settings that replace what changes from run to run: PIDs in trace prefixes,
+/// temp paths, inode numbers, environment sizes.
+pub fn snapshot_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(r"\[([a-z-]+) \d+\]", "[$1 PID]");
+    s.add_filter(r"/tmp/contlab-test-[A-Za-z0-9]+", "[TMP]");
+    s.add_filter(r"/\* \d+ vars \*/", "/* N vars */");
+    s.add_filter(r"\b\d{6,}\b", "[NUM]");
+    s.add_filter(r"fork\(\) = \d+", "fork() = CHILD");
+    s.add_filter(r"(wait4|kill)\(\d+", "$1(CHILD");
+    s.add_filter(r"= \d+ \[\{WIF", "= CHILD [{WIF");
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
