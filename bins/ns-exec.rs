@@ -1,1 +1,9 @@
-fn main(){}
+//! `ns-exec`: run a command in new namespaces, join a process's, or list them.
+//! The lab is `contlab::ns`; this file only parses and maps the result to an exit code.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = contlab::ns::Cli::parse();
+    contlab::exit::finish("ns-exec", contlab::ns::run(cli))
+}

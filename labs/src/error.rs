@@ -16,11 +16,21 @@ pub enum Error {
     #[error("{what}{}", hint_text(.hint))]
     Failed { what: String, hint: Option<String> },
     /// The command to run could not be executed (exit 127 when not found, else 126).
-    #[error("cannot run {program:?}: {errno} ({})", .errno.desc())]
+    #[error("{}", exec_text(.program, *.errno))]
     Exec { program: String, errno: Errno },
     /// Writing the tool's own output failed (a closed pipe is a quiet success).
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+}
+
+fn exec_text(program: &str, errno: Errno) -> String {
+    match errno {
+        Errno::ENOENT if program.contains('/') => format!("cannot run {program:?}: no such file (ENOENT)"),
+        Errno::ENOENT => format!("cannot run {program:?}: command not found in $PATH (ENOENT)"),
+        Errno::EACCES => format!("cannot run {program:?}: permission denied, it is not an executable file (EACCES)"),
+        Errno::ENOEXEC => format!("cannot run {program:?}: not an executable format (ENOEXEC)"),
+        e => format!("cannot run {program:?}: {:?} ({})", e, e.desc()),
+    }
 }
 
 fn hint_text(h: &Option<String>) -> String {

@@ -203,7 +203,8 @@ impl Kernel {
             return Some(PathBuf::from(program));
         }
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-        for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let mut seen = std::collections::HashSet::new();
+        for dir in path.split(':').filter(|d| !d.is_empty() && seen.insert(*d)) {
             let cand = Path::new(dir).join(program);
             let ok = self
                 .perform(

@@ -62,7 +62,7 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed: {} ({})", self.call, self.errno, self.errno.desc())
+        write!(f, "{} failed: {:?} ({})", self.call, self.errno, self.errno.desc())
     }
 }
 

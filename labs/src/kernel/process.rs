@@ -113,21 +113,21 @@ impl Kernel {
         }
         // SAFETY: contlab's tools are single-threaded when they fork, so the child may
         // run arbitrary code (allocate, print) until it execs or exits.
-        let forked = self.perform(&FORK, vec![], || unreachable!(), || unsafe { nix::unistd::fork() }, |r| {
-            match r {
-                ForkResult::Parent { child } => child.to_string(),
-                ForkResult::Child => "0".into(),
+        let forked = unsafe { nix::unistd::fork() };
+        match forked {
+            Ok(ForkResult::Parent { child }) => {
+                self.perform(&FORK, vec![], || (), || Ok(()), |_| child.to_string())?;
+                Ok(child)
             }
-        });
-        match forked? {
-            ForkResult::Parent { child } => Ok(child),
-            ForkResult::Child => {
+            Ok(ForkResult::Child) => {
+                // The parent reports the fork; the child starts its own numbering.
                 self.pid.set(host_pid());
                 self.seq.set(0);
                 let code = child(self);
                 // SAFETY: _exit skips atexit handlers and the parent's buffered state.
                 unsafe { libc::_exit(code) }
             }
+            Err(e) => self.perform(&FORK, vec![], || unreachable!(), || Err(e), |_: &Pid| String::new()),
         }
     }
 

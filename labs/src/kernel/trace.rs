@@ -76,7 +76,7 @@ impl Event {
                 s.push_str(" = ");
                 s.push_str(v);
             }
-            Ret::Err(e) => s.push_str(&format!(" = -1 {} ({})", e, e.desc())),
+            Ret::Err(e) => s.push_str(&format!(" = -1 {:?} ({})", e, e.desc())),
             Ret::None => {}
         }
         s
@@ -112,7 +112,7 @@ impl Event {
                     .unwrap_or_else(|_| serde_json::Value::from(v.as_str())),
                 serde_json::Value::Null,
             ),
-            Ret::Err(e) => (serde_json::Value::from(-1), serde_json::Value::from(format!("{e}"))),
+            Ret::Err(e) => (serde_json::Value::from(-1), serde_json::Value::from(format!("{e:?}"))),
             Ret::None => (serde_json::Value::Null, serde_json::Value::Null),
         };
         serde_json::json!({
