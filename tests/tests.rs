@@ -7,6 +7,11 @@
 mod harness;
 
 mod cg_limit;
+mod img_pull;
 mod kernel;
+mod layer_diff;
+mod lvm_snap;
+mod netns_bridge;
 mod ns_exec;
+mod ovl_mount;
 mod vm;

@@ -6,6 +6,11 @@
 //! |---|---|---|
 //! | [`ns`] | `ns-exec` | namespaces: unshare(2), setns(2), pivot_root(2), uid_map |
 //! | [`cgroup`] | `cg-limit` | control groups: cgroupfs files, v1 and v2 |
+//! | [`overlay`] | `ovl-mount` | overlayfs: mount(2), the new mount API, whiteouts |
+//! | [`layer`] | `layer-diff` | docker diff, OCI layer tarballs |
+//! | [`netns`] | `netns-bridge` | rtnetlink: netns, bridges, veth; nftables NAT |
+//! | [`image`] | `img-pull` | the OCI distribution protocol and an image store |
+//! | [`dm`] | `lvm-snap` | device-mapper and loop ioctls |
 //!
 //! Every lab talks to the kernel through [`kernel::Kernel`], which prints each request
 //! it makes, strace-style, on stderr. Read [`kernel`] first.
@@ -13,10 +18,15 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod dm;
 pub mod error;
 pub mod exit;
+pub mod image;
 pub mod kernel;
+pub mod layer;
+pub mod netns;
 pub mod ns;
+pub mod overlay;
 
 pub use error::{Error, Hint, Result};
 pub use exit::{Exit, Role};

@@ -19,8 +19,13 @@
 //! then its man page, as the kernel's own documentation is organised.
 
 mod cg;
+mod dm;
 mod files;
 pub mod flags;
+mod image;
+mod layer;
+mod netlink;
+mod overlay;
 mod process;
 mod sys;
 mod trace;
