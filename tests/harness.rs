@@ -71,10 +71,41 @@ pub fn snapshot_settings() -> insta::Settings {
     s.add_filter(r"\[([a-z-]+) \d+\]", "[$1 PID]");
     s.add_filter(r"/tmp/contlab-test-[A-Za-z0-9]+", "[TMP]");
     s.add_filter(r"/\* \d+ vars \*/", "/* N vars */");
-    s.add_filter(r"\b\d{6,}\b", "[NUM]");
+    s.add_filter(r"\b\d{9,}\b", "[INODE]");
+    s.add_filter(r"/proc/\d+/", "/proc/PID/");
+    s.add_filter(r"the host sees it as \d+", "the host sees it as CHILD");
+    s.add_filter(r"NULL\) = \d+", "NULL) = CHILD");
     s.add_filter(r"fork\(\) = \d+", "fork() = CHILD");
     s.add_filter(r"(wait4|kill)\(\d+", "$1(CHILD");
     s.add_filter(r"= \d+ \[\{WIF", "= CHILD [{WIF");
     s.set_prepend_module_to_snapshot(false);
     s
+}
+
+/// A minimal root filesystem in `dir`: Debian's static busybox and its applets, plus
+/// the empty directories a container expects (proc, sys, dev, tmp).
+pub fn busybox_rootfs(dir: &std::path::Path) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox is missing: install Debian's busybox-static (apt-get install busybox-static)");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    let out = std::process::Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+    }
+    std::fs::write(dir.join("etc/hostname"), "rootfs\n").unwrap();
+}
+
+/// The stderr of a finished command, as text.
+pub fn stderr_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The stdout of a finished command, as text.
+pub fn stdout_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -8,16 +8,31 @@ use crate::kernel::{Errno, ExecFailure, SysError};
 pub enum Error {
     /// A kernel request failed; `hint` says what to do about it.
     #[error("{err}{}", hint_text(.hint))]
-    Kernel { err: SysError, hint: Option<String> },
+    Kernel {
+        /// The request and the errno.
+        err: SysError,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// The arguments are wrong (exit 2, like clap's own usage errors).
     #[error("{0}")]
     Usage(String),
     /// The operation cannot be done as asked.
     #[error("{what}{}", hint_text(.hint))]
-    Failed { what: String, hint: Option<String> },
+    Failed {
+        /// What failed, naming the object.
+        what: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// The command to run could not be executed (exit 127 when not found, else 126).
     #[error("{}", exec_text(.program, *.errno))]
-    Exec { program: String, errno: Errno },
+    Exec {
+        /// The program as given.
+        program: String,
+        /// What execve(2) answered.
+        errno: Errno,
+    },
     /// Writing the tool's own output failed (a closed pipe is a quiet success).
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),

@@ -200,7 +200,7 @@ pub struct RunArgs {
     pub detach: bool,
 
     /// The command and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -352,7 +352,9 @@ pub fn create(k: &Kernel, a: &RunArgs) -> Result<Exit> {
     if has(NsKind::User) {
         match helper {
             Some(h) => finish_map_helper(k, h)?,
-            None => write_maps(k, Path::new("/proc/self"), &plan, ids.euid != 0)?,
+            // From inside, even root has no CAP_SETGID in the parent namespace any more:
+            // the kernel accepts our own gid_map only once setgroups is denied.
+            None => write_maps(k, Path::new("/proc/self"), &plan, true)?,
         }
     }
     if has(NsKind::Time) {
@@ -388,7 +390,7 @@ fn unshare_hint(e: Error, plan: &Plan, euid: u32) -> Error {
 
 fn write_maps(k: &Kernel, proc_dir: &Path, plan: &Plan, deny_setgroups: bool) -> Result<()> {
     if deny_setgroups && !plan.gid_map.is_empty() {
-        k.why("an unprivileged process may write gid_map only after giving up setgroups(2)")
+        k.why("without CAP_SETGID in the parent namespace, gid_map may be written only after giving up setgroups(2)")
             .write_file(&proc_dir.join("setgroups"), "deny")?;
     }
     if !plan.uid_map.is_empty() {

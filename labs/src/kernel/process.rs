@@ -23,6 +23,7 @@ pub enum Exited {
 /// A command started by [`Kernel::spawn`], whose `execve` succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spawned {
+    /// Its PID, as this process sees it.
     pub pid: Pid,
 }
 
@@ -34,7 +35,12 @@ pub enum ExecFailure {
     /// The child's own preparation (before exec) failed; its message.
     Setup(String),
     /// `execve(2)` failed (ENOENT: not found; EACCES, ENOEXEC...: cannot invoke).
-    Exec { program: String, errno: Errno },
+    Exec {
+        /// The program as given.
+        program: String,
+        /// What execve(2) answered.
+        errno: Errno,
+    },
 }
 
 const EXECVE: Call = Call {
@@ -395,7 +401,7 @@ impl Kernel {
         self.perform(
             &C,
             vec![sigset_text(sigs)],
-            || Signal::SIGCHLD,
+            || sigs.first().copied().unwrap_or(Signal::SIGCHLD),
             || loop {
                 match set.wait() {
                     Err(Errno::EINTR) => continue,

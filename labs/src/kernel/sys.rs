@@ -100,9 +100,13 @@ impl NsKind {
 /// The real and effective ids of this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserIds {
+    /// Real user id.
     pub uid: u32,
+    /// Effective user id (the one permission checks use).
     pub euid: u32,
+    /// Real group id.
     pub gid: u32,
+    /// Effective group id.
     pub egid: u32,
 }
 
