@@ -8,6 +8,7 @@
 #   linux-image-amd64 a stock Debian kernel: /boot/vmlinuz-* + /lib/modules/*
 #   busybox-static    the guest's tiny initramfs userland
 #   kmod              modprobe (used to resolve module dependencies)
+#   xz-utils          unpacks the kernel once, so that boots skip that step
 #   dmsetup, thin-provisioning-tools   device-mapper tools used by guest tests
 #
 # Why backports: some machines come with qemu-utils from bookworm-backports;
@@ -50,7 +51,7 @@ contlab_vm_packages() (
     apt-get install -y --no-install-recommends \
         -t bookworm-backports qemu-system-x86 qemu-utils
     apt-get install -y --no-install-recommends \
-        linux-image-amd64 busybox-static kmod dmsetup thin-provisioning-tools
+        linux-image-amd64 busybox-static kmod xz-utils dmsetup thin-provisioning-tools
 
     # Check the results rather than trusting exit codes alone.
     command -v qemu-system-x86_64 >/dev/null
