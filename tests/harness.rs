@@ -73,7 +73,6 @@ pub fn snapshot_settings() -> insta::Settings {
     s.add_filter(r"/\* \d+ vars \*/", "/* N vars */");
     s.add_filter(r"\b\d{9,}\b", "[INODE]");
     s.add_filter(r"/proc/\d+/", "/proc/PID/");
-    s.add_filter(r"the host sees it as \d+", "the host sees it as CHILD");
     s.add_filter(r"NULL\) = \d+", "NULL) = CHILD");
     s.add_filter(r"fork\(\) = \d+", "fork() = CHILD");
     s.add_filter(r"(wait4|kill)\(\d+", "$1(CHILD");

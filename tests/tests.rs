@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod book;
 mod cg_limit;
 mod img_pull;
 mod kernel;

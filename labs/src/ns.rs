@@ -98,10 +98,13 @@ use crate::kernel::{Errno, Kernel, NsKind, Pid};
 #[derive(Parser, Debug)]
 #[command(name = "ns-exec", version)]
 pub struct Cli {
+    /// `show`, or nothing to run a command.
     #[command(subcommand)]
     pub sub: Option<Sub>,
+    /// What to run, in which namespaces.
     #[command(flatten)]
     pub run: RunArgs,
+    /// The trace flags every binary shares.
     #[command(flatten)]
     pub common: CommonOpts,
 }
@@ -491,6 +494,9 @@ fn launch(k: &Kernel, a: &RunArgs, pid_ns: bool, setup: impl FnOnce(&Kernel) -> 
         }
         setup(k)
     };
+    if pid_ns && !a.init {
+        k.note("the command will be PID 1 of its PID namespace; the host sees it under the PID fork() returns");
+    }
     let pid = if a.init {
         k.fork_with(|k| match prepare(k) {
             Err(e) => {
@@ -502,9 +508,6 @@ fn launch(k: &Kernel, a: &RunArgs, pid_ns: bool, setup: impl FnOnce(&Kernel) -> 
     } else {
         k.spawn(&a.command, |k| prepare(k).map_err(|e| e.to_string()))?.pid
     };
-    if pid_ns && !a.init {
-        k.note(format!("the command is PID 1 in its PID namespace; the host sees it as {pid}"));
-    }
     if detach {
         println!("{pid}");
         return Ok(Exit::Ok);
@@ -697,7 +700,11 @@ pub fn show(k: &Kernel, a: &ShowArgs) -> Result<Exit> {
         }
         writeln!(out)?;
     }
-    writeln!(out, "* differs from PID {reference}")?;
+    if reference == me {
+        writeln!(out, "* differs from the namespaces of ns-exec itself (PID {} could not be read)", a.reference)?;
+    } else {
+        writeln!(out, "* differs from PID {reference}")?;
+    }
     Ok(Exit::Ok)
 }
 

@@ -117,15 +117,25 @@ impl Kernel {
             self.seq.set(seq);
             return Ok(Pid::from_raw(pid));
         }
+        // The child waits until the parent has printed `fork() = PID`, so a trace
+        // always shows the fork before the child's first request (tracer bookkeeping:
+        // this pipe and its read are not themselves traced).
+        let gate = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok();
         // SAFETY: contlab's tools are single-threaded when they fork, so the child may
         // run arbitrary code (allocate, print) until it execs or exits.
         let forked = unsafe { nix::unistd::fork() };
         match forked {
             Ok(ForkResult::Parent { child }) => {
-                self.perform(&FORK, vec![], || (), || Ok(()), |_| child.to_string())?;
+                let r = self.perform(&FORK, vec![], || (), || Ok(()), |_| child.to_string());
+                drop(gate); // closing the write end lets the child go
+                r?;
                 Ok(child)
             }
             Ok(ForkResult::Child) => {
+                if let Some((rd, wr)) = gate {
+                    drop(wr);
+                    let _ = read_all(rd);
+                }
                 // The parent reports the fork; the child starts its own numbering.
                 self.pid.set(host_pid());
                 self.seq.set(0);
@@ -423,17 +433,17 @@ impl Kernel {
         let mut set = FORWARDED.to_vec();
         set.push(Signal::SIGCHLD);
         loop {
-            // A child may have ended before we started waiting; check first.
-            loop {
-                let got = if reap_all { self.reap_any()? } else { self.try_wait(child)?.map(|s| (child, s)) };
-                match got {
-                    Some((p, st)) if p == child => return Ok(st),
-                    Some(_) => continue,
-                    None => break,
-                }
-            }
+            // SIGCHLD was blocked before the child existed, so a child that already
+            // ended has left it pending: sigwait returns at once, no race.
             match self.sigwait(&set)? {
-                Signal::SIGCHLD => continue,
+                Signal::SIGCHLD => loop {
+                    let got = if reap_all { self.reap_any()? } else { self.try_wait(child)?.map(|s| (child, s)) };
+                    match got {
+                        Some((p, st)) if p == child => return Ok(st),
+                        Some(_) => continue,
+                        None => break,
+                    }
+                },
                 sig => {
                     let _ = self.kill(child, sig);
                 }

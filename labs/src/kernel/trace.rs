@@ -144,7 +144,9 @@ pub enum TraceFormat {
 pub enum ColorChoice {
     /// Color when the trace goes to a terminal and NO_COLOR is unset or empty.
     Auto,
+    /// Always color, even into a pipe or file.
     Always,
+    /// Never color.
     Never,
 }
 

@@ -1,0 +1,1 @@
+ns-exec --explain --dry-run --user --map-root -- id

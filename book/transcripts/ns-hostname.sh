@@ -1,0 +1,1 @@
+ns-exec --uts --hostname container -- sh -c 'hostname; uname -n'

@@ -1,0 +1,1 @@
+ns-exec --pid --mount-proc --uts --hostname lab -- sh -c 'hostname; ps'

@@ -1,0 +1,238 @@
+//! The book tier: every command the book shows runs here, and its output must be the
+//! transcript the book includes. `CONTLAB_BLESS=1 cargo test book` rewrites them.
+//!
+//! A transcript is two files in book/transcripts/: `NAME.sh` (the command line, as the
+//! reader types it) and `NAME.out` (what it prints, stdout and stderr interleaved as
+//! on a terminal). Numbers that change from run to run become stable placeholders:
+//! the first PID seen is 4242, the next 4243...; namespace inodes count up from
+//! 4026532200; temp dirs are /tmp/lab.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{require, Tier};
+
+fn book() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("book")
+}
+
+/// Replace each distinct match of a number pattern by a counter, in order of appearance.
+fn renumber(text: &str, re_start: &str, is_it: impl Fn(&str) -> bool, first: u64) -> String {
+    let mut map: HashMap<String, u64> = HashMap::new();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(re_start) {
+        let (head, tail) = rest.split_at(i + re_start.len());
+        out.push_str(head);
+        let n: String = tail.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if !n.is_empty() && is_it(&n) {
+            let next = first + map.len() as u64;
+            let v = *map.entry(n.clone()).or_insert(next);
+            out.push_str(&v.to_string());
+        } else {
+            out.push_str(&n);
+        }
+        rest = &tail[n.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A successful execve can only be reported by the parent once the exec is done, while
+/// the new program already runs: its first output may come before that line. Put the
+/// line where the exec happened (after the child's last line before it), which is one
+/// of the real interleavings, so transcripts are stable.
+fn exec_in_place(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let prefix = |l: &str| l.split_once("] ").map(|(p, _)| p.to_string());
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        if l.contains("] execve(") && l.ends_with(") = 0") {
+            let p = prefix(l);
+            if let Some(j) = (0..i).rev().find(|&j| lines[j].starts_with('[') && prefix(lines[j]) == p) {
+                let line = lines.remove(i);
+                lines.insert(j + 1, line);
+            }
+        }
+        i += 1;
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// Stable placeholders for what changes between runs.
+pub fn normalise(raw: &str, tmp: &Path) -> String {
+    let s = exec_in_place(&raw.replace(&tmp.display().to_string(), "/tmp/lab"));
+    // PIDs: in trace prefixes, fork() results, JSON "pid" fields and lines that are a
+    // lone number (what --detach prints); then everywhere the same number appears.
+    let mut pids: Vec<String> = Vec::new();
+    let mut add = |n: String| {
+        if !n.is_empty() && !pids.contains(&n) {
+            pids.push(n);
+        }
+    };
+    let digits = |t: &str| -> String { t.chars().take_while(|c| c.is_ascii_digit()).collect() };
+    for line in s.lines() {
+        if let Some((_, rest)) = line.strip_prefix('[').and_then(|r| r.split_once(' ')) {
+            add(digits(rest));
+        }
+        for part in line.split("fork() = ").skip(1) {
+            add(digits(part));
+        }
+        for part in line.split("/proc/").skip(1) {
+            add(digits(part));
+        }
+        for part in line.split("\"pid\":").skip(1) {
+            add(digits(part));
+        }
+        if line.len() >= 3 && line.len() < 9 && line.chars().all(|c| c.is_ascii_digit()) {
+            add(line.to_string());
+        }
+    }
+    let mut s = s;
+    // Longest first, so 42 never replaces part of 4242; whole numbers only.
+    let mut order: Vec<(usize, &String)> = pids.iter().enumerate().collect();
+    order.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
+    for (i, p) in order {
+        s = replace_number(&s, p, &format!("§{i}§"));
+    }
+    for i in 0..pids.len() {
+        s = s.replace(&format!("§{i}§"), &(4242 + i).to_string());
+    }
+    renumber(&s, "4026", |n| n.len() == 6, 4026532200 - 4026000000)
+}
+
+fn replace_number(s: &str, num: &str, with: &str) -> String {
+    let mut out = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < s.len() {
+        if s[i..].starts_with(num) {
+            let before = i == 0 || !b[i - 1].is_ascii_digit();
+            let after = i + num.len() >= s.len() || !b[i + num.len()].is_ascii_digit();
+            if before && after {
+                out.push_str(with);
+                i += num.len();
+                continue;
+            }
+        }
+        let c = s[i..].chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// Run one transcript's command as the reader would, from a fresh temp dir.
+fn run(cmd: &str) -> String {
+    let t = crate::harness::tmp();
+    let bins = crate::harness::bin_path("ns-exec").parent().unwrap().to_path_buf();
+    let path = format!("/usr/sbin:/usr/bin:/sbin:/bin:{}", bins.display());
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{cmd} 2>&1"))
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", "/root")
+        .env("LANG", "C")
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    normalise(&String::from_utf8_lossy(&o.stdout), t.path())
+}
+
+fn transcripts() -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(book().join("transcripts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn transcripts_match_what_the_commands_print() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let bless = std::env::var_os("CONTLAB_BLESS").is_some();
+    let mut wrong = Vec::new();
+    for (name, sh) in transcripts() {
+        let cmd = std::fs::read_to_string(&sh).unwrap().trim_end().to_string();
+        let got = run(&cmd);
+        let out = sh.with_extension("out");
+        if bless {
+            std::fs::write(&out, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&out).unwrap_or_default();
+        if want != got {
+            wrong.push(format!("--- {name}: the book shows\n{want}\n--- but the command prints\n{got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "transcripts out of date (CONTLAB_BLESS=1 cargo test book regenerates):\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_include_exists_and_every_transcript_is_shown() {
+    let src = book().join("src");
+    let mut shown = std::collections::HashSet::new();
+    for e in std::fs::read_dir(&src).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        for part in text.split("{{#include ").skip(1) {
+            let target = part.split("}}").next().unwrap().trim();
+            let file = target.split(':').next().unwrap();
+            let p = src.join(file);
+            assert!(p.exists(), "{} includes a missing file {}", e.path().display(), p.display());
+            if let Some(stem) = p.file_stem() {
+                shown.insert(stem.to_string_lossy().into_owned());
+            }
+        }
+    }
+    for (name, _) in transcripts() {
+        assert!(shown.contains(&name), "transcript {name} is not shown in any chapter");
+        assert!(book().join("transcripts").join(format!("{name}.out")).exists(), "{name}.out missing");
+    }
+    let summary = std::fs::read_to_string(src.join("SUMMARY.md")).unwrap();
+    for link in summary.split("](").skip(1) {
+        let f = link.split(')').next().unwrap();
+        assert!(src.join(f).exists(), "SUMMARY.md links a missing chapter {f}");
+    }
+}
+
+#[test]
+fn the_readme_demo_is_a_transcript() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let dir = book().join("transcripts");
+    let cmd = std::fs::read_to_string(dir.join("readme-demo.sh")).unwrap();
+    let out = std::fs::read_to_string(dir.join("readme-demo.out")).unwrap();
+    let block = format!("```console\n$ {}\n{}```", cmd.trim_end(), out);
+    assert!(readme.contains(&block), "README's demo must be book/transcripts/readme-demo.{{sh,out}}:\n{block}");
+}
+
+#[test]
+fn exec_line_goes_where_the_exec_happened() {
+    let raw = "[t 5] access(\"/bin/sh\", X_OK) = 0\nhello\n[t 5] execve(\"/bin/sh\", [\"sh\"], /* 4 vars */) = 0\n[t 4] wait4(5) = 5\n";
+    assert_eq!(
+        exec_in_place(raw),
+        "[t 5] access(\"/bin/sh\", X_OK) = 0\n[t 5] execve(\"/bin/sh\", [\"sh\"], /* 4 vars */) = 0\nhello\n[t 4] wait4(5) = 5\n"
+    );
+}
+
+#[test]
+fn normalise_is_stable() {
+    let t = Path::new("/tmp/contlab-test-x");
+    let raw = "[ns-exec 917] fork() = 918\n[ns-exec 918] x\nnet:[4026532555] net:[4026532555] user:[4026531837]\n/tmp/contlab-test-x/a\n";
+    assert_eq!(
+        normalise(raw, t),
+        "[ns-exec 4242] fork() = 4243\n[ns-exec 4243] x\nnet:[4026532200] net:[4026532200] user:[4026532201]\n/tmp/lab/a\n"
+    );
+}
