@@ -82,15 +82,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use nix::mount::{MntFlags, MsFlags};
-use nix::sched::CloneFlags;
-use nix::sys::signal::{SigmaskHow, Signal};
 use serde::Serialize;
 
 use crate::cli::CommonOpts;
 use crate::error::{Error, Hint, Result};
 use crate::exit::{Exit, Role};
-use crate::kernel::{Errno, Kernel, NsKind, Pid};
+use crate::kernel::{CloneFlags, Errno, Kernel, MntFlags, MsFlags, NsKind, Pid, SigmaskHow, Signal};
 
 /// Run a command in new namespaces, join a process's namespaces, or list them.
 ///

@@ -33,8 +33,12 @@ mod trace;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
+// The types of the kernel's vocabulary that labs name (flags, signals, PIDs): labs
+// import them from here, never from nix, so the kernel layer stays the one door.
 pub use nix::errno::Errno;
-pub use nix::sys::signal::Signal;
+pub use nix::mount::{MntFlags, MsFlags};
+pub use nix::sched::CloneFlags;
+pub use nix::sys::signal::{SigmaskHow, Signal};
 pub use nix::unistd::Pid;
 pub use process::{ExecFailure, Exited, Spawned};
 pub use sys::{CgroupFs, Fd, NsKind, UserIds};
