@@ -1,0 +1,332 @@
+//! COW snapshots of logical volumes: create (in LVM's order), status, merge, remove.
+
+use serde::Serialize;
+
+use crate::dm::device::DmTarget;
+use crate::dm::lvm::{self, dm_name, own_dev, Loaded};
+use crate::dm::meta::{self, human, parse_size, to_extents, Lv, SnapOf};
+use crate::dm::{Dm, SnapCmd};
+use crate::error::{Error, Result};
+use crate::kernel::{Kernel, Mode};
+
+pub(crate) fn run(k: &Kernel, c: SnapCmd) -> Result<()> {
+    match c {
+        SnapCmd::Create { origin, name, size, chunk } => create(k, &origin, &name, &size, &chunk),
+        SnapCmd::Status { path, json } => status(k, path.as_deref(), json),
+        SnapCmd::Merge { path } => merge(k, &path),
+        SnapCmd::Rm { path } => remove(k, &path),
+    }
+}
+
+/// Check a chunk size: a power of two from 4 KiB to 512 KiB, in sectors.
+pub(crate) fn parse_chunk(s: &str) -> Result<u64> {
+    let c = parse_size(s)?;
+    if !c.is_power_of_two() || !(8..=1024).contains(&c) {
+        return Err(Error::Usage(format!(
+            "invalid chunk size {s:?}: a power of two from 4K to 512K (the unit copied to the COW store on first write)"
+        )));
+    }
+    Ok(c)
+}
+
+fn create(k: &Kernel, origin: &str, name: &str, size: &str, chunk: &str) -> Result<()> {
+    let (vgname, oname) = meta::split_path(origin)?;
+    meta::check_name("snapshot", name)?;
+    let sectors = parse_size(size)?;
+    let chunk = parse_chunk(chunk)?;
+    let mut l = lvm::load(k, vgname)?;
+    let o = l.vg.need_lv(oname)?.clone();
+    if o.snapshot.is_some() {
+        return Err(Error::Usage(format!("{origin} is a snapshot itself: snapshot its origin instead")));
+    }
+    if l.vg.lv(name).is_some() {
+        return Err(Error::failed(format!("{vgname}/{name} exists already"), "choose another name"));
+    }
+    let n = to_extents(sectors, l.vg.extent, "the snapshot size")?;
+    let osize = o.extents() * l.vg.extent;
+    if n * l.vg.extent > osize {
+        return Err(Error::Usage(format!(
+            "the snapshot's COW store ({}) would be larger than its origin {origin} ({}): it never needs more than the origin plus its small header, give at most {}",
+            human(n * l.vg.extent),
+            human(osize),
+            human(osize)
+        )));
+    }
+    if (n * l.vg.extent) % chunk != 0 {
+        return Err(Error::Usage(format!("the snapshot size must be a multiple of the chunk size {}", human(chunk))));
+    }
+    let dm = Dm::open(k)?;
+    let top = dm_name(&l.vg, oname);
+    if dm.info(&top)?.is_none() {
+        return Err(Error::failed(
+            format!("{origin} is not active"),
+            format!("activate it first: lvm-snap vg activate {vgname}"),
+        ));
+    }
+    let before = l.vg.clone();
+    let first = l.vg.snapshots_of(oname).is_empty();
+    let segments = l.vg.alloc_linear(0, n, None, None)?;
+    let snap = Lv { name: name.into(), segments, snapshot: Some(SnapOf { origin: oname.into(), chunk }) };
+    l.vg.lvs.push(snap.clone());
+    lvm::commit(k, &mut l)?;
+    if let Err(e) = build(&dm, &l, &o, &snap, first) {
+        lvm::rollback(k, &mut l, before);
+        return Err(e);
+    }
+    println!("{}", Dm::node(&dm_name(&l.vg, name)).display());
+    Ok(())
+}
+
+/// The devices, in LVM's order. `first`: the origin has no snapshot yet, so its
+/// extents move under a `-real` device and it becomes a `snapshot-origin`.
+fn build(dm: &Dm, l: &Loaded, o: &Lv, snap: &Lv, first: bool) -> Result<()> {
+    let vg = &l.vg;
+    let top = dm_name(vg, &o.name);
+    let real = format!("{top}-real");
+    let osize = o.extents() * vg.extent;
+    let mut made: Vec<String> = Vec::new();
+    let res = (|| -> Result<()> {
+        if first {
+            dm.k.note(format!("{top}'s extents get a device of their own, {real}: the snapshot reads the origin's data through it"));
+            dm.create(&real, &format!("{}{}-{}-real", meta::UUID_PREFIX, vg.id, o.name), &lvm::own_table(l, o)?)?;
+            made.push(real.clone());
+        }
+        let cow = own_dev(vg, snap);
+        dm.create(&cow, &format!("{}{}-{}-cow", meta::UUID_PREFIX, vg.id, snap.name), &lvm::own_table(l, snap)?)?;
+        made.push(cow.clone());
+        // A COW store starting with zeros is a new one: the snapshot target then
+        // writes its header (magic, valid, chunk size) instead of reading old exceptions.
+        let fd = dm.k.open_dev(&Dm::node(&cow), true, false)?;
+        dm.k.why("a zero header means a new, empty COW store").pwrite_dev(&fd, 0, &[0u8; 4096], "\"\\0\\0...\"")?;
+        drop(fd);
+        let (rn, cn) = (dm.devnum(&real)?, dm.devnum(&cow)?);
+        dm.k.why("no write may reach the origin between now and the snapshot's birth");
+        dm.suspend(&top)?;
+        let inner = (|| -> Result<()> {
+            let sname = dm_name(vg, &snap.name);
+            let table = [DmTarget::new(0, osize, "snapshot", format!("{rn} {cn} P {}", snap.snapshot.as_ref().map(|s| s.chunk).unwrap_or(16)))];
+            dm.create(&sname, &format!("{}{}-{}", meta::UUID_PREFIX, vg.id, snap.name), &table)?;
+            made.push(sname);
+            if first {
+                dm.k.why("from now on each first write to a chunk of the origin copies the old chunk to the COW stores");
+                dm.load(&top, &[DmTarget::new(0, osize, "snapshot-origin", rn.clone())])?;
+            }
+            Ok(())
+        })();
+        dm.k.why("let I/O flow again (with the snapshot-origin table, when it was loaded)");
+        let resumed = dm.resume(&top);
+        inner.and(resumed)
+    })();
+    if res.is_err() {
+        for d in made.iter().rev() {
+            let _ = dm.remove(d);
+        }
+    }
+    res
+}
+
+/// A snapshot's state, from its status line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct SnapState {
+    /// VG/NAME.
+    pub name: String,
+    /// Origin.
+    pub origin: String,
+    /// Sectors of the COW store in use (data + metadata).
+    pub used: u64,
+    /// Sectors of the COW store.
+    pub total: u64,
+    /// Sectors used by the exception table.
+    pub metadata: u64,
+    /// `valid`, `Invalid` (the COW store filled up), `Merge failed`, `Overflow`, `inactive`.
+    pub state: String,
+}
+
+/// Parse a snapshot (or snapshot-merge) status line: `16/40960 16` or `Invalid`.
+pub(crate) fn parse_status(params: &str) -> Option<(u64, u64, u64)> {
+    let mut t = params.split_whitespace();
+    let (used, total) = t.next()?.split_once('/')?;
+    Some((used.parse().ok()?, total.parse().ok()?, t.next()?.parse().ok()?))
+}
+
+fn status(k: &Kernel, path: Option<&str>, json: bool) -> Result<()> {
+    let (vgs, only): (Vec<String>, Option<String>) = match path {
+        Some(p) => match p.split_once('/') {
+            Some((v, s)) => (vec![v.to_string()], Some(s.to_string())),
+            None => (vec![p.to_string()], None),
+        },
+        None => {
+            let mut v: Vec<String> = lvm::scan(k)?.into_iter().filter_map(|f| f.vg.map(|v| v.name)).collect();
+            v.sort();
+            v.dedup();
+            (v, None)
+        }
+    };
+    let dm = Dm::open(k)?;
+    let mut states = Vec::new();
+    for v in vgs {
+        let l = lvm::load(k, &v)?;
+        for lv in l.vg.lvs.iter().filter(|x| x.snapshot.is_some()) {
+            if only.as_ref().is_some_and(|o| o != &lv.name) {
+                continue;
+            }
+            let s = lv.snapshot.as_ref().expect("filtered");
+            let name = dm_name(&l.vg, &lv.name);
+            let line = match dm.info(&name)? {
+                Some(_) => dm.status(&name)?.first().map(|t| t.params.clone()).unwrap_or_default(),
+                None => "inactive".into(),
+            };
+            let (used, total, metadata) = parse_status(&line).unwrap_or((0, lv.extents() * l.vg.extent, 0));
+            let state = if parse_status(&line).is_some() { "valid".to_string() } else { line.trim().to_string() };
+            states.push(SnapState { name: format!("{v}/{}", lv.name), origin: format!("{v}/{}", s.origin), used, total, metadata, state });
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&states).unwrap_or_default());
+        return Ok(());
+    }
+    println!("{:<20} {:<20} {:>8} {:>12} {:>12}  STATE", "SNAPSHOT", "ORIGIN", "DATA%", "USED", "COW SIZE");
+    for s in &states {
+        let pct = if s.total > 0 { 100.0 * s.used as f64 / s.total as f64 } else { 0.0 };
+        println!("{:<20} {:<20} {:>7.2}% {:>12} {:>12}  {}", s.name, s.origin, pct, human(s.used), human(s.total), s.state);
+        if s.state == "Invalid" {
+            println!(
+                "  {} is invalid: its COW store filled up, so it can no longer tell the origin's old data; remove it (snap rm {})",
+                s.name, s.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn merge(k: &Kernel, path: &str) -> Result<()> {
+    let (vgname, name) = meta::split_path(path)?;
+    let mut l = lvm::load(k, vgname)?;
+    let snap = l.vg.need_lv(name)?.clone();
+    let Some(s) = snap.snapshot.clone() else {
+        return Err(Error::Usage(format!("{path} is not a snapshot")));
+    };
+    let origin = l.vg.need_lv(&s.origin)?.clone();
+    let others: Vec<String> =
+        l.vg.snapshots_of(&s.origin).iter().filter(|x| x.name != name).map(|x| x.name.clone()).collect();
+    if !others.is_empty() {
+        return Err(Error::failed(
+            format!("{vgname}/{} has other snapshots: {}", s.origin, others.join(", ")),
+            "remove them first: merging rewrites the origin under them",
+        ));
+    }
+    let dm = Dm::open(k)?;
+    let top = dm_name(&l.vg, &s.origin);
+    let sname = dm_name(&l.vg, name);
+    let info = dm.info(&top)?.ok_or_else(|| {
+        Error::failed(format!("{vgname}/{} is not active", s.origin), format!("lvm-snap vg activate {vgname}"))
+    })?;
+    if info.open_count > 0 {
+        return Err(Error::failed(
+            format!("{vgname}/{} is in use (open {} times): a merge rewrites it under its users", s.origin, info.open_count),
+            "unmount it (and stop what uses it) first, as the course says: the origin must be unmounted to merge",
+        ));
+    }
+    if let Some(si) = dm.info(&sname)? {
+        if si.open_count > 0 {
+            return Err(Error::failed(format!("{path} is in use"), "unmount the snapshot first"));
+        }
+        let st = dm.status(&sname)?;
+        if st.first().is_some_and(|t| parse_status(&t.params).is_none()) {
+            return Err(Error::failed(
+                format!("{path} is {}: it has no complete copy of the old data to merge", st[0].params.trim()),
+                format!("remove it: lvm-snap snap rm {path}"),
+            ));
+        }
+    }
+    let real = format!("{top}-real");
+    let cow = own_dev(&l.vg, &snap);
+    let (rn, cn) = (dm.devnum(&real)?, dm.devnum(&cow)?);
+    let osize = origin.extents() * l.vg.extent;
+    dm.k.why("no I/O while the origin changes target");
+    dm.suspend(&top)?;
+    if dm.info(&sname)?.is_some() {
+        dm.k.why("the snapshot disappears while its COW store is merged: both cannot use the store");
+        if let Err(e) = dm.remove(&sname) {
+            let _ = dm.resume(&top);
+            return Err(e);
+        }
+    }
+    dm.k.why("snapshot-merge: the kernel copies each chunk of the COW store back onto -real");
+    if let Err(e) = dm.load(&top, &[DmTarget::new(0, osize, "snapshot-merge", format!("{rn} {cn} P {}", s.chunk))]) {
+        let _ = dm.resume(&top);
+        return Err(e);
+    }
+    dm.resume(&top)?;
+    // Progress: the status counts the chunks still to copy back.
+    let mut last = u64::MAX;
+    for _ in 0..6000 {
+        let st = dm.status(&top)?;
+        let Some((used, _, metadata)) = st.first().and_then(|t| parse_status(&t.params)) else {
+            if dm.k.mode() == Mode::DryRun {
+                break;
+            }
+            return Err(Error::failed(
+                format!("the merge of {path} failed: {}", st.first().map(|t| t.params.as_str()).unwrap_or("no status")),
+                format!("`dmesg | tail` says why; {top} keeps its snapshot-merge table until fixed"),
+            ));
+        };
+        if used != last {
+            dm.k.note(format!("merge: {} left to copy back", human(used.saturating_sub(metadata))));
+            last = used;
+        }
+        if used <= metadata {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    dm.k.note("merge done: the origin holds the snapshot's data; back to a plain table");
+    dm.reload(&top, &lvm::own_table(&l, &origin)?)?;
+    dm.remove(&real)?;
+    dm.remove(&cow)?;
+    l.vg.lvs.retain(|x| x.name != name);
+    lvm::commit(k, &mut l)?;
+    println!("{path} merged into {vgname}/{}", s.origin);
+    Ok(())
+}
+
+fn remove(k: &Kernel, path: &str) -> Result<()> {
+    let (vgname, name) = meta::split_path(path)?;
+    let mut l = lvm::load(k, vgname)?;
+    let snap = l.vg.need_lv(name)?.clone();
+    let Some(s) = snap.snapshot.clone() else {
+        return Err(Error::Usage(format!("{path} is not a snapshot: use lvm-snap lv rm {path}")));
+    };
+    let origin = l.vg.need_lv(&s.origin)?.clone();
+    let dm = Dm::open(k)?;
+    lvm::deactivate(&dm, &l.vg, &snap)?;
+    let last = l.vg.snapshots_of(&s.origin).len() == 1;
+    let top = dm_name(&l.vg, &s.origin);
+    if last && dm.info(&top)?.is_some() {
+        dm.k.note(format!("{path} was {top}'s last snapshot: back to a plain table, no copy on write"));
+        dm.reload(&top, &lvm::own_table(&l, &origin)?)?;
+        dm.remove(&format!("{top}-real"))?;
+    }
+    l.vg.lvs.retain(|x| x.name != name);
+    lvm::commit(k, &mut l)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status("16/40960 16"), Some((16, 40960, 16)));
+        assert_eq!(parse_status("Invalid"), None);
+    }
+
+    #[test]
+    fn chunks() {
+        assert_eq!(parse_chunk("8K").unwrap(), 16);
+        for bad in ["2K", "12K", "1M"] {
+            assert!(matches!(parse_chunk(bad), Err(Error::Usage(_))), "{bad}");
+        }
+    }
+}
