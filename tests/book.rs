@@ -6,6 +6,10 @@
 //! on a terminal). Numbers that change from run to run become stable placeholders:
 //! the first PID seen is 4242, the next 4243...; namespace inodes count up from
 //! 4026532200; temp dirs are /tmp/lab.
+//!
+//! Transcripts named `NAME.vm.sh` need the vm tier's kernel (device-mapper, pure
+//! cgroup v2): `book::guest` runs them inside the VM, and when blessing, sends the new
+//! outputs back to the host in its output (`vm::guest_suite` writes them).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -51,9 +55,17 @@ fn exec_in_place(text: &str) -> String {
         let l = lines[i];
         if l.contains("] execve(") && l.ends_with(") = 0") {
             let p = prefix(l);
+            // Its --explain line (if any) moves with it.
+            let n = if lines.get(i + 1).is_some_and(|l| l.trim_start().starts_with('↳')) { 2 } else { 1 };
             if let Some(j) = (0..i).rev().find(|&j| lines[j].starts_with('[') && prefix(lines[j]) == p) {
-                let line = lines.remove(i);
-                lines.insert(j + 1, line);
+                let mut at = j + 1;
+                while lines.get(at).is_some_and(|l| l.trim_start().starts_with('↳')) {
+                    at += 1;
+                }
+                let moved: Vec<&str> = lines.drain(i..i + n).collect();
+                for (k, l) in moved.into_iter().enumerate() {
+                    lines.insert(at + k, l);
+                }
             }
         }
         i += 1;
@@ -116,6 +128,21 @@ fn replace_number(s: &str, num: &str, with: &str) -> String {
             let before = i == 0 || !b[i - 1].is_ascii_digit();
             let after = i + num.len() >= s.len() || !b[i + num.len()].is_ascii_digit();
             if before && after {
+                // Keep right-aligned table columns aligned: adjust the spaces before.
+                // The placeholder becomes a 4-digit PID (4242...) in the end.
+                let (old, new) = (num.len(), 4);
+                // (only in columns: after two spaces or more, never after `= `).
+                if out.ends_with("  ") {
+                    if new < old {
+                        out.push_str(&" ".repeat(old - new));
+                    } else {
+                        for _ in 0..(new - old) {
+                            if out.ends_with("  ") {
+                                out.pop();
+                            }
+                        }
+                    }
+                }
                 out.push_str(with);
                 i += num.len();
                 continue;
@@ -146,6 +173,11 @@ fn run(cmd: &str) -> String {
     normalise(&String::from_utf8_lossy(&o.stdout), t.path())
 }
 
+/// The transcripts run on the host (`vm == false`) or in the VM (`NAME.vm.sh`).
+fn transcripts_for(vm: bool) -> Vec<(String, PathBuf)> {
+    transcripts().into_iter().filter(|(n, _)| n.ends_with(".vm") == vm).collect()
+}
+
 fn transcripts() -> Vec<(String, PathBuf)> {
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(book().join("transcripts"))
         .unwrap()
@@ -163,22 +195,52 @@ fn transcripts_match_what_the_commands_print() {
     if !require(Tier::Root) {
         return;
     }
-    let bless = std::env::var_os("CONTLAB_BLESS").is_some();
+    check(transcripts_for(false), |name, _, got| {
+        std::fs::write(book().join("transcripts").join(format!("{name}.out")), got).unwrap();
+    });
+}
+
+/// Run each transcript and compare; with CONTLAB_BLESS set, hand each new output to
+/// `bless` instead.
+fn check(list: Vec<(String, PathBuf)>, bless: impl Fn(&str, &Path, &str)) {
+    let blessing = std::env::var_os("CONTLAB_BLESS").is_some();
     let mut wrong = Vec::new();
-    for (name, sh) in transcripts() {
+    for (name, sh) in list {
         let cmd = std::fs::read_to_string(&sh).unwrap().trim_end().to_string();
         let got = run(&cmd);
-        let out = sh.with_extension("out");
-        if bless {
-            std::fs::write(&out, &got).unwrap();
+        if blessing {
+            bless(&name, &sh, &got);
             continue;
         }
-        let want = std::fs::read_to_string(&out).unwrap_or_default();
+        let want = std::fs::read_to_string(book().join("transcripts").join(format!("{name}.out"))).unwrap_or_default();
         if want != got {
             wrong.push(format!("--- {name}: the book shows\n{want}\n--- but the command prints\n{got}"));
         }
     }
     assert!(wrong.is_empty(), "transcripts out of date (CONTLAB_BLESS=1 cargo test book regenerates):\n{}", wrong.join("\n"));
+}
+
+/// The marker a guest prints before a blessed transcript: `@@transcript NAME LEN`.
+pub const BLESS_MARK: &str = "@@transcript ";
+
+/// Transcripts that need the VM's kernel.
+mod guest {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn vm_transcripts_match() {
+        if !require(Tier::Guest) {
+            return;
+        }
+        check(transcripts_for(true), |name, _, got| {
+            // The guest's filesystem is thrown away at power-off: send the output to
+            // the host through stdout (not captured by the test harness).
+            let msg = format!("{BLESS_MARK}{name} {}\n{got}\n", got.len());
+            let _ = std::io::stdout().write_all(msg.as_bytes());
+        });
+    }
 }
 
 #[test]

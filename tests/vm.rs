@@ -41,6 +41,9 @@ fn guest_suite() {
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
+    if std::env::var_os("CONTLAB_BLESS").is_some() {
+        bless_transcripts(&out);
+    }
     let counts = summary(&out);
     // Written straight to the process's stderr (not captured by the test harness),
     // so the CI log always shows the vm tier's count.
@@ -53,6 +56,21 @@ fn guest_suite() {
     let (passed, failed) = counts.unwrap_or_else(|| panic!("no test summary from the guest:\n{out}\n{err}"));
     assert_eq!(failed, 0, "{out}");
     assert!(passed > 0, "the guest ran no test:\n{out}");
+}
+
+/// Write the transcripts a blessing guest sent back (`@@transcript NAME LEN\n...`).
+fn bless_transcripts(out: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("book/transcripts");
+    let mut rest = out;
+    while let Some(i) = rest.find(crate::book::BLESS_MARK) {
+        let after = &rest[i + crate::book::BLESS_MARK.len()..];
+        let Some((head, body)) = after.split_once('\n') else { break };
+        let Some((name, len)) = head.rsplit_once(' ') else { break };
+        let Ok(len) = len.parse::<usize>() else { break };
+        let Some(text) = body.get(..len) else { break };
+        std::fs::write(dir.join(format!("{name}.out")), text).unwrap();
+        rest = &body[len..];
+    }
 }
 
 #[test]

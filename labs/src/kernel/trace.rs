@@ -228,9 +228,8 @@ impl Tracer {
                 };
                 if self.explain {
                     if let Some(x) = ev.explain_text() {
-                        let pad = " ".repeat(prefix.len());
                         let x = if self.color { x.cyan().to_string() } else { x };
-                        out.push_str(&format!("{pad}   ↳ {x}\n"));
+                        out.push_str(&format!("    ↳ {x}\n"));
                     }
                 }
                 out
