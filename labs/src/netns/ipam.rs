@@ -1,0 +1,267 @@
+//! IP address management: subnets, the addresses handed out on each network, and the
+//! state files that remember them (one JSON file per network under the run directory,
+//! changed only while holding the lock file, so two `attach` at once never collide).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// An IPv4 network: `10.200.0.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    /// The network address (host bits zero).
+    pub net: Ipv4Addr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Subnet {
+    fn mask(len: u8) -> u32 {
+        u32::MAX.checked_shl(32 - len as u32).unwrap_or(0)
+    }
+    /// The subnet `ip` belongs to with prefix `len`.
+    pub fn of(ip: Ipv4Addr, len: u8) -> Subnet {
+        Subnet { net: Ipv4Addr::from(u32::from(ip) & Self::mask(len)), len }
+    }
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & Self::mask(self.len) == u32::from(self.net)
+    }
+    /// Whether the two share any address.
+    pub fn overlaps(&self, o: &Subnet) -> bool {
+        self.contains(o.net) || o.contains(self.net)
+    }
+    /// The broadcast address (all host bits set).
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.net) | !Self::mask(self.len))
+    }
+    /// Whether `ip` may be given to a host: inside, and neither the network nor the
+    /// broadcast address.
+    pub fn is_host(&self, ip: Ipv4Addr) -> bool {
+        self.contains(ip) && ip != self.net && (self.len >= 31 || ip != self.broadcast())
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.len)
+    }
+}
+
+/// Parse `A.B.C.D/LEN` (or `A.B.C.D` when `default_len` is given).
+pub fn parse_cidr(s: &str, default_len: Option<u8>) -> Result<(Ipv4Addr, u8)> {
+    let bad = || Error::Usage(format!("invalid address {s:?}: expected A.B.C.D/LEN, e.g. 10.200.0.1/24"));
+    let (ip, len) = match (s.split_once('/'), default_len) {
+        (Some((ip, len)), _) => (ip, len.parse::<u8>().map_err(|_| bad())?),
+        (None, Some(d)) => (s, d),
+        (None, None) => return Err(bad()),
+    };
+    let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    if len > 30 || len < 8 {
+        return Err(Error::Usage(format!(
+            "invalid prefix length /{len} in {s:?}: a bridge network needs /8 to /30 (room for a gateway and hosts)"
+        )));
+    }
+    Ok((ip, len))
+}
+
+/// One address handed out: which namespace and interface holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The address.
+    pub ip: Ipv4Addr,
+    /// The namespace as the user named it: `c1`, or `pid:4242`.
+    pub netns: String,
+    /// Its file (`/run/netns/c1`, `/proc/4242/ns/net`).
+    pub netns_path: String,
+    /// The interface inside (`eth0`).
+    pub ifname: String,
+    /// The host end of the veth pair, a port of the bridge.
+    pub host_if: String,
+    /// The name other hosts of the network resolve (hosts file).
+    pub hostname: Option<String>,
+}
+
+/// A published port: DNAT from the host's HOST_PORT to IP:PORT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publish {
+    /// Port on the host.
+    pub host_port: u16,
+    /// Port inside.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// The address inside the network.
+    pub to: Ipv4Addr,
+}
+
+/// A vxlan port joining this bridge to the same bridge on another host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vxlan {
+    /// Interface name.
+    pub name: String,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// The other host.
+    pub remote: Ipv4Addr,
+}
+
+/// Everything contlab remembers about one bridge network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// The bridge interface, also the network's name.
+    pub bridge: String,
+    /// The subnet.
+    pub subnet: Subnet,
+    /// The bridge's own address: the hosts' default gateway.
+    pub gateway: Ipv4Addr,
+    /// Masquerading on.
+    #[serde(default)]
+    pub nat: bool,
+    /// Addresses handed out.
+    #[serde(default)]
+    pub leases: Vec<Lease>,
+    /// Published ports.
+    #[serde(default)]
+    pub published: Vec<Publish>,
+    /// vxlan ports.
+    #[serde(default)]
+    pub vxlans: Vec<Vxlan>,
+}
+
+impl Network {
+    /// The first free host address (gateway and leases excluded), or None when full.
+    pub fn allocate(&self) -> Option<Ipv4Addr> {
+        let first = u32::from(self.subnet.net) + 1;
+        let last = u32::from(self.subnet.broadcast());
+        (first..last).map(Ipv4Addr::from).find(|ip| *ip != self.gateway && !self.leases.iter().any(|l| l.ip == *ip))
+    }
+
+    /// The hosts file of this network: the gateway, then each named host.
+    pub fn hosts_file(&self) -> String {
+        let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        s.push_str(&format!("{}\tgateway.{}\n", self.gateway, self.bridge));
+        for l in &self.leases {
+            if let Some(h) = &l.hostname {
+                s.push_str(&format!("{}\t{h}\n", l.ip));
+            }
+        }
+        s
+    }
+}
+
+/// Where contlab keeps its state: `$CONTLAB_RUN_DIR` or /run/contlab.
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("CONTLAB_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/contlab"))
+}
+
+/// The directory of network state files.
+pub fn net_dir(run: &Path) -> PathBuf {
+    run.join("net")
+}
+
+/// The state file of network `name`.
+pub fn state_path(run: &Path, name: &str) -> PathBuf {
+    net_dir(run).join(format!("{name}.json"))
+}
+
+/// The hosts file of network `name` (bind-mounted on /etc/hosts by `netns exec`).
+pub fn hosts_path(run: &Path, name: &str) -> PathBuf {
+    net_dir(run).join(format!("{name}.hosts"))
+}
+
+/// Read every network's state (the tool's own files: plain reads, not kernel requests).
+pub fn load_all(run: &Path) -> Result<Vec<Network>> {
+    let dir = net_dir(run);
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(out) };
+    let mut names: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    names.sort();
+    for p in names {
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            Error::failed(format!("cannot read the network state {}: {e}", p.display()), "check the run directory")
+        })?;
+        let n: Network = serde_json::from_str(&text).map_err(|e| {
+            Error::failed(
+                format!("the network state {} is damaged: {e}", p.display()),
+                "remove it (and the bridge) by hand: rm that file; netns-bridge cannot repair it",
+            )
+        })?;
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// A short, stable hash (FNV-1a), to name host-side veth ends.
+pub fn short_hash(s: &str) -> String {
+    let mut h: u32 = 0x811c9dc5;
+    for b in s.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    format!("{h:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(cidr: &str) -> Network {
+        let (gw, len) = parse_cidr(cidr, None).unwrap();
+        Network {
+            bridge: "br0".into(),
+            subnet: Subnet::of(gw, len),
+            gateway: gw,
+            nat: false,
+            leases: vec![],
+            published: vec![],
+            vxlans: vec![],
+        }
+    }
+
+    #[test]
+    fn subnets() {
+        let a = Subnet::of("10.200.0.1".parse().unwrap(), 24);
+        assert_eq!(a.to_string(), "10.200.0.0/24");
+        assert_eq!(a.broadcast(), Ipv4Addr::new(10, 200, 0, 255));
+        assert!(a.overlaps(&Subnet::of("10.200.0.128".parse().unwrap(), 25)));
+        assert!(a.overlaps(&Subnet::of("10.0.0.0".parse().unwrap(), 8)));
+        assert!(!a.overlaps(&Subnet::of("10.201.0.0".parse().unwrap(), 24)));
+        assert!(!a.is_host("10.200.0.255".parse().unwrap()));
+        assert!(!a.is_host("10.200.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn parse_errors_are_usage() {
+        assert!(matches!(parse_cidr("10.0.0.1", None), Err(Error::Usage(_))));
+        assert!(matches!(parse_cidr("10.0.0.300/24", None), Err(Error::Usage(_))));
+        assert!(matches!(parse_cidr("10.0.0.1/31", None), Err(Error::Usage(_))));
+        assert_eq!(parse_cidr("10.0.0.1", Some(24)).unwrap(), ("10.0.0.1".parse().unwrap(), 24));
+    }
+
+    #[test]
+    fn allocation_skips_gateway_and_leases_then_runs_out() {
+        let mut n = net("10.9.0.1/30");
+        assert_eq!(n.allocate(), Some("10.9.0.2".parse().unwrap()));
+        n.leases.push(Lease {
+            ip: "10.9.0.2".parse().unwrap(),
+            netns: "a".into(),
+            netns_path: "/run/netns/a".into(),
+            ifname: "eth0".into(),
+            host_if: "veth0".into(),
+            hostname: Some("a".into()),
+        });
+        assert_eq!(n.allocate(), None);
+        assert!(n.hosts_file().contains("10.9.0.2\ta\n"));
+    }
+
+    #[test]
+    fn hash_is_stable() {
+        assert_eq!(short_hash("c1/eth0"), short_hash("c1/eth0"));
+        assert_ne!(short_hash("c1/eth0"), short_hash("c2/eth0"));
+    }
+}
