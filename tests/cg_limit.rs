@@ -1,1 +1,625 @@
-//! cg-limit (being written)
+//! cg-limit: CLI behaviour and dry-run traces on fake cgroup trees (any user), real
+//! cgroups as root on this machine (cgroup v1/hybrid): an OOM kill, a fork bomb
+//! stopped by pids.max, CPU throttling; and the same on pure cgroup v2 in the vm tier
+//! (`guest`).
+//!
+//! Every test that makes a real group gives it a unique name and holds a [`Group`]
+//! guard, which runs `cg-limit rm NAME --kill` when the test ends, even by a panic.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, cmd, require, stderr_of, stdout_of, Tier};
+
+/// A stable PATH, so the `access(2)` lines of the PATH search are the same everywhere.
+const PATH: &str = "/usr/bin:/bin";
+
+fn cg() -> assert_cmd::Command {
+    let mut c = cmd("cg-limit");
+    c.env("PATH", PATH).env_remove("CONTLAB_CGROUP_ROOT");
+    c
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    cg().args(args).output().unwrap()
+}
+
+/// Snapshot filters for cg-limit traces: the temp dir's filesystem type, the host's
+/// mountinfo, the transient group's PID.
+fn settings() -> insta::Settings {
+    let mut s = harness::snapshot_settings();
+    s.add_filter(r"f_type=[A-Za-z0-9_]+", "f_type=FS");
+    s.add_filter(r#"read\("/proc/self/mountinfo", .*"#, r#"read("/proc/self/mountinfo", "...") = N"#);
+    s.add_filter(r"run-\d+", "run-PID");
+    s
+}
+
+fn files(dir: &Path, names: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, v) in names {
+        std::fs::write(dir.join(n), v).unwrap();
+    }
+}
+
+/// A fake cgroup v2 root, as the vm tier's kernel has it: controllers available, none
+/// handed down yet.
+fn fake_v2(root: &Path) {
+    files(
+        root,
+        &[
+            ("cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n"),
+            ("cgroup.subtree_control", ""),
+            ("cgroup.procs", "1\n"),
+        ],
+    );
+}
+
+/// A fake cgroup v1/hybrid root, as this machine has it (cpu and cpuacct separate).
+fn fake_v1(root: &Path) {
+    for h in ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd"] {
+        files(&root.join(h), &[("cgroup.procs", "1\n"), ("tasks", "1\n")]);
+    }
+    files(&root.join("memory"), &[("memory.memsw.limit_in_bytes", "9223372036854771712\n")]);
+    files(&root.join("cpuset"), &[("cpuset.cpus", "0-1\n"), ("cpuset.mems", "0\n")]);
+    files(&root.join("unified"), &[("cgroup.controllers", "hugetlb\n"), ("cgroup.procs", "1\n")]);
+}
+
+// ---------------------------------------------------------------- dry run ----------
+
+#[test]
+fn dry_run_v2_trace() {
+    let t = harness::tmp();
+    fake_v2(t.path());
+    let root = t.path().to_str().unwrap();
+    let o = run(&["--cgroup-root", root, "--dry-run", "run", "--memory", "64M", "--pids", "20", "--cpus", "0.5", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "");
+    settings().bind(|| insta::assert_snapshot!("cg_limit_dry_run_v2", stderr_of(&o)));
+    assert!(!t.path().join("contlab").exists(), "a dry run makes nothing");
+    assert_eq!(std::fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(), "", "nor writes");
+}
+
+#[test]
+fn dry_run_v1_trace() {
+    let t = harness::tmp();
+    fake_v1(t.path());
+    let root = t.path().to_str().unwrap();
+    let o = run(&["--cgroup-root", root, "--dry-run", "run", "--memory", "64M", "--pids", "20", "--cpus", "0.5", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    settings().bind(|| insta::assert_snapshot!("cg_limit_dry_run_v1", stderr_of(&o)));
+    assert!(!t.path().join("memory/contlab").exists(), "a dry run makes nothing");
+}
+
+#[test]
+fn json_trace_is_one_object_per_line() {
+    let t = harness::tmp();
+    fake_v2(t.path());
+    let o = run(&["--cgroup-root", t.path().to_str().unwrap(), "--dry-run", "--trace", "json", "create", "j", "--pids", "5"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let events: Vec<serde_json::Value> =
+        stderr_of(&o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(events.iter().all(|e| e["tool"] == "cg-limit"));
+    let w = events.iter().find(|e| e["call"] == "write" && e["args"][0].as_str().unwrap().ends_with("pids.max\""));
+    assert_eq!(w.unwrap()["args"][1], "\"5\"");
+}
+
+#[test]
+fn the_env_var_sets_the_root() {
+    let t = harness::tmp();
+    fake_v2(t.path());
+    files(&t.path().join("contlab/a"), &[("cgroup.procs", "")]);
+    let o = cg().env("CONTLAB_CGROUP_ROOT", t.path()).args(["ls"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "a\n");
+    assert!(stderr_of(&o).contains(&format!("statfs(\"{}\")", t.path().display())), "{}", stderr_of(&o));
+}
+
+// ---------------------------------------------------------------- usage ------------
+
+#[test]
+fn usage_errors_exit_2() {
+    let t = harness::tmp();
+    fake_v2(t.path());
+    let root = t.path().to_str().unwrap();
+    for (args, needle) in [
+        (&["run", "--memory", "12XB", "--", "true"][..], "unknown unit \"XB\" in \"12XB\""),
+        (&["create", "x", "--memory", "1.5G"][..], "1536M"),
+        (&["run", "--memory", "64M"][..], "<CMD>"),
+        (&["run", "--cpus", "0", "--", "true"][..], "positive number of CPUs"),
+        (&["run", "--pids", "ten", "--", "true"][..], "not a number of tasks"),
+        (&["run", "--io-weight", "0", "--", "true"][..], "1..=10000"),
+        (&["run", "--cpuset", "1-0", "--", "true"][..], "not a CPU list"),
+        (&["run", "--keep", "--", "true"][..], "--name"),
+        (&["create", "../escape"][..], ". and .. are not allowed"),
+        (&["create", "/abs"][..], "without a leading /"),
+        (&["create", "a//b"][..], "empty segment"),
+        (&["create", "memory.max"][..], "interface file"),
+        (&["set", "x"][..], "give at least one limit"),
+        (&["top", "--delay", "0"][..], "not a delay"),
+    ] {
+        let o = cg().args(["--cgroup-root", root]).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr_of(&o));
+        assert!(stderr_of(&o).contains(needle), "{args:?}: {}", stderr_of(&o));
+    }
+    assert!(!t.path().join("contlab").exists(), "a usage error touches nothing");
+}
+
+#[test]
+fn show_of_a_missing_group_names_the_path() {
+    let t = harness::tmp();
+    fake_v2(t.path());
+    let o = run(&["-q", "--cgroup-root", t.path().to_str().unwrap(), "show", "nosuchgroup"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+    let want = format!("cg-limit: no group contlab/nosuchgroup: {}/contlab/nosuchgroup does not exist", t.path().display());
+    assert!(stderr_of(&o).contains(&want), "{}", stderr_of(&o));
+    assert!(stderr_of(&o).contains("hint: `cg-limit ls`"), "{}", stderr_of(&o));
+}
+
+#[test]
+fn rm_refuses_a_group_with_processes() {
+    let t = harness::tmp();
+    fake_v2(t.path());
+    files(&t.path().join("contlab/busy"), &[("cgroup.procs", "4242\n")]);
+    let o = run(&["-q", "--cgroup-root", t.path().to_str().unwrap(), "rm", "busy"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+    assert!(stderr_of(&o).contains("is not empty: 1 process(es) in cgroup.procs (4242)"), "{}", stderr_of(&o));
+    assert!(stderr_of(&o).contains("cg-limit rm busy --kill"), "{}", stderr_of(&o));
+    assert!(t.path().join("contlab/busy").exists());
+}
+
+#[test]
+fn a_missing_controller_is_named() {
+    let t = harness::tmp();
+    fake_v2(t.path());
+    std::fs::write(t.path().join("cgroup.controllers"), "cpu io memory\n").unwrap();
+    let o = run(&["-q", "--cgroup-root", t.path().to_str().unwrap(), "run", "--pids", "5", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "run's own failures are 125: {}", stderr_of(&o));
+    assert!(stderr_of(&o).contains("--pids: the pids controller is not available"), "{}", stderr_of(&o));
+}
+
+#[test]
+fn top_once_prints_one_frame() {
+    let t = harness::tmp();
+    fake_v2(t.path());
+    files(&t.path().join("contlab"), &[("pids.current", "3\n")]);
+    files(&t.path().join("contlab/web"), &[("pids.current", "3\n"), ("memory.current", "1048576\n"), ("cpu.stat", "usage_usec 5\n")]);
+    let o = run(&["-q", "--cgroup-root", t.path().to_str().unwrap(), "top", "--once", "--delay", "0.05", "--order", "path"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let out = stdout_of(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("Path") && lines[0].ends_with("Tasks   %CPU   Memory  Input/s Output/s"), "{out}");
+    assert!(lines[1].starts_with("/contlab ") && lines[2].starts_with("/contlab/web "), "{out}");
+    assert!(lines[2].contains(" 3 ") && lines[2].contains("1.0M"), "{out}");
+    assert!(!out.contains('\x1b'), "no screen control on a pipe");
+}
+
+#[test]
+fn top_help_says_the_trace_is_hidden_on_a_terminal() {
+    let o = run(&["top", "--help"]);
+    assert!(stdout_of(&o).contains("the trace is not shown"), "{}", stdout_of(&o));
+    assert!(stdout_of(&o).contains("--trace-file"), "{}", stdout_of(&o));
+}
+
+// ---------------------------------------------------------------- real groups ------
+
+/// A group made by a test, removed (`cg-limit rm NAME --kill`) when dropped.
+struct Group(String);
+
+impl Group {
+    /// A unique name for this test process and purpose.
+    fn new(what: &str) -> Group {
+        Group(format!("t-{what}-{}", std::process::id()))
+    }
+    fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = cg().args(["-q", "rm", &self.0, "--kill"]).output();
+    }
+}
+
+/// `cg-limit show NAME --json`.
+fn show(name: &str) -> serde_json::Value {
+    let o = run(&["-q", "show", name, "--json"]);
+    assert!(o.status.success(), "show {name}: {}", stderr_of(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Whether contlab/NAME exists in any of the group's directories.
+fn exists(name: &str) -> bool {
+    let o = run(&["-q", "ls"]);
+    stdout_of(&o).lines().any(|l| l == name)
+}
+
+const HOG: &str = "b = bytearray(200 * 2**20)";
+
+/// The checks shared by the host (v1) and the VM (v2).
+mod checks {
+    use super::*;
+
+    pub fn oom_kill(tag: &str) {
+        let g = Group::new(&format!("oom-{tag}"));
+        let o = run(&["-q", "run", "--name", g.name(), "--keep", "--memory", "64M", "--", "python3", "-c", HOG]);
+        assert_eq!(o.status.code(), Some(137), "killed by SIGKILL: {}", stderr_of(&o));
+        assert!(!stderr_of(&o).contains("OOM killer"), "--keep prints nothing extra: {}", stderr_of(&o));
+        let v = show(g.name());
+        assert!(v["events"]["oom_kill"].as_u64().unwrap() >= 1, "{v:#}");
+        assert_eq!(v["limits"]["memory_max"], 64 << 20, "{v:#}");
+        let peak = v["memory"]["peak"].as_u64().unwrap();
+        assert!(peak <= 64 << 20, "peak {peak} within the limit");
+        let o = run(&["-q", "rm", g.name()]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        assert!(!exists(g.name()));
+
+        // Without --keep: a line on stderr, the group removed, status 137.
+        let g = Group::new(&format!("oom2-{tag}"));
+        let o = run(&["-q", "run", "--name", g.name(), "--memory", "64M", "--", "python3", "-c", HOG]);
+        assert_eq!(o.status.code(), Some(137), "{}", stderr_of(&o));
+        assert!(stderr_of(&o).contains("reached its memory limit (64.0M): the kernel's OOM killer killed"), "{}", stderr_of(&o));
+        assert!(!exists(g.name()), "the transient group is gone");
+    }
+
+    pub fn fork_bomb(tag: &str) {
+        let g = Group::new(&format!("fork-{tag}"));
+        // The sleeps must not hold the output pipes, or `output()` would wait for them.
+        let bomb = "for i in $(seq 60); do sleep 10 </dev/null >/dev/null 2>&1 & done; wait";
+        let o = run(&["-q", "run", "--name", g.name(), "--keep", "--pids", "20", "--", "sh", "-c", bomb]);
+        assert_ne!(o.status.code(), Some(0), "the shell fails when it cannot fork");
+        assert!(stderr_of(&o).contains("fork"), "the shell reports fork failures: {}", stderr_of(&o));
+        let v = show(g.name());
+        assert!(v["events"]["pids_max"].as_u64().unwrap() > 0, "{v:#}");
+        assert_eq!(v["limits"]["pids_max"], 20, "{v:#}");
+        if let Some(peak) = v["pids"]["peak"].as_u64() {
+            assert!(peak <= 20, "{v:#}");
+        }
+        // The sleeps are still there: rm refuses, rm --kill empties and removes.
+        let o = run(&["-q", "rm", g.name()]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+        assert!(stderr_of(&o).contains("is not empty"), "{}", stderr_of(&o));
+        let o = run(&["-q", "rm", g.name(), "--kill"]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        assert!(!exists(g.name()));
+
+        // Without --keep: the summary line, and the leftover sleeps are killed.
+        let g = Group::new(&format!("fork2-{tag}"));
+        let t0 = Instant::now();
+        let o = run(&["-q", "run", "--name", g.name(), "--pids", "20", "--", "sh", "-c", bomb]);
+        assert!(stderr_of(&o).contains("reached its task limit (20): fork()/clone() failed"), "{}", stderr_of(&o));
+        assert!(t0.elapsed() < Duration::from_secs(3), "the leftover sleeps were killed, not waited for");
+        assert!(!exists(g.name()));
+    }
+
+    /// Give contlab/ and the group the highest CPU weight while the guard lives.
+    ///
+    /// The quota is a ceiling, not a promise: on a machine busy with other tests, a
+    /// group of default weight may get less than its quota, and the measure would be
+    /// of the contention, not of the quota. A test fixture, written directly.
+    struct Favoured(Vec<(std::path::PathBuf, String)>);
+
+    impl Drop for Favoured {
+        fn drop(&mut self) {
+            for (f, old) in &self.0 {
+                let _ = std::fs::write(f, old.trim());
+            }
+        }
+    }
+
+    fn favour(dirs: &str) -> Favoured {
+        let mut saved = Vec::new();
+        for d in dirs.lines().map(Path::new) {
+            for (file, max) in [("cpu.shares", "262144"), ("cpu.weight", "10000")] {
+                for f in [d.parent().unwrap().join(file), d.join(file)] {
+                    if let Ok(old) = std::fs::read_to_string(&f) {
+                        std::fs::write(&f, max).unwrap();
+                        saved.push((f, old));
+                    }
+                }
+            }
+        }
+        assert!(!saved.is_empty(), "no cpu.shares or cpu.weight in {dirs}");
+        Favoured(saved)
+    }
+
+    pub fn cpu_throttle(tag: &str) {
+        let g = Group::new(&format!("cpu-{tag}"));
+        let o = run(&["-q", "create", g.name(), "--cpus", "0.5"]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        let _favoured = favour(&stdout_of(&o));
+        let mut busy = Command::new("sh").args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().unwrap();
+        let o = run(&["-q", "add", g.name(), &busy.id().to_string()]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        let before = show(g.name());
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        let after = show(g.name());
+        let wall = t0.elapsed().as_secs_f64();
+        let used = (after["cpu"]["usage_usec"].as_u64().unwrap() - before["cpu"]["usage_usec"].as_u64().unwrap()) as f64 / 1e6;
+        let expected = 0.5 * wall;
+        assert!(
+            (used - expected).abs() <= 0.3 * expected,
+            "a busy loop under --cpus 0.5 used {used:.3} s of CPU in {wall:.3} s (expected {expected:.3} s ± 30%)"
+        );
+        assert!(after["cpu"]["nr_throttled"].as_u64().unwrap() > 0, "{after:#}");
+        assert!(after["cpu"]["throttled_usec"].as_u64().unwrap() > 0, "{after:#}");
+        assert_eq!(after["procs"], serde_json::json!([busy.id()]));
+        let o = run(&["-q", "rm", g.name(), "--kill"]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        let st = busy.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9), "killed by rm --kill");
+        assert!(!exists(g.name()));
+    }
+}
+
+#[test]
+fn oom_kill_exits_137_and_is_counted() {
+    if !require(Tier::Root) {
+        return;
+    }
+    checks::oom_kill("host");
+}
+
+#[test]
+fn a_fork_bomb_stops_at_pids_max() {
+    if !require(Tier::Root) {
+        return;
+    }
+    checks::fork_bomb("host");
+}
+
+#[test]
+fn cpu_quota_throttles_a_busy_loop() {
+    if !require(Tier::Root) {
+        return;
+    }
+    checks::cpu_throttle("host");
+}
+
+#[test]
+fn run_exit_codes_follow_docker() {
+    if !require(Tier::Root) {
+        return;
+    }
+    for (i, (args, code)) in [
+        (&["sh", "-c", "exit 3"][..], 3),
+        (&["no-such-command-xyz"][..], 127),
+        (&["/etc/passwd"][..], 126),
+        (&["sh", "-c", "kill -9 $$"][..], 137),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let g = Group::new(&format!("exit{i}"));
+        let o = cg().args(["-q", "run", "--name", g.name(), "--pids", "10", "--"]).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr_of(&o));
+        assert!(!exists(g.name()), "{args:?}: the group is removed");
+    }
+    let o = run(&["-q", "run", "--", "no-such-command-xyz"]);
+    assert!(stderr_of(&o).contains("cannot run \"no-such-command-xyz\""), "{}", stderr_of(&o));
+}
+
+#[test]
+fn run_joins_before_exec() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let g = Group::new("join");
+    let o = run(&["-q", "run", "--name", g.name(), "--pids", "10", "--", "cat", "/proc/self/cgroup"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let want = format!("/contlab/{}", g.name());
+    let out = stdout_of(&o);
+    let lines: Vec<&str> = out.lines().filter(|l| l.ends_with(&want)).collect();
+    assert!(!lines.is_empty(), "the command runs in the group from its first instruction:\n{}", stdout_of(&o));
+}
+
+#[test]
+fn run_forwards_signals_and_cleans_up() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let g = Group::new("signal");
+    let mut child = Command::new(harness::bin_path("cg-limit"))
+        .args(["-q", "run", "--name", g.name(), "--", "sleep", "30"])
+        .env("PATH", PATH)
+        .spawn()
+        .unwrap();
+    // Wait until the command is in the group.
+    let t0 = Instant::now();
+    let filled = |name: &str| exists(name) && show(name)["procs"].as_array().is_some_and(|a| !a.is_empty());
+    while !filled(g.name()) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the group never filled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(143), "sleep got the SIGTERM: 128 + 15");
+    assert!(!exists(g.name()));
+}
+
+#[test]
+fn leftover_processes_are_killed_when_the_command_ends() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let g = Group::new("leftover");
+    let t0 = Instant::now();
+    let o = run(&["run", "--name", g.name(), "--", "sh", "-c", "sleep 30 & exit 0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert!(stderr_of(&o).contains("still in the group after the command ended: killing them"), "{}", stderr_of(&o));
+    assert!(!exists(g.name()));
+}
+
+#[test]
+fn create_set_show_ls_rm() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let g = Group::new("cycle");
+    let o = run(&["-q", "create", g.name(), "--memory", "32M", "--pids", "7"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    for d in stdout_of(&o).lines() {
+        assert!(Path::new(d).is_dir(), "create prints the group's directories: {d}");
+        assert!(d.ends_with(&format!("/contlab/{}", g.name())), "{d}");
+    }
+    let again = run(&["-q", "create", g.name()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr_of(&again).contains("already exists"), "{}", stderr_of(&again));
+    // Raising the memory limit (v1: memsw first) and setting a CPU quota.
+    let o = run(&["-q", "set", g.name(), "--memory", "128M", "--cpus", "1.5"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let v = show(g.name());
+    assert_eq!(v["limits"]["memory_max"], 128 << 20, "{v:#}");
+    assert_eq!(v["limits"]["cpu_quota_us"], 150000, "{v:#}");
+    assert_eq!(v["limits"]["cpu_period_us"], 100000, "{v:#}");
+    assert_eq!(v["limits"]["pids_max"], 7, "{v:#}");
+    let o = run(&["-q", "set", g.name(), "--memory", "max", "--pids", "max"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let v = show(g.name());
+    assert_eq!(v["limits"]["memory_max"], "max", "{v:#}");
+    assert_eq!(v["limits"]["pids_max"], "max", "{v:#}");
+    let text = stdout_of(&run(&["-q", "show", g.name()]));
+    assert!(text.contains(&format!("group      contlab/{}", g.name())), "{text}");
+    assert!(exists(g.name()));
+    let o = run(&["-q", "add", g.name(), "999999999"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr_of(&o).contains("ESRCH") && stderr_of(&o).contains("no process 999999999"), "{}", stderr_of(&o));
+    let o = run(&["-q", "rm", g.name()]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(!exists(g.name()));
+}
+
+#[test]
+fn not_root_gets_told_to_run_as_root() {
+    if !require(Tier::Root) {
+        return;
+    }
+    // Drop to nobody with setpriv(1) (util-linux) and try both kinds of subcommand.
+    let g = Group::new("nobody");
+    let bin = harness::bin_path("cg-limit");
+    for (args, code) in [(&["create", g.name(), "--memory", "64M"][..], 1), (&["run", "--pids", "5", "--", "true"][..], 125)] {
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("-q")
+            .args(args)
+            .env("PATH", PATH)
+            .output()
+            .expect("setpriv (util-linux)");
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr_of(&o));
+        let err = stderr_of(&o);
+        assert!(err.contains("EACCES (Permission denied)"), "{err}");
+        assert!(err.contains("hint: cgroup files belong to root: run cg-limit as root"), "{err}");
+    }
+    assert!(!exists(g.name()));
+}
+
+#[test]
+fn dry_run_on_this_machine_makes_nothing() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let g = Group::new("dry");
+    let o = run(&["--dry-run", "run", "--name", g.name(), "--memory", "64M", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(stderr_of(&o).contains("detected"), "{}", stderr_of(&o));
+    assert!(!exists(g.name()));
+}
+
+/// The same behaviours on pure cgroup v2, inside the VM (`vm::guest_suite`): no
+/// controller is enabled in the root's cgroup.subtree_control there, and no systemd.
+mod guest {
+    use super::*;
+
+    fn subtree(dir: &str) -> String {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{dir}cgroup.subtree_control")).unwrap()
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn detects_v2_and_hands_controllers_down() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        let g = Group::new("v2");
+        let o = run(&["create", g.name(), "--memory", "64M"]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        assert!(stderr_of(&o).contains("cgroup v2 (unified) detected"), "{}", stderr_of(&o));
+        assert_eq!(stdout_of(&o).trim(), format!("/sys/fs/cgroup/contlab/{}", g.name()));
+        for dir in ["", "contlab/"] {
+            let on = subtree(dir);
+            for c in ["cpu", "io", "memory", "pids"] {
+                assert!(on.split_whitespace().any(|x| x == c), "{c} in /sys/fs/cgroup/{dir}cgroup.subtree_control: {on}");
+            }
+        }
+        let v = show(g.name());
+        assert_eq!(v["version"], "v2");
+        assert_eq!(v["limits"]["memory_max"], 64 << 20);
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn oom_kill_exits_137_and_is_counted() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        checks::oom_kill("vm");
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn a_fork_bomb_stops_at_pids_max() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        checks::fork_bomb("vm");
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn cpu_quota_throttles_a_busy_loop() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        checks::cpu_throttle("vm");
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn rm_kill_uses_cgroup_kill() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        let g = Group::new("kill");
+        assert!(run(&["-q", "create", g.name(), "--pids", "50"]).status.success());
+        let mut kids: Vec<_> = (0..3).map(|_| Command::new("sleep").arg("60").spawn().unwrap()).collect();
+        for c in &kids {
+            assert!(run(&["-q", "add", g.name(), &c.id().to_string()]).status.success());
+        }
+        let o = run(&["rm", g.name(), "--kill"]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        let want = format!("write(\"/sys/fs/cgroup/contlab/{}/cgroup.kill\", \"1\") = 1", g.name());
+        assert!(stderr_of(&o).contains(&want), "{}", stderr_of(&o));
+        for c in &mut kids {
+            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&c.wait().unwrap()), Some(9));
+        }
+        assert!(!exists(g.name()));
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn run_joins_before_exec() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        let g = Group::new("join");
+        let o = run(&["-q", "run", "--name", g.name(), "--cpus", "1", "--", "cat", "/proc/self/cgroup"]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        assert_eq!(stdout_of(&o), format!("0::/contlab/{}\n", g.name()));
+        assert!(!exists(g.name()));
+    }
+}
