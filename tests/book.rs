@@ -5,7 +5,8 @@
 //! reader types it) and `NAME.out` (what it prints, stdout and stderr interleaved as
 //! on a terminal). Numbers that change from run to run become stable placeholders:
 //! the first PID seen is 4242, the next 4243...; namespace inodes count up from
-//! 4026532200; temp dirs are /tmp/lab.
+//! 4026532200; temp dirs are /tmp/lab; the mount table's size (`read("/proc/self/mountinfo",
+//! ...) = N`) changes whenever anything mounts, so its length shows as `LEN`.
 //!
 //! Transcripts named `NAME.vm.sh` need the vm tier's kernel (device-mapper, pure
 //! cgroup v2): `book::guest` runs them inside the VM, and when blessing, sends the new
@@ -116,6 +117,14 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
     for i in 0..pids.len() {
         s = s.replace(&format!("§{i}§"), &(4242 + i).to_string());
     }
+    let s: String = s
+        .lines()
+        .map(|l| match (l.contains("read(\"/proc/self/mountinfo\""), l.rfind(") = ")) {
+            (true, Some(i)) => format!("{}) = LEN\n", &l[..i]),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let s = if raw.ends_with('\n') { s } else { s.trim_end_matches('\n').to_string() };
     renumber(&s, "4026", |n| n.len() == 6, 4026532200 - 4026000000)
 }
 
@@ -162,7 +171,8 @@ fn run(cmd: &str) -> String {
     let path = format!("/usr/sbin:/usr/bin:/sbin:/bin:{}", bins.display());
     let o = Command::new("/bin/sh")
         .arg("-c")
-        .arg(format!("{cmd} 2>&1"))
+        // Everything the shell runs writes its stderr where stdout goes, in order.
+        .arg(format!("exec 2>&1\n{cmd}"))
         .env_clear()
         .env("PATH", path)
         .env("HOME", "/root")

@@ -1,0 +1,1 @@
+cg-limit --dry-run run --cpus 0.5 -- true

@@ -1,0 +1,1 @@
+A=$(lvm-snap -q loop attach --create --size 64M a.img) && lvm-snap -q vg create vg0 $A >/dev/null && lvm-snap lv create vg0/data --size 16M 2>&1 | grep mapper | sed -E 's/[0-9a-f]{32}/<id>/' && lvm-snap -q table; lvm-snap -q vg deactivate vg0; lvm-snap -q loop detach $A
