@@ -456,7 +456,7 @@ fn netns_add(k: &Kernel, name: &str) -> Result<Exit> {
     })?;
     let st = k.wait(child)?;
     if st != crate::kernel::Exited::Code(0) {
-        let _ = k.why("undo: the namespace was not created").netns_unlink(&path);
+        let _ = k.why("undo: the namespace was not created").unlink(&path);
         return Err(Error::failed(format!("could not create the namespace {name:?}"), "see the error above"));
     }
     println!("{}", path.display());
@@ -499,7 +499,7 @@ fn netns_rm(k: &Kernel, name: &str) -> Result<Exit> {
         .umount_detach(&path)
         .hint(Errno::EINVAL, &format!("{} is not a namespace mount", path.display()))
         .map_err(|e| missing_ns(e, name))?;
-    k.netns_unlink(&path)?;
+    k.unlink(&path)?;
     let nets: Vec<Network> = st.nets.clone();
     for n in nets {
         if n.leases.iter().any(|l| l.netns == name) {

@@ -636,21 +636,6 @@ impl Kernel {
         )
     }
 
-    /// `unlink(2)` — remove a name (a device node of a removed mapped device).
-    /// <https://man7.org/linux/man-pages/man2/unlink.2.html>
-    pub fn unlink(&self, path: &Path) -> Result<(), SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "unlink",
-            man: "unlink(2)",
-            what: "remove a name from the filesystem",
-            effect: Effect::Change,
-        };
-        self.perform(&C, vec![quote(&path.to_string_lossy(), 256)], || (), || nix::unistd::unlink(path), |_| {
-            "0".into()
-        })
-    }
-
     /// `stat(2)` — the device number (major, minor) of a block device node.
     /// <https://man7.org/linux/man-pages/man2/stat.2.html>
     pub fn blk_dev_number(&self, path: &Path) -> Result<(u32, u32), SysError> {

@@ -1,7 +1,9 @@
 //! Kernel files: the parts of the kernel's interface that are files under /proc and
 //! /sys (cgroupfs, uid_map, /proc/PID/ns). Each read or write is one event.
 
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -220,5 +222,57 @@ impl Kernel {
             }
         }
         None
+    }
+
+    /// `unlink(2)` — remove a name from the filesystem (a device node, a blob, a
+    /// namespace's mount point under /run/netns); the file itself goes when no one has
+    /// it open. <https://man7.org/linux/man-pages/man2/unlink.2.html>
+    pub fn unlink(&self, path: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "unlink",
+            man: "unlink(2)",
+            what: "remove a name from the filesystem; the file goes when no one has it open",
+            effect: Effect::Change,
+        };
+        self.perform(&C, vec![p(path)], || (), || nix::unistd::unlink(path), |_| "0".into())
+    }
+
+    /// `flock(2)` — take an advisory lock on an open file: `exclusive` (`LOCK_EX`)
+    /// for writers, shared (`LOCK_SH`) for readers; `nonblock` adds `LOCK_NB`, which
+    /// fails with `EWOULDBLOCK` instead of waiting. The lock belongs to the open file
+    /// and is released when it is closed (or the process dies), so a crashed pull
+    /// never leaves the store locked.
+    /// <https://man7.org/linux/man-pages/man2/flock.2.html>
+    pub fn flock(&self, file: &File, path: &Path, exclusive: bool, nonblock: bool) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "flock",
+            man: "flock(2)",
+            what: "take an advisory lock on an open file; it is released when the file is closed",
+            effect: Effect::Query,
+        };
+        let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        let mut shown = if exclusive { "LOCK_EX".to_string() } else { "LOCK_SH".to_string() };
+        if nonblock {
+            op |= libc::LOCK_NB;
+            shown.push_str("|LOCK_NB");
+        }
+        let fd = file.as_raw_fd();
+        self.perform(
+            &C,
+            vec![p(path), shown],
+            || (),
+            || {
+                // SAFETY: fd is a valid open descriptor owned by `file` for this call.
+                let r = unsafe { libc::flock(fd, op) };
+                if r == 0 {
+                    Ok(())
+                } else {
+                    Err(Errno::last())
+                }
+            },
+            |_| "0".into(),
+        )
     }
 }

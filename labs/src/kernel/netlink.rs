@@ -35,7 +35,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols, Socket, SocketAddr};
-use nix::fcntl::{FlockArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode as Perm;
@@ -624,7 +624,7 @@ fn hop(ns: &Path) -> Result<(), Errno> {
 /// A lock held with flock(2) on a file; released when dropped (the file closes).
 #[derive(Debug)]
 pub struct FileLock {
-    _fd: Option<OwnedFd>,
+    _file: Option<std::fs::File>,
 }
 
 impl Kernel {
@@ -632,43 +632,27 @@ impl Kernel {
     /// holds it. How two `attach` commands running at once never take the same address.
     /// <https://man7.org/linux/man-pages/man2/flock.2.html>
     pub fn net_lock(&self, path: &Path) -> Result<FileLock, SysError> {
-        const C: Call = Call {
+        const OPEN: Call = Call {
             kind: Kind::Syscall,
-            name: "flock",
-            man: "flock(2)",
-            what: "take an exclusive lock on a file, waiting while another process holds it",
+            name: "openat",
+            man: "openat(2)",
+            what: "open (creating if needed) the lock file of the address allocator",
             effect: Effect::Change,
         };
-        if self.mode == Mode::DryRun {
-            return self.perform(&C, vec![quote(&path.to_string_lossy(), 256), "LOCK_EX".into()], || FileLock { _fd: None }, || unreachable!(), |_| "0".into());
+        let fl = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC;
+        let args = vec!["AT_FDCWD".into(), quote(&path.to_string_lossy(), 256), super::flags::open_flags(fl.bits())];
+        let file = self.perform(
+            &OPEN,
+            args,
+            || None,
+            || nix::fcntl::open(path, fl, Perm::from_bits_truncate(0o644)).map(|fd| Some(std::fs::File::from(fd))),
+            // A dry run opens nothing: it shows the descriptor the open would give.
+            |f| f.as_ref().map(|f| f.as_raw_fd().to_string()).unwrap_or_else(|| "3".into()),
+        )?;
+        if let Some(f) = &file {
+            self.flock(f, path, true, false)?;
         }
-        let fd = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC, Perm::from_bits_truncate(0o644))
-            .map_err(|errno| SysError { call: format!("openat({path:?})"), errno })?;
-        let shown = format!("{}<{}>", fd.as_raw_fd(), path.display());
-        self.perform(
-            &C,
-            vec![shown, "LOCK_EX".into()],
-            || unreachable!(),
-            move || {
-                #[allow(deprecated)]
-                let r = nix::fcntl::flock(fd.as_raw_fd(), FlockArg::LockExclusive);
-                r.map(|_| FileLock { _fd: Some(fd) })
-            },
-            |_| "0".into(),
-        )
-    }
-
-    /// `unlink(2)` — remove a file (a namespace's mount point under /run/netns).
-    /// <https://man7.org/linux/man-pages/man2/unlink.2.html>
-    pub fn netns_unlink(&self, path: &Path) -> Result<(), SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "unlink",
-            man: "unlink(2)",
-            what: "remove a name from the filesystem",
-            effect: Effect::Change,
-        };
-        self.perform(&C, vec![quote(&path.to_string_lossy(), 256)], || (), || nix::unistd::unlink(path), |_| "0".into())
+        Ok(FileLock { _file: file })
     }
 
     /// `openat(2)` with `O_CREAT|O_EXCL`: create the empty file a namespace will be
