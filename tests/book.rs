@@ -82,7 +82,9 @@ fn exec_in_place(text: &str) -> String {
 pub fn normalise(raw: &str, tmp: &Path) -> String {
     let s = exec_in_place(&raw.replace(&tmp.display().to_string(), "/tmp/lab"));
     // PIDs: in trace prefixes, fork() results, JSON "pid" fields and lines that are a
-    // lone number (what --detach prints); then everywhere the same number appears.
+    // lone number (what --detach prints); then wherever the same number stands where a
+    // PID stands (`pid_context`), never elsewhere: a PID of 254 must not rewrite a
+    // device major of 254.
     let mut pids: Vec<String> = Vec::new();
     let mut add = |n: String| {
         if !n.is_empty() && !pids.contains(&n) {
@@ -128,6 +130,21 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
     renumber(&s, "4026", |n| n.len() == 6, 4026532200 - 4026000000)
 }
 
+/// Whether a number that follows `before` (and precedes `after`) stands where a PID
+/// stands: a trace prefix `[tool N]`, `fork() = N`, `wait4(N`, `kill(N`, `/proc/N/`,
+/// a transient group `run-N`, JSON `"pid":N`, wait4's result `NULL) = N`, or a
+/// table's first column / a line of its own.
+fn pid_context(before: &str, after: &str) -> bool {
+    let line = before.rsplit('\n').next().unwrap_or("");
+    let prefix = line.strip_prefix('[').is_some_and(|r| {
+        r.ends_with(' ') && r.trim_end().chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    let leading = line.chars().all(|c| c == ' ') && (after.is_empty() || after.starts_with(['\n', ' ']));
+    prefix
+        || leading
+        || ["fork() = ", "wait4(", "kill(", "/proc/", "run-", "\"pid\":", "NULL) = "].iter().any(|p| line.ends_with(p))
+}
+
 fn replace_number(s: &str, num: &str, with: &str) -> String {
     let mut out = String::new();
     let b = s.as_bytes();
@@ -136,7 +153,7 @@ fn replace_number(s: &str, num: &str, with: &str) -> String {
         if s[i..].starts_with(num) {
             let before = i == 0 || !b[i - 1].is_ascii_digit();
             let after = i + num.len() >= s.len() || !b[i + num.len()].is_ascii_digit();
-            if before && after {
+            if before && after && pid_context(&out, &s[i + num.len()..]) {
                 // Keep right-aligned table columns aligned: adjust the spaces before.
                 // The placeholder becomes a 4-digit PID (4242...) in the end.
                 let (old, new) = (num.len(), 4);
@@ -296,6 +313,16 @@ fn exec_line_goes_where_the_exec_happened() {
     assert_eq!(
         exec_in_place(raw),
         "[t 5] access(\"/bin/sh\", X_OK) = 0\n[t 5] execve(\"/bin/sh\", [\"sh\"], /* 4 vars */) = 0\nhello\n[t 4] wait4(5) = 5\n"
+    );
+}
+
+#[test]
+fn pids_are_replaced_only_where_pids_stand() {
+    let t = Path::new("/tmp/x");
+    let raw = "[lvm-snap 254] fork() = 255\n[lvm-snap 255] ioctl(DM_TABLE_LOAD, {table: \"0 8 linear 254:0 0\"}) = 0\n";
+    assert_eq!(
+        normalise(raw, t),
+        "[lvm-snap 4242] fork() = 4243\n[lvm-snap 4243] ioctl(DM_TABLE_LOAD, {table: \"0 8 linear 254:0 0\"}) = 0\n"
     );
 }
 

@@ -300,9 +300,9 @@ fn status(k: &Kernel, pool: Option<&str>, json: bool) -> Result<()> {
         );
         if st.mode == "out_of_data_space" || (st.data_total > 0 && st.data_used == st.data_total) {
             let what = if st.when_full == "error_if_no_space" {
-                "writes to unallocated blocks fail at once with EIO (error_if_no_space)"
+                "writes to unallocated blocks fail at once with ENOSPC (error_if_no_space)"
             } else {
-                "writes to unallocated blocks are queued, and fail with EIO after 60 s (queue_if_no_space)"
+                "writes to unallocated blocks are queued, and fail with ENOSPC after 60 s (no_space_timeout) (queue_if_no_space)"
             };
             println!("  pool {p} is FULL: {what}; grow its data device and reload the pool, or remove volumes");
         }
