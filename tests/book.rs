@@ -132,8 +132,8 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
 
 /// Whether a number that follows `before` (and precedes `after`) stands where a PID
 /// stands: a trace prefix `[tool N]`, `fork() = N`, `wait4(N`, `kill(N`, `/proc/N/`,
-/// a transient group `run-N`, JSON `"pid":N`, wait4's result `NULL) = N`, or a
-/// table's first column / a line of its own.
+/// a transient group `run-N`, JSON `"pid":N`, wait4's result `NULL) = N`, an image
+/// store's temp file `tmp/blob.N.`, or a table's first column / a line of its own.
 fn pid_context(before: &str, after: &str) -> bool {
     let line = before.rsplit('\n').next().unwrap_or("");
     let prefix = line.strip_prefix('[').is_some_and(|r| {
@@ -142,7 +142,7 @@ fn pid_context(before: &str, after: &str) -> bool {
     let leading = line.chars().all(|c| c == ' ') && (after.is_empty() || after.starts_with(['\n', ' ']));
     prefix
         || leading
-        || ["fork() = ", "wait4(", "kill(", "/proc/", "run-", "\"pid\":", "NULL) = "].iter().any(|p| line.ends_with(p))
+        || ["fork() = ", "wait4(", "kill(", "/proc/", "run-", "\"pid\":", "NULL) = ", "tmp/blob."].iter().any(|p| line.ends_with(p))
 }
 
 fn replace_number(s: &str, num: &str, with: &str) -> String {
@@ -222,9 +222,158 @@ fn transcripts_match_what_the_commands_print() {
     if !require(Tier::Root) {
         return;
     }
-    check(transcripts_for(false), |name, _, got| {
+    let list = transcripts_for(false);
+    let _registries = list.iter().any(|(n, _)| n.starts_with("img-")).then(registries::start);
+    check(list, |name, _, got| {
         std::fs::write(book().join("transcripts").join(format!("{name}.out")), got).unwrap();
     });
+}
+
+/// The registries the `img-*` transcripts talk to: Debian's docker-registry on
+/// 127.0.0.1:5042 (open, like Docker Hub for pulls) and 127.0.0.1:5043 (htpasswd:
+/// user `student`, password `s3cret`), filled with two reproducible images pushed by
+/// img-pull itself: `lab/busybox:1.0` (one layer: /bin/busybox and links, /etc/os-release)
+/// and `lab/hello:1.0` (that layer plus /srv/hello.txt). Layers are packed by
+/// `layer-diff pack --clamp-mtime 0`, configs carry no dates: the digests depend only
+/// on the bytes of /bin/busybox (Debian's busybox-static), so they are the same on every
+/// run and every machine with that package.
+mod registries {
+    use super::*;
+    use std::net::TcpStream;
+    use std::os::unix::io::AsRawFd;
+    use std::process::{Child, Stdio};
+
+    pub struct Registries {
+        children: Vec<Child>,
+        _dir: tempfile::TempDir,
+        _lock: std::fs::File,
+    }
+
+    impl Drop for Registries {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    const HTPASSWD: &str = "student:$2y$05$IsLKY2R2TeAWNU9YyDobH.YdCzKwWdmdoKC.OB2Nm5fnJm2mpu10u\n";
+
+    fn ok(c: &mut Command) -> String {
+        let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        assert!(o.status.success(), "book registries: {c:?} failed:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A layer packed from `dir`: its descriptor and diff_id.
+    fn layer(dir: &Path, layout: &Path) -> (serde_json::Value, String) {
+        let tgz = dir.with_extension("tar.gz");
+        let out = ok(Command::new(crate::harness::bin_path("layer-diff")).args(["-q", "pack", "--clamp-mtime", "0", "-o"]).arg(&tgz).arg(dir));
+        let field = |k: &str| out.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_else(|| panic!("no {k} in {out}")).trim().to_string();
+        let digest = field("digest ");
+        std::fs::rename(&tgz, layout.join("blobs/sha256").join(&digest[7..])).unwrap();
+        let d = serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": field("size ").parse::<u64>().unwrap()});
+        (d, field("diff_id "))
+    }
+
+    fn blob(layout: &Path, v: &serde_json::Value, media_type: &str) -> serde_json::Value {
+        let b = serde_json::to_vec(v).unwrap();
+        let d = contlab::image::registry::sha256_digest(&b);
+        std::fs::write(layout.join("blobs/sha256").join(&d[7..]), &b).unwrap();
+        serde_json::json!({"mediaType": media_type, "digest": d, "size": b.len()})
+    }
+
+    /// An image (layers + history of `(created_by, is_layer)` + Cmd), named `name` in the layout.
+    fn image(layout: &Path, layers: &[(serde_json::Value, String)], history: &[(&str, bool)], cmd: &[&str], name: &str) -> serde_json::Value {
+        let arch = match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a };
+        let hist: Vec<_> = history.iter().map(|(by, layer)| if *layer { serde_json::json!({"created_by": by}) } else { serde_json::json!({"created_by": by, "empty_layer": true}) }).collect();
+        let config = serde_json::json!({"architecture": arch, "os": "linux", "config": {"Env": ["PATH=/bin"], "Cmd": cmd},
+            "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| &l.1).collect::<Vec<_>>()}, "history": hist});
+        let c = blob(layout, &config, "application/vnd.oci.image.config.v1+json");
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": c,
+            "layers": layers.iter().map(|l| &l.0).collect::<Vec<_>>()});
+        let mut d = blob(layout, &m, "application/vnd.oci.image.manifest.v1+json");
+        d["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": name});
+        d
+    }
+
+    pub fn start() -> Registries {
+        // One book run at a time on this machine: the ports are fixed.
+        let lock = std::fs::File::create(std::env::temp_dir().join("contlab-book-registries.lock")).unwrap();
+        // SAFETY: a valid open descriptor.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "flock");
+        let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"].into_iter().map(Path::new).find(|p| p.is_file());
+        let bin = bin.expect("book tier: the img-* transcripts need docker-registry: apt-get install -y docker-registry");
+        let dir = crate::harness::tmp();
+        for port in [5042, 5043] {
+            assert!(
+                TcpStream::connect(("127.0.0.1", port)).is_err(),
+                "book tier: 127.0.0.1:{port} is in use (a registry left by an interrupted run? see `ss -ltnp 'sport = :{port}'`)"
+            );
+        }
+        let mut children = vec![];
+        for (port, auth) in [(5042, false), (5043, true)] {
+            let mut cfg = format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data{port}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().display()
+            );
+            if auth {
+                std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
+                cfg += &format!("auth:\n  htpasswd:\n    realm: contlab\n    path: {}/htpasswd\n", dir.path().display());
+            }
+            let yml = dir.path().join(format!("config{port}.yml"));
+            std::fs::write(&yml, cfg).unwrap();
+            children.push(Command::new(bin).arg("serve").arg(&yml).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start docker-registry"));
+        }
+        let regs = Registries { children, _dir: dir, _lock: lock };
+        for port in [5042, 5043] {
+            let t = std::time::Instant::now();
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(t.elapsed().as_secs() < 10, "book tier: docker-registry does not listen on 127.0.0.1:{port} after 10 s");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        // The images, in an OCI layout.
+        let d = regs._dir.path();
+        let layout = d.join("layout");
+        std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+        let (base, app) = (d.join("base"), d.join("app"));
+        for sub in ["bin", "etc"] {
+            std::fs::create_dir_all(base.join(sub)).unwrap();
+        }
+        std::fs::create_dir_all(app.join("srv")).unwrap();
+        std::fs::copy("/bin/busybox", base.join("bin/busybox")).expect("book tier: /bin/busybox is missing: apt-get install -y busybox-static");
+        for a in ["sh", "ls", "cat", "echo"] {
+            std::os::unix::fs::symlink("busybox", base.join("bin").join(a)).unwrap();
+        }
+        std::fs::write(base.join("etc/os-release"), "NAME=\"contlab busybox\"\nVERSION_ID=1.0\n").unwrap();
+        std::fs::write(app.join("srv/hello.txt"), "Hello from a layer!\n").unwrap();
+        ok(Command::new("chmod").args(["-R", "u=rwX,go=rX"]).arg(&base).arg(&app));
+        ok(Command::new("chmod").arg("755").arg(base.join("bin/busybox")));
+        let (l1, l2) = (layer(&base, &layout), layer(&app, &layout));
+        let busybox = image(&layout, std::slice::from_ref(&l1), &[("ADD busybox.tar / # buildkit", true), ("CMD [\"sh\"]", false)], &["sh"], "busybox");
+        let hello = image(
+            &layout,
+            &[l1, l2],
+            &[("ADD busybox.tar / # buildkit", true), ("CMD [\"sh\"]", false), ("COPY hello.txt /srv/ # buildkit", true), ("CMD [\"cat\" \"/srv/hello.txt\"]", false)],
+            &["cat", "/srv/hello.txt"],
+            "hello",
+        );
+        std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(layout.join("index.json"), serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [busybox, hello]})).unwrap()).unwrap();
+        let img = || {
+            let mut c = Command::new(crate::harness::bin_path("img-pull"));
+            c.arg("-q").arg("--root").arg(d.join("store")).env("DOCKER_CONFIG", d.join("docker"));
+            c
+        };
+        for n in ["busybox", "hello"] {
+            let r = format!("127.0.0.1:5042/lab/{n}:1.0");
+            ok(img().arg("import").arg(format!("{}:{n}", layout.display())).args(["--tag", &r]));
+            ok(img().args(["push", &r]));
+        }
+        regs
+    }
 }
 
 /// Run each transcript and compare; with CONTLAB_BLESS set, hand each new output to

@@ -1,1 +1,1 @@
-ns-exec -q --pid --mount-proc -- sh -c 'sleep 1 & ps -o pid,ppid,comm'
+ns-exec -q --pid --mount-proc -- sh -c 'ps -o pid,ppid,comm; echo "I am PID $$"'

@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; img-pull -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null && d=$(img-pull -q inspect --format '{{.Manifest.Digest}}' 127.0.0.1:5042/lab/busybox:1.0) && img-pull -q --root classmate pull 127.0.0.1:5042/lab/busybox@$d && img-pull ls -q && img-pull --root classmate ls -q

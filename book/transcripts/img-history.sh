@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; img-pull -q pull 127.0.0.1:5042/lab/hello:1.0 >/dev/null && img-pull -q history 127.0.0.1:5042/lab/hello:1.0

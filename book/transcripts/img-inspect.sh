@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; img-pull -q pull 127.0.0.1:5042/lab/hello:1.0 >/dev/null && img-pull -q inspect --format '{{json .RootFS.Layers}}' 127.0.0.1:5042/lab/hello:1.0 && img-pull -q inspect --format '{{.Id}}' 127.0.0.1:5042/lab/hello:1.0

@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; img-pull -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null && img-pull -q tag 127.0.0.1:5042/lab/busybox:1.0 127.0.0.1:5042/student/busybox:1.0 && img-pull push 127.0.0.1:5042/student/busybox:1.0

@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; img-pull -q pull 127.0.0.1:5042/lab/hello:1.0 >/dev/null && img-pull unpack 127.0.0.1:5042/lab/hello:1.0 rootfs 2>&1 | grep -v statfs && ls -F rootfs rootfs/bin && ns-exec -q --rootfs rootfs -- /bin/cat /srv/hello.txt /etc/os-release

@@ -1,0 +1,1 @@
+unshare --net --mount sh -c 'mount -t tmpfs tmpfs /run; netns-bridge -q bridge create docker0 --subnet 172.17.0.1/16; netns-bridge -q netns add c1; netns-bridge attach --bridge docker0 --netns c1; ip netns exec c1 ip -4 addr | grep inet; ip netns exec c1 ip route; ip netns exec c1 busybox ping -c 1 -W 1 172.17.0.1 | grep -e PING -e received'

@@ -1,0 +1,1 @@
+unshare --net --mount sh -c 'mount -t tmpfs tmpfs /run; netns-bridge -q bridge create br0 --subnet 10.200.0.1/24; netns-bridge -q netns add web; netns-bridge -q attach --bridge br0 --netns web; netns-bridge -q nat br0; netns-bridge -q publish 8080:80 --to 10.200.0.2; nft list ruleset; netns-bridge unpublish 8080; nft list chain ip contlab output'

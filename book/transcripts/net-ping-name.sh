@@ -1,0 +1,1 @@
+unshare --net --mount sh -c 'mount -t tmpfs tmpfs /run; netns-bridge -q bridge create monreseau0 --subnet 192.168.0.1/24; for c in c1 c2; do netns-bridge -q netns add $c; netns-bridge -q attach --bridge monreseau0 --netns $c; done; netns-bridge -q netns exec c2 cat /etc/hosts; netns-bridge netns exec c2 busybox ping -c 1 -W 1 c1 | grep -e PING -e received'

@@ -1,0 +1,1 @@
+mkdir lower upper merged workdir && echo 'from the image' > lower/existing && echo bye > lower/doomed && ovl-mount -q mount --lower lower --upper upper --work workdir merged && echo new > merged/added && ls lower upper merged && ovl-mount -q which merged /added; ovl-mount -q umount merged

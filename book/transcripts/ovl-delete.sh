@@ -1,0 +1,1 @@
+mkdir lower upper merged workdir && echo 'from the image' > lower/existing && echo bye > lower/doomed && ovl-mount -q mount --lower lower --upper upper --work workdir merged && rm merged/doomed && ls merged lower && ls -l --time-style=+ upper && ovl-mount whiteouts upper && ovl-mount -q which merged /doomed; ovl-mount -q umount merged

@@ -1,0 +1,1 @@
+mkdir lower upper merged workdir && echo 'from the image' > lower/existing && echo bye > lower/doomed && ovl-mount -q mount --lower lower --upper upper --work workdir merged && echo changed >> merged/existing && head lower/existing upper/existing merged/existing && ovl-mount -q which merged /existing; ovl-mount -q umount merged

@@ -1,0 +1,1 @@
+mkdir lower upper merged workdir && echo 'from the image' > lower/existing && echo bye > lower/doomed && ovl-mount mount --lower lower --upper upper --work workdir merged && ls merged; ovl-mount umount merged
