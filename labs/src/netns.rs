@@ -53,6 +53,9 @@
 //!   networks: `nat` adds `forward` drop rules between contlab's networks, as docker does.
 //! - Published ports from localhost need `route_localnet` on the bridge (packets from
 //!   127.0.0.1 may not otherwise be routed out) and a masquerade of those sources.
+//! - `detach` is slow by nature: `RTM_DELLINK` of a veth pair returns only once the
+//!   kernel has waited for an RCU barrier (every reader of the interface gone), about
+//!   20 ms on a small machine, and `ip link del` or a CNI plugin wait just as long.
 
 pub mod ipam;
 pub mod model;
@@ -398,9 +401,12 @@ impl State {
     }
     fn save(&self, k: &Kernel, n: &Network) -> Result<()> {
         let text = serde_json::to_string_pretty(n).map_err(std::io::Error::from)? + "\n";
-        k.create_file(&ipam::state_path(&self.run, &n.bridge), &text)?;
-        // Written in place (same inode): a bind mount of it sees the change.
-        k.create_file(&ipam::hosts_path(&self.run, &n.bridge), &n.hosts_file())?;
+        // Both written in place, without O_TRUNC: the same inode (a bind mount of the
+        // hosts file sees the change), and no block freed then allocated again at
+        // each attach (on a filesystem mounted with `discard`, freeing a block makes
+        // the kernel discard it before the call returns).
+        k.rewrite_file(&ipam::state_path(&self.run, &n.bridge), &text)?;
+        k.rewrite_file(&ipam::hosts_path(&self.run, &n.bridge), &n.hosts_file())?;
         Ok(())
     }
 }
@@ -669,7 +675,7 @@ fn attach(k: &Kernel, a: &AttachArgs) -> Result<Exit> {
     check_ifname("interface", &a.ifname)?;
     let mac = a.mac.as_deref().map(parse_mac).transpose()?;
     let (_lock, mut st) = locked(k)?;
-    let net = st.get(&a.bridge)?.clone();
+    let net = st.get(&a.bridge)?;
     let key = a.target.key();
     let nspath = a.target.path();
     let ip = match a.ip.as_str() {
@@ -724,7 +730,7 @@ fn attach(k: &Kernel, a: &AttachArgs) -> Result<Exit> {
     k.why("a virtual cable: one end created inside the namespace, the other on the host")
         .link_add_veth(None, &hv, &a.ifname, &nspath, mac)
         .hint(Errno::EEXIST, &format!("an interface named {} or {hv} exists already: pick another --ifname", a.ifname))?;
-    let configured = configure(k, &net, &hv, br, &nspath, &a.ifname, ip);
+    let configured = configure(k, net, &hv, br, &nspath, &a.ifname, ip);
     if let Err(e) = configured {
         if k.why("undo: deleting the host end deletes both ends of the pair").link_del(None, &hv).is_err() {
             k.note(format!("leftover: remove it with `ip link del {hv}`"));
@@ -739,10 +745,9 @@ fn attach(k: &Kernel, a: &AttachArgs) -> Result<Exit> {
         host_if: hv.clone(),
         hostname,
     };
-    let net = st.get_mut(&a.bridge)?;
-    net.leases.push(lease);
-    let net = net.clone();
-    if let Err(e) = st.save(k, &net) {
+    st.get_mut(&a.bridge)?.leases.push(lease);
+    let net = st.get(&a.bridge)?;
+    if let Err(e) = st.save(k, net) {
         let _ = k.why("undo: the lease could not be saved").link_del(None, &hv);
         return Err(e);
     }
@@ -778,14 +783,13 @@ fn detach(k: &Kernel, a: &DetachArgs) -> Result<Exit> {
         ));
     };
     let lease = net.leases.remove(pos);
-    let net = net.clone();
     match k.why("deleting the host end deletes both ends of the veth pair").link_del(None, &lease.host_if) {
         Err(e) if e.errno == Errno::ENODEV => {
             k.note(format!("{} is already gone (its namespace was destroyed)", lease.host_if))
         }
         r => r?,
     }
-    st.save(k, &net)?;
+    st.save(k, st.get(&a.bridge)?)?;
     println!("{}", lease.ip);
     Ok(Exit::Ok)
 }

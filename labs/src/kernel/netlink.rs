@@ -69,6 +69,8 @@ impl NetnsFile {
 struct Rtnl {
     sock: Socket,
     seq: Cell<u32>,
+    /// The receive buffer, allocated once per socket (not 64 KiB zeroed per request).
+    rx: RefCell<Vec<u8>>,
 }
 
 impl Rtnl {
@@ -100,7 +102,7 @@ fn rt_send(r: &Rtnl, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNe
     packet.serialize(&mut buf[..]);
     r.sock.send(&buf, 0).map_err(errno_of)?;
     let mut out = Vec::new();
-    let mut rx = vec![0u8; 1 << 16];
+    let mut rx = r.rx.borrow_mut();
     loop {
         let n = r.sock.recv(&mut &mut rx[..], 0).map_err(errno_of)?;
         let mut off = 0;
@@ -269,7 +271,7 @@ impl Kernel {
                 s.bind_auto().map_err(errno_of)?;
                 s.connect(&SocketAddr::new(0, 0)).map_err(errno_of)?;
                 let fd = s.as_raw_fd();
-                Ok((Rtnl { sock: s, seq: Cell::new(0) }, fd))
+                Ok((Rtnl { sock: s, seq: Cell::new(0), rx: RefCell::new(vec![0u8; 1 << 16]) }, fd))
             },
             |(_, fd)| fd.to_string(),
         );
@@ -653,6 +655,42 @@ impl Kernel {
             self.flock(f, path, true, false)?;
         }
         Ok(FileLock { _file: file })
+    }
+
+    /// `write(2)` a state file of the network lab in place: open it (creating it if
+    /// needed) *without* `O_TRUNC`, write `data` from offset 0, then `ftruncate(2)` to
+    /// its new length when it shrank. The inode stays the same (a bind mount of the hosts file sees
+    /// the change), and a file that does not shrink below a block frees no block: on a
+    /// filesystem mounted with `discard`, truncating to zero then writing again would
+    /// make the kernel discard the freed block synchronously, at every attach.
+    /// <https://man7.org/linux/man-pages/man2/write.2.html>
+    /// <https://man7.org/linux/man-pages/man2/ftruncate.2.html>
+    pub fn rewrite_file(&self, path: &Path, data: &str) -> Result<usize, SysError> {
+        const C: Call = Call {
+            kind: Kind::File,
+            name: "write",
+            man: "write(2)",
+            what: "write a file in place (no O_TRUNC: write from offset 0, then ftruncate(2) if it shrank)",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![quote(&path.to_string_lossy(), 256), quote(data, 64)],
+            || data.len(),
+            || {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::OpenOptions::new().write(true).create(true).open(path).map_err(errno_of)?;
+                let old = f.metadata().map_err(errno_of)?.len();
+                f.write_all_at(data.as_bytes(), 0).map_err(errno_of)?;
+                // Only when it shrank: ext4 runs its truncate path even for an unchanged
+                // size, dropping (and discarding) the blocks it preallocated.
+                if (data.len() as u64) < old {
+                    f.set_len(data.len() as u64).map_err(errno_of)?;
+                }
+                Ok(data.len())
+            },
+            |n| n.to_string(),
+        )
     }
 
     /// `openat(2)` with `O_CREAT|O_EXCL`: create the empty file a namespace will be

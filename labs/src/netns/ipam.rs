@@ -142,11 +142,13 @@ impl Network {
 
     /// The hosts file of this network: the gateway, then each named host.
     pub fn hosts_file(&self) -> String {
-        let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        s.push_str(&format!("{}\tgateway.{}\n", self.gateway, self.bridge));
+        use std::fmt::Write;
+        let mut s = String::with_capacity(96 + 32 * self.leases.len());
+        s.push_str("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        let _ = writeln!(s, "{}\tgateway.{}", self.gateway, self.bridge);
         for l in &self.leases {
             if let Some(h) = &l.hostname {
-                s.push_str(&format!("{}\t{h}\n", l.ip));
+                let _ = writeln!(s, "{}\t{h}", l.ip);
             }
         }
         s
