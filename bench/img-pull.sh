@@ -49,7 +49,9 @@ make_image() {
         mkdir -p "$work/b-$name/rootfs/layer$k"
         head -c $((mb * 1024 * 1024 / 2)) /dev/urandom > "$work/b-$name/rootfs/layer$k/random"
         yes "contlab layer $k: some compressible text for gzip" | head -c $((mb * 1024 * 1024 / 2)) > "$work/b-$name/rootfs/layer$k/text"
-        umoci repack --image "$lay:t" "$work/b-$name" >/dev/null
+        # --refresh-bundle: the next repack diffs against this one, one layer each
+        # (without it every repack replaces the last layer: a 1-layer image).
+        umoci repack --refresh-bundle --image "$lay:t" "$work/b-$name" >/dev/null
         k=$((k+1))
     done
     skopeo copy --dest-tls-verify=false "oci:$lay:t" "docker://127.0.0.1:$port/bench/$name:t" >/dev/null
@@ -58,6 +60,8 @@ make_image() {
 echo "building the test images..." >&2
 make_image small 5 40
 ref="127.0.0.1:$port/bench/small:t"
+layers=$(skopeo inspect --tls-verify=false "docker://$ref" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["Layers"]))')
+[ "$layers" = 5 ] || { echo "bench: the test image has $layers layer(s), not 5" >&2; exit 1; }
 
 s="$work/store" d="$work/rootfs" o="$work/oci" b="$work/bundle" p="$work/podman"
 runs=${RUNS:-5}

@@ -32,9 +32,11 @@
 //! 5. `GET /v2/library/alpine/blobs/sha256:…` for the config, then for each layer,
 //!    up to `--jobs` at once. Docker Hub redirects (307) to a CDN; the Authorization
 //!    header is not sent there. Each layer streams to `tmp/HEX.partial` while its
-//!    size is counted; at the end its sha256 must be the digest, and its
-//!    decompressed sha256 the config's diff_id, or nothing is kept. An interrupted
-//!    download resumes with `Range: bytes=N-` (this run or the next).
+//!    size is counted and its sha256 computed, and a thread beside the download
+//!    decompresses the same bytes and hashes them: at the end the sha256 must be
+//!    the digest, and the decompressed sha256 the config's diff_id, or nothing is
+//!    kept. An interrupted download resumes with `Range: bytes=N-` (this run or the
+//!    next).
 //! 6. The verified blobs are `rename(2)`d into `blobs/sha256/`, then index.json
 //!    gets the name, by write + `fsync(2)` + `rename(2)`; all under `flock(2)`.
 //!
@@ -49,7 +51,9 @@
 //!
 //! ## From layers to a root file system
 //!
-//! `img-pull unpack REF DIR` applies each layer in order with [`crate::layer::apply`]:
+//! `img-pull unpack REF DIR` applies each layer in order with [`crate::layer::apply`]
+//! (while other threads decompress the next bytes and hash them for the diff_id check,
+//! see [`pipe`]):
 //! a file in an upper layer replaces the one below, and a *whiteout* `.wh.NAME`
 //! deletes it (`.wh..wh..opq`: everything below in that directory). With
 //! `--layers`, each layer is extracted on its own, whiteouts kept as overlayfs wants
@@ -69,6 +73,7 @@
 pub mod archive;
 pub mod auth;
 pub mod manifest;
+pub mod pipe;
 pub mod reference;
 pub mod registry;
 pub mod store;
@@ -523,11 +528,13 @@ pub fn pull(
                     let _ = tx.send(Msg::Note(t));
                 };
                 let part = st.partial_path(&d.digest);
+                // The diff_id is checked as the bytes arrive, beside the download.
+                let mut check = pipe::Verifier::new(&config.rootfs.diff_ids[i], &part);
                 let res = reg
                     .download(&note, name, d, &part, &|n| {
                         let _ = tx.send(Msg::Progress(i, n));
-                    })
-                    .and_then(|()| verify_diff_id(&part, &config.rootfs.diff_ids[i]));
+                    }, &mut |t| check.tap(t))
+                    .and_then(|()| check.finish(&part));
                 if res.is_err() && res.as_ref().err().is_some_and(|e| e.to_string().contains("diff_id")) {
                     let _ = std::fs::remove_file(&part);
                 }
@@ -624,7 +631,13 @@ impl<R: Read> Read for HashReader<R> {
 /// Decompress a downloaded layer and check that its sha256 is the config's diff_id.
 fn verify_diff_id(part: &Path, want: &str) -> Result<LayerInfo> {
     let f = std::fs::File::open(part).map_err(|e| Error::failed(format!("cannot read {}: {e}", part.display()), "check the disk"))?;
-    let mut h = HashReader::new(crate::layer::decompress(std::io::BufReader::with_capacity(256 << 10, f))?);
+    check_diff_id(f, part, want)
+}
+
+/// Decompress a layer (the blob `part`, or its bytes as they are downloaded) and
+/// check that its sha256 is the config's diff_id.
+fn check_diff_id(blob: impl Read, part: &Path, want: &str) -> Result<LayerInfo> {
+    let mut h = HashReader::new(crate::layer::decompress(std::io::BufReader::with_capacity(256 << 10, blob))?);
     std::io::copy(&mut h, &mut std::io::sink()).map_err(|e| {
         Error::failed(format!("cannot decompress the layer {}: {e}", part.display()), "the layer is corrupt; nothing was stored")
     })?;
@@ -933,17 +946,19 @@ fn rm(k: &Kernel, root: &Path, images: &[String], out: &mut dyn Write) -> Result
 
 // ---------------------------------------------------------------- unpack
 
-fn apply_layer(k: &Kernel, st: &Store, img: &Image, i: usize, dest: &Path, overlay: bool) -> Result<()> {
+/// The blobs of `img`'s layers `which`, for [`pipe::stream`].
+fn blobs(st: &Store, img: &Image, which: &[usize]) -> Vec<pipe::Blob> {
+    which.iter().map(|&i| pipe::Blob { digest: img.manifest.layers[i].digest.clone(), path: st.blob_path(&img.manifest.layers[i].digest) }).collect()
+}
+
+fn apply_layer(k: &Kernel, layers: &pipe::Layers, img: &Image, i: usize, dest: &Path, overlay: bool) -> Result<()> {
     let l = &img.manifest.layers[i];
     let want = &img.config.rootfs.diff_ids[i];
-    let p = st.blob_path(&l.digest);
-    let f = std::fs::File::open(&p).map_err(|e| Error::failed(format!("layer {} missing from the store ({}): {e}", l.digest, p.display()), "pull the image again"))?;
-    let mut h = HashReader::new(crate::layer::decompress(std::io::BufReader::with_capacity(256 << 10, f))?);
+    let mut h = layers.next()?;
     let opts = crate::layer::ApplyOptions { overlay_whiteouts: overlay, ..Default::default() };
     k.note(format!("layer {}/{}: {} ({}) → {}", i + 1, img.manifest.layers.len(), short(&l.digest), l.media_type, dest.display()));
     let stats = crate::layer::apply(k, &mut h, dest, &opts)?;
-    std::io::copy(&mut h, &mut std::io::sink()).map_err(|e| Error::failed(format!("reading layer {}: {e}", l.digest), "the blob is corrupt: pull the image again"))?;
-    let got = h.digest();
+    let (got, _) = h.finish().map_err(|e| Error::failed(format!("reading layer {}: {e}", l.digest), "the blob is corrupt: pull the image again"))?;
     if k.mode() == Mode::Live && &got != want {
         return Err(Error::failed(
             format!("diff_id mismatch for layer {}: {got}, the config says {want}", l.digest),
@@ -971,16 +986,19 @@ fn unpack(k: &Kernel, root: &Path, image: &str, dir: &Path) -> Result<()> {
         }
         Err(e) => return Err(Error::failed(format!("cannot read {}: {e}", dir.display()), "give a directory")),
     }
-    for i in 0..img.manifest.layers.len() {
-        apply_layer(k, &st, &img, i, dir, false).map_err(|e| match e {
-            Error::Failed { what, hint } => Error::Failed {
-                what,
-                hint: Some(format!("{}; remove the partial tree with: rm -rf {}", hint.unwrap_or_default(), dir.display())),
-            },
-            other => other,
-        })?;
-    }
-    Ok(())
+    let all: Vec<usize> = (0..img.manifest.layers.len()).collect();
+    pipe::stream(blobs(&st, &img, &all), |layers| {
+        for i in 0..img.manifest.layers.len() {
+            apply_layer(k, layers, &img, i, dir, false).map_err(|e| match e {
+                Error::Failed { what, hint } => Error::Failed {
+                    what,
+                    hint: Some(format!("{}; remove the partial tree with: rm -rf {}", hint.unwrap_or_default(), dir.display())),
+                },
+                other => other,
+            })?;
+        }
+        Ok(())
+    })
 }
 
 fn unpack_layers(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
@@ -989,32 +1007,39 @@ fn unpack_layers(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn
     if k.mode() == Mode::Live {
         std::fs::create_dir_all(dir).map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display()), "check the path"))?;
     }
+    // The layers to extract: not in the cache yet, each diff_id once.
+    let cache_of = |di: &str| st.root.join("layers").join(di.strip_prefix("sha256:").unwrap_or(di));
+    let diff_ids = &img.config.rootfs.diff_ids;
+    let todo: Vec<usize> = (0..diff_ids.len()).filter(|&i| !cache_of(&diff_ids[i]).is_dir() && !diff_ids[..i].contains(&diff_ids[i])).collect();
     let mut lower = vec![];
-    for (i, di) in img.config.rootfs.diff_ids.iter().enumerate() {
-        let hexid = di.strip_prefix("sha256:").unwrap_or(di);
-        let cache = st.root.join("layers").join(hexid);
-        if cache.is_dir() {
-            k.note(format!("layer {}: already extracted in {} (shared by diff_id)", i + 1, cache.display()));
-        } else {
-            let tmp = st.root.join("layers").join(format!(".{hexid}.{}", std::process::id()));
+    pipe::stream(blobs(&st, &img, &todo), |layers| {
+        for (i, di) in diff_ids.iter().enumerate() {
+            let hexid = di.strip_prefix("sha256:").unwrap_or(di);
+            let cache = cache_of(di);
+            if !todo.contains(&i) {
+                k.note(format!("layer {}: already extracted in {} (shared by diff_id)", i + 1, cache.display()));
+            } else {
+                let tmp = st.root.join("layers").join(format!(".{hexid}.{}", std::process::id()));
+                if k.mode() == Mode::Live {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
+                k.mkdir(&tmp, 0o755)?;
+                if let Err(e) = apply_layer(k, layers, &img, i, &tmp, true) {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    return Err(e);
+                }
+                k.why("publish the extracted layer under its diff_id only once it is complete");
+                k.rename_over(&tmp, &cache)?;
+            }
+            let link = dir.join(i.to_string());
             if k.mode() == Mode::Live {
-                let _ = std::fs::remove_dir_all(&tmp);
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(&cache, &link).map_err(|e| Error::failed(format!("cannot link {}: {e}", link.display()), "check the directory"))?;
             }
-            k.mkdir(&tmp, 0o755)?;
-            if let Err(e) = apply_layer(k, &st, &img, i, &tmp, true) {
-                let _ = std::fs::remove_dir_all(&tmp);
-                return Err(e);
-            }
-            k.why("publish the extracted layer under its diff_id only once it is complete");
-            k.rename_over(&tmp, &cache)?;
+            lower.push(cache.display().to_string());
         }
-        let link = dir.join(i.to_string());
-        if k.mode() == Mode::Live {
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&cache, &link).map_err(|e| Error::failed(format!("cannot link {}: {e}", link.display()), "check the directory"))?;
-        }
-        lower.push(cache.display().to_string());
-    }
+        Ok(())
+    })?;
     lower.reverse();
     writeln!(out, "{}", lower.join(":"))?;
     Ok(())

@@ -33,8 +33,18 @@ pub type Log<'a> = &'a dyn Fn(String);
 
 /// How many redirects are followed before giving up (Go's http client: 10).
 const MAX_REDIRECTS: usize = 10;
+/// The buffer of blob transfers: one write(2) and one progress report per buffer.
+const BUF: usize = 256 << 10;
 /// How many times an interrupted blob download is resumed.
 pub const RESUME_ATTEMPTS: usize = 4;
+
+/// What [`Registry::download`] hands to its tap as the blob arrives.
+pub enum Tap<'a> {
+    /// Forget the bytes handed so far: the blob starts again from byte 0.
+    Restart,
+    /// The next bytes of the blob.
+    Bytes(&'a [u8]),
+}
 
 /// How to reach a registry.
 #[derive(Debug, Clone, Default)]
@@ -515,9 +525,11 @@ impl Registry {
     }
 
     /// Download a blob into `partial` (resumed with `Range` if it holds a start),
-    /// verifying its size and sha256 as it streams; `progress` gets the byte count.
+    /// verifying its size and sha256 as it streams; `progress` gets the byte count,
+    /// `tap` the blob's bytes in order from byte 0 (after a [`Tap::Restart`]: a
+    /// resumed download first hands over the part already on disk).
     /// On a digest mismatch the partial file is removed and nothing else is kept.
-    pub fn download(&self, log: Log, name: &str, d: &Descriptor, partial: &Path, progress: &dyn Fn(u64)) -> Result<()> {
+    pub fn download(&self, log: Log, name: &str, d: &Descriptor, partial: &Path, progress: &dyn Fn(u64), tap: &mut dyn FnMut(Tap<'_>)) -> Result<()> {
         let url = self.url(name, &format!("blobs/{}", d.digest));
         let mut last_err = None;
         for attempt in 0..RESUME_ATTEMPTS {
@@ -532,7 +544,7 @@ impl Registry {
             }
             if have == d.size && have > 0 {
                 // Already complete from an earlier run: verify only.
-                return finish_partial(partial, d, progress);
+                return finish_partial(partial, d, progress, tap);
             }
             let resp = match self.request(log, "GET", &url, &headers, Body::Empty, &Self::pull_scope(name)) {
                 Ok(r) => r,
@@ -580,37 +592,80 @@ impl Registry {
                 .create(true)
                 .write(true)
                 .truncate(!append)
+                .read(true)
                 .open(partial)
                 .map_err(|e| Error::failed(format!("cannot write {}: {e}", partial.display()), "check the store's disk"))?;
+            // The sha256 is computed as the bytes stream in: a resumed download hashes
+            // the part it already has first, so the blob is never read back.
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; BUF];
+            tap(Tap::Restart);
             if append {
-                f.seek(SeekFrom::End(0)).map_err(|e| Error::failed(format!("{}: {e}", partial.display()), "check the disk"))?;
+                let mut left = have;
+                while left > 0 {
+                    let want = buf.len().min(left as usize);
+                    match f.read(&mut buf[..want]) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            h.update(&buf[..n]);
+                            tap(Tap::Bytes(&buf[..n]));
+                            left -= n as u64;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk")),
+                    }
+                }
+                if left > 0 {
+                    // The file shrank under us: start over.
+                    have = 0;
+                    h = Sha256::new();
+                    tap(Tap::Restart);
+                    f.set_len(0).map_err(|e| Error::failed(format!("{}: {e}", partial.display()), "check the disk"))?;
+                }
+                f.seek(SeekFrom::Start(have)).map_err(|e| Error::failed(format!("{}: {e}", partial.display()), "check the disk"))?;
             }
             progress(have);
             let mut r = resp.into_reader();
-            let mut buf = vec![0u8; 256 << 10];
             let mut got = have;
+            // The HTTP reader hands out a few kB per read: gather a full buffer before
+            // each write(2) (and each progress report).
+            let mut fill = 0;
             let res: std::result::Result<(), std::io::Error> = loop {
-                match r.read(&mut buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        got += n as u64;
-                        if got > d.size {
-                            drop(f);
-                            let _ = std::fs::remove_file(partial);
-                            return Err(size_lie(d, got));
-                        }
-                        if let Err(e) = f.write_all(&buf[..n]) {
-                            return Err(Error::failed(format!("cannot write {}: {e}", partial.display()), "check the disk space"));
-                        }
-                        progress(got);
-                    }
+                let n = match r.read(&mut buf[fill..]) {
+                    Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => break Err(e),
+                };
+                got += n as u64;
+                if got > d.size {
+                    drop(f);
+                    let _ = std::fs::remove_file(partial);
+                    return Err(size_lie(d, got));
+                }
+                fill += n;
+                if fill == buf.len() || (n == 0 && fill > 0) {
+                    if let Err(e) = f.write_all(&buf[..fill]) {
+                        return Err(Error::failed(format!("cannot write {}: {e}", partial.display()), "check the disk space"));
+                    }
+                    h.update(&buf[..fill]);
+                    tap(Tap::Bytes(&buf[..fill]));
+                    fill = 0;
+                    progress(got);
+                }
+                if n == 0 {
+                    break Ok(());
                 }
             };
+            if fill > 0 {
+                // Keep what arrived before the error: the next attempt resumes after it.
+                if f.write_all(&buf[..fill]).is_err() {
+                    got -= fill as u64;
+                    let _ = f.set_len(got);
+                }
+            }
             drop(f);
             match res {
-                Ok(()) if got == d.size => return finish_partial(partial, d, progress),
+                Ok(()) if got == d.size => return check_digest(partial, d, &format!("sha256:{}", hex(&h.finalize())), got),
                 Ok(()) => {
                     log(format!("{}: connection ended after {got} of {} bytes", short(&d.digest), d.size));
                     last_err = Some(Error::failed(
@@ -751,22 +806,8 @@ fn size_lie(d: &Descriptor, got: u64) -> Error {
     )
 }
 
-/// Verify a complete partial file: size and sha256. A mismatch removes it.
-fn finish_partial(partial: &Path, d: &Descriptor, progress: &dyn Fn(u64)) -> Result<()> {
-    let mut f = File::open(partial).map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
-    let mut n_total = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
-        if n == 0 {
-            break;
-        }
-        n_total += n as u64;
-        h.update(&buf[..n]);
-    }
-    let got = format!("sha256:{}", hex(&h.finalize()));
-    progress(n_total);
+/// A complete download's sha256 must be its digest; a mismatch removes the file.
+fn check_digest(partial: &Path, d: &Descriptor, got: &str, n_total: u64) -> Result<()> {
     if got != d.digest || n_total != d.size {
         let _ = std::fs::remove_file(partial);
         return Err(Error::failed(
@@ -775,6 +816,26 @@ fn finish_partial(partial: &Path, d: &Descriptor, progress: &dyn Fn(u64)) -> Res
         ));
     }
     Ok(())
+}
+
+/// Verify a complete partial file: size and sha256. A mismatch removes it.
+fn finish_partial(partial: &Path, d: &Descriptor, progress: &dyn Fn(u64), tap: &mut dyn FnMut(Tap<'_>)) -> Result<()> {
+    let mut f = File::open(partial).map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; BUF];
+    let mut n_total = 0u64;
+    tap(Tap::Restart);
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
+        if n == 0 {
+            break;
+        }
+        n_total += n as u64;
+        h.update(&buf[..n]);
+        tap(Tap::Bytes(&buf[..n]));
+    }
+    progress(n_total);
+    check_digest(partial, d, &format!("sha256:{}", hex(&h.finalize())), n_total)
 }
 
 /// Check bytes against a descriptor.
