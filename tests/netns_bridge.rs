@@ -36,7 +36,10 @@ fn sandbox(script: &str) -> (i32, String, String) {
         run = run.path().display()
     );
     let out = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "sh", "-euc"])
+        // A PID namespace too, with the script as its PID 1: when the script ends,
+        // the kernel kills every daemon it started (httpd, nc), so none outlives
+        // the test. --mount-proc keeps PIDs in /proc consistent for `--pid P`.
+        .args(["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "sh", "-euc"])
         .arg(format!("{prelude}{script}"))
         .output()
         .expect("unshare");
@@ -170,6 +173,27 @@ nft list ruleset | grep -c publish || true
     assert!(out.contains("8080/tcp -> 10.200.0.2:80"), "{out}");
     assert!(out.contains("\n3\n"), "three rules per published port: {out}");
     assert!(out.ends_with("AFTER\n0\n"), "unpublished: no answer, no rule left: {out}");
+}
+
+#[test]
+fn a_second_network_keeps_the_first_default_route() {
+    if !harness::require(harness::Tier::Root) {
+        return;
+    }
+    // docker network connect: one namespace on two bridges.
+    let out = ok(r#"
+nb netns add c1 >/dev/null
+nb bridge create front --subnet 10.210.0.1/24 >/dev/null
+nb bridge create back --subnet 10.211.0.1/24 >/dev/null
+nb attach --bridge front --netns c1
+netns-bridge attach --bridge back --netns c1 --ifname eth1 2>&1 >/dev/null | grep -o "already has a default route"
+inns c1 ip -4 route | sort
+inns c1 busybox ping -c1 -W2 10.211.0.1 >/dev/null && echo BACK-GATEWAY-REACHABLE
+"#);
+    assert_eq!(
+        out,
+        "10.210.0.2/24\nalready has a default route\n10.210.0.0/24 dev eth0 proto kernel scope link src 10.210.0.2 \n10.211.0.0/24 dev eth1 proto kernel scope link src 10.211.0.2 \ndefault via 10.210.0.1 dev eth0 \nBACK-GATEWAY-REACHABLE\n"
+    );
 }
 
 #[test]

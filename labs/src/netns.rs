@@ -767,8 +767,18 @@ fn configure(k: &Kernel, net: &Network, hv: &str, br: u32, ns: &Path, ifname: &s
     k.link_set(inside, idx, ifname, &LinkChange { up: true, master: None })?;
     k.why("a new namespace's loopback is down: 127.0.0.1 is unreachable until it is up")
         .link_set(inside, lo, "lo", &LinkChange { up: true, master: None })?;
-    k.why("everything outside the network goes through the gateway, the bridge's address")
-        .route_add(inside, None, net.gateway)?;
+    match k
+        .why("everything outside the network goes through the gateway, the bridge's address")
+        .route_add(inside, None, net.gateway)
+    {
+        // A second network (docker network connect): the first one keeps the default
+        // route, this one is reached through its own subnet's route.
+        Err(e) if e.errno == Errno::EEXIST => k.note(format!(
+            "{ifname}: the namespace already has a default route (through its first network); {} is reached directly on {ifname}",
+            net.subnet
+        )),
+        r => r?,
+    }
     Ok(())
 }
 
