@@ -1,7 +1,7 @@
 //! `apply`: extract one layer safely, with its whiteouts (see the parent module).
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::rc::Rc;
@@ -276,7 +276,12 @@ impl<'k> Extract<'k> {
                     if let Some(mut f) =
                         self.k.create_at(p, &pshown, base, 0o600).map_err(|e| self.sys(&shown_name, e))?
                     {
-                        let n = std::io::copy(e, &mut f).map_err(|err| {
+                        // 256 KiB writes instead of io::copy's 8 KiB: a 200 MB layer is
+                        // then ~800 write(2) calls, not ~26,000.
+                        let mut w = std::io::BufWriter::with_capacity(256 << 10, &mut f);
+                        let n = std::io::copy(e, &mut w).and_then(|n| w.flush().map(|()| n));
+                        drop(w);
+                        let n = n.map_err(|err| {
                             if err.kind() == std::io::ErrorKind::UnexpectedEof {
                                 read_error(&format!("the content of {shown_name:?}"), err)
                             } else if err.raw_os_error().is_some() && err.kind() != std::io::ErrorKind::InvalidData {
