@@ -1,1 +1,1 @@
-export CONTLAB_ROOT=store; img-pull -q pull 127.0.0.1:5042/lab/hello:1.0 >/dev/null && img-pull -q save -o hello.tar 127.0.0.1:5042/lab/hello:1.0 && tar -tvf hello.tar && img-pull -q --root other load -i hello.tar && img-pull ls -q && img-pull --root other ls -q
+export CONTLAB_ROOT=store; img-pull -q pull 127.0.0.1:5042/lab/hello:1.0 >/dev/null && img-pull -q save -o hello.tar 127.0.0.1:5042/lab/hello:1.0 && tar -tvf hello.tar && img-pull -q --root other load -i hello.tar && img-pull -q ls --ids && img-pull -q --root other ls --ids

@@ -170,9 +170,10 @@ pub enum Cmd {
         /// Show the registry digest too.
         #[arg(long)]
         digests: bool,
-        /// Only the image IDs.
-        #[arg(short, long)]
-        quiet: bool,
+        /// Only the image IDs (what `docker images -q` prints; `-q` is every contlab
+        /// tool's "no trace").
+        #[arg(long)]
+        ids: bool,
     },
     /// Show an image's details as JSON (docker inspect).
     Inspect {
@@ -308,7 +309,7 @@ fn dispatch(k: &Kernel, root: &Path, cmd: Cmd, out: &mut dyn Write) -> Result<()
             };
             pull(k, root, &r, &platform, jobs as usize, &net.options()?, out)
         }
-        Cmd::Ls { digests, quiet } => ls(k, root, digests, quiet, out),
+        Cmd::Ls { digests, ids } => ls(k, root, digests, ids, out),
         Cmd::Inspect { image, format, raw } => inspect(k, root, &image, format.as_deref(), raw.as_deref(), out),
         Cmd::History { image, no_trunc } => history(k, root, &image, no_trunc, out),
         Cmd::Rm { images } => rm(k, root, &images, out),
