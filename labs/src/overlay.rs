@@ -69,7 +69,7 @@ use serde::Serialize;
 use crate::cli::CommonOpts;
 use crate::error::{Error, Hint, Result};
 use crate::exit::{Exit, Role};
-use crate::kernel::{Errno, Kernel, Mode};
+use crate::kernel::{unescape, Errno, Kernel, Mode};
 
 /// Mount, unmount and look into overlay filesystems.
 ///
@@ -496,24 +496,6 @@ pub struct Overlay {
     pub mount_options: String,
 }
 
-/// Undo mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Split on `sep` unless escaped by a backslash, removing those backslashes (or
 /// keeping them, for a later split).
 fn split_escaped_keep(s: &str, sep: char, keep: bool) -> Vec<String> {
@@ -547,23 +529,17 @@ fn plain(s: &str) -> String {
 /// Parse the overlay mounts of a mountinfo text.
 pub fn parse_mountinfo(text: &str) -> Vec<Overlay> {
     let mut v = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
-        let l: Vec<&str> = left.split(' ').collect();
-        let r: Vec<&str> = right.splitn(3, ' ').collect();
-        if l.len() < 6 || r.len() < 3 || r[0] != "overlay" {
-            continue;
-        }
+    for m in crate::kernel::parse_mountinfo(text).into_iter().filter(|m| m.fstype == "overlay") {
         let mut o = Overlay {
-            mount_id: l[0].parse().unwrap_or(0),
-            merged: unescape(l[4]),
+            mount_id: m.mount_id,
+            merged: m.point,
             lower: Vec::new(),
             upper: None,
             work: None,
             options: Vec::new(),
-            mount_options: l[5].to_string(),
+            mount_options: m.mount_options,
         };
-        for opt in split_escaped_keep(r[2], ',', true) {
+        for opt in split_escaped_keep(&m.super_options, ',', true) {
             let opt = unescape(&opt);
             if let Some(v) = opt.strip_prefix("lowerdir=") {
                 o.lower.extend(split_escaped(v, ':').into_iter().filter(|s| !s.is_empty()));

@@ -85,35 +85,14 @@ pub struct Mount {
     pub super_opts: Vec<String>,
 }
 
-/// Undo mountinfo's octal escapes (`\040` is a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parse /proc/self/mountinfo (proc(5): `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`).
+/// The mounts of a mountinfo text, with the fields the cgroups lab needs.
 pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let point = left.split(' ').nth(4)?;
-            let mut r = right.split(' ');
-            let fstype = r.next()?.to_string();
-            let _source = r.next()?;
-            let super_opts = r.next().unwrap_or("").split(',').map(str::to_string).collect();
-            Some(Mount { point: PathBuf::from(unescape(point)), fstype, super_opts })
+    crate::kernel::parse_mountinfo(text)
+        .into_iter()
+        .map(|m| Mount {
+            point: PathBuf::from(m.point),
+            fstype: m.fstype,
+            super_opts: m.super_options.split(',').map(str::to_string).collect(),
         })
         .collect()
 }
