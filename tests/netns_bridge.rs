@@ -80,14 +80,14 @@ nb netns add c1 >/dev/null; nb netns add c2 >/dev/null
 nb bridge create br0 --subnet 10.200.0.1/24
 nb attach --bridge br0 --netns c1
 nb attach --bridge br0 --netns c2
-nb netns exec c1 busybox ping -c1 -W2 c2 >/dev/null && echo PING-BY-NAME-OK
+nb netns exec c1 busybox ping -c3 -i0.2 -W2 c2 >/dev/null && echo PING-BY-NAME-OK
 nb netns exec c2 cat /etc/hosts | grep -q "10.200.0.2	c1" && echo HOSTS-OK
 inns c2 busybox nc -l -p 7000 > "$CONTLAB_RUN_DIR/got" &
 sleep 0.3
 echo hello-over-tcp | inns c1 busybox nc -w 2 10.200.0.3 7000
 wait
 cat "$CONTLAB_RUN_DIR/got"
-busybox ping -c1 -W2 10.200.0.2 >/dev/null && echo HOST-PINGS-C1
+busybox ping -c3 -i0.2 -W2 10.200.0.2 >/dev/null && echo HOST-PINGS-C1
 "#);
     assert!(out.contains("10.200.0.2/24\n10.200.0.3/24"), "{out}");
     for m in ["PING-BY-NAME-OK", "HOSTS-OK", "hello-over-tcp", "HOST-PINGS-C1"] {
@@ -108,8 +108,8 @@ nb bridge create net1 --subnet 10.1.0.1/24 >/dev/null
 nb bridge create net2 --subnet 10.2.0.1/24 >/dev/null
 nb attach --bridge net1 --netns a >/dev/null
 nb attach --bridge net2 --netns b >/dev/null
-busybox ping -c1 -W1 10.1.0.2 >/dev/null && echo HOST-A
-busybox ping -c1 -W1 10.2.0.2 >/dev/null && echo HOST-B
+busybox ping -c3 -i0.2 -W2 10.1.0.2 >/dev/null && echo HOST-A
+busybox ping -c3 -i0.2 -W2 10.2.0.2 >/dev/null && echo HOST-B
 inns a busybox ping -c1 -W1 10.2.0.2 >/dev/null || echo A-TO-B-BLOCKED
 nb nat net1; nb nat net2
 cat /proc/sys/net/ipv4/ip_forward
@@ -188,7 +188,7 @@ nb bridge create back --subnet 10.211.0.1/24 >/dev/null
 nb attach --bridge front --netns c1
 netns-bridge attach --bridge back --netns c1 --ifname eth1 2>&1 >/dev/null | grep -o "already has a default route"
 inns c1 ip -4 route | sort
-inns c1 busybox ping -c1 -W2 10.211.0.1 >/dev/null && echo BACK-GATEWAY-REACHABLE
+inns c1 busybox ping -c3 -i0.2 -W2 10.211.0.1 >/dev/null && echo BACK-GATEWAY-REACHABLE
 "#);
     assert_eq!(
         out,
