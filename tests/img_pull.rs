@@ -64,6 +64,15 @@ pub struct LocalRegistry {
 impl LocalRegistry {
     /// Start one, with htpasswd basic auth if `user` is given.
     pub fn start(user: Option<(&str, &str)>) -> LocalRegistry {
+        Self::start_with(user, None)
+    }
+
+    /// Start one serving HTTPS with this certificate and key (PEM files).
+    pub fn start_tls(cert: &Path, key: &Path) -> LocalRegistry {
+        Self::start_with(None, Some((cert, key)))
+    }
+
+    fn start_with(user: Option<(&str, &str)>, tls: Option<(&Path, &Path)>) -> LocalRegistry {
         let bin = need("docker-registry", "docker-registry");
         let dir = harness::tmp();
         let port = free_port();
@@ -74,8 +83,11 @@ impl LocalRegistry {
             std::fs::write(dir.path().join("htpasswd"), line).unwrap();
             auth = format!("auth:\n  htpasswd:\n    realm: contlab\n    path: {}\n", dir.path().join("htpasswd").display());
         }
+        let tls = tls
+            .map(|(c, k)| format!("  tls:\n    certificate: {}\n    key: {}\n", c.display(), k.display()))
+            .unwrap_or_default();
         let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
             dir.path().join("data").display()
         );
         std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
@@ -389,6 +401,52 @@ fn pull_unpack_matches_skopeo_and_umoci() {
     // umoci reads our store directly too.
     let direct = umoci_rootfs(&root.path().join("oci"), &format!("{r}"), fx.work.path());
     assert_eq!(tree(&direct), a);
+}
+
+/// HTTPS as Docker Hub serves it: a registry with a certificate for 127.0.0.1, made
+/// by openssl. Trusted through --ca-cert, and through the system's roots (rustls-native-certs
+/// reads SSL_CERT_FILE, as OpenSSL does); refused when nothing vouches for it.
+#[test]
+fn https_with_ca_cert_and_system_roots() {
+    if !harness::require(harness::Tier::Root) {
+        return;
+    }
+    let work = harness::tmp();
+    // A CA, and the registry's certificate signed by it (webpki, rightly, refuses a
+    // CA certificate used as the server's own).
+    let w = work.path();
+    let ssl = need("openssl", "openssl");
+    run(Command::new(&ssl).current_dir(w).args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=contlab test CA", "-keyout", "ca.key", "-out", "ca.pem"]));
+    run(Command::new(&ssl).current_dir(w).args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"])
+        .args(["-keyout", "key.pem", "-out", "req.csr"]));
+    std::fs::write(w.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    run(Command::new(&ssl).current_dir(w).args(["x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key"])
+        .args(["-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem"]));
+    let (cert, key) = (w.join("ca.pem"), w.join("key.pem"));
+    let reg = LocalRegistry::start_tls(&w.join("cert.pem"), &key);
+    let layout = test_layout(work.path());
+    skopeo_push(&layout, "single", &format!("{}/test/single:1", reg.host()), None);
+    let r = format!("{}/test/single:1", reg.host());
+    let home = harness::tmp();
+
+    // --ca-cert: HTTPS end to end, no fallback to plain HTTP.
+    let root = harness::tmp();
+    let (out, err) = ok(img(root.path(), home.path()).args(["pull", "--ca-cert"]).arg(&cert).arg(&r));
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert!(err.contains("GET https://127.0.0.1:") && !err.contains("GET http://"), "HTTPS only:\n{err}");
+
+    // The system's roots (here SSL_CERT_FILE): the code path of a pull from Docker Hub.
+    let root = harness::tmp();
+    let (_, err) = ok(img(root.path(), home.path()).env("SSL_CERT_FILE", &cert).args(["pull", &r]));
+    assert!(err.contains("GET https://127.0.0.1:") && !err.contains("GET http://"), "HTTPS only:\n{err}");
+
+    // Nothing vouches for the certificate: the TLS handshake fails; the plain-HTTP
+    // fallback docker allows for local registries then fails too, and nothing is stored.
+    let root = harness::tmp();
+    let err = fails(img(root.path(), home.path()).env("SSL_CERT_FILE", "/dev/null").args(["pull", &r]));
+    assert!(err.contains("HTTPS failed") && err.contains("UnknownIssuer") && err.contains("--ca-cert"), "{err}");
+    assert!(!root.path().join("oci/index.json").exists() || store_state(root.path()).is_empty(), "nothing stored");
 }
 
 #[test]

@@ -237,8 +237,19 @@ impl Registry {
                 log(format!("HTTPS failed ({why}); {api_host} is {}: trying plain HTTP, as docker does",
                     if opts.insecure { "marked --insecure" } else { "a local registry" }));
                 reg.base = format!("http://{api_host}");
-                reg.ping(log)?;
-                Ok(reg)
+                match reg.ping(log) {
+                    Ok(()) => Ok(reg),
+                    // Neither worked: say both, the HTTPS reason first (a registry that
+                    // serves HTTPS answers plain HTTP with 400, which explains nothing).
+                    Err(plain) => Err(Error::failed(
+                        format!("{api_host}: HTTPS failed ({why}), and plain HTTP failed too ({plain})"),
+                        if why.to_lowercase().contains("certificate") {
+                            "the registry serves HTTPS with a certificate this machine does not trust: pass its CA with --ca-cert"
+                        } else {
+                            "check the registry address and that it is running (curl it)"
+                        },
+                    )),
+                }
             }
             Err(e) => Err(e),
         }
