@@ -239,9 +239,9 @@ impl Registry {
                 reg.base = format!("http://{api_host}");
                 match reg.ping(log) {
                     Ok(()) => Ok(reg),
-                    // Neither worked: say both, the HTTPS reason first (a registry that
-                    // serves HTTPS answers plain HTTP with 400, which explains nothing).
-                    Err(plain) => Err(Error::failed(
+                    // A registry that serves only HTTPS answers plain HTTP with 400,
+                    // which explains nothing: then the HTTPS reason is the one to give.
+                    Err(plain) if plain.to_string().contains("answered 400") => Err(Error::failed(
                         format!("{api_host}: HTTPS failed ({why}), and plain HTTP failed too ({plain})"),
                         if why.to_lowercase().contains("certificate") {
                             "the registry serves HTTPS with a certificate this machine does not trust: pass its CA with --ca-cert"
@@ -249,6 +249,7 @@ impl Registry {
                             "check the registry address and that it is running (curl it)"
                         },
                     )),
+                    Err(plain) => Err(plain),
                 }
             }
             Err(e) => Err(e),
