@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode as Perm, SFlag};
 
+use super::errno_of;
 use super::trace::quote;
 use super::{flags, Call, Effect, Errno, Kernel, Kind, SysError};
 use crate::dm::device::{DevFd, DmInfo, DmTarget};
@@ -86,10 +87,6 @@ const BLKGETSIZE64: u64 = 0x8008_1272;
 
 /// Minors handed out by dry runs (no kernel to give real ones).
 static FAKE_MINOR: AtomicU32 = AtomicU32::new(0);
-
-fn errno_of(e: std::io::Error) -> Errno {
-    e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
-}
 
 fn raw(dev: &DevFd) -> Result<i32, Errno> {
     dev.fd.as_ref().map(|f| f.as_raw_fd()).ok_or(Errno::EBADF)

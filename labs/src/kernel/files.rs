@@ -7,12 +7,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use super::errno_of;
 use super::trace::quote;
 use super::{Call, Effect, Errno, Kernel, Kind, SysError};
-
-fn errno_of(e: std::io::Error) -> Errno {
-    e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
-}
 
 fn p(path: &Path) -> String {
     quote(&path.to_string_lossy(), 256)
@@ -273,6 +270,42 @@ impl Kernel {
                 }
             },
             |_| "0".into(),
+        )
+    }
+
+    /// `write(2)` a state file in place (the network lab's leases and hosts files): open it (creating it if
+    /// needed) *without* `O_TRUNC`, write `data` from offset 0, then `ftruncate(2)` to
+    /// its new length when it shrank. The inode stays the same (a bind mount of the hosts file sees
+    /// the change), and a file that does not shrink below a block frees no block: on a
+    /// filesystem mounted with `discard`, truncating to zero then writing again would
+    /// make the kernel discard the freed block synchronously, at every attach.
+    /// <https://man7.org/linux/man-pages/man2/write.2.html>
+    /// <https://man7.org/linux/man-pages/man2/ftruncate.2.html>
+    pub fn rewrite_file(&self, path: &Path, data: &str) -> Result<usize, SysError> {
+        const C: Call = Call {
+            kind: Kind::File,
+            name: "write",
+            man: "write(2)",
+            what: "write a file in place (no O_TRUNC: write from offset 0, then ftruncate(2) if it shrank)",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![p(path), quote(data, 64)],
+            || data.len(),
+            || {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::OpenOptions::new().write(true).create(true).open(path).map_err(errno_of)?;
+                let old = f.metadata().map_err(errno_of)?.len();
+                f.write_all_at(data.as_bytes(), 0).map_err(errno_of)?;
+                // Only when it shrank: ext4 runs its truncate path even for an unchanged
+                // size, dropping (and discarding) the blocks it preallocated.
+                if (data.len() as u64) < old {
+                    f.set_len(data.len() as u64).map_err(errno_of)?;
+                }
+                Ok(data.len())
+            },
+            |n| n.to_string(),
         )
     }
 }

@@ -8,15 +8,12 @@
 use std::fs::File;
 use std::path::Path;
 
+use super::errno_of;
 use super::trace::quote;
-use super::{Call, Effect, Errno, Kernel, Kind, SysError};
+use super::{Call, Effect, Kernel, Kind, SysError};
 
 fn p(path: &Path) -> String {
     quote(&path.to_string_lossy(), 256)
-}
-
-fn errno_of(e: std::io::Error) -> Errno {
-    e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
 }
 
 impl Kernel {

@@ -55,6 +55,11 @@ pub enum Mode {
     DryRun,
 }
 
+/// The errno inside an I/O error (EIO when it carries none).
+pub(crate) fn errno_of(e: std::io::Error) -> Errno {
+    e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
+}
+
 /// Whether a request only looks at the system or changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effect {
