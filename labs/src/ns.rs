@@ -248,10 +248,11 @@ pub struct Plan {
 }
 
 impl RunArgs {
-    /// Work out which namespaces to create, and the id maps, from the flags.
-    pub fn plan(&self, ids: crate::kernel::UserIds) -> Result<Plan> {
+    /// The kinds the flags name, with their implications (`--hostname` means a UTS
+    /// namespace, `--rootfs` a mount namespace...), in the order unshare creates them.
+    pub fn kinds(&self) -> Vec<NsKind> {
         use NsKind::*;
-        let mut want = vec![
+        let want = [
             (User, self.user || self.map_root || !self.uid_map.is_empty() || !self.gid_map.is_empty()),
             (Mount, self.mount || self.mount_proc || self.rootfs.is_some()),
             (Uts, self.uts || self.hostname.is_some()),
@@ -261,10 +262,13 @@ impl RunArgs {
             (Cgroup, self.cgroup),
             (Time, self.time || self.monotonic.is_some() || self.boottime.is_some()),
         ];
-        if self.all {
-            want.iter_mut().for_each(|w| w.1 = true);
-        }
-        let kinds: Vec<NsKind> = want.iter().filter(|w| w.1).map(|w| w.0).collect();
+        want.iter().filter(|w| w.1 || self.all).map(|w| w.0).collect()
+    }
+
+    /// Work out which namespaces to create, and the id maps, from the flags.
+    pub fn plan(&self, ids: crate::kernel::UserIds) -> Result<Plan> {
+        use NsKind::*;
+        let kinds = self.kinds();
         let parse = |v: &[String]| v.iter().map(|s| IdMap::parse(s)).collect::<Result<Vec<_>>>();
         let (mut uid_map, mut gid_map) = (parse(&self.uid_map)?, parse(&self.gid_map)?);
         let explicit = !uid_map.is_empty() || !gid_map.is_empty();
@@ -538,10 +542,7 @@ fn tiny_init(k: &Kernel, command: &[String]) -> i32 {
 pub fn enter(k: &Kernel, a: &RunArgs) -> Result<Exit> {
     need_command(a)?;
     let target = a.enter.unwrap_or(0);
-    let chosen: Vec<NsKind> = {
-        let p = RunArgs { enter: None, command: vec![], ..clone_kinds(a) };
-        p.plan(k.ids())?.kinds
-    };
+    let chosen = a.kinds();
     let proc = PathBuf::from(format!("/proc/{target}/ns"));
     if !k.exists(&proc) {
         return Err(Error::failed(
@@ -579,21 +580,6 @@ pub fn enter(k: &Kernel, a: &RunArgs) -> Result<Exit> {
     }
     let pid_ns = kinds.contains(&NsKind::Pid);
     launch(k, a, pid_ns, |_| Ok(()))
-}
-
-fn clone_kinds(a: &RunArgs) -> RunArgs {
-    RunArgs {
-        mount: a.mount,
-        uts: a.uts,
-        ipc: a.ipc,
-        pid: a.pid,
-        net: a.net,
-        user: a.user,
-        cgroup: a.cgroup,
-        time: a.time,
-        all: a.all,
-        ..RunArgs::default()
-    }
 }
 
 /// One process's namespaces, as `ns-exec show --json` prints them.

@@ -41,25 +41,6 @@ impl Kernel {
         )
     }
 
-    /// `write(2)` into a file of our own (state, a PID file), creating it.
-    /// <https://man7.org/linux/man-pages/man2/write.2.html>
-    pub fn create_file(&self, path: &Path, data: &str) -> Result<usize, SysError> {
-        const C: Call = Call {
-            kind: Kind::File,
-            name: "write",
-            man: "write(2)",
-            what: "create a file and write to it",
-            effect: Effect::Change,
-        };
-        self.perform(
-            &C,
-            vec![p(path), quote(data, 64)],
-            || data.len(),
-            || std::fs::write(path, data).map(|_| data.len()).map_err(errno_of),
-            |n| n.to_string(),
-        )
-    }
-
     /// `read(2)` a kernel file whole (cgroup counters, /proc/PID/...).
     /// <https://man7.org/linux/man-pages/man2/read.2.html>
     #[doc(alias = "read")]

@@ -320,8 +320,8 @@ impl Kernel {
             effect: Effect::Change,
         };
         let fl = if nohang { WaitPidFlag::WNOHANG } else { WaitPidFlag::empty() };
-        let mut status = String::from("NULL");
-        let r = self.perform_out(
+        let flags = flags::render(fl.bits() as u64, flags::WAIT);
+        self.perform_out(
             &C,
             vec![pid.to_string()],
             || Some((pid, Exited::Code(0))),
@@ -336,14 +336,10 @@ impl Kernel {
                 }
             },
             |r| match r {
-                Some((p, st)) => {
-                    status = render_status(*st);
-                    (p.to_string(), Some(format!("{status}, {}, NULL", flags::render(fl.bits() as u64, flags::WAIT))))
-                }
-                None => ("0".into(), Some(format!("NULL, {}, NULL", flags::render(fl.bits() as u64, flags::WAIT)))),
+                Some((p, st)) => (p.to_string(), Some(format!("{}, {flags}, NULL", render_status(*st)))),
+                None => ("0".into(), Some(format!("NULL, {flags}, NULL"))),
             },
-        );
-        r
+        )
     }
 
     /// `kill(2)` — send `sig` to `pid`.
