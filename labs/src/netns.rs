@@ -70,7 +70,7 @@ use serde::Serialize;
 use crate::cli::CommonOpts;
 use crate::error::{Error, Hint, Result};
 use crate::exit::{Exit, Role};
-use crate::kernel::{Errno, Kernel};
+use crate::kernel::{CloneFlags, Errno, Kernel, MntFlags, MsFlags, SysError};
 use ipam::{Lease, Network, Publish, Subnet, Vxlan};
 use model::{LinkChange, NftMsg};
 
@@ -381,7 +381,7 @@ fn locked(k: &Kernel) -> Result<(impl Sized, State)> {
     }
     let guard = k
         .why("serialize changes of the networks' state: concurrent attaches must not take the same address")
-        .net_lock(&run.join("lock"))?;
+        .lock_file(&run.join("lock"))?;
     let nets = ipam::load_all(&run)?;
     Ok((guard, State { run, nets }))
 }
@@ -418,6 +418,44 @@ fn no_network(bridge: &str) -> Error {
     )
 }
 
+/// `mount(2)` `MS_SHARED|MS_REC` on `dir`, first bind-mounting it onto itself when it
+/// is not a mount point yet: namespaces bound below it then show in every mount
+/// namespace that shares it (what `ip netns add` does to /run/netns).
+fn make_shared_dir(k: &Kernel, dir: &Path) -> std::result::Result<(), SysError> {
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    match k.mount(Some(""), dir, Some("none"), shared, None) {
+        Err(e) if e.errno == Errno::EINVAL => {
+            k.why("not a mount point yet: bind it onto itself to make it one")
+                .mount(Some(&dir.to_string_lossy()), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            k.mount(Some(""), dir, Some("none"), shared, None)
+        }
+        r => r,
+    }
+}
+
+/// `mount(2)` `MS_BIND` of this process's network namespace (`/proc/self/ns/net`)
+/// onto `target`: the namespace now lives as long as the mount, with no process in it.
+fn bind_netns(k: &Kernel, target: &Path) -> std::result::Result<(), SysError> {
+    k.mount(Some("/proc/self/ns/net"), target, Some("none"), MsFlags::MS_BIND, None)
+}
+
+/// What `ip netns exec` does to the mounts after joining a network namespace:
+/// `unshare(CLONE_NEWNS)`, make `/` a slave, remount /sys so it lists this
+/// namespace's interfaces, and bind `hosts` (if any) onto /etc/hosts.
+fn netns_exec_mounts(k: &Kernel, hosts: Option<&Path>) -> std::result::Result<(), SysError> {
+    k.unshare(CloneFlags::CLONE_NEWNS)?;
+    k.why("mounts made from here on must not propagate back to the host")
+        .mount(Some(""), Path::new("/"), Some("none"), MsFlags::MS_SLAVE | MsFlags::MS_REC, None)?;
+    k.why("/sys shows the interfaces of the namespace that mounted it: mount it again from here")
+        .umount2(Path::new("/sys"), MntFlags::MNT_DETACH)?;
+    k.mount(Some("sysfs"), Path::new("/sys"), Some("sysfs"), MsFlags::empty(), None)?;
+    if let Some(h) = hosts {
+        k.why("give the command the network's hosts file, so peers resolve by name")
+            .mount(Some(&h.to_string_lossy()), Path::new("/etc/hosts"), Some("none"), MsFlags::MS_BIND, None)?;
+    }
+    Ok(())
+}
+
 fn index_of(k: &Kernel, ns: Option<&Path>, name: &str) -> Result<u32> {
     match k.link_by_name(ns, name) {
         Ok(l) => Ok(l.index),
@@ -441,8 +479,7 @@ fn netns_add(k: &Kernel, name: &str) -> Result<Exit> {
             _ => {}
         }
     }
-    k.why("namespaces bound below /run/netns must show in every mount namespace, as with ip netns")
-        .make_shared_dir(dir)?;
+    make_shared_dir(k.why("namespaces bound below /run/netns must show in every mount namespace, as with ip netns"), dir)?;
     let path = dir.join(name);
     k.why("the file the namespace will be bind-mounted on")
         .create_excl(&path)
@@ -450,8 +487,8 @@ fn netns_add(k: &Kernel, name: &str) -> Result<Exit> {
     let child = k.fork_with(|k| {
         let r = k
             .why("a new, empty network namespace: only lo, down")
-            .unshare_net()
-            .and_then(|_| k.why("keep the namespace alive with no process in it").bind_netns(&path));
+            .unshare(CloneFlags::CLONE_NEWNET)
+            .and_then(|_| bind_netns(k.why("keep the namespace alive with no process in it"), &path));
         match r {
             Ok(()) => 0,
             Err(e) => {
@@ -502,7 +539,7 @@ fn netns_rm(k: &Kernel, name: &str) -> Result<Exit> {
     let path = Path::new(NETNS_DIR).join(name);
     let (_lock, mut st) = locked(k)?;
     k.why("the mount is what keeps the namespace alive; once gone, its interfaces (and their veth peers) are destroyed")
-        .umount_detach(&path)
+        .umount2(&path, MntFlags::MNT_DETACH)
         .hint(Errno::EINVAL, &format!("{} is not a namespace mount", path.display()))
         .map_err(|e| missing_ns(e, name))?;
     k.unlink(&path)?;
@@ -539,8 +576,8 @@ fn netns_exec(k: &Kernel, name: &str, command: &[String]) -> Result<Exit> {
         .iter()
         .find(|n| n.leases.iter().any(|l| l.netns == name))
         .map(|n| ipam::hosts_path(&st.run, &n.bridge));
-    k.why("run the command in the namespace").enter_netns(&path)?;
-    k.netns_exec_mounts(hosts.as_deref())?;
+    k.why("run the command in the namespace").setns_net(&path)?;
+    netns_exec_mounts(k, hosts.as_deref())?;
     let child = k.spawn(command, |_| Ok(()))?;
     let status = k.wait(child.pid)?;
     Ok(Exit::of(status))

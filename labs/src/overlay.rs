@@ -69,7 +69,7 @@ use serde::Serialize;
 use crate::cli::CommonOpts;
 use crate::error::{Error, Hint, Result};
 use crate::exit::{Exit, Role};
-use crate::kernel::{unescape, Errno, Kernel, Mode};
+use crate::kernel::{unescape, Errno, Kernel, MntFlags, Mode, MsFlags};
 
 /// Mount, unmount and look into overlay filesystems.
 ///
@@ -392,7 +392,7 @@ pub fn mount_spec(k: &Kernel, spec: &Spec, merged: &Path, legacy: bool) -> Resul
         ));
     }
     k.why("mount(2) takes all overlay options in one data string");
-    k.mount_overlay_legacy(merged, &data)
+    k.mount(Some("overlay"), merged, Some("overlay"), MsFlags::empty(), Some(&data))
         .hint(Errno::EINVAL, "overlayfs refused the options: check that the layers exist, that work is empty and on upper's filesystem (dmesg shows the kernel's reason)")
         .hint(Errno::EPERM, "mounting needs root (CAP_SYS_ADMIN), or a user namespace with --userxattr")?;
     Ok(())
@@ -471,7 +471,7 @@ fn umount(k: &Kernel, a: &UmountArgs) -> Result<()> {
             "`ovl-mount inspect` or `findmnt -t overlay` lists overlay mounts",
         ));
     }
-    k.umount_path(&merged, a.lazy)
+    k.umount2(&merged, if a.lazy { MntFlags::MNT_DETACH } else { MntFlags::empty() })
         .hint(Errno::EBUSY, "a process still uses it (fuser -vm MERGED); or detach it with --lazy")
         .hint(Errno::EINVAL, "it is not a mount point")?;
     Ok(())

@@ -1,18 +1,30 @@
 //! Kernel files: the parts of the kernel's interface that are files under /proc and
 //! /sys (cgroupfs, uid_map, /proc/PID/ns). Each read or write is one event.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode as Perm;
 
 use super::errno_of;
 use super::trace::quote;
-use super::{Call, Effect, Errno, Kernel, Kind, SysError};
+use super::{flags, Call, Effect, Errno, Kernel, Kind, SysError};
 
 fn p(path: &Path) -> String {
     quote(&path.to_string_lossy(), 256)
+}
+
+fn path_arg(path: &Path) -> String {
+    p(path)
+}
+
+fn super_errno(e: std::io::Error) -> Errno {
+    errno_of(e)
 }
 
 impl Kernel {
@@ -290,3 +302,234 @@ impl Kernel {
         )
     }
 }
+
+/// A lock held with flock(2) on a file; released when dropped (the file closes).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: Option<std::fs::File>,
+}
+
+impl Kernel {
+    /// `openat(2)` with `O_CREAT` then `flock(2)` `LOCK_EX` on `path`: wait until no
+    /// other process holds it. How two `attach` commands running at once never take
+    /// the same address, and two `mini` commands never take the same name.
+    /// <https://man7.org/linux/man-pages/man2/flock.2.html>
+    pub fn lock_file(&self, path: &Path) -> Result<FileLock, SysError> {
+        const OPEN: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "open (creating if needed) a lock file",
+            effect: Effect::Change,
+        };
+        let fl = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC;
+        let args = vec!["AT_FDCWD".into(), quote(&path.to_string_lossy(), 256), flags::open_flags(fl.bits())];
+        let file = self.perform(
+            &OPEN,
+            args,
+            || None,
+            || nix::fcntl::open(path, fl, Perm::from_bits_truncate(0o644)).map(|fd| Some(std::fs::File::from(fd))),
+            // A dry run opens nothing: it shows the descriptor the open would give.
+            |f| f.as_ref().map(|f| f.as_raw_fd().to_string()).unwrap_or_else(|| "3".into()),
+        )?;
+        if let Some(f) = &file {
+            self.flock(f, path, true, false)?;
+        }
+        Ok(FileLock { _file: file })
+    }
+
+    /// `openat(2)` with `O_CREAT|O_EXCL`: create the empty file a namespace will be
+    /// bind-mounted on, failing if it exists (`ip netns add` does the same).
+    pub fn create_excl(&self, path: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "create an empty file, failing if the name is taken",
+            effect: Effect::Change,
+        };
+        let fl = OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+        self.perform(
+            &C,
+            vec!["AT_FDCWD".into(), quote(&path.to_string_lossy(), 256), "O_RDONLY|O_CREAT|O_EXCL|O_CLOEXEC".into(), "0".into()],
+            || 3,
+            || nix::fcntl::open(path, fl, Perm::empty()).map(|f| f.as_raw_fd()),
+            |fd| fd.to_string(),
+        )
+        .map(|_| ())
+    }
+}
+
+impl Kernel {
+    /// `rename(2)` — atomically replace `to` by `from` (same file system). A reader
+    /// opening `to` gets either the old file or the new one, never a partial write:
+    /// the basis of every "write a temp file, then rename" update.
+    /// <https://man7.org/linux/man-pages/man2/rename.2.html>
+    #[doc(alias = "rename")]
+    pub fn rename_over(&self, from: &Path, to: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "rename",
+            man: "rename(2)",
+            what: "atomically move a file over another; readers see the old or the new one, never half",
+            effect: Effect::Change,
+        };
+        self.perform(&C, vec![p(from), p(to)], || (), || std::fs::rename(from, to).map_err(errno_of), |_| {
+            "0".into()
+        })
+    }
+
+    /// `fsync(2)` — wait until the file's data and metadata are on the disk, so the
+    /// rename that follows cannot publish a file whose content was lost in a crash.
+    /// <https://man7.org/linux/man-pages/man2/fsync.2.html>
+    #[doc(alias = "fsync")]
+    pub fn fsync_file(&self, file: &File, path: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "fsync",
+            man: "fsync(2)",
+            what: "flush a file's data to the disk before it is published",
+            effect: Effect::Change,
+        };
+        self.perform(&C, vec![p(path)], || (), || file.sync_all().map_err(errno_of), |_| "0".into())
+    }
+}
+
+/// strace's rendering of a file's type and permission bits: `S_IFCHR|000`.
+pub(crate) fn mode_text(m: &Metadata) -> String {
+    let ft = m.file_type();
+    let t = if ft.is_dir() {
+        "S_IFDIR"
+    } else if ft.is_symlink() {
+        "S_IFLNK"
+    } else if ft.is_char_device() {
+        "S_IFCHR"
+    } else if ft.is_block_device() {
+        "S_IFBLK"
+    } else if ft.is_fifo() {
+        "S_IFIFO"
+    } else if ft.is_socket() {
+        "S_IFSOCK"
+    } else {
+        "S_IFREG"
+    };
+    format!("{t}|{:04o}", m.mode() & 0o7777)
+}
+
+fn stat_text(m: &Metadata) -> String {
+    let ft = m.file_type();
+    if ft.is_char_device() || ft.is_block_device() {
+        let (ma, mi) = (libc::major(m.rdev()), libc::minor(m.rdev()));
+        format!("0 {{st_mode={}, st_rdev=makedev({ma:#x}, {mi:#x})}}", mode_text(m))
+    } else {
+        format!("0 {{st_mode={}, st_size={}}}", mode_text(m), m.len())
+    }
+}
+
+
+impl Kernel {
+    /// `lstat(2)` — a file's type, mode, owner and device numbers, without following
+    /// a final symlink. `Ok(None)` when it does not exist (`ENOENT`, `ENOTDIR`).
+    /// <https://man7.org/linux/man-pages/man2/lstat.2.html>
+    pub fn lstat(&self, path: &Path) -> Result<Option<Metadata>, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "lstat",
+            man: "lstat(2)",
+            what: "read a file's type, mode, owner and device numbers (not following a symlink)",
+            effect: Effect::Query,
+        };
+        let r = self.perform(
+            &C,
+            vec![p(path)],
+            || unreachable!(),
+            || std::fs::symlink_metadata(path).map_err(super_errno),
+            stat_text,
+        );
+        match r {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.errno == Errno::ENOENT || e.errno == Errno::ENOTDIR => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `mknod(2)` of a character device 0/0 — an overlayfs *whiteout*: in an upper
+    /// (or layer) directory it says "the file of this name in the layers below is
+    /// deleted". <https://man7.org/linux/man-pages/man2/mknod.2.html>
+    #[doc(alias = "mknod")]
+    pub fn mknod_whiteout(&self, path: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "mknod",
+            man: "mknod(2)",
+            what: "create a device node; a character device 0/0 is an overlayfs whiteout",
+            effect: Effect::Change,
+        };
+        let args = vec![p(path), "S_IFCHR|0000".into(), "makedev(0, 0)".into()];
+        self.perform(
+            &C,
+            args,
+            || (),
+            || {
+                nix::sys::stat::mknod(
+                    path,
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::empty(),
+                    0,
+                )
+            },
+            |_| "0".into(),
+        )
+    }
+    /// `statfs(2)` — which filesystem `path` is on, told by its magic number; how
+    /// contlab tells cgroup v2 from v1 from a tmpfs of v1 hierarchies.
+    /// <https://man7.org/linux/man-pages/man2/statfs.2.html>
+    #[doc(alias = "statfs")]
+    pub fn statfs_cgroup(&self, path: &Path) -> Result<CgroupFs, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "statfs",
+            man: "statfs(2)",
+            what: "ask which filesystem a path is on (its f_type magic number)",
+            effect: Effect::Query,
+        };
+        self.perform(
+            &C,
+            vec![path_arg(path)],
+            || unreachable!(),
+            || {
+                let st = nix::sys::statfs::statfs(path)?;
+                let t = st.filesystem_type().0 as i64;
+                Ok(match t {
+                    x if x == libc::CGROUP2_SUPER_MAGIC as i64 => CgroupFs::V2,
+                    x if x == libc::CGROUP_SUPER_MAGIC as i64 => CgroupFs::V1,
+                    x if x == libc::TMPFS_MAGIC as i64 => CgroupFs::Tmpfs,
+                    x => CgroupFs::Other(x),
+                })
+            },
+            |t| {
+                let name = match t {
+                    CgroupFs::V2 => "CGROUP2_SUPER_MAGIC".to_string(),
+                    CgroupFs::V1 => "CGROUP_SUPER_MAGIC".to_string(),
+                    CgroupFs::Tmpfs => "TMPFS_MAGIC".to_string(),
+                    CgroupFs::Other(x) => format!("{x:#x}"),
+                };
+                format!("0 {{f_type={name}}}")
+            },
+        )
+    }
+}
+
+/// What statfs(2) says a cgroup mount point is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupFs {
+    /// `CGROUP2_SUPER_MAGIC`: the unified hierarchy.
+    V2,
+    /// `CGROUP_SUPER_MAGIC`: one v1 hierarchy.
+    V1,
+    /// `TMPFS_MAGIC`: a tmpfs holding v1 hierarchies (and maybe a v2 one).
+    Tmpfs,
+    /// Anything else, with its magic number.
+    Other(i64),
+}
+

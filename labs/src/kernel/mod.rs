@@ -18,18 +18,20 @@
 //! Each method is documented by the system call it makes first, then what it does,
 //! then its man page, as the kernel's own documentation is organised.
 
-mod cg;
+// One file per kernel interface.
+mod block;
+mod dirfd;
 mod dm;
 mod files;
 pub mod flags;
-mod image;
-mod layer;
 mod mountinfo;
-mod netlink;
-mod overlay;
+mod mounts;
+mod namespaces;
+mod nft;
 mod process;
-mod sys;
+mod rtnl;
 mod trace;
+mod xattr;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -42,9 +44,15 @@ pub use nix::sched::CloneFlags;
 pub use nix::sys::signal::{SigmaskHow, Signal};
 pub use nix::unistd::Pid;
 pub use mountinfo::{parse_mountinfo, unescape, MountInfo};
-pub use process::{ExecFailure, Exited, Spawned};
-pub use sys::{CgroupFs, Fd, NsKind, UserIds};
-pub use trace::{man_url, quote, ColorChoice, Event, Kind, Ret, TraceFormat, Tracer};
+pub use block::{DevFd, LoopDev};
+pub use dm::{DmInfo, DmTarget, DM_CONTROL};
+pub use files::{CgroupFs, FileLock};
+pub use mounts::FsFd;
+pub use namespaces::{Fd, NsKind};
+pub use nft::{Expr, Hook, MetaKey, NftMsg, NftRule};
+pub use process::{ExecFailure, Exited, Spawned, UserIds, FORWARDED};
+pub use rtnl::{Addr, Link, LinkChange, Route};
+pub use trace::{man_url, quote, ColorChoice, Event, Kind, Ret, Sink, Target, TraceFormat, Tracer};
 
 /// Whether requests that change the system are performed or only recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +101,28 @@ pub(crate) struct Call {
     pub effect: Effect,
 }
 
+/// A request the recording kernel is told to fail: the `nth` (from 1) request named
+/// `call` answers `errno` instead of being made. How unit tests prove that every
+/// rollback removes exactly what was made before the failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injection {
+    /// The call's name as the trace prints it (`mkdir`, `RTM_NEWLINK`, `fsmount`).
+    pub call: String,
+    /// Which occurrence fails, from 1.
+    pub nth: u64,
+    /// What the kernel answers.
+    pub errno: Errno,
+}
+
 /// The one door to the kernel. See the module documentation.
+///
+/// A `Kernel` belongs to one thread (its state is in `Cell`s, so it is neither `Send`
+/// nor `Sync`), and contlab's processes are single-threaded when they fork: the child
+/// of `fork(2)` has only the thread that forked, and may then run any code until it
+/// execs. [`Kernel::fork_with`] checks it.
 pub struct Kernel {
     tool: &'static str,
+    lab: Cell<&'static str>,
     mode: Mode,
     tracer: Tracer,
     pid: Cell<i32>,
@@ -108,6 +135,25 @@ pub struct Kernel {
     /// Whether this process has signals blocked for forwarding (children unblock).
     blocked: Cell<bool>,
     fake_pid: Cell<i32>,
+    /// Dry runs: device-mapper minors handed out (no kernel to give real ones).
+    fake_minor: Cell<u32>,
+    /// Network namespaces opened and the rtnetlink socket opened in each.
+    pub(crate) netns: RefCell<rtnl::OpenNs>,
+    /// Requests to fail on purpose (tests), and how many of each were seen.
+    inject: RefCell<Vec<(Injection, u64)>>,
+}
+
+/// While alive, the requests of a [`Kernel`] are attributed to one lab; dropping it
+/// restores the previous one. See [`Kernel::scope`].
+pub struct Scope<'k> {
+    k: &'k Kernel,
+    prev: &'static str,
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        self.k.lab.set(self.prev);
+    }
 }
 
 impl Kernel {
@@ -116,6 +162,7 @@ impl Kernel {
         let pid = std::process::id() as i32;
         Kernel {
             tool,
+            lab: Cell::new(tool),
             mode,
             tracer,
             pid: Cell::new(pid),
@@ -126,7 +173,56 @@ impl Kernel {
             exec_report: Cell::new(None),
             blocked: Cell::new(false),
             fake_pid: Cell::new(pid),
+            fake_minor: Cell::new(0),
+            netns: RefCell::new(rtnl::OpenNs::default()),
+            inject: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Attribute the requests made until the guard is dropped to `lab` (`ovl-mount`,
+    /// `netns-bridge`...): `let _s = k.scope("cg-limit");`. A runtime composing the
+    /// labs uses it so its trace reads as the sequence of primitives.
+    pub fn scope(&self, lab: &'static str) -> Scope<'_> {
+        Scope { k: self, prev: self.lab.replace(lab) }
+    }
+
+    /// The lab requests are attributed to now.
+    pub fn lab(&self) -> &'static str {
+        self.lab.get()
+    }
+
+    /// The tracer, to add or take sinks (a monitor adds a container's trace file).
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
+    /// Make the `nth` request named `call` fail with `errno` (any mode; for tests).
+    pub fn inject(&self, call: &str, nth: u64, errno: Errno) -> &Kernel {
+        self.inject.borrow_mut().push((Injection { call: call.into(), nth, errno }, 0));
+        self
+    }
+
+    fn injected(&self, call: &str) -> Option<Errno> {
+        let mut inj = self.inject.borrow_mut();
+        for (i, seen) in inj.iter_mut().filter(|(i, _)| i.call == call) {
+            *seen += 1;
+            if *seen == i.nth {
+                return Some(i.errno);
+            }
+        }
+        None
+    }
+
+    /// Text sinks print the counts of the bulk requests made since the last call, as
+    /// one note starting with `what` (`# applied the layer: openat ×12, mkdirat ×4`).
+    pub fn flush_counts(&self, what: &str) {
+        let ev = self.event(Kind::Note, "note".into(), vec![what.into()], Ret::None, None, None);
+        self.tracer.flush_counts(&ev);
+    }
+
+    /// A dry run's next made-up device-mapper minor.
+    pub(crate) fn next_fake_minor(&self) -> u32 {
+        self.fake_minor.replace(self.fake_minor.get() + 1)
     }
 
     /// A dry-run kernel that prints nothing and keeps every event, for unit tests.
@@ -166,7 +262,7 @@ impl Kernel {
         self.emit(Kind::Note, "note".into(), vec![text.into()], Ret::None, None, None);
     }
 
-    fn emit(
+    fn event(
         &self,
         kind: Kind,
         call: String,
@@ -174,10 +270,10 @@ impl Kernel {
         ret: Ret,
         man: Option<&'static str>,
         what: Option<&'static str>,
-    ) {
-        self.seq.set(self.seq.get() + 1);
-        let ev = Event {
+    ) -> Event {
+        Event {
             tool: self.tool,
+            lab: self.lab.get(),
             pid: self.pid.get(),
             seq: self.seq.get(),
             kind,
@@ -187,7 +283,36 @@ impl Kernel {
             man,
             what,
             why: self.why.borrow_mut().take(),
-        };
+            bulk: false,
+        }
+    }
+
+    fn emit(
+        &self,
+        kind: Kind,
+        call: String,
+        args: Vec<String>,
+        ret: Ret,
+        man: Option<&'static str>,
+        what: Option<&'static str>,
+    ) {
+        self.emit_event(kind, call, args, ret, man, what, false);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_event(
+        &self,
+        kind: Kind,
+        call: String,
+        args: Vec<String>,
+        ret: Ret,
+        man: Option<&'static str>,
+        what: Option<&'static str>,
+        bulk: bool,
+    ) {
+        self.seq.set(self.seq.get() + 1);
+        let mut ev = self.event(kind, call, args, ret, man, what);
+        ev.bulk = bulk;
         self.tracer.emit(&ev);
         if self.keep {
             self.recorded.borrow_mut().push(ev);
@@ -214,12 +339,40 @@ impl Kernel {
     pub(crate) fn perform_out<T>(
         &self,
         call: &Call,
-        mut args: Vec<String>,
+        args: Vec<String>,
         dry: impl FnOnce() -> T,
         live: impl FnOnce() -> Result<T, Errno>,
         show: impl FnOnce(&T) -> (String, Option<String>),
     ) -> Result<T, SysError> {
-        let result = if self.mode == Mode::DryRun && call.effect == Effect::Change {
+        self.request(call, args, dry, live, show, false)
+    }
+
+    /// [`Kernel::perform`] for one of many alike requests (the entries of a layer):
+    /// its event is marked bulk, so text sinks count it rather than print it, while
+    /// JSON sinks list it like any other.
+    pub(crate) fn perform_bulk<T>(
+        &self,
+        call: &Call,
+        args: Vec<String>,
+        dry: impl FnOnce() -> T,
+        live: impl FnOnce() -> Result<T, Errno>,
+        show: impl FnOnce(&T) -> String,
+    ) -> Result<T, SysError> {
+        self.request(call, args, dry, live, |v| (show(v), None), true)
+    }
+
+    fn request<T>(
+        &self,
+        call: &Call,
+        mut args: Vec<String>,
+        dry: impl FnOnce() -> T,
+        live: impl FnOnce() -> Result<T, Errno>,
+        show: impl FnOnce(&T) -> (String, Option<String>),
+        bulk: bool,
+    ) -> Result<T, SysError> {
+        let result = if let Some(e) = self.injected(call.name) {
+            Err(e)
+        } else if self.mode == Mode::DryRun && call.effect == Effect::Change {
             Ok(dry())
         } else {
             live()
@@ -236,7 +389,7 @@ impl Kernel {
             Kind::Netlink => format!("{} {}", call.name, args.join(", ")),
             _ => format!("{}({})", call.name, args.join(", ")),
         };
-        self.emit(call.kind, call.name.to_string(), args, ret, Some(call.man), Some(call.what));
+        self.emit_event(call.kind, call.name.to_string(), args, ret, Some(call.man), Some(call.what), bulk);
         result.map_err(|errno| SysError { call: text, errno })
     }
 }

@@ -3,6 +3,11 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode as Perm;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
@@ -10,6 +15,10 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::trace::quote;
 use super::{flags, Call, Effect, Errno, Kernel, Kind, Ret, SysError};
+
+fn path_arg(p: &Path) -> String {
+    quote(&p.to_string_lossy(), 256)
+}
 
 /// How a child ended, as wait4(2) reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,3 +484,157 @@ fn read_all(fd: OwnedFd) -> Vec<u8> {
     let _ = f.read_to_end(&mut v);
     v
 }
+
+impl Kernel {
+    /// `chdir(2)` — change the working directory.
+    /// <https://man7.org/linux/man-pages/man2/chdir.2.html>
+    pub fn chdir(&self, dir: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "chdir",
+            man: "chdir(2)",
+            what: "change the working directory of this process",
+            effect: Effect::Change,
+        };
+        self.perform(&C, vec![path_arg(dir)], || (), || nix::unistd::chdir(dir), |_| "0".into())
+    }
+
+    /// `getuid(2)`, `geteuid(2)`, `getgid(2)`, `getegid(2)` — who this process is.
+    /// <https://man7.org/linux/man-pages/man2/getuid.2.html>
+    pub fn ids(&self) -> UserIds {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "getresuid",
+            man: "getresuid(2)",
+            what: "ask who this process is: its real, effective and saved user ids",
+            effect: Effect::Query,
+        };
+        const G: Call = Call {
+            kind: Kind::Syscall,
+            name: "getresgid",
+            man: "getresgid(2)",
+            what: "ask which groups this process acts as: real, effective and saved group ids",
+            effect: Effect::Query,
+        };
+        let u = self
+            .perform(&C, vec![], || unreachable!(), || nix::unistd::getresuid(), |r| {
+                format!("0 [ruid={}, euid={}, suid={}]", r.real, r.effective, r.saved)
+            })
+            .map(|r| (r.real.as_raw(), r.effective.as_raw()))
+            .unwrap_or((u32::MAX, u32::MAX));
+        let g = self
+            .perform(&G, vec![], || unreachable!(), || nix::unistd::getresgid(), |r| {
+                format!("0 [rgid={}, egid={}, sgid={}]", r.real, r.effective, r.saved)
+            })
+            .map(|r| (r.real.as_raw(), r.effective.as_raw()))
+            .unwrap_or((u32::MAX, u32::MAX));
+        UserIds { uid: u.0, euid: u.1, gid: g.0, egid: g.1 }
+    }
+
+    /// `setsid(2)` — start a new session, so the terminal's signals (Ctrl-C, hangup)
+    /// no longer reach this process: what a detached container needs.
+    /// <https://man7.org/linux/man-pages/man2/setsid.2.html>
+    pub fn setsid(&self) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "setsid",
+            man: "setsid(2)",
+            what: "start a new session without a controlling terminal",
+            effect: Effect::Change,
+        };
+        self.perform(&C, vec![], || (), || nix::unistd::setsid().map(|_| ()), |_| "0".into())
+    }
+
+    /// `dup2(2)` — make descriptors 0, 1 and 2 point at `path` (opened read-write), so
+    /// a detached process holds no pipe of its parent's open.
+    /// <https://man7.org/linux/man-pages/man2/dup2.2.html>
+    #[doc(alias = "dup2")]
+    pub fn redirect_stdio(&self, path: &Path) -> Result<(), SysError> {
+        const OPEN: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "open a file and get a descriptor for it",
+            effect: Effect::Change,
+        };
+        const DUP: Call = Call {
+            kind: Kind::Syscall,
+            name: "dup2",
+            man: "dup2(2)",
+            what: "make a descriptor number refer to another open file",
+            effect: Effect::Change,
+        };
+        let fl = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+        let args = vec!["AT_FDCWD".into(), path_arg(path), flags::open_flags(fl.bits())];
+        let fd = self.perform(
+            &OPEN,
+            args,
+            || None,
+            || nix::fcntl::open(path, fl, Perm::empty()).map(Some),
+            |f| f.as_ref().map(|f| f.as_raw_fd().to_string()).unwrap_or_default(),
+        )?;
+        for target in 0..3 {
+            let num = fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(3);
+            self.perform(
+                &DUP,
+                vec![num.to_string(), target.to_string()],
+                || (),
+                // SAFETY: dup2 onto 0/1/2 replaces them; no Rust object owns those numbers.
+                || match unsafe { libc::dup2(num, target) } {
+                    -1 => Err(Errno::last()),
+                    _ => Ok(()),
+                },
+                |_| target.to_string(),
+            )?;
+        }
+        Ok(())
+    }
+    /// `clock_nanosleep(2)` on `CLOCK_MONOTONIC` — sleep for `d`. The cgroups lab
+    /// sleeps between two samples of a group's counters (`cg-limit top`) and while it
+    /// waits for killed processes to leave a group before `rmdir(2)`. A sleep changes
+    /// nothing, so a dry run sleeps too.
+    /// <https://man7.org/linux/man-pages/man2/clock_nanosleep.2.html>
+    #[doc(alias = "clock_nanosleep")]
+    #[doc(alias = "nanosleep")]
+    pub fn sleep(&self, d: Duration) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "clock_nanosleep",
+            man: "clock_nanosleep(2)",
+            what: "suspend this process for a while, by the monotonic clock",
+            effect: Effect::Query,
+        };
+        let args = vec![
+            "CLOCK_MONOTONIC".into(),
+            "0".into(),
+            format!("{{tv_sec={}, tv_nsec={}}}", d.as_secs(), d.subsec_nanos()),
+            "NULL".into(),
+        ];
+        self.perform(
+            &C,
+            args,
+            || (),
+            || {
+                // std's sleep restarts after EINTR with the time left, as a caller of
+                // clock_nanosleep(2) must.
+                std::thread::sleep(d);
+                Ok(())
+            },
+            |_| "0".into(),
+        )
+    }
+}
+
+/// The real and effective ids of this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserIds {
+    /// Real user id.
+    pub uid: u32,
+    /// Effective user id (the one permission checks use).
+    pub euid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Effective group id.
+    pub egid: u32,
+}
+

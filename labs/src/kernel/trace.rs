@@ -3,8 +3,30 @@
 //!
 //! Events are produced only by [`super::Kernel`], after (or, for a dry run, instead of)
 //! the real call, so a line can never say something that did not happen.
+//!
+//! ## Where events go: sinks
+//!
+//! A [`Tracer`] writes every event to each of its [`Sink`]s: stderr, a file (appended),
+//! or memory. Each sink has its own format, so a long-lived process (mini's monitor)
+//! can append JSON Lines to a container's trace file and show text live at once.
+//!
+//! ## Which primitive asked: the `lab` field
+//!
+//! Every event names the tool that made the request (`ns-exec`) and the lab it was made
+//! for. A standalone tool's lab is itself; a runtime that composes the labs sets the
+//! lab with [`super::Kernel::scope`], so its trace reads as the primitives it used:
+//! `[mini ▸ ovl-mount 4242] fsmount(...) = 4`.
+//!
+//! ## Counted requests
+//!
+//! Some requests come by the thousand (extracting a layer makes a `mkdirat`, `openat`,
+//! `fchownat`... per entry). Their events are marked `bulk`: JSON sinks write each of
+//! them like any other event, text sinks count them per call and print one summary
+//! line when the lab asks ([`super::Kernel::flush_counts`]). A failed bulk request is
+//! printed in full, like any failure.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 
@@ -41,8 +63,11 @@ pub enum Ret {
 /// One request made of the kernel.
 #[derive(Debug, Clone)]
 pub struct Event {
-    /// The binary that made the request (`ns-exec`).
+    /// The binary that made the request (`ns-exec`, `mini`).
     pub tool: &'static str,
+    /// The lab (primitive) the request was made for: the tool itself for a standalone
+    /// binary, `ovl-mount`, `netns-bridge`... inside `mini`.
+    pub lab: &'static str,
     /// The process that made it, as the host sees it.
     pub pid: i32,
     /// Position in that process's trace, from 1.
@@ -61,6 +86,9 @@ pub struct Event {
     pub what: Option<&'static str>,
     /// Why the tool made it, when the lab said so.
     pub why: Option<String>,
+    /// One of many alike (an entry of a layer): text sinks count it instead of
+    /// printing it when it succeeded.
+    pub bulk: bool,
 }
 
 impl Event {
@@ -116,10 +144,20 @@ impl Event {
             Ret::None => (serde_json::Value::Null, serde_json::Value::Null),
         };
         serde_json::json!({
-            "tool": self.tool, "pid": self.pid, "seq": self.seq, "kind": self.kind,
+            "tool": self.tool, "lab": self.lab, "pid": self.pid, "seq": self.seq, "kind": self.kind,
             "call": self.call, "args": self.args, "ret": ret, "errno": errno,
             "man": self.man, "why": self.why,
         })
+    }
+
+    /// The `[tool pid]` prefix of a text line; `[tool ▸ lab pid]` when a runtime made
+    /// the request for one of the labs.
+    pub fn prefix(&self) -> String {
+        if self.lab == self.tool {
+            format!("[{} {}]", self.tool, self.pid)
+        } else {
+            format!("[{} \u{25b8} {} {}]", self.tool, self.lab, self.pid)
+        }
     }
 }
 
@@ -150,68 +188,79 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Where and how the trace is written.
+/// Where one stream of events goes.
 #[derive(Debug)]
-pub struct Tracer {
-    format: TraceFormat,
-    explain: bool,
-    quiet: bool,
-    color: bool,
-    file: Option<RefCell<File>>,
+pub enum Target {
+    /// This process's standard error.
+    Stderr,
+    /// A file, opened for appending.
+    File(File),
+    /// Memory: every event is kept (tests, and runtimes that forward events).
+    Memory(Rc<RefCell<Vec<Event>>>),
 }
 
-impl Tracer {
-    /// A tracer writing to stderr, or to `file` (opened for appending) when given.
-    pub fn new(
-        format: TraceFormat,
-        explain: bool,
-        quiet: bool,
-        color: ColorChoice,
-        file: Option<File>,
-    ) -> Tracer {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let color = match color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => file.is_none() && !no_color && io::stderr().is_terminal(),
+/// One destination of the trace, with its own rendering.
+#[derive(Debug)]
+pub struct Sink {
+    target: Target,
+    format: TraceFormat,
+    explain: bool,
+    color: bool,
+    /// Text sinks: successful bulk events not printed yet, per call, in first-seen order.
+    counts: RefCell<Vec<(String, u64)>>,
+}
+
+impl Sink {
+    /// A sink writing `format` to `target`; `explain` adds the plain-English lines,
+    /// `color` the escapes (text only).
+    pub fn new(target: Target, format: TraceFormat, explain: bool, color: bool) -> Sink {
+        Sink { target, format, explain, color, counts: RefCell::new(Vec::new()) }
+    }
+
+    fn write(&self, line: &str) {
+        // A trace that cannot be written (closed stderr, full disk) must not stop the tool.
+        let _ = match &self.target {
+            Target::Stderr => io::stderr().lock().write_all(line.as_bytes()),
+            Target::File(f) => (&*f).write_all(line.as_bytes()),
+            Target::Memory(_) => Ok(()),
         };
-        if color {
-            colored::control::set_override(true);
-        }
-        Tracer { format, explain, quiet: quiet && file.is_none(), color, file: file.map(RefCell::new) }
     }
 
-    /// A tracer that writes nothing (the recording kernel of unit tests keeps events).
-    pub fn silent() -> Tracer {
-        Tracer { format: TraceFormat::Text, explain: false, quiet: true, color: false, file: None }
-    }
-
-    /// Whether color escapes are used (the tools' own tables follow the same choice).
-    pub fn color(&self) -> bool {
-        self.color
-    }
-
-    /// Render and write one event with a single write(2), so lines from a parent and
-    /// its children never interleave mid-line.
-    pub fn emit(&self, ev: &Event) {
-        if self.quiet {
+    fn emit(&self, ev: &Event) {
+        if let Target::Memory(m) = &self.target {
+            m.borrow_mut().push(ev.clone());
             return;
         }
-        let line = self.render(ev);
-        let res = match &self.file {
-            Some(f) => f.borrow_mut().write_all(line.as_bytes()),
-            None => io::stderr().lock().write_all(line.as_bytes()),
-        };
-        // A trace that cannot be written (closed stderr) must not stop the tool.
-        let _ = res;
+        if ev.bulk && self.format == TraceFormat::Text && matches!(ev.ret, Ret::Ok(_)) {
+            let mut c = self.counts.borrow_mut();
+            match c.iter_mut().find(|(n, _)| *n == ev.call) {
+                Some((_, n)) => *n += 1,
+                None => c.push((ev.call.clone(), 1)),
+            }
+            return;
+        }
+        self.write(&self.render(ev));
     }
 
-    /// The bytes [`Tracer::emit`] writes for `ev`, newline included.
+    /// Text sinks: the summary of the counted events since the last one, as a note.
+    fn summary(&self, ev: &Event) -> Option<String> {
+        let mut c = self.counts.borrow_mut();
+        if c.is_empty() || self.format != TraceFormat::Text {
+            return None;
+        }
+        let parts: Vec<String> = c.drain(..).map(|(n, k)| format!("{n} \u{d7}{k}")).collect();
+        let mut note = ev.clone();
+        note.kind = Kind::Note;
+        note.args = vec![format!("{} {}", ev.args.join(" "), parts.join(", "))];
+        Some(self.render(&note))
+    }
+
+    /// The bytes this sink writes for `ev`, newline included.
     pub fn render(&self, ev: &Event) -> String {
         match self.format {
             TraceFormat::Json => format!("{}\n", ev.json()),
             TraceFormat::Text => {
-                let prefix = format!("[{} {}]", ev.tool, ev.pid);
+                let prefix = ev.prefix();
                 let body = ev.call_text();
                 let mut out = if self.color {
                     let body = match (&ev.ret, ev.kind) {
@@ -229,11 +278,102 @@ impl Tracer {
                 if self.explain {
                     if let Some(x) = ev.explain_text() {
                         let x = if self.color { x.cyan().to_string() } else { x };
-                        out.push_str(&format!("    ↳ {x}\n"));
+                        out.push_str(&format!("    \u{21b3} {x}\n"));
                     }
                 }
                 out
             }
+        }
+    }
+}
+
+/// Where and how the trace is written: a list of sinks (none: silent).
+#[derive(Debug, Default)]
+pub struct Tracer {
+    sinks: RefCell<Vec<Sink>>,
+    color: bool,
+}
+
+impl Tracer {
+    /// A tracer writing to stderr, or to `file` (opened for appending) when given;
+    /// `quiet` (without a file) writes nothing.
+    pub fn new(
+        format: TraceFormat,
+        explain: bool,
+        quiet: bool,
+        color: ColorChoice,
+        file: Option<File>,
+    ) -> Tracer {
+        let color = color.resolve(file.is_none() && io::stderr().is_terminal());
+        if color {
+            colored::control::set_override(true);
+        }
+        let target = match file {
+            Some(f) => Some(Target::File(f)),
+            None if quiet => None,
+            None => Some(Target::Stderr),
+        };
+        let sinks = target.map(|t| Sink::new(t, format, explain, color)).into_iter().collect();
+        Tracer { sinks: RefCell::new(sinks), color }
+    }
+
+    /// A tracer that writes nothing (the recording kernel of unit tests keeps events).
+    pub fn silent() -> Tracer {
+        Tracer::default()
+    }
+
+    /// Add a destination: from now on every event goes there too.
+    pub fn add_sink(&self, sink: Sink) {
+        self.sinks.borrow_mut().push(sink);
+    }
+
+    /// Remove every destination (a process that hands its terminal to a container
+    /// stops writing there), returning them.
+    pub fn take_sinks(&self) -> Vec<Sink> {
+        std::mem::take(&mut *self.sinks.borrow_mut())
+    }
+
+    /// Whether color escapes are used (the tools' own tables follow the same choice).
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    /// Write one event to every sink, each with a single write(2), so lines from a
+    /// parent and its children never interleave mid-line.
+    pub fn emit(&self, ev: &Event) {
+        for s in self.sinks.borrow().iter() {
+            s.emit(ev);
+        }
+    }
+
+    /// Text sinks print the counts of the bulk events they held back, as one note
+    /// rendered from `ev` (whose args start the line).
+    pub fn flush_counts(&self, ev: &Event) {
+        for s in self.sinks.borrow().iter() {
+            if let Some(line) = s.summary(ev) {
+                s.write(&line);
+            }
+        }
+    }
+
+    /// The bytes the first sink would write for `ev` (text on stderr when none).
+    pub fn render(&self, ev: &Event) -> String {
+        match self.sinks.borrow().first() {
+            Some(s) => s.render(ev),
+            None => Sink::new(Target::Stderr, TraceFormat::Text, false, false).render(ev),
+        }
+    }
+}
+
+impl ColorChoice {
+    /// Whether to color, given whether the output is a terminal: auto means a
+    /// terminal and NO_COLOR unset or empty.
+    pub fn resolve(self, terminal: bool) -> bool {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && !no_color,
         }
     }
 }
@@ -275,6 +415,8 @@ mod tests {
             man: Some("unshare(2)"),
             what: Some("move this process into new namespaces"),
             why: Some("give the command its own hostname".into()),
+            lab: "ns-exec",
+            bulk: false,
         }
     }
 

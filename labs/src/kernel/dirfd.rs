@@ -1,5 +1,5 @@
-//! Kernel requests of the layer lab: extracting a layer safely, relative to
-//! directory descriptors (`openat2(2)` with `RESOLVE_BENEATH`, `mkdirat`, `openat`,
+//! Requests relative to directory descriptors: how a layer is extracted safely
+//! (`openat2(2)` with `RESOLVE_BENEATH`, `mkdirat`, `openat`, (`openat2(2)` with `RESOLVE_BENEATH`, `mkdirat`, `openat`,
 //! `symlinkat`, `linkat`, `mknodat`, `fchownat`, `fchmodat`, `utimensat`, xattrs).
 //!
 //! ## Traced, or counted
@@ -21,12 +21,57 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{Mode as Perm, SFlag};
 use nix::unistd::{FchownatFlags, Gid, LinkatFlags, Uid, UnlinkatFlags};
 
-use super::overlay::{lgetxattr, llistxattr, lsetxattr, super_errno};
+use super::errno_of as super_errno;
+use super::xattr::{lgetxattr, llistxattr, lsetxattr};
 use super::trace::quote;
-use super::{Call, Effect, Errno, Kernel, Kind, Mode, SysError};
+use super::{Call, Effect, Errno, Kernel, Kind, SysError};
 
 fn at(dir: &str, name: &str) -> Vec<String> {
     vec![format!("<{dir}>"), quote(name, 200)]
+}
+
+/// How the value a counted request returns is shown after `=`.
+pub(crate) trait Shown {
+    fn shown(&self) -> String;
+}
+
+impl Shown for () {
+    fn shown(&self) -> String {
+        "0".into()
+    }
+}
+
+impl Shown for OwnedFd {
+    fn shown(&self) -> String {
+        self.as_raw_fd().to_string()
+    }
+}
+
+impl Shown for Option<File> {
+    fn shown(&self) -> String {
+        self.as_ref().map(|f| f.as_raw_fd().to_string()).unwrap_or_else(|| "0".into())
+    }
+}
+
+impl Shown for Option<Metadata> {
+    fn shown(&self) -> String {
+        match self {
+            Some(m) => format!("0 {{st_mode={}}}", super::files::mode_text(m)),
+            None => "-1 ENOENT (No such file or directory)".into(),
+        }
+    }
+}
+
+impl Shown for Vec<String> {
+    fn shown(&self) -> String {
+        format!("{} entries", self.len())
+    }
+}
+
+impl Shown for Vec<(String, Vec<u8>)> {
+    fn shown(&self) -> String {
+        format!("{} attributes", self.len())
+    }
 }
 
 fn proc_path(dir: &OwnedFd, name: &str) -> PathBuf {
@@ -34,22 +79,17 @@ fn proc_path(dir: &OwnedFd, name: &str) -> PathBuf {
 }
 
 impl Kernel {
-    /// Make a request whose success is counted rather than printed (see the module
-    /// documentation). A failure emits the event as [`Kernel::perform`] does.
-    pub(crate) fn bulk<T>(
+    /// Make one of many alike requests (see the module documentation): its event is
+    /// marked bulk, so JSON sinks list it and text sinks count it; a failure is
+    /// printed in full.
+    pub(crate) fn bulk<T: Shown>(
         &self,
         call: &Call,
         args: impl FnOnce() -> Vec<String>,
         dry: impl FnOnce() -> T,
         live: impl FnOnce() -> Result<T, Errno>,
     ) -> Result<T, SysError> {
-        if self.mode == Mode::DryRun && call.effect == Effect::Change {
-            return Ok(dry());
-        }
-        match live() {
-            Ok(v) => Ok(v),
-            Err(errno) => self.perform(call, args(), || unreachable!(), || Err(errno), |_| String::new()),
-        }
+        self.perform_bulk(call, args(), dry, live, T::shown)
     }
 
     /// `openat(2)` with `O_PATH|O_DIRECTORY` — a descriptor for the directory a layer
@@ -388,20 +428,62 @@ impl Kernel {
         let mut args = at(shown, name);
         args.push(if m.is_dir() { "AT_REMOVEDIR".into() } else { "0".into() });
         let show = if m.is_dir() { "0 /* with its content */" } else { "0" };
-        self.perform(&C, args, || true, || remove_tree(dir, name).map(|_| true), |_| show.into())
+        if m.is_dir() {
+            self.empty_dir_at(dir, shown, name)?;
+        }
+        let fl = if m.is_dir() { UnlinkatFlags::RemoveDir } else { UnlinkatFlags::NoRemoveDir };
+        self.perform(&C, args, || true, || nix::unistd::unlinkat(dir.as_fd(), name, fl).map(|_| true), |_| show.into())
     }
 
     /// [`Kernel::remove_all_at`], counted: make room for an entry that replaces
     /// another of the same name.
     pub fn replace_at(&self, dir: &OwnedFd, shown: &str, name: &str) -> Result<(), SysError> {
+        let Some(m) = self.stat_at(dir, name)? else { return Ok(()) };
+        if m.is_dir() {
+            self.empty_dir_at(dir, shown, name)?;
+        }
+        self.unlink_at_counted(dir, shown, name, m.is_dir())
+    }
+
+    /// Remove everything inside the directory `name` of `dir`, depth first, never
+    /// following a symlink: a walk of counted `openat`/`getdents64`/`unlinkat`
+    /// requests, each in the JSON trace.
+    fn empty_dir_at(&self, dir: &OwnedFd, shown: &str, name: &str) -> Result<(), SysError> {
+        const OPEN: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "open a directory (without following a symlink) to work inside it",
+            effect: Effect::Query,
+        };
+        let sub_shown = if shown.is_empty() { name.to_string() } else { format!("{shown}/{name}") };
+        let fl = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mut args = at(shown, name);
+        args.push("O_PATH|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC".into());
+        let sub = self.bulk(&OPEN, || args, || unreachable!(), || nix::fcntl::openat(dir.as_fd(), name, fl, Perm::empty()))?;
+        for child in self.list_at(&sub, &sub_shown, ".")? {
+            let is_dir = matches!(self.stat_at(&sub, &child)?, Some(m) if m.is_dir());
+            if is_dir {
+                self.empty_dir_at(&sub, &sub_shown, &child)?;
+            }
+            self.unlink_at_counted(&sub, &sub_shown, &child, is_dir)?;
+        }
+        Ok(())
+    }
+
+    /// `unlinkat(2)` of one name (`AT_REMOVEDIR` for an empty directory), counted.
+    fn unlink_at_counted(&self, dir: &OwnedFd, shown: &str, name: &str, is_dir: bool) -> Result<(), SysError> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "unlinkat",
             man: "unlinkat(2)",
-            what: "remove a name from a directory, to replace it",
+            what: "remove a name from a directory",
             effect: Effect::Change,
         };
-        self.bulk(&C, || at(shown, name), || (), || remove_tree(dir, name))
+        let fl = if is_dir { UnlinkatFlags::RemoveDir } else { UnlinkatFlags::NoRemoveDir };
+        let mut args = at(shown, name);
+        args.push(if is_dir { "AT_REMOVEDIR".into() } else { "0".into() });
+        self.bulk(&C, || args, || (), || nix::unistd::unlinkat(dir.as_fd(), name, fl))
     }
 
     /// `fstatat(2)` with `AT_SYMLINK_NOFOLLOW`, counted: what is at `name` (`None`
@@ -518,17 +600,4 @@ fn list_dir(dir: &OwnedFd, name: &str) -> Result<Vec<String>, Errno> {
     Ok(names)
 }
 
-fn remove_tree(dir: &OwnedFd, name: &str) -> Result<(), Errno> {
-    match nix::unistd::unlinkat(dir.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) => return Ok(()),
-        Err(Errno::EISDIR) | Err(Errno::EPERM) => {}
-        Err(e) => return Err(e),
-    }
-    let fl = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let sub = nix::fcntl::openat(dir.as_fd(), name, fl, Perm::empty())?;
-    for child in list_dir(&sub, ".")? {
-        remove_tree(&sub, &child)?;
-    }
-    nix::unistd::unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir)
-}
 

@@ -1,19 +1,25 @@
-//! Kernel requests of the overlay lab: the new mount API (`fsopen`, `fsconfig`,
-//! `fsmount`, `move_mount`), whiteouts (`mknod` of a 0/0 character device), extended
-//! attributes (`lgetxattr`, `llistxattr`, `lsetxattr`) and `lstat`.
+//! Mounts: attach filesystems to the tree and change how mount points behave
+//! (`mount(2)`, `umount2(2)`, `pivot_root(2)`), the new mount API that configures a
+//! filesystem option by option (`fsopen(2)`, `fsconfig(2)`, `fsmount(2)`,
+//! `move_mount(2)`), and the mount table as the kernel shows it
+//! (`/proc/self/mountinfo`).
 //!
-//! The mount API calls have no wrapper in nix or glibc 2.36: they are made with
-//! `syscall(2)` and their numbers from libc, as util-linux's `mount` does.
+//! The new mount API has no wrapper in nix or glibc 2.36: it is called with
+//! `syscall(2)` and the numbers from libc, as util-linux's `mount` does.
 
 use std::ffi::CString;
-use std::fs::Metadata;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use nix::mount::{MntFlags, MsFlags};
+
 use super::trace::quote;
-use super::{Call, Effect, Errno, Kernel, Kind, SysError};
+use super::{flags, Call, Effect, Errno, Kernel, Kind, SysError};
+
+fn path_arg(p: &Path) -> String {
+    quote(&p.to_string_lossy(), 256)
+}
 
 const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
 const FSCONFIG_SET_FLAG: libc::c_uint = 0;
@@ -38,10 +44,6 @@ impl FsFd {
     }
 }
 
-fn p(path: &Path) -> String {
-    quote(&path.to_string_lossy(), 256)
-}
-
 fn cstr(s: &[u8]) -> Result<CString, Errno> {
     CString::new(s).map_err(|_| Errno::EINVAL)
 }
@@ -63,42 +65,69 @@ fn ret_unit(r: libc::c_long) -> Result<(), Errno> {
     }
 }
 
-/// strace's rendering of a file's type and permission bits: `S_IFCHR|000`.
-pub(crate) fn mode_text(m: &Metadata) -> String {
-    let ft = m.file_type();
-    let t = if ft.is_dir() {
-        "S_IFDIR"
-    } else if ft.is_symlink() {
-        "S_IFLNK"
-    } else if ft.is_char_device() {
-        "S_IFCHR"
-    } else if ft.is_block_device() {
-        "S_IFBLK"
-    } else if ft.is_fifo() {
-        "S_IFIFO"
-    } else if ft.is_socket() {
-        "S_IFSOCK"
-    } else {
-        "S_IFREG"
-    };
-    format!("{t}|{:04o}", m.mode() & 0o7777)
-}
-
-fn stat_text(m: &Metadata) -> String {
-    let ft = m.file_type();
-    if ft.is_char_device() || ft.is_block_device() {
-        let (ma, mi) = (libc::major(m.rdev()), libc::minor(m.rdev()));
-        format!("0 {{st_mode={}, st_rdev=makedev({ma:#x}, {mi:#x})}}", mode_text(m))
-    } else {
-        format!("0 {{st_mode={}, st_size={}}}", mode_text(m), m.len())
-    }
-}
-
-fn bytes_text(v: &[u8]) -> String {
-    quote(&String::from_utf8_lossy(v), 64)
-}
-
 impl Kernel {
+    /// `mount(2)` — attach a filesystem, or change a mount (bind, propagation, remount).
+    /// <https://man7.org/linux/man-pages/man2/mount.2.html>
+    pub fn mount(
+        &self,
+        source: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        fl: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "mount",
+            man: "mount(2)",
+            what: "attach a filesystem to the tree, or change how a mount point behaves",
+            effect: Effect::Change,
+        };
+        let opt = |s: Option<&str>| s.map(|s| quote(s, 256)).unwrap_or_else(|| "NULL".into());
+        let args = vec![
+            opt(source),
+            path_arg(target),
+            opt(fstype),
+            flags::render(fl.bits(), flags::MS),
+            opt(data),
+        ];
+        self.perform(
+            &C,
+            args,
+            || (),
+            || nix::mount::mount(source, target, fstype, fl, data),
+            |_| "0".into(),
+        )
+    }
+
+    /// `umount2(2)` — detach a mount; `MNT_DETACH` does it lazily, once unused.
+    /// <https://man7.org/linux/man-pages/man2/umount2.2.html>
+    pub fn umount2(&self, target: &Path, fl: MntFlags) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "umount2",
+            man: "umount2(2)",
+            what: "detach a mounted filesystem from the tree",
+            effect: Effect::Change,
+        };
+        let args = vec![path_arg(target), flags::render(fl.bits() as u64, flags::MNT)];
+        self.perform(&C, args, || (), || nix::mount::umount2(target, fl), |_| "0".into())
+    }
+
+    /// `pivot_root(2)` — make `new_root` the root of this mount namespace and put the
+    /// old root at `put_old`. <https://man7.org/linux/man-pages/man2/pivot_root.2.html>
+    pub fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "pivot_root",
+            man: "pivot_root(2)",
+            what: "swap the root mount of this mount namespace for another one",
+            effect: Effect::Change,
+        };
+        let args = vec![path_arg(new_root), path_arg(put_old)];
+        self.perform(&C, args, || (), || nix::unistd::pivot_root(new_root, put_old), |_| "0".into())
+    }
+
     /// `fsopen(2)` — open a filesystem context for `fstype`: the first step of the new
     /// mount API. Options are then given one by one with `fsconfig(2)`, so no option
     /// string is limited to a page as mount(2)'s `data` is.
@@ -265,7 +294,7 @@ impl Kernel {
             what: "attach a detached mount to a directory of the tree",
             effect: Effect::Change,
         };
-        let args = vec![m.shown(), "\"\"".into(), "AT_FDCWD".into(), p(target), "MOVE_MOUNT_F_EMPTY_PATH".into()];
+        let args = vec![m.shown(), "\"\"".into(), "AT_FDCWD".into(), path_arg(target), "MOVE_MOUNT_F_EMPTY_PATH".into()];
         self.perform(
             &C,
             args,
@@ -289,202 +318,5 @@ impl Kernel {
             },
             |_| "0".into(),
         )
-    }
-
-    /// `lstat(2)` — a file's type, mode, owner and device numbers, without following
-    /// a final symlink. `Ok(None)` when it does not exist (`ENOENT`, `ENOTDIR`).
-    /// <https://man7.org/linux/man-pages/man2/lstat.2.html>
-    pub fn lstat(&self, path: &Path) -> Result<Option<Metadata>, SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "lstat",
-            man: "lstat(2)",
-            what: "read a file's type, mode, owner and device numbers (not following a symlink)",
-            effect: Effect::Query,
-        };
-        let r = self.perform(
-            &C,
-            vec![p(path)],
-            || unreachable!(),
-            || std::fs::symlink_metadata(path).map_err(super_errno),
-            stat_text,
-        );
-        match r {
-            Ok(m) => Ok(Some(m)),
-            Err(e) if e.errno == Errno::ENOENT || e.errno == Errno::ENOTDIR => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// `lgetxattr(2)` — one extended attribute of a file (not following a symlink);
-    /// `Ok(None)` when it is not set (`ENODATA`). Overlayfs keeps its own state in
-    /// `trusted.overlay.*` (or `user.overlay.*` with `userxattr`): `opaque`,
-    /// `origin`, `redirect`. <https://man7.org/linux/man-pages/man2/getxattr.2.html>
-    #[doc(alias = "lgetxattr")]
-    pub fn getxattr(&self, path: &Path, name: &str) -> Result<Option<Vec<u8>>, SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "lgetxattr",
-            man: "getxattr(2)",
-            what: "read one extended attribute of a file (overlayfs keeps its state in trusted.overlay.*)",
-            effect: Effect::Query,
-        };
-        let r = self.perform_out(
-            &C,
-            vec![p(path), quote(name, 64)],
-            || unreachable!(),
-            || lgetxattr(path, name),
-            |v| (v.len().to_string(), Some(bytes_text(v))),
-        );
-        match r {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if matches!(e.errno, Errno::ENODATA | Errno::ENOTSUP | Errno::ENOENT) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// `llistxattr(2)` — the names of a file's extended attributes.
-    /// <https://man7.org/linux/man-pages/man2/listxattr.2.html>
-    #[doc(alias = "llistxattr")]
-    pub fn listxattr(&self, path: &Path) -> Result<Vec<String>, SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "llistxattr",
-            man: "listxattr(2)",
-            what: "list the names of a file's extended attributes",
-            effect: Effect::Query,
-        };
-        let r = self.perform_out(
-            &C,
-            vec![p(path)],
-            || unreachable!(),
-            || llistxattr(path),
-            |v| (v.len().to_string(), Some(format!("[{}]", v.join(", ")))),
-        );
-        match r {
-            Err(e) if e.errno == Errno::ENOTSUP => Ok(Vec::new()),
-            r => r,
-        }
-    }
-
-    /// `lsetxattr(2)` — set an extended attribute; `trusted.overlay.opaque = "y"` makes
-    /// an upper directory hide everything below it.
-    /// <https://man7.org/linux/man-pages/man2/setxattr.2.html>
-    #[doc(alias = "lsetxattr")]
-    pub fn setxattr(&self, path: &Path, name: &str, value: &[u8]) -> Result<(), SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "lsetxattr",
-            man: "setxattr(2)",
-            what: "set an extended attribute on a file (not following a symlink)",
-            effect: Effect::Change,
-        };
-        let args = vec![p(path), quote(name, 64), bytes_text(value), value.len().to_string(), "0".into()];
-        self.perform(&C, args, || (), || lsetxattr(path, name, value), |_| "0".into())
-    }
-
-    /// `mknod(2)` of a character device 0/0 — an overlayfs *whiteout*: in an upper
-    /// (or layer) directory it says "the file of this name in the layers below is
-    /// deleted". <https://man7.org/linux/man-pages/man2/mknod.2.html>
-    #[doc(alias = "mknod")]
-    pub fn mknod_whiteout(&self, path: &Path) -> Result<(), SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "mknod",
-            man: "mknod(2)",
-            what: "create a device node; a character device 0/0 is an overlayfs whiteout",
-            effect: Effect::Change,
-        };
-        let args = vec![p(path), "S_IFCHR|0000".into(), "makedev(0, 0)".into()];
-        self.perform(
-            &C,
-            args,
-            || (),
-            || {
-                nix::sys::stat::mknod(
-                    path,
-                    nix::sys::stat::SFlag::S_IFCHR,
-                    nix::sys::stat::Mode::empty(),
-                    0,
-                )
-            },
-            |_| "0".into(),
-        )
-    }
-}
-
-pub(crate) fn super_errno(e: std::io::Error) -> Errno {
-    e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
-}
-
-pub(crate) fn lgetxattr(path: &Path, name: &str) -> Result<Vec<u8>, Errno> {
-    let c = cstr(path.as_os_str().as_bytes())?;
-    let n = cstr(name.as_bytes())?;
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: valid C strings; buf is writable for its length.
-        let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if r >= 0 {
-            buf.truncate(r as usize);
-            return Ok(buf);
-        }
-        let e = Errno::last();
-        if e != Errno::ERANGE || buf.len() > 1 << 20 {
-            return Err(e);
-        }
-        let len = buf.len();
-        buf.resize(len * 4, 0);
-    }
-}
-
-pub(crate) fn llistxattr(path: &Path) -> Result<Vec<String>, Errno> {
-    let c = cstr(path.as_os_str().as_bytes())?;
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: valid C string; buf is writable for its length.
-        let r = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if r >= 0 {
-            buf.truncate(r as usize);
-            let mut names: Vec<String> = buf
-                .split(|b| *b == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect();
-            names.sort();
-            return Ok(names);
-        }
-        let e = Errno::last();
-        if e != Errno::ERANGE || buf.len() > 1 << 20 {
-            return Err(e);
-        }
-        let len = buf.len();
-        buf.resize(len * 4, 0);
-    }
-}
-
-pub(crate) fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Errno> {
-    let c = cstr(path.as_os_str().as_bytes())?;
-    let n = cstr(name.as_bytes())?;
-    // SAFETY: valid C strings; value is readable for its length.
-    let r = unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
-}
-
-impl Kernel {
-    /// `mount(2)` of an overlay with its whole option string in `data`: the classic
-    /// way, limited to one page. <https://man7.org/linux/man-pages/man2/mount.2.html>
-    pub fn mount_overlay_legacy(&self, target: &Path, data: &str) -> Result<(), SysError> {
-        self.mount(Some("overlay"), target, Some("overlay"), nix::mount::MsFlags::empty(), Some(data))
-    }
-
-    /// `umount2(2)` of a mount point; `lazy` adds `MNT_DETACH` (detach now, free when
-    /// unused). <https://man7.org/linux/man-pages/man2/umount2.2.html>
-    pub fn umount_path(&self, target: &Path, lazy: bool) -> Result<(), SysError> {
-        let fl = if lazy { nix::mount::MntFlags::MNT_DETACH } else { nix::mount::MntFlags::empty() };
-        self.umount2(target, fl)
     }
 }
