@@ -77,7 +77,23 @@ pub fn code_for(err: &Error, role: Role) -> Exit {
 }
 
 /// Map a lab's result to the process exit code, printing the error once, prefixed by
-/// the tool's name (a closed output pipe is a quiet success, as in ripgrep).
+/// the tool's name (a closed output pipe is a quiet success, as in ripgrep). `role`
+/// comes from the command line (`Cli::role`): a wrapper's own failures exit 125.
+pub fn report(tool: &str, role: Role, result: Result<Exit, Error>) -> std::process::ExitCode {
+    match result {
+        Ok(exit) => std::process::ExitCode::from(exit.code()),
+        Err(err) => {
+            let exit = code_for(&err, role);
+            if exit != Exit::Ok {
+                eprintln!("{tool}: {err}");
+            }
+            std::process::ExitCode::from(exit.code())
+        }
+    }
+}
+
+/// The older form of [`report`], for labs whose `run` still returns the role with the
+/// result. Goes once every lab's `run` returns `Result<Exit>`.
 pub fn finish(tool: &str, result: Result<(Exit, Role), (Error, Role)>) -> std::process::ExitCode {
     match result {
         Ok((exit, _)) => std::process::ExitCode::from(exit.code()),

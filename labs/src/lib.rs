@@ -24,6 +24,7 @@ pub mod exit;
 pub mod image;
 pub mod kernel;
 pub mod layer;
+pub mod lock;
 pub mod netns;
 pub mod ns;
 pub mod overlay;

@@ -379,9 +379,12 @@ fn locked(k: &Kernel) -> Result<(impl Sized, State)> {
             }
         }
     }
-    let guard = k
-        .why("serialize changes of the networks' state: concurrent attaches must not take the same address")
-        .lock_file(&run.join("lock"))?;
+    let guard = crate::lock::lock(
+        k.why("serialize changes of the networks' state: concurrent attaches must not take the same address"),
+        &run.join("lock"),
+        true,
+        None,
+    )?;
     let nets = ipam::load_all(&run)?;
     Ok((guard, State { run, nets }))
 }

@@ -303,39 +303,29 @@ impl Kernel {
     }
 }
 
-/// A lock held with flock(2) on a file; released when dropped (the file closes).
-#[derive(Debug)]
-pub struct FileLock {
-    _file: Option<std::fs::File>,
-}
-
 impl Kernel {
-    /// `openat(2)` with `O_CREAT` then `flock(2)` `LOCK_EX` on `path`: wait until no
-    /// other process holds it. How two `attach` commands running at once never take
-    /// the same address, and two `mini` commands never take the same name.
-    /// <https://man7.org/linux/man-pages/man2/flock.2.html>
-    pub fn lock_file(&self, path: &Path) -> Result<FileLock, SysError> {
-        const OPEN: Call = Call {
+    /// `openat(2)` with `O_RDWR|O_CREAT|O_CLOEXEC`, mode 0644: open a file, creating it
+    /// when missing (a lock file). A dry run creates nothing and gives `None`.
+    /// <https://man7.org/linux/man-pages/man2/openat.2.html>
+    #[doc(alias = "openat")]
+    pub fn open_create(&self, path: &Path, what: &'static str) -> Result<Option<File>, SysError> {
+        let call = Call {
             kind: Kind::Syscall,
             name: "openat",
             man: "openat(2)",
-            what: "open (creating if needed) a lock file",
+            what,
             effect: Effect::Change,
         };
         let fl = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC;
         let args = vec!["AT_FDCWD".into(), quote(&path.to_string_lossy(), 256), flags::open_flags(fl.bits())];
-        let file = self.perform(
-            &OPEN,
+        self.perform(
+            &call,
             args,
             || None,
-            || nix::fcntl::open(path, fl, Perm::from_bits_truncate(0o644)).map(|fd| Some(std::fs::File::from(fd))),
+            || nix::fcntl::open(path, fl, Perm::from_bits_truncate(0o644)).map(|fd| Some(File::from(fd))),
             // A dry run opens nothing: it shows the descriptor the open would give.
             |f| f.as_ref().map(|f| f.as_raw_fd().to_string()).unwrap_or_else(|| "3".into()),
-        )?;
-        if let Some(f) = &file {
-            self.flock(f, path, true, false)?;
-        }
-        Ok(FileLock { _file: file })
+        )
     }
 
     /// `openat(2)` with `O_CREAT|O_EXCL`: create the empty file a namespace will be

@@ -46,7 +46,7 @@ pub use nix::unistd::Pid;
 pub use mountinfo::{parse_mountinfo, unescape, MountInfo};
 pub use block::{DevFd, LoopDev};
 pub use dm::{DmInfo, DmTarget, DM_CONTROL};
-pub use files::{CgroupFs, FileLock};
+pub use files::CgroupFs;
 pub use mounts::FsFd;
 pub use namespaces::{Fd, NsKind};
 pub use nft::{Expr, Hook, MetaKey, NftMsg, NftRule};
