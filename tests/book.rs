@@ -136,13 +136,15 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
 /// store's temp file `tmp/blob.N.`, or a table's first column / a line of its own.
 fn pid_context(before: &str, after: &str) -> bool {
     let line = before.rsplit('\n').next().unwrap_or("");
-    let prefix = line.strip_prefix('[').is_some_and(|r| {
-        r.ends_with(' ') && r.trim_end().chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    });
+    let prefix = line
+        .strip_prefix('[')
+        .is_some_and(|r| r.ends_with(' ') && r.trim_end().chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     let leading = line.chars().all(|c| c == ' ') && (after.is_empty() || after.starts_with(['\n', ' ']));
     prefix
         || leading
-        || ["fork() = ", "wait4(", "kill(", "/proc/", "run-", "\"pid\":", "NULL) = ", "tmp/blob."].iter().any(|p| line.ends_with(p))
+        || ["fork() = ", "wait4(", "kill(", "/proc/", "run-", "\"pid\":", "NULL) = ", "tmp/blob."]
+            .iter()
+            .any(|p| line.ends_with(p))
 }
 
 fn replace_number(s: &str, num: &str, with: &str) -> String {
@@ -262,15 +264,25 @@ mod registries {
 
     fn ok(c: &mut Command) -> String {
         let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
-        assert!(o.status.success(), "book registries: {c:?} failed:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "book registries: {c:?} failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     /// A layer packed from `dir`: its descriptor and diff_id.
     fn layer(dir: &Path, layout: &Path) -> (serde_json::Value, String) {
         let tgz = dir.with_extension("tar.gz");
-        let out = ok(Command::new(crate::harness::bin_path("layer-diff")).args(["-q", "pack", "--clamp-mtime", "0", "-o"]).arg(&tgz).arg(dir));
-        let field = |k: &str| out.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_else(|| panic!("no {k} in {out}")).trim().to_string();
+        let out = ok(Command::new(crate::harness::bin_path("layer-diff"))
+            .args(["-q", "pack", "--clamp-mtime", "0", "-o"])
+            .arg(&tgz)
+            .arg(dir));
+        let field = |k: &str| {
+            out.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_else(|| panic!("no {k} in {out}")).trim().to_string()
+        };
         let digest = field("digest ");
         std::fs::rename(&tgz, layout.join("blobs/sha256").join(&digest[7..])).unwrap();
         let d = serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": field("size ").parse::<u64>().unwrap()});
@@ -285,9 +297,28 @@ mod registries {
     }
 
     /// An image (layers + history of `(created_by, is_layer)` + Cmd), named `name` in the layout.
-    fn image(layout: &Path, layers: &[(serde_json::Value, String)], history: &[(&str, bool)], cmd: &[&str], name: &str) -> serde_json::Value {
-        let arch = match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a };
-        let hist: Vec<_> = history.iter().map(|(by, layer)| if *layer { serde_json::json!({"created_by": by}) } else { serde_json::json!({"created_by": by, "empty_layer": true}) }).collect();
+    fn image(
+        layout: &Path,
+        layers: &[(serde_json::Value, String)],
+        history: &[(&str, bool)],
+        cmd: &[&str],
+        name: &str,
+    ) -> serde_json::Value {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            a => a,
+        };
+        let hist: Vec<_> = history
+            .iter()
+            .map(|(by, layer)| {
+                if *layer {
+                    serde_json::json!({"created_by": by})
+                } else {
+                    serde_json::json!({"created_by": by, "empty_layer": true})
+                }
+            })
+            .collect();
         let config = serde_json::json!({"architecture": arch, "os": "linux", "config": {"Env": ["PATH=/bin"], "Cmd": cmd},
             "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| &l.1).collect::<Vec<_>>()}, "history": hist});
         let c = blob(layout, &config, "application/vnd.oci.image.config.v1+json");
@@ -303,8 +334,10 @@ mod registries {
         let lock = std::fs::File::create(std::env::temp_dir().join("contlab-book-registries.lock")).unwrap();
         // SAFETY: a valid open descriptor.
         assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "flock");
-        let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"].into_iter().map(Path::new).find(|p| p.is_file());
-        let bin = bin.expect("book tier: the img-* transcripts need docker-registry: apt-get install -y docker-registry");
+        let bin =
+            ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"].into_iter().map(Path::new).find(|p| p.is_file());
+        let bin =
+            bin.expect("book tier: the img-* transcripts need docker-registry: apt-get install -y docker-registry");
         let dir = crate::harness::tmp();
         for port in [5042, 5043] {
             assert!(
@@ -320,17 +353,29 @@ mod registries {
             );
             if auth {
                 std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
-                cfg += &format!("auth:\n  htpasswd:\n    realm: contlab\n    path: {}/htpasswd\n", dir.path().display());
+                cfg +=
+                    &format!("auth:\n  htpasswd:\n    realm: contlab\n    path: {}/htpasswd\n", dir.path().display());
             }
             let yml = dir.path().join(format!("config{port}.yml"));
             std::fs::write(&yml, cfg).unwrap();
-            children.push(Command::new(bin).arg("serve").arg(&yml).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start docker-registry"));
+            children.push(
+                Command::new(bin)
+                    .arg("serve")
+                    .arg(&yml)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start docker-registry"),
+            );
         }
         let regs = Registries { children, _dir: dir, _lock: lock };
         for port in [5042, 5043] {
             let t = std::time::Instant::now();
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(t.elapsed().as_secs() < 10, "book tier: docker-registry does not listen on 127.0.0.1:{port} after 10 s");
+                assert!(
+                    t.elapsed().as_secs() < 10,
+                    "book tier: docker-registry does not listen on 127.0.0.1:{port} after 10 s"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
         }
@@ -343,7 +388,8 @@ mod registries {
             std::fs::create_dir_all(base.join(sub)).unwrap();
         }
         std::fs::create_dir_all(app.join("srv")).unwrap();
-        std::fs::copy("/bin/busybox", base.join("bin/busybox")).expect("book tier: /bin/busybox is missing: apt-get install -y busybox-static");
+        std::fs::copy("/bin/busybox", base.join("bin/busybox"))
+            .expect("book tier: /bin/busybox is missing: apt-get install -y busybox-static");
         for a in ["sh", "ls", "cat", "echo"] {
             std::os::unix::fs::symlink("busybox", base.join("bin").join(a)).unwrap();
         }
@@ -352,16 +398,31 @@ mod registries {
         ok(Command::new("chmod").args(["-R", "u=rwX,go=rX"]).arg(&base).arg(&app));
         ok(Command::new("chmod").arg("755").arg(base.join("bin/busybox")));
         let (l1, l2) = (layer(&base, &layout), layer(&app, &layout));
-        let busybox = image(&layout, std::slice::from_ref(&l1), &[("ADD busybox.tar / # buildkit", true), ("CMD [\"sh\"]", false)], &["sh"], "busybox");
+        let busybox = image(
+            &layout,
+            std::slice::from_ref(&l1),
+            &[("ADD busybox.tar / # buildkit", true), ("CMD [\"sh\"]", false)],
+            &["sh"],
+            "busybox",
+        );
         let hello = image(
             &layout,
             &[l1, l2],
-            &[("ADD busybox.tar / # buildkit", true), ("CMD [\"sh\"]", false), ("COPY hello.txt /srv/ # buildkit", true), ("CMD [\"cat\" \"/srv/hello.txt\"]", false)],
+            &[
+                ("ADD busybox.tar / # buildkit", true),
+                ("CMD [\"sh\"]", false),
+                ("COPY hello.txt /srv/ # buildkit", true),
+                ("CMD [\"cat\" \"/srv/hello.txt\"]", false),
+            ],
             &["cat", "/srv/hello.txt"],
             "hello",
         );
         std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        std::fs::write(layout.join("index.json"), serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [busybox, hello]})).unwrap()).unwrap();
+        std::fs::write(
+            layout.join("index.json"),
+            serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [busybox, hello]})).unwrap(),
+        )
+        .unwrap();
         let img = || {
             let mut c = Command::new(crate::harness::bin_path("img-pull"));
             c.arg("-q").arg("--root").arg(d.join("store")).env("DOCKER_CONFIG", d.join("docker"));
@@ -393,7 +454,11 @@ fn check(list: Vec<(String, PathBuf)>, bless: impl Fn(&str, &Path, &str)) {
             wrong.push(format!("--- {name}: the book shows\n{want}\n--- but the command prints\n{got}"));
         }
     }
-    assert!(wrong.is_empty(), "transcripts out of date (CONTLAB_BLESS=1 cargo test book regenerates):\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "transcripts out of date (CONTLAB_BLESS=1 cargo test book regenerates):\n{}",
+        wrong.join("\n")
+    );
 }
 
 /// The marker a guest prints before a blessed transcript: `@@transcript NAME LEN`.

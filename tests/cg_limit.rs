@@ -72,7 +72,20 @@ fn dry_run_v2_trace() {
     let t = harness::tmp();
     fake_v2(t.path());
     let root = t.path().to_str().unwrap();
-    let o = run(&["--cgroup-root", root, "--dry-run", "run", "--memory", "64M", "--pids", "20", "--cpus", "0.5", "--", "true"]);
+    let o = run(&[
+        "--cgroup-root",
+        root,
+        "--dry-run",
+        "run",
+        "--memory",
+        "64M",
+        "--pids",
+        "20",
+        "--cpus",
+        "0.5",
+        "--",
+        "true",
+    ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert_eq!(stdout_of(&o), "");
     settings().bind(|| insta::assert_snapshot!("cg_limit_dry_run_v2", stderr_of(&o)));
@@ -85,7 +98,20 @@ fn dry_run_v1_trace() {
     let t = harness::tmp();
     fake_v1(t.path());
     let root = t.path().to_str().unwrap();
-    let o = run(&["--cgroup-root", root, "--dry-run", "run", "--memory", "64M", "--pids", "20", "--cpus", "0.5", "--", "true"]);
+    let o = run(&[
+        "--cgroup-root",
+        root,
+        "--dry-run",
+        "run",
+        "--memory",
+        "64M",
+        "--pids",
+        "20",
+        "--cpus",
+        "0.5",
+        "--",
+        "true",
+    ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     settings().bind(|| insta::assert_snapshot!("cg_limit_dry_run_v1", stderr_of(&o)));
     assert!(!t.path().join("memory/contlab").exists(), "a dry run makes nothing");
@@ -95,7 +121,17 @@ fn dry_run_v1_trace() {
 fn json_trace_is_one_object_per_line() {
     let t = harness::tmp();
     fake_v2(t.path());
-    let o = run(&["--cgroup-root", t.path().to_str().unwrap(), "--dry-run", "--trace", "json", "create", "j", "--pids", "5"]);
+    let o = run(&[
+        "--cgroup-root",
+        t.path().to_str().unwrap(),
+        "--dry-run",
+        "--trace",
+        "json",
+        "create",
+        "j",
+        "--pids",
+        "5",
+    ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     let events: Vec<serde_json::Value> =
         stderr_of(&o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
@@ -151,7 +187,8 @@ fn show_of_a_missing_group_names_the_path() {
     fake_v2(t.path());
     let o = run(&["-q", "--cgroup-root", t.path().to_str().unwrap(), "show", "nosuchgroup"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
-    let want = format!("cg-limit: no group contlab/nosuchgroup: {}/contlab/nosuchgroup does not exist", t.path().display());
+    let want =
+        format!("cg-limit: no group contlab/nosuchgroup: {}/contlab/nosuchgroup does not exist", t.path().display());
     assert!(stderr_of(&o).contains(&want), "{}", stderr_of(&o));
     assert!(stderr_of(&o).contains("hint: `cg-limit ls`"), "{}", stderr_of(&o));
 }
@@ -183,8 +220,21 @@ fn top_once_prints_one_frame() {
     let t = harness::tmp();
     fake_v2(t.path());
     files(&t.path().join("contlab"), &[("pids.current", "3\n")]);
-    files(&t.path().join("contlab/web"), &[("pids.current", "3\n"), ("memory.current", "1048576\n"), ("cpu.stat", "usage_usec 5\n")]);
-    let o = run(&["-q", "--cgroup-root", t.path().to_str().unwrap(), "top", "--once", "--delay", "0.05", "--order", "path"]);
+    files(
+        &t.path().join("contlab/web"),
+        &[("pids.current", "3\n"), ("memory.current", "1048576\n"), ("cpu.stat", "usage_usec 5\n")],
+    );
+    let o = run(&[
+        "-q",
+        "--cgroup-root",
+        t.path().to_str().unwrap(),
+        "top",
+        "--once",
+        "--delay",
+        "0.05",
+        "--order",
+        "path",
+    ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     let out = stdout_of(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -260,7 +310,11 @@ mod checks {
         let g = Group::new(&format!("oom2-{tag}"));
         let o = run(&["-q", "run", "--name", g.name(), "--memory", "64M", "--", "python3", "-c", HOG]);
         assert_eq!(o.status.code(), Some(137), "{}", stderr_of(&o));
-        assert!(stderr_of(&o).contains("reached its memory limit (64.0M): the kernel's OOM killer killed"), "{}", stderr_of(&o));
+        assert!(
+            stderr_of(&o).contains("reached its memory limit (64.0M): the kernel's OOM killer killed"),
+            "{}",
+            stderr_of(&o)
+        );
         assert!(!exists(g.name()), "the transient group is gone");
     }
 
@@ -338,7 +392,8 @@ mod checks {
         std::thread::sleep(Duration::from_secs(2));
         let after = show(g.name());
         let wall = t0.elapsed().as_secs_f64();
-        let used = (after["cpu"]["usage_usec"].as_u64().unwrap() - before["cpu"]["usage_usec"].as_u64().unwrap()) as f64 / 1e6;
+        let used =
+            (after["cpu"]["usage_usec"].as_u64().unwrap() - before["cpu"]["usage_usec"].as_u64().unwrap()) as f64 / 1e6;
         let expected = 0.5 * wall;
         assert!(
             (used - expected).abs() <= 0.3 * expected,
@@ -501,7 +556,9 @@ fn not_root_gets_told_to_run_as_root() {
     // Drop to nobody with setpriv(1) (util-linux) and try both kinds of subcommand.
     let g = Group::new("nobody");
     let bin = harness::bin_path("cg-limit");
-    for (args, code) in [(&["create", g.name(), "--memory", "64M"][..], 1), (&["run", "--pids", "5", "--", "true"][..], 125)] {
+    for (args, code) in
+        [(&["create", g.name(), "--memory", "64M"][..], 1), (&["run", "--pids", "5", "--", "true"][..], 125)]
+    {
         let o = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&bin)
@@ -553,7 +610,10 @@ mod guest {
         for dir in ["", "contlab/"] {
             let on = subtree(dir);
             for c in ["cpu", "io", "memory", "pids"] {
-                assert!(on.split_whitespace().any(|x| x == c), "{c} in /sys/fs/cgroup/{dir}cgroup.subtree_control: {on}");
+                assert!(
+                    on.split_whitespace().any(|x| x == c),
+                    "{c} in /sys/fs/cgroup/{dir}cgroup.subtree_control: {on}"
+                );
             }
         }
         let v = show(g.name());

@@ -52,11 +52,8 @@ pub fn require(tier: Tier) -> bool {
     if ok {
         return true;
     }
-    let opted: Vec<String> = std::env::var("CONTLAB_OPT_OUT")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::to_string)
-        .collect();
+    let opted: Vec<String> =
+        std::env::var("CONTLAB_OPT_OUT").unwrap_or_default().split(',').map(str::to_string).collect();
     if opted.iter().any(|o| o == name) {
         eprintln!("opted out of the {name} tier by CONTLAB_OPT_OUT={name}: not tested");
         return false;

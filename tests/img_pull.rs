@@ -37,7 +37,12 @@ fn need(bin: &str, package: &str) -> PathBuf {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -81,7 +86,10 @@ impl LocalRegistry {
             let h = need("htpasswd", "apache2-utils");
             let line = run(Command::new(h).args(["-Bbn", u, p]));
             std::fs::write(dir.path().join("htpasswd"), line).unwrap();
-            auth = format!("auth:\n  htpasswd:\n    realm: contlab\n    path: {}\n", dir.path().join("htpasswd").display());
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: contlab\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            );
         }
         let tls = tls
             .map(|(c, k)| format!("  tls:\n    certificate: {}\n    key: {}\n", c.display(), k.display()))
@@ -224,7 +232,7 @@ pub fn test_layout(work: &Path) -> PathBuf {
     std::fs::write(l3.join("etc/.wh.gone"), "").unwrap();
     std::fs::write(l3.join("etc/conf.d/.wh..wh..opq"), "").unwrap();
     std::fs::write(l3.join("etc/conf.d/c"), "c\n").unwrap();
-    let (d, n) = build_image(&layout, &[l1.clone()], "amd64");
+    let (d, n) = build_image(&layout, std::slice::from_ref(&l1), "amd64");
     name_in_layout(&layout, "single", "application/vnd.oci.image.manifest.v1+json", &d, n);
     let (md, mn) = build_image(&layout, &[l1, l2, l3], "amd64");
     name_in_layout(&layout, "multi", "application/vnd.oci.image.manifest.v1+json", &md, mn);
@@ -284,7 +292,12 @@ fn ok(c: &mut assert_cmd::Command) -> (String, String) {
 fn fails(c: &mut assert_cmd::Command) -> String {
     let o = c.output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{c:?} should fail with 1\nstdout:{}\nstderr:\n{err}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{c:?} should fail with 1\nstdout:{}\nstderr:\n{err}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     err
 }
 
@@ -302,7 +315,10 @@ fn store_state(root: &Path) -> BTreeMap<String, u64> {
                     stack.push(p);
                 } else {
                     let b = std::fs::read(&p).unwrap_or_default();
-                    m.insert(p.strip_prefix(root).unwrap().display().to_string(), b.iter().map(|x| *x as u64).sum::<u64>() ^ b.len() as u64);
+                    m.insert(
+                        p.strip_prefix(root).unwrap().display().to_string(),
+                        b.iter().map(|x| *x as u64).sum::<u64>() ^ b.len() as u64,
+                    );
                 }
             }
         }
@@ -353,10 +369,20 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
             if md.is_dir() {
                 stack.push(p.clone());
             }
-            let x: Vec<String> = xattrs(&p).into_iter().filter(|(k, _)| k.starts_with("user.")).map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(&v))).collect();
+            let x: Vec<String> = xattrs(&p)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("user."))
+                .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(&v)))
+                .collect();
             m.insert(
                 p.strip_prefix(root).unwrap().display().to_string(),
-                format!("{:o} {}:{} {what} {x:?} links={}", md.mode(), md.uid(), md.gid(), if md.is_file() { md.nlink() } else { 0 }),
+                format!(
+                    "{:o} {}:{} {what} {x:?} links={}",
+                    md.mode(),
+                    md.uid(),
+                    md.gid(),
+                    if md.is_file() { md.nlink() } else { 0 }
+                ),
             );
         }
     }
@@ -365,7 +391,10 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
 
 fn umoci_rootfs(layout: &Path, tag: &str, work: &Path) -> PathBuf {
     let bundle = work.join(format!("umoci-{}", tag.replace(['/', ':'], "_")));
-    run(Command::new(need("umoci", "umoci")).args(["unpack", "--image"]).arg(format!("{}:{tag}", layout.display())).arg(&bundle));
+    run(Command::new(need("umoci", "umoci"))
+        .args(["unpack", "--image"])
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(&bundle));
     bundle.join("rootfs")
 }
 
@@ -384,7 +413,10 @@ fn pull_unpack_matches_skopeo_and_umoci() {
     assert!(out.contains("1: Pulling from test/multi"), "{out}");
     assert_eq!(out.matches("Pull complete").count(), 3, "{out}");
     assert!(out.contains("Digest: sha256:") && out.contains("Status: Downloaded newer image for"), "{out}");
-    assert!(err.contains("GET http://") && err.contains("→ 200") && err.contains("rename("), "the trace shows the protocol and the atomic writes:\n{err}");
+    assert!(
+        err.contains("GET http://") && err.contains("→ 200") && err.contains("rename("),
+        "the trace shows the protocol and the atomic writes:\n{err}"
+    );
     // Again: nothing to download.
     let (out2, _) = ok(img(root.path(), home.path()).args(["pull", &r]));
     assert_eq!(out2.matches("Already exists").count(), 3, "{out2}");
@@ -393,13 +425,19 @@ fn pull_unpack_matches_skopeo_and_umoci() {
     let ours = fx.work.path().join("ours");
     ok(img(root.path(), home.path()).args(["unpack", &r]).arg(&ours));
     let oci = fx.work.path().join("skopeo-oci");
-    run(Command::new(need("skopeo", "skopeo")).args(["copy", "--src-tls-verify=false"]).arg(format!("docker://{r}")).arg(format!("oci:{}:multi", oci.display())));
+    run(Command::new(need("skopeo", "skopeo"))
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{r}"))
+        .arg(format!("oci:{}:multi", oci.display())));
     let theirs = umoci_rootfs(&oci, "multi", fx.work.path());
     let (a, b) = (tree(&ours), tree(&theirs));
-    assert!(!a.contains_key("etc/gone") && !a.contains_key("etc/conf.d/a") && a.contains_key("etc/conf.d/c"), "whiteouts applied: {a:#?}");
+    assert!(
+        !a.contains_key("etc/gone") && !a.contains_key("etc/conf.d/a") && a.contains_key("etc/conf.d/c"),
+        "whiteouts applied: {a:#?}"
+    );
     assert_eq!(a, b, "img-pull unpack and umoci unpack differ");
     // umoci reads our store directly too.
-    let direct = umoci_rootfs(&root.path().join("oci"), &format!("{r}"), fx.work.path());
+    let direct = umoci_rootfs(&root.path().join("oci"), &r.to_string(), fx.work.path());
     assert_eq!(tree(&direct), a);
 }
 
@@ -416,12 +454,22 @@ fn https_with_ca_cert_and_system_roots() {
     // CA certificate used as the server's own).
     let w = work.path();
     let ssl = need("openssl", "openssl");
-    run(Command::new(&ssl).current_dir(w).args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+    run(Command::new(&ssl)
+        .current_dir(w)
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
         .args(["-subj", "/CN=contlab test CA", "-keyout", "ca.key", "-out", "ca.pem"]));
-    run(Command::new(&ssl).current_dir(w).args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"])
+    run(Command::new(&ssl)
+        .current_dir(w)
+        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"])
         .args(["-keyout", "key.pem", "-out", "req.csr"]));
-    std::fs::write(w.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-    run(Command::new(&ssl).current_dir(w).args(["x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key"])
+    std::fs::write(
+        w.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new(&ssl)
+        .current_dir(w)
+        .args(["x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key"])
         .args(["-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem"]));
     let (cert, key) = (w.join("ca.pem"), w.join("key.pem"));
     let reg = LocalRegistry::start_tls(&w.join("cert.pem"), &key);
@@ -456,7 +504,9 @@ fn store_is_an_oci_layout_skopeo_reads() {
     let home = harness::tmp();
     let r = format!("{}/test/single:1", fx.reg.host());
     ok(img(root.path(), home.path()).args(["pull", &r]));
-    let js = run(Command::new(need("skopeo", "skopeo")).arg("inspect").arg(format!("oci:{}:{r}", root.path().join("oci").display())));
+    let js = run(Command::new(need("skopeo", "skopeo"))
+        .arg("inspect")
+        .arg(format!("oci:{}:{r}", root.path().join("oci").display())));
     let v: serde_json::Value = serde_json::from_str(&js).unwrap();
     let (ls, _) = ok(img(root.path(), home.path()).arg("ls"));
     assert!(ls.starts_with("REPOSITORY") && ls.contains("test/single") && ls.contains("years ago"), "{ls}");
@@ -465,7 +515,9 @@ fn store_is_an_oci_layout_skopeo_reads() {
     assert_eq!(ours.len(), 1);
     assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{js}");
     let (id, _) = ok(img(root.path(), home.path()).args(["inspect", "--format", "{{.Id}}", &r]));
-    let raw = run(Command::new("skopeo").args(["inspect", "--raw"]).arg(format!("oci:{}:{r}", root.path().join("oci").display())));
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:{r}", root.path().join("oci").display())));
     let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(id.trim(), m["config"]["digest"].as_str().unwrap(), "the image ID is the config's digest");
     let (h, _) = ok(img(root.path(), home.path()).args(["history", &r]));
@@ -504,7 +556,8 @@ fn save_load_export_import_round_trip() {
     let tar = fx.work.path().join("saved.tar");
     ok(img(root.path(), home.path()).args(["save", &r, "-o"]).arg(&tar));
     // skopeo reads our docker-save archive.
-    let js = run(Command::new(need("skopeo", "skopeo")).arg("inspect").arg(format!("docker-archive:{}", tar.display())));
+    let js =
+        run(Command::new(need("skopeo", "skopeo")).arg("inspect").arg(format!("docker-archive:{}", tar.display())));
     assert!(js.contains("\"Layers\""), "{js}");
     // We load it back into an empty store, with the same image ID.
     let root2 = harness::tmp();
@@ -514,7 +567,10 @@ fn save_load_export_import_round_trip() {
     assert_eq!(id(root.path()), id(root2.path()), "same config, same image ID");
     // We load skopeo's docker-archive (theirs).
     let theirs = fx.work.path().join("theirs.tar");
-    run(Command::new("skopeo").args(["copy", "--src-tls-verify=false"]).arg(format!("docker://{r}")).arg(format!("docker-archive:{}:x/y:z", theirs.display())));
+    run(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{r}"))
+        .arg(format!("docker-archive:{}:x/y:z", theirs.display())));
     let root3 = harness::tmp();
     let (out, _) = ok(img(root3.path(), home.path()).args(["load", "-i"]).arg(&theirs));
     assert!(out.contains("Loaded image: x/y:z"), "{out}");
@@ -557,9 +613,15 @@ fn basic_auth_login_push_logout() {
     let r = format!("{}/test/multi:1", fx.reg.host());
     let e = fails(img(root.path(), home.path()).args(["pull", &r]));
     assert!(e.contains("wants Basic authentication") && e.contains("img-pull login"), "{e}");
-    let e = fails(img(root.path(), home.path()).args(["login", &fx.reg.host(), "-u", "ann", "--password-stdin"]).write_stdin("wrong\n"));
+    let e = fails(
+        img(root.path(), home.path())
+            .args(["login", &fx.reg.host(), "-u", "ann", "--password-stdin"])
+            .write_stdin("wrong\n"),
+    );
     assert!(e.contains("refused the credentials"), "{e}");
-    let (out, _) = ok(img(root.path(), home.path()).args(["login", &fx.reg.host(), "-u", "ann", "--password-stdin"]).write_stdin("s3cret\n"));
+    let (out, _) = ok(img(root.path(), home.path())
+        .args(["login", &fx.reg.host(), "-u", "ann", "--password-stdin"])
+        .write_stdin("s3cret\n"));
     assert!(out.contains("Login Succeeded"));
     let cfg = std::fs::read_to_string(home.path().join(".docker/config.json")).unwrap();
     assert!(cfg.contains(&fx.reg.host()) && cfg.contains("YW5uOnMzY3JldA=="), "{cfg}");
@@ -578,7 +640,9 @@ fn basic_auth_login_push_logout() {
     let (out, err) = ok(img(local.path(), home.path()).args(["push", &target, "--chunk-size", "65536"]));
     assert!(out.contains(": Pushed") && err.contains("PATCH "), "chunked upload:\n{out}\n{err}");
     assert!(out.contains("3: digest: sha256:"), "{out}");
-    let js = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--creds", "ann:s3cret"]).arg(format!("docker://{target}")));
+    let js = run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--creds", "ann:s3cret"])
+        .arg(format!("docker://{target}")));
     assert!(js.contains("\"Layers\""), "{js}");
     let (out, _) = ok(img(root.path(), home.path()).args(["logout", &fx.reg.host()]));
     assert!(out.contains("Removing login credentials"));
@@ -672,11 +736,19 @@ impl Hub {
         for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap().flatten() {
             let body = std::fs::read(e.path()).unwrap();
             let d = format!("sha256:{}", e.file_name().to_string_lossy());
-            let mt = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v.get("mediaType")?.as_str().map(str::to_string));
+            let mt = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string));
             if let Some(mt) = mt.filter(|m| m.contains("manifest") || m.contains("index")) {
-                self.route(&format!("/v2/{name}/manifests/{d}"), Route { status: 200, content_type: mt, body: body.clone(), behave: Behave::Normal });
+                self.route(
+                    &format!("/v2/{name}/manifests/{d}"),
+                    Route { status: 200, content_type: mt, body: body.clone(), behave: Behave::Normal },
+                );
             }
-            self.route(&format!("/v2/{name}/blobs/{d}"), Route { status: 200, content_type: "application/octet-stream".into(), body, behave: Behave::Normal });
+            self.route(
+                &format!("/v2/{name}/blobs/{d}"),
+                Route { status: 200, content_type: "application/octet-stream".into(), body, behave: Behave::Normal },
+            );
         }
         let ix: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
         for m in ix["manifests"].as_array().unwrap() {
@@ -689,8 +761,19 @@ impl Hub {
 
     fn blob_path(&self, name: &str, layout: &Path, tag: &str, layer: usize) -> String {
         let ix: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-        let d = ix["manifests"].as_array().unwrap().iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag).unwrap()["digest"].as_str().unwrap().to_string();
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap()).unwrap();
+        let d = ix["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap(),
+        )
+        .unwrap();
         format!("/v2/{name}/blobs/{}", m["layers"][layer]["digest"].as_str().unwrap())
     }
 
@@ -722,10 +805,14 @@ fn serve(mut c: TcpStream, port: u16, st: Arc<Mutex<HubState>>) {
             headers.insert(k.trim().to_lowercase(), v.trim().to_string());
         }
     }
-    let (path, query) = target.split_once('?').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((target.clone(), String::new()));
+    let (path, query) =
+        target.split_once('?').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((target.clone(), String::new()));
     let auth = headers.get("authorization").cloned().unwrap_or_default();
     let mut s = st.lock().unwrap();
-    s.log.push(format!("{method} {target} auth={}", if auth.is_empty() { "-" } else { &auth[..auth.find(' ').unwrap_or(0)] }));
+    s.log.push(format!(
+        "{method} {target} auth={}",
+        if auth.is_empty() { "-" } else { &auth[..auth.find(' ').unwrap_or(0)] }
+    ));
     *s.hits.entry(path.clone()).or_default() += 1;
     let hits = s.hits[&path];
     let realm = format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"registry.docker.io\"");
@@ -738,7 +825,8 @@ fn serve(mut c: TcpStream, port: u16, st: Arc<Mutex<HubState>>) {
             }
         }
         let scope = query.split('&').filter_map(|kv| kv.strip_prefix("scope=")).collect::<Vec<_>>().join(" ");
-        let body = serde_json::to_vec(&serde_json::json!({"token": format!("tok:{scope}"), "expires_in": 300})).unwrap();
+        let body =
+            serde_json::to_vec(&serde_json::json!({"token": format!("tok:{scope}"), "expires_in": 300})).unwrap();
         drop(s);
         return respond(&mut c, 200, &[("Content-Type", "application/json".into())], &body);
     }
@@ -752,10 +840,23 @@ fn serve(mut c: TcpStream, port: u16, st: Arc<Mutex<HubState>>) {
         return send_route(&mut c, route, &headers, hits);
     }
     if s.token && !auth.starts_with("Bearer tok:") {
-        let name = path.trim_start_matches("/v2/").split("/manifests/").next().unwrap_or("").split("/blobs/").next().unwrap_or("").to_string();
+        let name = path
+            .trim_start_matches("/v2/")
+            .split("/manifests/")
+            .next()
+            .unwrap_or("")
+            .split("/blobs/")
+            .next()
+            .unwrap_or("")
+            .to_string();
         let ch = if path == "/v2/" { realm } else { format!("{realm},scope=\"repository:{name}:pull\"") };
         drop(s);
-        return respond(&mut c, 401, &[("WWW-Authenticate", ch), ("Content-Type", "application/json".into())], br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
+        return respond(
+            &mut c,
+            401,
+            &[("WWW-Authenticate", ch), ("Content-Type", "application/json".into())],
+            br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
+        );
     }
     if path == "/v2/" {
         drop(s);
@@ -774,10 +875,18 @@ fn serve(mut c: TcpStream, port: u16, st: Arc<Mutex<HubState>>) {
 
 fn send_route(c: &mut TcpStream, route: Option<Route>, headers: &HashMap<String, String>, hits: usize) {
     let Some(r) = route else {
-        return respond(c, 404, &[("Content-Type", "application/json".into())], br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#);
+        return respond(
+            c,
+            404,
+            &[("Content-Type", "application/json".into())],
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#,
+        );
     };
     let ct = ("Content-Type", r.content_type.clone());
-    let range = headers.get("range").and_then(|v| v.strip_prefix("bytes=")).and_then(|v| v.trim_end_matches('-').parse::<usize>().ok());
+    let range = headers
+        .get("range")
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.trim_end_matches('-').parse::<usize>().ok());
     match r.behave {
         Behave::Stall => std::thread::sleep(Duration::from_secs(30)),
         Behave::Redirect(to) => respond(c, 302, &[("Location", to)], b""),
@@ -787,7 +896,11 @@ fn send_route(c: &mut TcpStream, route: Option<Route>, headers: &HashMap<String,
             respond(c, r.status, &[ct], &b)
         }
         Behave::TruncateOnce(n) | Behave::TruncateThenCorrupt(n) if hits == 1 => {
-            let h = format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: {}\r\n\r\n", r.body.len(), r.content_type);
+            let h = format!(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: {}\r\n\r\n",
+                r.body.len(),
+                r.content_type
+            );
             let _ = c.write_all(h.as_bytes());
             let _ = c.write_all(&r.body[..n]);
         }
@@ -838,18 +951,41 @@ fn docker_hub_token_flow() {
     let home = harness::tmp();
     let root = harness::tmp();
     // `busybox:multi` is docker.io/library/busybox:multi, whose API is (here) the stand-in.
-    let (out, err) = ok(img(root.path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args(["pull", "busybox:multi"]));
-    assert!(out.contains("multi: Pulling from library/busybox") && out.contains("Status: Downloaded newer image for busybox:multi"), "{out}");
-    assert!(err.contains("Bearer token from realm http://127.0.0.1") && err.contains("scope=repository%3Alibrary%2Fbusybox%3Apull"), "{err}");
+    let (out, err) =
+        ok(img(root.path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args(["pull", "busybox:multi"]));
+    assert!(
+        out.contains("multi: Pulling from library/busybox")
+            && out.contains("Status: Downloaded newer image for busybox:multi"),
+        "{out}"
+    );
+    assert!(
+        err.contains("Bearer token from realm http://127.0.0.1")
+            && err.contains("scope=repository%3Alibrary%2Fbusybox%3Apull"),
+        "{err}"
+    );
     assert!(err.contains("redirected to another host") || err.contains("/cdn/"), "{err}");
     let st = hub.state.lock().unwrap();
     assert!(!st.auth_at_cdn, "the Authorization header must not follow a redirect to blob storage");
-    assert!(st.log.iter().any(|l| l.starts_with("GET /token") && l.ends_with("auth=-")), "anonymous token: {:?}", st.log);
+    assert!(
+        st.log.iter().any(|l| l.starts_with("GET /token") && l.ends_with("auth=-")),
+        "anonymous token: {:?}",
+        st.log
+    );
     drop(st);
     // With credentials (wrong, then right).
-    let e = fails(img(harness::tmp().path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args(["pull", "--creds", "ann:bad", "busybox:single"]));
+    let e = fails(img(harness::tmp().path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args([
+        "pull",
+        "--creds",
+        "ann:bad",
+        "busybox:single",
+    ]));
     assert!(e.contains("refused the credentials of \"ann\""), "{e}");
-    ok(img(harness::tmp().path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args(["pull", "--creds", "ann:pw", "docker.io/library/busybox:single"]));
+    ok(img(harness::tmp().path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args([
+        "pull",
+        "--creds",
+        "ann:pw",
+        "docker.io/library/busybox:single",
+    ]));
     assert!(hub.state.lock().unwrap().log.iter().any(|l| l.starts_with("GET /token") && l.ends_with("auth=Basic")));
 }
 
@@ -862,25 +998,45 @@ fn hostile(setup: impl FnOnce(&Hub, &Path), r: &str, extra: &[&str], want: &str)
     ok(img(root.path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args(["pull", "busybox:single"]));
     setup(&hub, &layout);
     let before = store_state(root.path());
-    let e = fails(img(root.path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args(["pull", "--timeout", "2"]).args(extra).arg(r));
+    let e = fails(
+        img(root.path(), home.path())
+            .env("CONTLAB_DOCKER_HUB_API", hub.host())
+            .args(["pull", "--timeout", "2"])
+            .args(extra)
+            .arg(r),
+    );
     assert!(e.contains(want), "expected {want:?} in:\n{e}");
     assert_eq!(before, store_state(root.path()), "the store changed after a refused pull");
 }
 
 #[test]
 fn hostile_digest_mismatch() {
-    hostile(|h, l| h.set(&h.blob_path("library/busybox", l, "multi", 1), |r| r.body[100] ^= 1), "busybox:multi", &[], "digest mismatch");
+    hostile(
+        |h, l| h.set(&h.blob_path("library/busybox", l, "multi", 1), |r| r.body[100] ^= 1),
+        "busybox:multi",
+        &[],
+        "digest mismatch",
+    );
 }
 
 #[test]
 fn hostile_size_lie() {
-    hostile(|h, l| h.set(&h.blob_path("library/busybox", l, "multi", 2), |r| r.behave = Behave::Longer), "busybox:multi", &[], "size mismatch");
+    hostile(
+        |h, l| h.set(&h.blob_path("library/busybox", l, "multi", 2), |r| r.behave = Behave::Longer),
+        "busybox:multi",
+        &[],
+        "size mismatch",
+    );
 }
 
 #[test]
 fn hostile_manifest_too_large() {
     hostile(
-        |h, _| h.set("/v2/library/busybox/manifests/multi", |r| r.body = [b"{\"a\":\"".to_vec(), vec![b'x'; 5 << 20], b"\"}".to_vec()].concat()),
+        |h, _| {
+            h.set("/v2/library/busybox/manifests/multi", |r| {
+                r.body = [b"{\"a\":\"".to_vec(), vec![b'x'; 5 << 20], b"\"}".to_vec()].concat()
+            })
+        },
         "busybox:multi",
         &[],
         "more than the 4194304 allowed",
@@ -889,7 +1045,16 @@ fn hostile_manifest_too_large() {
 
 #[test]
 fn hostile_wrong_media_type() {
-    hostile(|h, _| h.set("/v2/library/busybox/manifests/multi", |r| r.content_type = "application/vnd.docker.distribution.manifest.list.v2+json".into()), "busybox:multi", &[], "but was served as");
+    hostile(
+        |h, _| {
+            h.set("/v2/library/busybox/manifests/multi", |r| {
+                r.content_type = "application/vnd.docker.distribution.manifest.list.v2+json".into()
+            })
+        },
+        "busybox:multi",
+        &[],
+        "but was served as",
+    );
 }
 
 #[test]
@@ -908,12 +1073,24 @@ fn hostile_redirect_loop() {
 
 #[test]
 fn hostile_stalled_server_times_out() {
-    hostile(|h, _| h.set("/v2/library/busybox/manifests/multi", |r| r.behave = Behave::Stall), "busybox:multi", &[], "timed out");
+    hostile(
+        |h, _| h.set("/v2/library/busybox/manifests/multi", |r| r.behave = Behave::Stall),
+        "busybox:multi",
+        &[],
+        "timed out",
+    );
 }
 
 #[test]
 fn hostile_corrupt_resume_is_refused() {
-    hostile(|h, l| h.set(&h.blob_path("library/busybox", l, "multi", 0), |r| r.behave = Behave::TruncateThenCorrupt(100_000)), "busybox:multi", &[], "digest mismatch");
+    hostile(
+        |h, l| {
+            h.set(&h.blob_path("library/busybox", l, "multi", 0), |r| r.behave = Behave::TruncateThenCorrupt(100_000))
+        },
+        "busybox:multi",
+        &[],
+        "digest mismatch",
+    );
 }
 
 #[test]
@@ -923,7 +1100,8 @@ fn truncated_blob_resumes_with_range() {
     hub.set(&p, |r| r.behave = Behave::TruncateOnce(100_000));
     let home = harness::tmp();
     let root = harness::tmp();
-    let (_, err) = ok(img(root.path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args(["pull", "busybox:multi"]));
+    let (_, err) =
+        ok(img(root.path(), home.path()).env("CONTLAB_DOCKER_HUB_API", hub.host()).args(["pull", "busybox:multi"]));
     assert!(err.contains("resuming") && err.contains("at byte 100000"), "{err}");
     assert!(hub.state.lock().unwrap().hits[&p] >= 2);
 }
@@ -938,15 +1116,26 @@ fn hostile_path_traversal_layer_is_refused() {
     let src = work.path().join("src");
     std::fs::create_dir_all(src.join("a")).unwrap();
     std::fs::write(src.join("escape"), "pwned\n").unwrap();
-    run(Command::new(need("tar", "tar")).arg("-C").arg(src.join("a")).args(["-cf"]).arg(&tarball).args(["-P", "../escape"]));
+    run(Command::new(need("tar", "tar"))
+        .arg("-C")
+        .arg(src.join("a"))
+        .args(["-cf"])
+        .arg(&tarball)
+        .args(["-P", "../escape"]));
     let raw = std::fs::read(&tarball).unwrap();
     let diff = sha256_digest(&raw);
     let d = put_blob(&layout, &raw);
-    let cfg = serde_json::to_vec(&serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff]}})).unwrap();
+    let cfg = serde_json::to_vec(
+        &serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff]}}),
+    )
+    .unwrap();
     let cd = put_blob(&layout, &cfg);
-    let m = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    let m = serde_json::to_vec(
+        &serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cfg.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": raw.len()}]})).unwrap();
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": raw.len()}]}),
+    )
+    .unwrap();
     let md = put_blob(&layout, &m);
     name_in_layout(&layout, "evil", "application/vnd.oci.image.manifest.v1+json", &md, m.len());
     let hub = Hub::start(false, None);
@@ -1043,8 +1232,15 @@ mod fuzz {
 
     #[test]
     fn references_never_panic_and_round_trip() {
-        let seeds: &[&str] = &["alpine", "alpine:3.17", "library/alpine", "docker.io/library/alpine", "localhost:5000/x/y:tag",
-            "quay.io/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "[::1]:5000/a__b/c--d"];
+        let seeds: &[&str] = &[
+            "alpine",
+            "alpine:3.17",
+            "library/alpine",
+            "docker.io/library/alpine",
+            "localhost:5000/x/y:tag",
+            "quay.io/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "[::1]:5000/a__b/c--d",
+        ];
         let alphabet = b"abcAZ09.:/@_-[]sha256:ef ";
         let mut r = Rng(0x9e3779b97f4a7c15);
         let t = Instant::now();
@@ -1055,7 +1251,8 @@ mod fuzz {
             let s = String::from_utf8_lossy(&s).into_owned();
             if let Ok(p) = Reference::parse(&s) {
                 // Normalising twice gives the same thing (docker's invariant).
-                let again = Reference::parse(&p.to_string()).unwrap_or_else(|e| panic!("{s:?} → {p} does not re-parse: {e}"));
+                let again =
+                    Reference::parse(&p.to_string()).unwrap_or_else(|e| panic!("{s:?} → {p} does not re-parse: {e}"));
                 assert_eq!(again, p, "{s:?}");
                 assert!(p.path.bytes().all(|b| !b.is_ascii_uppercase()));
             }
@@ -1068,11 +1265,26 @@ mod fuzz {
     fn manifests_never_panic() {
         let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         let seeds = [
-            format!(r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"x","digest":"{d}","size":1}},"layers":[{{"mediaType":"{}","digest":"{d}","size":2}}]}}"#, manifest::OCI_MANIFEST, manifest::OCI_LAYER_GZIP),
-            format!(r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{d}","size":3,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#, manifest::OCI_INDEX, manifest::OCI_MANIFEST),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"x","digest":"{d}","size":1}},"layers":[{{"mediaType":"{}","digest":"{d}","size":2}}]}}"#,
+                manifest::OCI_MANIFEST,
+                manifest::OCI_LAYER_GZIP
+            ),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{d}","size":3,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+                manifest::OCI_INDEX,
+                manifest::OCI_MANIFEST
+            ),
         ];
         let alphabet = br#"{}[]":,0123456789abcdefsha:/.- schemaVersionmediaTypelayers"#;
-        let types = [manifest::OCI_MANIFEST, manifest::OCI_INDEX, manifest::DOCKER_MANIFEST, manifest::DOCKER_LIST, "application/json", ""];
+        let types = [
+            manifest::OCI_MANIFEST,
+            manifest::OCI_INDEX,
+            manifest::DOCKER_MANIFEST,
+            manifest::DOCKER_LIST,
+            "application/json",
+            "",
+        ];
         let mut r = Rng(0x2545f4914f6cdd1d);
         let t = Instant::now();
         let mut accepted = 0;
@@ -1082,11 +1294,16 @@ mod fuzz {
             if let Ok((_, doc)) = manifest::parse(&s, types[r.below(types.len())]) {
                 accepted += 1;
                 let digests: Vec<String> = match doc {
-                    manifest::Document::Image(m) => std::iter::once(m.config.digest).chain(m.layers.into_iter().map(|l| l.digest)).collect(),
+                    manifest::Document::Image(m) => {
+                        std::iter::once(m.config.digest).chain(m.layers.into_iter().map(|l| l.digest)).collect()
+                    }
                     manifest::Document::Index(ix) => ix.manifests.into_iter().map(|m| m.digest).collect(),
                 };
                 for d in digests {
-                    assert!(d.len() == 71 && !d.contains('/') && !d.contains(".."), "an accepted manifest holds a digest unsafe as a path: {d}");
+                    assert!(
+                        d.len() == 71 && !d.contains('/') && !d.contains(".."),
+                        "an accepted manifest holds a digest unsafe as a path: {d}"
+                    );
                 }
             }
         }

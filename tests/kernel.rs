@@ -54,8 +54,11 @@ fn json_lines_have_the_documented_fields() {
         let want: Vec<i64> = (1..=s.len() as i64).collect();
         assert_eq!(s, want, "seq counts 1, 2, 3... per process ({pid})");
     }
-    let unshare: serde_json::Value =
-        err.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|v| v["call"] == "unshare").unwrap();
+    let unshare: serde_json::Value = err
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["call"] == "unshare")
+        .unwrap();
     assert_eq!(unshare["kind"], "syscall");
     assert_eq!(unshare["args"][0], "CLONE_NEWUTS");
     assert_eq!(unshare["ret"], 0);

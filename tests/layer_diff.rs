@@ -131,7 +131,10 @@ fn pack_is_reproducible_with_clamped_times() {
     assert!(printed.contains(&format!("digest sha256:{}", &stdout_of(&sha)[..64])), "{printed}");
     assert!(printed.contains(&format!("size {}", da.len())));
     // The diff_id is the sha256 of the uncompressed tar.
-    let unz = Command::new("sh").args(["-c", &format!("gzip -dc {} | sha256sum", s(&t.path().join("a.tar.gz")))]).output().unwrap();
+    let unz = Command::new("sh")
+        .args(["-c", &format!("gzip -dc {} | sha256sum", s(&t.path().join("a.tar.gz")))])
+        .output()
+        .unwrap();
     assert!(printed.contains(&format!("diff_id sha256:{}", &stdout_of(&unz)[..64])));
 }
 
@@ -614,7 +617,9 @@ fn oci_layout(dir: &Path, layers: &[(PathBuf, String)]) {
     let mut diff_ids = Vec::new();
     for (blob, diff_id) in layers {
         let (d, n) = put_blob(dir, &std::fs::read(blob).unwrap());
-        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n}));
+        descs.push(
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n}),
+        );
         diff_ids.push(diff_id.clone());
     }
     let config = serde_json::json!({
@@ -671,7 +676,12 @@ fn interop_umoci_unpacks_our_layers_to_the_tree_apply_makes() {
     let upper = t.path().join("upper");
     std::fs::create_dir_all(upper.join("opt")).unwrap();
     std::fs::write(upper.join("opt/fresh"), "new").unwrap();
-    assert!(Command::new("setfattr").args(["-n", "trusted.overlay.opaque", "-v", "y"]).arg(upper.join("opt")).status().unwrap().success());
+    assert!(Command::new("setfattr")
+        .args(["-n", "trusted.overlay.opaque", "-v", "y"])
+        .arg(upper.join("opt"))
+        .status()
+        .unwrap()
+        .success());
     assert!(Command::new("mknod").arg(upper.join("rm-me")).args(["c", "0", "0"]).status().unwrap().success());
     std::fs::create_dir_all(upper.join("etc")).unwrap();
     std::fs::write(upper.join("etc/motd"), "changed\n").unwrap();
@@ -690,7 +700,8 @@ fn interop_umoci_unpacks_our_layers_to_the_tree_apply_makes() {
         .output()
         .unwrap();
     assert!(o.status.success(), "skopeo copy: {}", stderr_of(&o));
-    let mut blobs: Vec<_> = std::fs::read_dir(copy.join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut blobs: Vec<_> =
+        std::fs::read_dir(copy.join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
     blobs.sort();
     for l in [&l1, &l2] {
         let d = format!("sha256:{}", &stdout_of(&Command::new("sha256sum").arg(l).output().unwrap())[..64]);

@@ -43,7 +43,10 @@ fn bad_input_is_a_usage_error() {
 
 #[test]
 fn dry_run_of_a_thin_volume_shows_the_decoded_ioctls() {
-    let o = harness::cmd("lvm-snap").args(["--dry-run", "thin", "create", "pool", "big", "--size", "10G"]).output().unwrap();
+    let o = harness::cmd("lvm-snap")
+        .args(["--dry-run", "thin", "create", "pool", "big", "--size", "10G"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr_of(&o));
     let trace: String = stderr_of(&o)
         .lines()
@@ -127,10 +130,9 @@ mod guest {
     }
 
     fn peer(cmd: &str, args: &[&str]) -> String {
-        let o = Command::new(cmd)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{cmd} is needed for this test (Debian package dmsetup / thin-provisioning-tools): {e}"));
+        let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+            panic!("{cmd} is needed for this test (Debian package dmsetup / thin-provisioning-tools): {e}")
+        });
         assert!(o.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
@@ -202,7 +204,8 @@ mod guest {
             lvm(&["-q", "lv", "create", "vgs/data", "--size", "16M"]);
             let origin = "/dev/mapper/vgs-data";
             write_at(origin, 0, &vec![b'A'; 1 << 20]);
-            let o = harness::cmd("lvm-snap").args(["snap", "create", "vgs/data", "s1", "--size", "8M"]).output().unwrap();
+            let o =
+                harness::cmd("lvm-snap").args(["snap", "create", "vgs/data", "s1", "--size", "8M"]).output().unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             let trace = String::from_utf8_lossy(&o.stderr);
             // LVM's order: the origin is suspended while the snapshot is born.
@@ -214,7 +217,11 @@ mod guest {
             assert!(suspend < snap && snap < origin_load && resume.is_some(), "{trace}");
 
             write_at(origin, 4096, b"BBBBBBBB");
-            assert_eq!(read_at("/dev/mapper/vgs-s1", 4096, 8), b"AAAAAAAA", "the snapshot shows the data from before it");
+            assert_eq!(
+                read_at("/dev/mapper/vgs-s1", 4096, 8),
+                b"AAAAAAAA",
+                "the snapshot shows the data from before it"
+            );
             assert_eq!(read_at(origin, 4096, 8), b"BBBBBBBB", "the origin shows the new data");
 
             // table and status: the same lines as dmsetup.
@@ -270,7 +277,18 @@ mod guest {
             return;
         }
         let lab = Lab::new("thin", &["64M", "8M"]);
-        lvm(&["-q", "thin", "pool", "create", "pool", "--data", &lab.devs[0], "--meta", &lab.devs[1], "--error-if-no-space"]);
+        lvm(&[
+            "-q",
+            "thin",
+            "pool",
+            "create",
+            "pool",
+            "--data",
+            &lab.devs[0],
+            "--meta",
+            &lab.devs[1],
+            "--error-if-no-space",
+        ]);
         lvm(&["-q", "thin", "create", "pool", "big", "--size", "1G"]);
         write_at("/dev/mapper/pool-big", 0, &vec![b'O'; 1 << 20]);
         let s = harness::cmd("lvm-snap").args(["thin", "snap", "pool", "big", "snap1"]).output().unwrap();

@@ -240,7 +240,8 @@ fn failures_leave_nothing_behind() {
     if !harness::require(harness::Tier::Root) {
         return;
     }
-    let (code, out, err) = sandbox(r#"
+    let (code, out, err) = sandbox(
+        r#"
 nb netns add a >/dev/null; nb netns add b >/dev/null; nb netns add c >/dev/null
 nb bridge create tiny --subnet 10.7.0.1/30 >/dev/null
 nb bridge create big --subnet 10.9.0.1/24 >/dev/null
@@ -254,7 +255,8 @@ nb attach --bridge tiny --netns c --ip 10.7.0.2 && exit 9 || echo "taken=$?"
 ip -o link show type veth | wc -l
 inns b ip -o link show | wc -l
 ls /run/netns | tr '\n' ' '; echo
-"#);
+"#,
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     for m in ["exhausted=1", "gone=1", "dupns=1", "dupbr=1", "taken=1", "\n1\n1\na b c \n"] {
         assert!(out.contains(m), "missing {m:?}:\n{out}\n{err}");
@@ -272,14 +274,16 @@ fn half_done_attach_is_undone() {
     }
     // eth0 exists inside already: the veth cannot be created; with --ifname lo the
     // kernel refuses at creation too. Either way no veth stays on the host.
-    let (code, out, err) = sandbox(r#"
+    let (code, out, err) = sandbox(
+        r#"
 nb netns add a >/dev/null
 nb bridge create br0 --subnet 10.6.0.1/24 >/dev/null
 inns a ip link add eth0 type veth peer name x0
 nb attach --bridge br0 --netns a && exit 9 || echo "clash=$?"
 ip -o link show type veth | wc -l
 nb show --json | grep -c '"ip"' || true
-"#);
+"#,
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("clash=1\n0\n0\n"), "{out}\n{err}");
     assert!(err.contains("EEXIST"), "{err}");
@@ -290,7 +294,8 @@ fn bad_input_gives_clear_errors() {
     if !harness::require(harness::Tier::Root) {
         return;
     }
-    let (code, out, err) = sandbox(r#"
+    let (code, out, err) = sandbox(
+        r#"
 nb bridge create br0 --subnet 10.5.0.1/24 >/dev/null
 nb bridge create br1 --subnet 10.5.0.129/25 || echo "overlap=$?"
 nb bridge create this-name-is-too-long --subnet 10.4.0.1/24 || echo "long=$?"
@@ -304,7 +309,8 @@ busybox nc -l -p 9090 & sleep 0.2
 nb publish 9090:80 --to 10.5.0.2 || echo "listening=$?"
 kill $! 2>/dev/null || true
 unshare --user netns-bridge -q bridge create br9 --subnet 10.3.0.1/24 || echo "notroot=$?"
-"#);
+"#,
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     for m in ["overlap=1", "long=2", "outside=2", "missing=1", "inuse=1", "listening=1", "notroot=1"] {
         assert!(out.contains(m), "missing {m:?}:\n{out}\n{err}");

@@ -237,7 +237,8 @@ fn explicit_maps_are_written_by_the_helper() {
     if !require(Tier::Root) {
         return;
     }
-    let o = run(&["-q", "--uid-map", "0:100000:65536", "--gid-map", "0:100000:65536", "--", "cat", "/proc/self/uid_map"]);
+    let o =
+        run(&["-q", "--uid-map", "0:100000:65536", "--gid-map", "0:100000:65536", "--", "cat", "/proc/self/uid_map"]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     let line: Vec<String> = stdout_of(&o).split_whitespace().map(str::to_string).collect();
     assert_eq!(line, ["0", "100000", "65536"]);
@@ -354,8 +355,7 @@ fn signals_are_forwarded_to_the_command() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(42), "SIGTERM reached the command, whose trap ran");
 }
@@ -383,11 +383,32 @@ mod guest {
         if !require(Tier::Guest) {
             return;
         }
-        let o = run(&["-q", "--pid", "--mount-proc", "--uts", "--hostname", "vm-box", "--", "sh", "-c", "echo $$; hostname"]);
+        let o = run(&[
+            "-q",
+            "--pid",
+            "--mount-proc",
+            "--uts",
+            "--hostname",
+            "vm-box",
+            "--",
+            "sh",
+            "-c",
+            "echo $$; hostname",
+        ]);
         assert_eq!(stdout_of(&o), "1\nvm-box\n", "{}", stderr_of(&o));
         let t = harness::tmp();
         harness::busybox_rootfs(t.path());
-        let o = run(&["-q", "--pid", "--mount-proc", "--rootfs", t.path().to_str().unwrap(), "--", "/bin/sh", "-c", "cat /proc/1/comm; ls /work 2>&1 | head -1"]);
+        let o = run(&[
+            "-q",
+            "--pid",
+            "--mount-proc",
+            "--rootfs",
+            t.path().to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /proc/1/comm; ls /work 2>&1 | head -1",
+        ]);
         assert!(o.status.success(), "{}", stderr_of(&o));
         assert!(stdout_of(&o).starts_with("sh\n"), "{}", stdout_of(&o));
         let o = run(&["-q", "--map-root", "--", "cat", "/proc/self/uid_map"]);

@@ -59,8 +59,18 @@ fn dry_run_mount_shows_the_new_mount_api() {
     let d = dirs(t.path(), &["l1", "l2"]);
     let lower = format!("{}:{}", s(&d[0]), s(&d[1]));
     let o = ovl(&[
-        "--dry-run", "mount", "--lower", &lower, "--upper", s(&d[2]), "--work", s(&d[3]), "--index", "off",
-        "--volatile", s(&d[4]),
+        "--dry-run",
+        "mount",
+        "--lower",
+        &lower,
+        "--upper",
+        s(&d[2]),
+        "--work",
+        s(&d[3]),
+        "--index",
+        "off",
+        "--volatile",
+        s(&d[4]),
     ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert!(!is_mounted(&d[4]));
@@ -182,8 +192,21 @@ fn options_reach_the_kernel() {
     let t = harness::tmp();
     let d = dirs(t.path(), &["l1"]);
     let o = ovl(&[
-        "mount", "--lower", s(&d[0]), "--upper", s(&d[1]), "--work", s(&d[2]), "--index", "on", "--redirect-dir",
-        "on", "--xino", "on", "--volatile", s(&d[3]),
+        "mount",
+        "--lower",
+        s(&d[0]),
+        "--upper",
+        s(&d[1]),
+        "--work",
+        s(&d[2]),
+        "--index",
+        "on",
+        "--redirect-dir",
+        "on",
+        "--xino",
+        "on",
+        "--volatile",
+        s(&d[3]),
     ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     let _g = Mounted(d[3].clone());
@@ -204,8 +227,18 @@ fn refused_layers_say_why_and_leave_no_mount() {
     let d = dirs(t.path(), &["l1"]);
     // metacopy=on with redirect_dir=off is refused by overlayfs itself.
     let o = ovl(&[
-        "mount", "--lower", s(&d[0]), "--upper", s(&d[1]), "--work", s(&d[2]), "--metacopy", "on", "--redirect-dir",
-        "off", s(&d[3]),
+        "mount",
+        "--lower",
+        s(&d[0]),
+        "--upper",
+        s(&d[1]),
+        "--work",
+        s(&d[2]),
+        "--metacopy",
+        "on",
+        "--redirect-dir",
+        "off",
+        s(&d[3]),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
     assert!(stderr_of(&o).contains("FSCONFIG_CMD_CREATE") && stderr_of(&o).contains("dmesg"), "{}", stderr_of(&o));
@@ -219,7 +252,11 @@ fn refused_layers_say_why_and_leave_no_mount() {
     }
     let o = ovl(&["mount", "--lower", s(&d[0]), "--upper", s(&up), "--work", s(&wk), s(&m2)]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr_of(&o).contains("the kernel says: e overlay:") && stderr_of(&o).contains("not supported as upperdir"), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("the kernel says: e overlay:") && stderr_of(&o).contains("not supported as upperdir"),
+        "{}",
+        stderr_of(&o)
+    );
     assert!(!is_mounted(&m2));
 }
 
@@ -370,7 +407,10 @@ fn course_exercise_3_diff_commit_and_a_new_container() {
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert!(stdout_of(&o).contains("whiteouts 3"), "{}", stdout_of(&o));
     let size = std::fs::metadata(&layer).unwrap().len();
-    assert!((8500..16_000).contains(&size), "the new layer is about 8.5 kB of content (docker history: 8.93kB): {size}");
+    assert!(
+        (8500..16_000).contains(&size),
+        "the new layer is about 8.5 kB of content (docker history: 8.93kB): {size}"
+    );
     // A new container from debian:new: its layers are the base and the commit.
     let newlayer = t.path().join("image/new");
     let o = ld(&["-q", "apply", "--overlay", s(&layer), s(&newlayer)]);

@@ -39,14 +39,12 @@ impl CommonOpts {
     pub fn kernel(&self, tool: &'static str) -> Result<Kernel> {
         let file = match &self.trace_file {
             None => None,
-            Some(p) => Some(
-                std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
-                    Error::failed(
-                        format!("cannot open the trace file {}: {e}", p.display()),
-                        "give --trace-file a path in a writable directory",
-                    )
-                })?,
-            ),
+            Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
+                Error::failed(
+                    format!("cannot open the trace file {}: {e}", p.display()),
+                    "give --trace-file a path in a writable directory",
+                )
+            })?),
         };
         let mode = if self.dry_run { Mode::DryRun } else { Mode::Live };
         let k = Kernel::new(tool, mode, Tracer::new(self.trace, self.explain, self.quiet, self.color, file));

@@ -355,7 +355,9 @@ fn check_ifname(what: &str, name: &str) -> Result<()> {
 
 fn check_nsname(name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(Error::Usage(format!("invalid namespace name {name:?}: a file name under {NETNS_DIR}, without '/'")));
+        return Err(Error::Usage(format!(
+            "invalid namespace name {name:?}: a file name under {NETNS_DIR}, without '/'"
+        )));
     }
     Ok(())
 }
@@ -428,8 +430,13 @@ fn make_shared_dir(k: &Kernel, dir: &Path) -> std::result::Result<(), SysError> 
     let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
     match k.mount(Some(""), dir, Some("none"), shared, None) {
         Err(e) if e.errno == Errno::EINVAL => {
-            k.why("not a mount point yet: bind it onto itself to make it one")
-                .mount(Some(&dir.to_string_lossy()), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            k.why("not a mount point yet: bind it onto itself to make it one").mount(
+                Some(&dir.to_string_lossy()),
+                dir,
+                Some("none"),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
             k.mount(Some(""), dir, Some("none"), shared, None)
         }
         r => r,
@@ -447,14 +454,24 @@ fn bind_netns(k: &Kernel, target: &Path) -> std::result::Result<(), SysError> {
 /// namespace's interfaces, and bind `hosts` (if any) onto /etc/hosts.
 fn netns_exec_mounts(k: &Kernel, hosts: Option<&Path>) -> std::result::Result<(), SysError> {
     k.unshare(CloneFlags::CLONE_NEWNS)?;
-    k.why("mounts made from here on must not propagate back to the host")
-        .mount(Some(""), Path::new("/"), Some("none"), MsFlags::MS_SLAVE | MsFlags::MS_REC, None)?;
+    k.why("mounts made from here on must not propagate back to the host").mount(
+        Some(""),
+        Path::new("/"),
+        Some("none"),
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None,
+    )?;
     k.why("/sys shows the interfaces of the namespace that mounted it: mount it again from here")
         .umount2(Path::new("/sys"), MntFlags::MNT_DETACH)?;
     k.mount(Some("sysfs"), Path::new("/sys"), Some("sysfs"), MsFlags::empty(), None)?;
     if let Some(h) = hosts {
-        k.why("give the command the network's hosts file, so peers resolve by name")
-            .mount(Some(&h.to_string_lossy()), Path::new("/etc/hosts"), Some("none"), MsFlags::MS_BIND, None)?;
+        k.why("give the command the network's hosts file, so peers resolve by name").mount(
+            Some(&h.to_string_lossy()),
+            Path::new("/etc/hosts"),
+            Some("none"),
+            MsFlags::MS_BIND,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -463,10 +480,9 @@ fn index_of(k: &Kernel, ns: Option<&Path>, name: &str) -> Result<u32> {
     match k.link_by_name(ns, name) {
         Ok(l) => Ok(l.index),
         Err(_) if k.mode() == crate::kernel::Mode::DryRun => Ok(0),
-        Err(e) if e.errno == Errno::ENODEV => Err(Error::failed(
-            format!("no interface named {name:?}"),
-            "check with `netns-bridge show`",
-        )),
+        Err(e) if e.errno == Errno::ENODEV => {
+            Err(Error::failed(format!("no interface named {name:?}"), "check with `netns-bridge show`"))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -482,11 +498,15 @@ fn netns_add(k: &Kernel, name: &str) -> Result<Exit> {
             _ => {}
         }
     }
-    make_shared_dir(k.why("namespaces bound below /run/netns must show in every mount namespace, as with ip netns"), dir)?;
+    make_shared_dir(
+        k.why("namespaces bound below /run/netns must show in every mount namespace, as with ip netns"),
+        dir,
+    )?;
     let path = dir.join(name);
-    k.why("the file the namespace will be bind-mounted on")
-        .create_excl(&path)
-        .hint(Errno::EEXIST, &format!("a namespace named {name:?} exists: pick another name, or `netns-bridge netns rm {name}`"))?;
+    k.why("the file the namespace will be bind-mounted on").create_excl(&path).hint(
+        Errno::EEXIST,
+        &format!("a namespace named {name:?} exists: pick another name, or `netns-bridge netns rm {name}`"),
+    )?;
     let child = k.fork_with(|k| {
         let r = k
             .why("a new, empty network namespace: only lo, down")
@@ -541,10 +561,12 @@ fn netns_rm(k: &Kernel, name: &str) -> Result<Exit> {
     check_nsname(name)?;
     let path = Path::new(NETNS_DIR).join(name);
     let (_lock, mut st) = locked(k)?;
-    k.why("the mount is what keeps the namespace alive; once gone, its interfaces (and their veth peers) are destroyed")
-        .umount2(&path, MntFlags::MNT_DETACH)
-        .hint(Errno::EINVAL, &format!("{} is not a namespace mount", path.display()))
-        .map_err(|e| missing_ns(e, name))?;
+    k.why(
+        "the mount is what keeps the namespace alive; once gone, its interfaces (and their veth peers) are destroyed",
+    )
+    .umount2(&path, MntFlags::MNT_DETACH)
+    .hint(Errno::EINVAL, &format!("{} is not a namespace mount", path.display()))
+    .map_err(|e| missing_ns(e, name))?;
     k.unlink(&path)?;
     let nets: Vec<Network> = st.nets.clone();
     for n in nets {
@@ -574,11 +596,8 @@ fn netns_exec(k: &Kernel, name: &str, command: &[String]) -> Result<Exit> {
     let path = Path::new(NETNS_DIR).join(name);
     k.netns_open(&path).map_err(|e| missing_ns(e.into(), name))?;
     let st = unlocked()?;
-    let hosts = st
-        .nets
-        .iter()
-        .find(|n| n.leases.iter().any(|l| l.netns == name))
-        .map(|n| ipam::hosts_path(&st.run, &n.bridge));
+    let hosts =
+        st.nets.iter().find(|n| n.leases.iter().any(|l| l.netns == name)).map(|n| ipam::hosts_path(&st.run, &n.bridge));
     k.why("run the command in the namespace").setns_net(&path)?;
     netns_exec_mounts(k, hosts.as_deref())?;
     let child = k.spawn(command, |_| Ok(()))?;
@@ -611,10 +630,9 @@ fn bridge_create(k: &Kernel, name: &str, subnet: &str) -> Result<Exit> {
             "routing to two networks sharing addresses would be ambiguous: choose a disjoint subnet",
         ));
     }
-    k.why("the network's virtual switch").link_add_bridge(None, name).hint(
-        Errno::EEXIST,
-        &format!("an interface named {name:?} exists already on this host: pick another name"),
-    )?;
+    k.why("the network's virtual switch")
+        .link_add_bridge(None, name)
+        .hint(Errno::EEXIST, &format!("an interface named {name:?} exists already on this host: pick another name"))?;
     let undo = |k: &Kernel, e: Error| -> Error {
         if k.why("undo: the bridge is half configured").link_del(None, name).is_err() {
             k.note(format!("leftover: remove it with `ip link del {name}`"));
@@ -721,7 +739,12 @@ fn attach(k: &Kernel, a: &AttachArgs) -> Result<Exit> {
     let ip = match a.ip.as_str() {
         "auto" => net.allocate().ok_or_else(|| {
             Error::failed(
-                format!("no free address left in {} (network {:?}, {} hosts attached)", net.subnet, net.bridge, net.leases.len()),
+                format!(
+                    "no free address left in {} (network {:?}, {} hosts attached)",
+                    net.subnet,
+                    net.bridge,
+                    net.leases.len()
+                ),
                 "detach a namespace, or create a network with a larger subnet",
             )
         })?,
@@ -734,7 +757,10 @@ fn attach(k: &Kernel, a: &AttachArgs) -> Result<Exit> {
                 )));
             }
             if let Some(l) = net.leases.iter().find(|l| l.ip == ip) {
-                return Err(Error::failed(format!("address {ip} is taken by {}", l.netns), "pick another, or use --ip auto"));
+                return Err(Error::failed(
+                    format!("address {ip} is taken by {}", l.netns),
+                    "pick another, or use --ip auto",
+                ));
             }
             ip
         }
@@ -742,7 +768,7 @@ fn attach(k: &Kernel, a: &AttachArgs) -> Result<Exit> {
     if net.leases.iter().any(|l| l.netns == key && l.ifname == a.ifname) {
         return Err(Error::failed(
             format!("{key} is already attached to {} as {}", net.bridge, a.ifname),
-            format!("detach it first, or give another --ifname"),
+            "detach it first, or give another --ifname".to_string(),
         ));
     }
     let hostname = a.name.clone().or_else(|| a.target.netns.clone().filter(|n| !n.contains('/')));
@@ -769,7 +795,10 @@ fn attach(k: &Kernel, a: &AttachArgs) -> Result<Exit> {
     let hv = host_if(&key, &a.ifname, &net.bridge);
     k.why("a virtual cable: one end created inside the namespace, the other on the host")
         .link_add_veth(None, &hv, &a.ifname, &nspath, mac)
-        .hint(Errno::EEXIST, &format!("an interface named {} or {hv} exists already: pick another --ifname", a.ifname))?;
+        .hint(
+            Errno::EEXIST,
+            &format!("an interface named {} or {hv} exists already: pick another --ifname", a.ifname),
+        )?;
     let configured = configure(k, net, &hv, br, &nspath, &a.ifname, ip);
     if let Err(e) = configured {
         if k.why("undo: deleting the host end deletes both ends of the pair").link_del(None, &hv).is_err() {
@@ -797,16 +826,24 @@ fn attach(k: &Kernel, a: &AttachArgs) -> Result<Exit> {
 
 fn configure(k: &Kernel, net: &Network, hv: &str, br: u32, ns: &Path, ifname: &str, ip: Ipv4Addr) -> Result<()> {
     let hidx = index_of(k, None, hv)?;
-    k.why("plug the host end into the bridge and switch it on")
-        .link_set(None, hidx, hv, &LinkChange { up: true, master: Some((br, net.bridge.clone())) })?;
+    k.why("plug the host end into the bridge and switch it on").link_set(
+        None,
+        hidx,
+        hv,
+        &LinkChange { up: true, master: Some((br, net.bridge.clone())) },
+    )?;
     let inside = Some(ns);
     let links = if k.mode() == crate::kernel::Mode::Live { k.links(inside)? } else { vec![] };
     let find = |n: &str| links.iter().find(|l| l.name == n).map(|l| l.index).unwrap_or(0);
     let (idx, lo) = (find(ifname), find("lo"));
     k.why("the container's address on the network").addr_add(inside, idx, ifname, ip, net.subnet.len)?;
     k.link_set(inside, idx, ifname, &LinkChange { up: true, master: None })?;
-    k.why("a new namespace's loopback is down: 127.0.0.1 is unreachable until it is up")
-        .link_set(inside, lo, "lo", &LinkChange { up: true, master: None })?;
+    k.why("a new namespace's loopback is down: 127.0.0.1 is unreachable until it is up").link_set(
+        inside,
+        lo,
+        "lo",
+        &LinkChange { up: true, master: None },
+    )?;
     match k
         .why("everything outside the network goes through the gateway, the bridge's address")
         .route_add(inside, None, net.gateway)
@@ -936,10 +973,11 @@ fn publish(k: &Kernel, a: &PublishArgs) -> Result<Exit> {
             "attach one first, or check the address with `netns-bridge show`",
         ));
     }
-    if let Some((b, p)) =
-        st.nets.iter().flat_map(|n| n.published.iter().map(move |p| (&n.bridge, p))).find(|(_, p)| {
-            p.host_port == host_port && p.proto == proto
-        })
+    if let Some((b, p)) = st
+        .nets
+        .iter()
+        .flat_map(|n| n.published.iter().map(move |p| (&n.bridge, p)))
+        .find(|(_, p)| p.host_port == host_port && p.proto == proto)
     {
         return Err(Error::failed(
             format!("port {host_port}/{proto} is in use: already published to {}:{} on {b}", p.to, p.port),
@@ -1099,10 +1137,7 @@ fn show(k: &Kernel, a: &ShowArgs) -> Result<Exit> {
         links.iter().find(|l| l.index == i).map(|l| l.name.clone()).unwrap_or_else(|| format!("if{i}"))
     };
     let routes: Vec<String> = k.routes(None)?.iter().map(|r| route_text(r, &|i| name_of(&links, i))).collect();
-    let namespaces = match k.read_dir(Path::new(NETNS_DIR)) {
-        Ok(v) => v,
-        Err(_) => vec![],
-    };
+    let namespaces = k.read_dir(Path::new(NETNS_DIR)).unwrap_or_default();
     let mut bridges = Vec::new();
     for n in &st.nets {
         let bl = links.iter().find(|l| l.name == n.bridge);
@@ -1185,7 +1220,8 @@ fn text(t: &Topology) -> String {
 }
 
 fn dot(t: &Topology) -> String {
-    let mut s = String::from("graph contlab {\n  node [fontname=\"monospace\"];\n  host [shape=box3d, label=\"host\"];\n");
+    let mut s =
+        String::from("graph contlab {\n  node [fontname=\"monospace\"];\n  host [shape=box3d, label=\"host\"];\n");
     for b in &t.bridges {
         s.push_str(&format!(
             "  \"br:{0}\" [shape=box, label=\"{0}\\n{1}/{2}\"];\n  host -- \"br:{0}\" [label=\"{1}\"];\n",
@@ -1206,7 +1242,10 @@ fn dot(t: &Topology) -> String {
             ));
         }
         for p in &b.published {
-            s.push_str(&format!("  host -- \"br:{}\" [label=\":{}/{} -> {}:{}\", style=dotted];\n", b.name, p.host_port, p.proto, p.to, p.port));
+            s.push_str(&format!(
+                "  host -- \"br:{}\" [label=\":{}/{} -> {}:{}\", style=dotted];\n",
+                b.name, p.host_port, p.proto, p.to, p.port
+            ));
         }
     }
     s.push_str("}\n");
@@ -1243,7 +1282,11 @@ mod tests {
         k.link_add_bridge(None, "br0").unwrap();
         k.addr_add(None, 0, "br0", "10.200.0.1".parse().unwrap(), 24).unwrap();
         let calls: Vec<String> = k.events().iter().map(|e| e.call_text()).collect();
-        assert!(calls.contains(&"RTM_NEWLINK {kind: bridge, name: \"br0\", flags: NLM_F_CREATE|NLM_F_EXCL} = 0".to_string()), "{calls:?}");
+        assert!(
+            calls
+                .contains(&"RTM_NEWLINK {kind: bridge, name: \"br0\", flags: NLM_F_CREATE|NLM_F_EXCL} = 0".to_string()),
+            "{calls:?}"
+        );
         assert!(calls.iter().any(|c| c.starts_with("RTM_NEWADDR {dev: \"br0\", local: 10.200.0.1/24")), "{calls:?}");
     }
 }

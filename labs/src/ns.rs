@@ -413,8 +413,7 @@ fn write_maps(k: &Kernel, proc_dir: &Path, plan: &Plan, deny_setgroups: bool) ->
 /// Fork a helper that stays in the parent user namespace, waits for SIGUSR1 (sent once
 /// we have unshared), then writes our maps from outside, with its capabilities there.
 fn start_map_helper(k: &Kernel, plan: &Plan, target: Pid) -> Result<Pid> {
-    k.why("hold SIGUSR1 so the map helper cannot miss it")
-        .sigprocmask(SigmaskHow::SIG_BLOCK, &[Signal::SIGUSR1])?;
+    k.why("hold SIGUSR1 so the map helper cannot miss it").sigprocmask(SigmaskHow::SIG_BLOCK, &[Signal::SIGUSR1])?;
     let plan = plan.clone();
     let h = k.fork_with(move |k| {
         if k.why("wait until the parent has created its user namespace").sigwait(&[Signal::SIGUSR1]).is_err() {
@@ -451,15 +450,25 @@ fn child_setup(k: &Kernel, a: &RunArgs, plan: &Plan) -> Result<()> {
         k.why("only this UTS namespace sees the new name").sethostname(h)?;
     }
     if plan.kinds.contains(&NsKind::Mount) {
-        k.why("stop mount events propagating between this namespace and the host")
-            .mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+        k.why("stop mount events propagating between this namespace and the host").mount(
+            None,
+            Path::new("/"),
+            None,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None,
+        )?;
     }
     let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc_hint = "mounting proc in a user namespace also needs a new PID namespace: add --pid";
     match &a.rootfs {
         Some(dir) => {
-            k.why("pivot_root needs the new root to be a mount point: bind the directory onto itself")
-                .mount(Some(&dir.to_string_lossy()), dir, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            k.why("pivot_root needs the new root to be a mount point: bind the directory onto itself").mount(
+                Some(&dir.to_string_lossy()),
+                dir,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
             k.chdir(dir)?;
             if a.mount_proc {
                 k.why("a /proc that shows this PID namespace, inside the new root")
@@ -629,8 +638,7 @@ pub fn show(k: &Kernel, a: &ShowArgs) -> Result<Exit> {
         }
     };
     let pids: Vec<i32> = if a.pids.is_empty() {
-        let mut all: Vec<i32> =
-            k.read_dir(Path::new("/proc"))?.iter().filter_map(|n| n.parse().ok()).collect();
+        let mut all: Vec<i32> = k.read_dir(Path::new("/proc"))?.iter().filter_map(|n| n.parse().ok()).collect();
         all.sort();
         all
     } else {
@@ -763,10 +771,7 @@ mod tests {
             .map(|e| (e.call, e.args.first().cloned().unwrap_or_default()))
             .collect();
         let names: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
-        assert_eq!(
-            names,
-            ["unshare", "rt_sigprocmask", "fork", "sethostname", "mount", "mount", "execve", "wait4"]
-        );
+        assert_eq!(names, ["unshare", "rt_sigprocmask", "fork", "sethostname", "mount", "mount", "execve", "wait4"]);
         assert_eq!(calls[0].1, "CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWPID");
     }
 }

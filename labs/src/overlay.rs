@@ -328,7 +328,11 @@ pub fn plan(k: &Kernel, a: &MountArgs) -> Result<Spec> {
         }
         if um.dev() != wm.dev() && k.mode() == Mode::Live {
             return Err(Error::failed(
-                format!("the work directory {} is not on the same filesystem as the upper {}", w.display(), u.display()),
+                format!(
+                    "the work directory {} is not on the same filesystem as the upper {}",
+                    w.display(),
+                    u.display()
+                ),
                 "overlayfs moves files from work into upper with rename(2): put both on one filesystem",
             ));
         }
@@ -408,7 +412,8 @@ fn mount_new_api(k: &Kernel, spec: &Spec, merged: &Path) -> Result<bool> {
             return Ok(false);
         }
         Err(e) => {
-            return Err(Error::from(e)).hint(Errno::EPERM, "mounting needs root (CAP_SYS_ADMIN)")
+            return Err(Error::from(e))
+                .hint(Errno::EPERM, "mounting needs root (CAP_SYS_ADMIN)")
                 .hint(Errno::ENODEV, "the overlay module is not loaded: modprobe overlay");
         }
     };
@@ -426,7 +431,13 @@ fn mount_new_api(k: &Kernel, spec: &Spec, merged: &Path) -> Result<bool> {
         let r = k.fsconfig_string(&fc, "lowerdir+", &l.to_string_lossy());
         match r {
             Ok(()) => {}
-            Err(e) if i == 0 && e.errno == Errno::EINVAL && k.fs_messages(&fc).iter().any(|m| m.contains("lowerdir+") || m.contains("Unknown parameter")) => {
+            Err(e)
+                if i == 0
+                    && e.errno == Errno::EINVAL
+                    && k.fs_messages(&fc)
+                        .iter()
+                        .any(|m| m.contains("lowerdir+") || m.contains("Unknown parameter")) =>
+            {
                 k.note("this kernel has no \"lowerdir+\" (Linux < 6.8)");
                 return Ok(false);
             }
@@ -600,7 +611,10 @@ fn cmd_inspect(k: &Kernel, a: &InspectArgs) -> Result<()> {
     }
     s.push_str(&format!("upper   {}\n", o.upper.as_deref().unwrap_or("-  (read-only overlay)")));
     s.push_str(&format!("work    {}\n", o.work.as_deref().unwrap_or("-")));
-    s.push_str(&format!("options {}\n", [o.mount_options.clone()].into_iter().chain(o.options.clone()).collect::<Vec<_>>().join(",")));
+    s.push_str(&format!(
+        "options {}\n",
+        [o.mount_options.clone()].into_iter().chain(o.options.clone()).collect::<Vec<_>>().join(",")
+    ));
     out(&s)
 }
 
@@ -644,7 +658,11 @@ pub fn lookup(k: &Kernel, layers: &[PathBuf], rel: &str) -> Result<Found> {
     let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     if comps.is_empty() {
         return match layers.first() {
-            Some(l) => Ok(Found::Layer { index: 0, path: l.clone(), meta: k.lstat(l)?.ok_or(Error::failed("layer vanished", "retry"))? }),
+            Some(l) => Ok(Found::Layer {
+                index: 0,
+                path: l.clone(),
+                meta: k.lstat(l)?.ok_or(Error::failed("layer vanished", "retry"))?,
+            }),
             None => Ok(Found::Absent),
         };
     }

@@ -99,10 +99,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
 
 /// The controllers named in a v1 mount's options (`rw,cpu,cpuacct` → cpu, cpuacct).
 fn controllers_of(opts: &[String]) -> Vec<String> {
-    opts.iter()
-        .filter(|o| KNOWN.contains(&o.as_str()) || o.starts_with("name="))
-        .cloned()
-        .collect()
+    opts.iter().filter(|o| KNOWN.contains(&o.as_str()) || o.starts_with("name=")).cloned().collect()
 }
 
 /// Find the cgroup setup under `root` (normally `/sys/fs/cgroup`).
@@ -129,7 +126,9 @@ pub fn detect(k: &Kernel, root: &Path) -> Result<Setup> {
 
 fn legacy_or_fake(k: &Kernel, root: &Path, fs: CgroupFs) -> Result<Setup> {
     // A real v1 root is a tmpfs without cgroup.controllers; a fake v2 tree has one.
-    if k.why("a cgroup v2 root (or a fake one, for tests) holds cgroup.controllers; a tmpfs of v1 hierarchies does not").exists(&root.join("cgroup.controllers")) {
+    if k.why("a cgroup v2 root (or a fake one, for tests) holds cgroup.controllers; a tmpfs of v1 hierarchies does not")
+        .exists(&root.join("cgroup.controllers"))
+    {
         k.note(format!(
             "{} is not a cgroup2 mount but holds cgroup.controllers: using it as a fake cgroup v2 tree (--cgroup-root, for tests)",
             root.display()
@@ -175,26 +174,23 @@ fn legacy_or_fake(k: &Kernel, root: &Path, fs: CgroupFs) -> Result<Setup> {
                 unified = Some(dir);
                 continue;
             }
-            let controllers: Vec<String> = name
-                .split(',')
-                .filter(|c| KNOWN.contains(c))
-                .map(str::to_string)
-                .collect();
+            let controllers: Vec<String> = name.split(',').filter(|c| KNOWN.contains(c)).map(str::to_string).collect();
             if !controllers.is_empty() && k.exists(&dir.join("cgroup.procs")) {
                 hierarchies.push(Hierarchy { mount: dir, controllers });
             }
         }
         if hierarchies.is_empty() {
             return Err(Error::failed(
-                format!("{} holds no cgroup hierarchy (no cgroup.controllers, no controller directories)", root.display()),
+                format!(
+                    "{} holds no cgroup hierarchy (no cgroup.controllers, no controller directories)",
+                    root.display()
+                ),
                 "give --cgroup-root a cgroup mount, usually /sys/fs/cgroup",
             ));
         }
     }
-    let listed: Vec<String> = hierarchies
-        .iter()
-        .map(|h| format!("{} at {}", h.controllers.join(","), h.mount.display()))
-        .collect();
+    let listed: Vec<String> =
+        hierarchies.iter().map(|h| format!("{} at {}", h.controllers.join(","), h.mount.display())).collect();
     match &unified {
         Some(u) => {
             let holds = k

@@ -353,7 +353,9 @@ impl Made {
 
     /// Make the group's own directory; it must not exist.
     pub(crate) fn group(&mut self, k: &Kernel, dir: &Path, name: &GroupName) -> Result<()> {
-        match privileged(k.why("make the group: the kernel fills the new directory with its interface files").mkdir(dir, 0o755)) {
+        match privileged(
+            k.why("make the group: the kernel fills the new directory with its interface files").mkdir(dir, 0o755),
+        ) {
             Ok(()) => {
                 self.groups.push(dir.to_path_buf());
                 Ok(())
@@ -547,7 +549,10 @@ pub fn kill_all(k: &Kernel, cg: &dyn Backend, dirs: &[PathBuf]) -> Result<()> {
             return Ok(());
         }
         for p in pids {
-            match k.why("no cgroup.kill here: kill the group's processes one by one").kill(Pid::from_raw(p), Signal::SIGKILL) {
+            match k
+                .why("no cgroup.kill here: kill the group's processes one by one")
+                .kill(Pid::from_raw(p), Signal::SIGKILL)
+            {
                 Ok(()) | Err(SysError { errno: Errno::ESRCH, .. }) => {}
                 Err(e) => return Err(privileged::<()>(Err(e)).unwrap_err()),
             }
@@ -649,7 +654,9 @@ pub fn execute(k: &Kernel, root: &Path, cmd: Cmd, out: &mut dyn Write) -> Result
         }
         Cmd::Set { name, limits } => {
             if limits.is_empty() {
-                return Err(Error::Usage("cg-limit set: give at least one limit (--memory, --cpus, --pids, --io-weight, --cpuset)".into()));
+                return Err(Error::Usage(
+                    "cg-limit set: give at least one limit (--memory, --cpus, --pids, --io-weight, --cpuset)".into(),
+                ));
             }
             require(k, cg, &name)?;
             let mut made = Made::default();
@@ -661,8 +668,11 @@ pub fn execute(k: &Kernel, root: &Path, cmd: Cmd, out: &mut dyn Write) -> Result
                 return Err(Error::Usage(format!("cg-limit add: {pid} is not a process ID")));
             }
             for d in require(k, cg, &name)? {
-                privileged(k.why("move the process (all its threads) into the group").write_file(&d.join("cgroup.procs"), &pid.to_string()))
-                    .hint(Errno::ESRCH, &format!("there is no process {pid} (has it ended?)"))?;
+                privileged(
+                    k.why("move the process (all its threads) into the group")
+                        .write_file(&d.join("cgroup.procs"), &pid.to_string()),
+                )
+                .hint(Errno::ESRCH, &format!("there is no process {pid} (has it ended?)"))?;
             }
             Ok(Exit::Ok)
         }
@@ -776,7 +786,9 @@ fn report_events(k: &Kernel, cg: &dyn Backend, name: &GroupName, limits: &Limits
     let ev = cg.events(k, name);
     if let Some(n) = ev.oom_kill.filter(|n| *n > 0) {
         let lim = limits.memory.map(|m| format!(" ({})", m.human_bytes())).unwrap_or_default();
-        k.note(format!("oom_kill {n}: the group reached its memory limit and the kernel's OOM killer killed {n} process(es)"));
+        k.note(format!(
+            "oom_kill {n}: the group reached its memory limit and the kernel's OOM killer killed {n} process(es)"
+        ));
         eprintln!("cg-limit: the group {PARENT}/{name} reached its memory limit{lim}: the kernel's OOM killer killed {n} process(es) (SIGKILL, exit 137)");
     }
     if let Some(n) = ev.pids_max.filter(|n| *n > 0) {

@@ -177,7 +177,11 @@ impl Stats {
             opt(&l.pids_max)
         );
         let _ = writeln!(s, "io         weight {}", opt(&l.io_weight));
-        let _ = writeln!(s, "cpuset     cpus {}", l.cpuset_cpus.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "-".into()));
+        let _ = writeln!(
+            s,
+            "cpuset     cpus {}",
+            l.cpuset_cpus.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "-".into())
+        );
         let e = &self.events;
         let _ = writeln!(
             s,

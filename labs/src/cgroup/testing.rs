@@ -59,7 +59,10 @@ pub fn fake_v1(hybrid: bool) -> tempfile::TempDir {
     let r = t.path();
     let common = [("cgroup.procs", "1\n"), ("tasks", "1\n")];
     files(&r.join("memory"), &common);
-    files(&r.join("memory"), &[("memory.limit_in_bytes", "9223372036854771712\n"), ("memory.memsw.limit_in_bytes", "9223372036854771712\n")]);
+    files(
+        &r.join("memory"),
+        &[("memory.limit_in_bytes", "9223372036854771712\n"), ("memory.memsw.limit_in_bytes", "9223372036854771712\n")],
+    );
     files(&r.join("cpu"), &common);
     files(&r.join("cpu"), &[("cpu.cfs_quota_us", "-1\n"), ("cpu.cfs_period_us", "100000\n")]);
     files(&r.join("cpuacct"), &common);

@@ -31,18 +31,26 @@ fn group_names() {
         let e = bad.parse::<GroupName>().unwrap_err();
         assert!(e.contains(why), "{bad:?}: {e}");
     }
-    assert_eq!(name("a/b/c").ancestors_in(Path::new("/r")), [
-        PathBuf::from("/r/contlab"),
-        PathBuf::from("/r/contlab/a"),
-        PathBuf::from("/r/contlab/a/b")
-    ]);
+    assert_eq!(
+        name("a/b/c").ancestors_in(Path::new("/r")),
+        [PathBuf::from("/r/contlab"), PathBuf::from("/r/contlab/a"), PathBuf::from("/r/contlab/a/b")]
+    );
     assert_eq!(name("x").dir_in(Path::new("/r")), PathBuf::from("/r/contlab/x"));
     assert!(GroupName::transient().as_str().starts_with("run-"));
 }
 
 #[test]
 fn interface_files_are_not_groups() {
-    for f in ["cgroup.procs", "memory.max", "cpu.stat", "cpuacct.usage", "tasks", "io.weight", "pids.events", "notify_on_release"] {
+    for f in [
+        "cgroup.procs",
+        "memory.max",
+        "cpu.stat",
+        "cpuacct.usage",
+        "tasks",
+        "io.weight",
+        "pids.events",
+        "notify_on_release",
+    ] {
         assert!(!is_group_entry(f), "{f}");
     }
     for g in ["web", "run-42", "memoryhog", "a.b"] {

@@ -204,7 +204,13 @@ mod tests {
     use crate::cgroup::{execute, Cmd};
 
     fn s(cpu_ns: u64, mem: u64, tasks: u64) -> Sample {
-        Sample { tasks: Some(tasks), cpu_ns: Some(cpu_ns), memory: Some(mem), read_bytes: Some(0), write_bytes: Some(2048) }
+        Sample {
+            tasks: Some(tasks),
+            cpu_ns: Some(cpu_ns),
+            memory: Some(mem),
+            read_bytes: Some(0),
+            write_bytes: Some(2048),
+        }
     }
 
     #[test]

@@ -121,7 +121,12 @@ impl Legacy {
         write(k, &dir.join("cpuset.cpus"), &cpus, "the CPUs of this cpuset; a task cannot join a cpuset without CPUs")
             .hint(Errno::EINVAL, "those CPUs must exist and be in the parent's cpuset.cpus")?;
         let mems = self.inherited(k, made, dir, "cpuset.mems")?;
-        write(k, &dir.join("cpuset.mems"), &mems, "the memory nodes of this cpuset; a task cannot join a cpuset without them")
+        write(
+            k,
+            &dir.join("cpuset.mems"),
+            &mems,
+            "the memory nodes of this cpuset; a task cannot join a cpuset without them",
+        )
     }
 
     /// Make `g` (and its parents) in the hierarchy at `mount`.
@@ -130,8 +135,7 @@ impl Legacy {
         for (i, a) in g.ancestors_in(mount).iter().enumerate() {
             let new = made.ensure(k, a, i == 0)?;
             if cpuset {
-                let empty = new
-                    || read_opt(k, &a.join("cpuset.mems")).is_some_and(|m| m.trim().is_empty());
+                let empty = new || read_opt(k, &a.join("cpuset.mems")).is_some_and(|m| m.trim().is_empty());
                 if empty {
                     self.init_cpuset(k, made, a, None)?;
                 }
@@ -175,7 +179,12 @@ impl Legacy {
         }
         if let (Some(c), Some(dir)) = (limits.cpus, self.gdir("cpu", g)) {
             let (period, quota) = c.v1();
-            write(k, &dir.join("cpu.cfs_period_us"), &period, "the CFS bandwidth period: the quota is granted anew every period")?;
+            write(
+                k,
+                &dir.join("cpu.cfs_period_us"),
+                &period,
+                "the CFS bandwidth period: the quota is granted anew every period",
+            )?;
             write(
                 k,
                 &dir.join("cpu.cfs_quota_us"),
@@ -184,14 +193,21 @@ impl Legacy {
             )?;
         }
         if let (Some(p), Some(dir)) = (limits.pids, self.gdir("pids", g)) {
-            write(k, &dir.join("pids.max"), &p.to_string(), "fork() and clone() fail with EAGAIN once the group has this many tasks")?;
+            write(
+                k,
+                &dir.join("pids.max"),
+                &p.to_string(),
+                "fork() and clone() fail with EAGAIN once the group has this many tasks",
+            )?;
         }
         if let (Some(w), Some(dir), Some(root)) = (limits.io_weight, self.gdir("blkio", g), self.mount("blkio")) {
             // Both files exist only below the root of the hierarchy.
             let file = if has_file(k, made, &dir, root, "blkio.weight") {
                 "blkio.weight"
             } else if has_file(k, made, &dir, root, "blkio.bfq.weight") {
-                k.note("blkio.bfq.weight only acts on disks whose I/O scheduler is bfq (/sys/block/DEV/queue/scheduler)");
+                k.note(
+                    "blkio.bfq.weight only acts on disks whose I/O scheduler is bfq (/sys/block/DEV/queue/scheduler)",
+                );
                 "blkio.bfq.weight"
             } else {
                 return Err(Error::failed(
@@ -291,8 +307,13 @@ impl Backend for Legacy {
         if !added.is_empty() {
             for pid in super::procs(k, &existing)? {
                 for d in &added {
-                    write(k, &d.join("cgroup.procs"), &pid.to_string(), "move the group's process into its new hierarchy too")
-                        .or_else(|e| if e.errno() == Some(Errno::ESRCH) { Ok(()) } else { Err(e) })?;
+                    write(
+                        k,
+                        &d.join("cgroup.procs"),
+                        &pid.to_string(),
+                        "move the group's process into its new hierarchy too",
+                    )
+                    .or_else(|e| if e.errno() == Some(Errno::ESRCH) { Ok(()) } else { Err(e) })?;
                 }
             }
         }

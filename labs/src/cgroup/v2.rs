@@ -96,7 +96,9 @@ impl Unified {
         let on = if made.has(dir) {
             String::new() // a group made just now hands nothing down yet
         } else {
-            super::privileged(k.why("which controllers this group already hands down to its children").read_file(&file))?
+            super::privileged(
+                k.why("which controllers this group already hands down to its children").read_file(&file),
+            )?
         };
         let on: BTreeSet<&str> = on.split_whitespace().collect();
         let missing: Vec<String> = want.iter().filter(|c| !on.contains(*c)).map(|c| format!("+{c}")).collect();
@@ -146,7 +148,12 @@ impl Unified {
             )?;
             if has_file(k, made, dir, &self.root, "memory.swap.max") {
                 let swap = if m == Max::Max { "max" } else { "0" };
-                write(k, &dir.join("memory.swap.max"), swap, "no swap beyond the memory limit, so the limit really holds")?;
+                write(
+                    k,
+                    &dir.join("memory.swap.max"),
+                    swap,
+                    "no swap beyond the memory limit, so the limit really holds",
+                )?;
             }
         }
         if let Some(c) = limits.cpus {
@@ -158,7 +165,12 @@ impl Unified {
             )?;
         }
         if let Some(p) = limits.pids {
-            write(k, &dir.join("pids.max"), &p.to_string(), "fork() and clone() fail with EAGAIN once the group has this many tasks")?;
+            write(
+                k,
+                &dir.join("pids.max"),
+                &p.to_string(),
+                "fork() and clone() fail with EAGAIN once the group has this many tasks",
+            )?;
         }
         if let Some(w) = limits.io_weight {
             let file = if has_file(k, made, dir, &self.root, "io.weight") {
@@ -175,7 +187,12 @@ impl Unified {
                     "use a kernel with CONFIG_BLK_CGROUP_IOCOST, or select the bfq I/O scheduler for the disk; or drop --io-weight",
                 ));
             };
-            write(k, &dir.join(file), &format!("default {w}"), "this group's share of disk time against its siblings (default 100)")?;
+            write(
+                k,
+                &dir.join(file),
+                &format!("default {w}"),
+                "this group's share of disk time against its siblings (default 100)",
+            )?;
         }
         if let Some(c) = &limits.cpuset {
             write(k, &dir.join("cpuset.cpus"), c, "the CPUs the group's tasks may run on")

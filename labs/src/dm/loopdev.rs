@@ -61,12 +61,16 @@ pub(crate) fn attach(k: &Kernel, file: &Path, read_only: bool, autoclear: bool) 
         .open_dev(Path::new("/dev/loop-control"), true, false)
         .hint(Errno::ENOENT, "this kernel has no loop driver: modprobe loop (CONFIG_BLK_DEV_LOOP)")
         .hint(Errno::EACCES, "loop devices need root (or the disk group): run lvm-snap as root")?;
-    let backing = k.why("the loop device will read and write through this descriptor").open_dev(file, !read_only, false)?;
+    let backing =
+        k.why("the loop device will read and write through this descriptor").open_dev(file, !read_only, false)?;
     for attempt in 0..5 {
         let n = k.why("which loop device is free?").loop_get_free(&ctl)?;
         let path = format!("/dev/loop{n}");
         let dev = k.open_dev(Path::new(&path), !read_only, false)?;
-        match k.why("bind the file and set the flags in one request").loop_configure(&dev, &backing, read_only, autoclear) {
+        match k
+            .why("bind the file and set the flags in one request")
+            .loop_configure(&dev, &backing, read_only, autoclear)
+        {
             Err(e) if e.errno == Errno::EBUSY && attempt < 4 => {
                 k.note(format!("{path} was taken by someone else meanwhile: ask again"));
             }
@@ -86,7 +90,9 @@ pub(crate) fn attach(k: &Kernel, file: &Path, read_only: bool, autoclear: bool) 
 pub(crate) fn detach(k: &Kernel, dev: &Path) -> Result<()> {
     let info = describe(k, dev)?;
     let fd = k.open_dev(dev, false, false)?;
-    k.why("detach it from its file").loop_clear(&fd).hint(Errno::ENXIO, &format!("{} is not attached", dev.display()))?;
+    k.why("detach it from its file")
+        .loop_clear(&fd)
+        .hint(Errno::ENXIO, &format!("{} is not attached", dev.display()))?;
     if !info.holders.is_empty() {
         k.note(format!(
             "{} is still held by {}: the kernel set autoclear and detaches it when they release it",

@@ -119,9 +119,19 @@ fn write_label(k: &Kernel, dev: &Path, label: &Label, text: &[u8]) -> Result<()>
         label.sectors = k.blk_size(&fd)? / 512;
     }
     if !text.is_empty() {
-        k.why("the whole VG's metadata, on every PV, as LVM keeps it").pwrite_dev(&fd, META_OFFSET, text, "\"{\\\"name\\\": ...}\"")?;
+        k.why("the whole VG's metadata, on every PV, as LVM keeps it").pwrite_dev(
+            &fd,
+            META_OFFSET,
+            text,
+            "\"{\\\"name\\\": ...}\"",
+        )?;
     }
-    k.why("the label: who this PV is and how long the metadata is").pwrite_dev(&fd, 0, &label.encode(), &format!("\"{}\\npv {}...\"", meta::MAGIC, label.pv))?;
+    k.why("the label: who this PV is and how long the metadata is").pwrite_dev(
+        &fd,
+        0,
+        &label.encode(),
+        &format!("\"{}\\npv {}...\"", meta::MAGIC, label.pv),
+    )?;
     Ok(())
 }
 
@@ -147,7 +157,10 @@ fn pv_init(k: &Kernel, dev: &Path) -> Result<String> {
         .hint(Errno::EBUSY, &format!("{} is in use (mounted, or under a mapped device)", dev.display()))?;
     let sectors = k.blk_size(&fd)? / 512;
     if sectors < PE_START * 2 {
-        return Err(Error::failed(format!("{} is too small for a PV", dev.display()), "use a device of at least 2 MiB"));
+        return Err(Error::failed(
+            format!("{} is too small for a PV", dev.display()),
+            "use a device of at least 2 MiB",
+        ));
     }
     drop(fd);
     let id = new_id(k)?;
@@ -172,7 +185,10 @@ pub(crate) fn vg(k: &Kernel, c: VgCmd) -> Result<()> {
             meta::check_name("volume group", &name)?;
             let extent = parse_size(&extent)?;
             if !extent.is_power_of_two() || extent < 2048 {
-                return Err(Error::Usage(format!("--extent must be a power of two of at least 1M, got {}", meta::human(extent))));
+                return Err(Error::Usage(format!(
+                    "--extent must be a power of two of at least 1M, got {}",
+                    meta::human(extent)
+                )));
             }
             if scan(k)?.iter().any(|f| f.vg.as_ref().is_some_and(|v| v.name == name)) {
                 return Err(Error::failed(format!("volume group {name} exists already"), "choose another name"));
@@ -185,7 +201,10 @@ pub(crate) fn vg(k: &Kernel, c: VgCmd) -> Result<()> {
                 let sectors = k.blk_size(&fd)? / 512;
                 let pe_count = (sectors - PE_START) / extent;
                 if pe_count == 0 {
-                    return Err(Error::failed(format!("{} holds no whole extent", dev.display()), "use a smaller --extent"));
+                    return Err(Error::failed(
+                        format!("{} holds no whole extent", dev.display()),
+                        "use a smaller --extent",
+                    ));
                 }
                 if vg.pvs.iter().any(|p| p.id == id) {
                     return Err(Error::Usage(format!("{} is given twice", dev.display())));
@@ -427,7 +446,10 @@ pub(crate) fn lv(k: &Kernel, c: LvCmd) -> Result<()> {
                 )));
             }
             if lv.segments.iter().any(|s| !matches!(s, Seg::Linear { .. })) || lv.snapshot.is_some() {
-                return Err(Error::failed(format!("{path} is not a linear volume"), "extend works on linear volumes here"));
+                return Err(Error::failed(
+                    format!("{path} is not a linear volume"),
+                    "extend works on linear volumes here",
+                ));
             }
             if !l.vg.snapshots_of(name).is_empty() {
                 return Err(Error::failed(
@@ -486,17 +508,23 @@ pub(crate) fn mirror_sync(params: &str) -> Option<(u64, u64)> {
 /// `pv move`: for each LV with extents on `dev`, mirror them to free extents of the
 /// other PVs through a temporary device, wait for the copy, switch the LV's table.
 fn pv_move(k: &Kernel, dev: &Path, to: Option<&Path>) -> Result<()> {
-    let f = read_pv(k, dev)?.ok_or_else(|| Error::failed(format!("{} carries no PV label", dev.display()), "give a PV of a volume group"))?;
-    let vgname = f.vg.as_ref().map(|v| v.name.clone()).ok_or_else(|| {
-        Error::failed(format!("{} is in no volume group", dev.display()), "nothing to move")
+    let f = read_pv(k, dev)?.ok_or_else(|| {
+        Error::failed(format!("{} carries no PV label", dev.display()), "give a PV of a volume group")
     })?;
+    let vgname =
+        f.vg.as_ref()
+            .map(|v| v.name.clone())
+            .ok_or_else(|| Error::failed(format!("{} is in no volume group", dev.display()), "nothing to move"))?;
     let mut l = load(k, &vgname)?;
     let src = f.label.pv.clone();
     let dst = match to {
         None => None,
         Some(t) => {
             let g = read_pv(k, t)?.filter(|g| l.vg.pvs.iter().any(|p| p.id == g.label.pv)).ok_or_else(|| {
-                Error::failed(format!("{} is not a PV of volume group {vgname}", t.display()), "give --to a PV of the same VG")
+                Error::failed(
+                    format!("{} is not a PV of volume group {vgname}", t.display()),
+                    "give --to a PV of the same VG",
+                )
             })?;
             Some(g.label.pv)
         }
@@ -552,7 +580,8 @@ fn pv_move(k: &Kernel, dev: &Path, to: Option<&Path>) -> Result<()> {
         let mut mirror = Vec::new();
         let mut at = 0;
         for (_, n, old, new) in &pairs {
-            let t = meta::table(&l.vg, &[Seg::Mirror { le: 0, count: *n, legs: vec![old.clone(), new.clone()] }], &l.devs)?;
+            let t =
+                meta::table(&l.vg, &[Seg::Mirror { le: 0, count: *n, legs: vec![old.clone(), new.clone()] }], &l.devs)?;
             mirror.push(DmTarget::new(at, n * e, "mirror", t[0].params.clone()));
             at += n * e;
         }
@@ -561,7 +590,8 @@ fn pv_move(k: &Kernel, dev: &Path, to: Option<&Path>) -> Result<()> {
         dm.create(&tmp, &format!("{}{}-pvmove0", meta::UUID_PREFIX, l.vg.id), &mirror)?;
         let through = |old_table: &[DmTarget]| -> Result<Vec<DmTarget>> {
             // The LV's table with each moved piece sent to the mirror instead.
-            let mut t: Vec<DmTarget> = old_table.iter().filter(|x| !pairs.iter().any(|p| p.0 * e == x.start)).cloned().collect();
+            let mut t: Vec<DmTarget> =
+                old_table.iter().filter(|x| !pairs.iter().any(|p| p.0 * e == x.start)).cloned().collect();
             let num = dm.devnum(&tmp)?;
             let mut off = 0;
             for (le, n, _, _) in &pairs {
@@ -620,14 +650,19 @@ fn wait_mirror(dm: &Dm, name: &str) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    Err(Error::failed(format!("the copy through {name} did not finish in 5 minutes"), "see `lvm-snap status` for its progress"))
+    Err(Error::failed(
+        format!("the copy through {name} did not finish in 5 minutes"),
+        "see `lvm-snap status` for its progress",
+    ))
 }
 
 /// Join linear segments that follow each other on the same PV.
 fn merge_adjacent(segs: Vec<Seg>) -> Vec<Seg> {
     let mut out: Vec<Seg> = Vec::new();
     for s in segs {
-        if let (Some(Seg::Linear { count: pc, area: pa, le: ple }), Seg::Linear { le, count, area }) = (out.last_mut(), &s) {
+        if let (Some(Seg::Linear { count: pc, area: pa, le: ple }), Seg::Linear { le, count, area }) =
+            (out.last_mut(), &s)
+        {
             if pa.pv == area.pv && pa.pe + *pc == area.pe && *ple + *pc == *le {
                 *pc += count;
                 continue;

@@ -270,9 +270,9 @@ pub fn check_name(what: &str, n: &str) -> Result<()> {
 
 /// Split `VG/LV`.
 pub fn split_path(s: &str) -> Result<(&str, &str)> {
-    let (vg, lv) = s.split_once('/').ok_or_else(|| {
-        Error::Usage(format!("expected VG/LV (a volume group and a logical volume), got {s:?}"))
-    })?;
+    let (vg, lv) = s
+        .split_once('/')
+        .ok_or_else(|| Error::Usage(format!("expected VG/LV (a volume group and a logical volume), got {s:?}")))?;
     check_name("volume group", vg)?;
     check_name("logical volume", lv)?;
     Ok((vg, lv))
@@ -281,7 +281,7 @@ pub fn split_path(s: &str) -> Result<(&str, &str)> {
 /// A size in sectors as a whole number of extents, or a usage error that says
 /// which sizes would work.
 pub fn to_extents(sectors: u64, extent: u64, what: &str) -> Result<u64> {
-    if sectors % extent != 0 {
+    if !sectors.is_multiple_of(extent) {
         let down = sectors / extent * extent;
         let up = down + extent;
         return Err(Error::Usage(format!(
@@ -415,7 +415,7 @@ impl Vg {
 
     /// A striped segment over `stripes` PVs.
     pub fn alloc_striped(&self, n: u64, stripes: usize, stripe: u64) -> Result<Seg> {
-        if n % stripes as u64 != 0 {
+        if !n.is_multiple_of(stripes as u64) {
             return Err(Error::Usage(format!(
                 "a striped volume's extents ({n}) must divide evenly among its {stripes} stripes: use a size of {} or {} extents",
                 n / stripes as u64 * stripes as u64,
@@ -557,10 +557,7 @@ mod tests {
                 _ => unreachable!(),
             })
             .collect();
-        assert_eq!(
-            got,
-            [(0, 4, "pv0".into(), 0), (4, 4, "pv0".into(), 6), (8, 4, "pv1".into(), 0)]
-        );
+        assert_eq!(got, [(0, 4, "pv0".into(), 0), (4, 4, "pv0".into(), 6), (8, 4, "pv1".into(), 0)]);
         assert!(g.alloc_linear(0, 19, None, None).is_err());
     }
 

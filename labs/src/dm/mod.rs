@@ -434,10 +434,8 @@ impl<'k> Dm<'k> {
                 k.dm_open()?
             }
             Err(e) => {
-                return Err(Error::from(e)).hint(
-                    Errno::EACCES,
-                    "device-mapper requests need CAP_SYS_ADMIN: run lvm-snap as root",
-                )
+                return Err(Error::from(e))
+                    .hint(Errno::EACCES, "device-mapper requests need CAP_SYS_ADMIN: run lvm-snap as root")
             }
         };
         let dm = Dm { k, ctl };
@@ -484,7 +482,10 @@ impl<'k> Dm<'k> {
             .dm_create(&self.ctl, name, uuid)
             .hint(Errno::EBUSY, &format!("a device named {name} already exists: `lvm-snap table` lists them"))?;
         let rest = (|| -> Result<()> {
-            self.k.why("the kernel builds the targets now, into the inactive slot").dm_load(&self.ctl, name, table).map_err(load_hint)?;
+            self.k
+                .why("the kernel builds the targets now, into the inactive slot")
+                .dm_load(&self.ctl, name, table)
+                .map_err(load_hint)?;
             self.k.why("make the loaded table live").dm_resume(&self.ctl, name)?;
             self.k
                 .why("no udev here: name the device in /dev/mapper ourselves, as libdevmapper does without udev")
@@ -504,7 +505,9 @@ impl<'k> Dm<'k> {
     /// Switch the live table of `name`: suspend, load, resume. If the kernel refuses
     /// the new table, the old one is resumed unchanged.
     pub fn reload(&self, name: &str, table: &[DmTarget]) -> Result<()> {
-        self.k.why("finish and flush the I/O in flight, queue new I/O: the switch will be atomic").dm_suspend(&self.ctl, name)?;
+        self.k
+            .why("finish and flush the I/O in flight, queue new I/O: the switch will be atomic")
+            .dm_suspend(&self.ctl, name)?;
         if let Err(e) = self.k.why("the new table, into the inactive slot").dm_load(&self.ctl, name, table) {
             let _ = self.k.why("undo: the old table is still live, let I/O flow again").dm_resume(&self.ctl, name);
             return Err(load_hint(e));
@@ -534,7 +537,9 @@ impl<'k> Dm<'k> {
     pub fn remove(&self, name: &str) -> Result<()> {
         self.k.why("destroy the mapped device").dm_remove(&self.ctl, name).hint(
             Errno::EBUSY,
-            &format!("{name} is in use (mounted, or under another mapped device): unmount it or remove what uses it first"),
+            &format!(
+                "{name} is in use (mounted, or under another mapped device): unmount it or remove what uses it first"
+            ),
         )?;
         match self.k.why("its /dev/mapper name goes with it").unlink(&Dm::node(name)) {
             Err(e) if e.errno != Errno::ENOENT => Err(e.into()),

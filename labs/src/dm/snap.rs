@@ -87,7 +87,9 @@ fn build(dm: &Dm, l: &Loaded, o: &Lv, snap: &Lv, first: bool) -> Result<()> {
     let mut made: Vec<String> = Vec::new();
     let res = (|| -> Result<()> {
         if first {
-            dm.k.note(format!("{top}'s extents get a device of their own, {real}: the snapshot reads the origin's data through it"));
+            dm.k.note(format!(
+                "{top}'s extents get a device of their own, {real}: the snapshot reads the origin's data through it"
+            ));
             dm.create(&real, &format!("{}{}-{}-real", meta::UUID_PREFIX, vg.id, o.name), &lvm::own_table(l, o)?)?;
             made.push(real.clone());
         }
@@ -104,11 +106,18 @@ fn build(dm: &Dm, l: &Loaded, o: &Lv, snap: &Lv, first: bool) -> Result<()> {
         dm.suspend(&top)?;
         let inner = (|| -> Result<()> {
             let sname = dm_name(vg, &snap.name);
-            let table = [DmTarget::new(0, osize, "snapshot", format!("{rn} {cn} P {}", snap.snapshot.as_ref().map(|s| s.chunk).unwrap_or(16)))];
+            let table = [DmTarget::new(
+                0,
+                osize,
+                "snapshot",
+                format!("{rn} {cn} P {}", snap.snapshot.as_ref().map(|s| s.chunk).unwrap_or(16)),
+            )];
             dm.create(&sname, &format!("{}{}-{}", meta::UUID_PREFIX, vg.id, snap.name), &table)?;
             made.push(sname);
             if first {
-                dm.k.why("from now on each first write to a chunk of the origin copies the old chunk to the COW stores");
+                dm.k.why(
+                    "from now on each first write to a chunk of the origin copies the old chunk to the COW stores",
+                );
                 dm.load(&top, &[DmTarget::new(0, osize, "snapshot-origin", rn.clone())])?;
             }
             Ok(())
@@ -178,7 +187,14 @@ fn status(k: &Kernel, path: Option<&str>, json: bool) -> Result<()> {
             };
             let (used, total, metadata) = parse_status(&line).unwrap_or((0, lv.extents() * l.vg.extent, 0));
             let state = if parse_status(&line).is_some() { "valid".to_string() } else { line.trim().to_string() };
-            states.push(SnapState { name: format!("{v}/{}", lv.name), origin: format!("{v}/{}", s.origin), used, total, metadata, state });
+            states.push(SnapState {
+                name: format!("{v}/{}", lv.name),
+                origin: format!("{v}/{}", s.origin),
+                used,
+                total,
+                metadata,
+                state,
+            });
         }
     }
     if json {
@@ -188,7 +204,15 @@ fn status(k: &Kernel, path: Option<&str>, json: bool) -> Result<()> {
     println!("{:<20} {:<20} {:>8} {:>12} {:>12}  STATE", "SNAPSHOT", "ORIGIN", "DATA%", "USED", "COW SIZE");
     for s in &states {
         let pct = if s.total > 0 { 100.0 * s.used as f64 / s.total as f64 } else { 0.0 };
-        println!("{:<20} {:<20} {:>7.2}% {:>12} {:>12}  {}", s.name, s.origin, pct, human(s.used), human(s.total), s.state);
+        println!(
+            "{:<20} {:<20} {:>7.2}% {:>12} {:>12}  {}",
+            s.name,
+            s.origin,
+            pct,
+            human(s.used),
+            human(s.total),
+            s.state
+        );
         if s.state == "Invalid" {
             println!(
                 "  {} is invalid: its COW store filled up, so it can no longer tell the origin's old data; remove it (snap rm {})",
@@ -223,7 +247,10 @@ fn merge(k: &Kernel, path: &str) -> Result<()> {
     })?;
     if info.open_count > 0 {
         return Err(Error::failed(
-            format!("{vgname}/{} is in use (open {} times): a merge rewrites it under its users", s.origin, info.open_count),
+            format!(
+                "{vgname}/{} is in use (open {} times): a merge rewrites it under its users",
+                s.origin, info.open_count
+            ),
             "unmount it (and stop what uses it) first, as the course says: the origin must be unmounted to merge",
         ));
     }

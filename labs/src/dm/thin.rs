@@ -30,7 +30,10 @@ pub(crate) fn run(k: &Kernel, c: ThinCmd) -> Result<()> {
             let vols = volumes(&dm, &name)?;
             if !vols.is_empty() {
                 return Err(Error::failed(
-                    format!("pool {name} still has volumes: {}", vols.iter().map(|v| v.0.as_str()).collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "pool {name} still has volumes: {}",
+                        vols.iter().map(|v| v.0.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
                     "remove them first (lvm-snap thin rm POOL NAME)",
                 ));
             }
@@ -68,23 +71,29 @@ fn pool_create(k: &Kernel, name: &str, data: &str, meta_dev: &str, block: &str, 
     meta::check_name("pool", name)?;
     let block = parse_size(block)?;
     if block % 128 != 0 || !(128..=2097152).contains(&block) {
-        return Err(Error::Usage(format!(
-            "invalid --block {}: a multiple of 64K between 64K and 1G",
-            human(block)
-        )));
+        return Err(Error::Usage(format!("invalid --block {}: a multiple of 64K between 64K and 1G", human(block))));
     }
     let (dp, mp) = (dev_path(data), dev_path(meta_dev));
     if dp == mp {
         return Err(Error::Usage("--data and --meta must be two different devices".into()));
     }
     let dm = Dm::open(k)?;
-    let (da, db) = k.blk_dev_number(&dp).hint(Errno::ENOTBLK, &format!("{} is not a block device: attach a file with lvm-snap loop attach", dp.display()))?;
-    let (ma, mb) = k.blk_dev_number(&mp).hint(Errno::ENOTBLK, &format!("{} is not a block device: attach a file with lvm-snap loop attach", mp.display()))?;
+    let (da, db) = k.blk_dev_number(&dp).hint(
+        Errno::ENOTBLK,
+        &format!("{} is not a block device: attach a file with lvm-snap loop attach", dp.display()),
+    )?;
+    let (ma, mb) = k.blk_dev_number(&mp).hint(
+        Errno::ENOTBLK,
+        &format!("{} is not a block device: attach a file with lvm-snap loop attach", mp.display()),
+    )?;
     let dfd = k.open_dev(&dp, false, false)?;
     let data_sectors = k.blk_size(&dfd)? / 512 / block * block;
     drop(dfd);
     if data_sectors == 0 {
-        return Err(Error::failed(format!("{} holds no whole block of {}", dp.display(), human(block)), "use a larger data device"));
+        return Err(Error::failed(
+            format!("{} holds no whole block of {}", dp.display(), human(block)),
+            "use a larger data device",
+        ));
     }
     let mfd = k.open_dev(&mp, true, false)?;
     let head = k.why("does the metadata device already hold a pool's superblock?").pread_dev(&mfd, 0, 4096)?;
@@ -92,8 +101,12 @@ fn pool_create(k: &Kernel, name: &str, data: &str, meta_dev: &str, block: &str, 
     if reuse {
         k.note(format!("{} holds a thin pool's metadata already: reopening that pool", mp.display()));
     } else {
-        k.why("an all-zero superblock tells the kernel to format fresh pool metadata")
-            .pwrite_dev(&mfd, 0, &[0u8; 4096], "\"\\0\\0...\"")?;
+        k.why("an all-zero superblock tells the kernel to format fresh pool metadata").pwrite_dev(
+            &mfd,
+            0,
+            &[0u8; 4096],
+            "\"\\0\\0...\"",
+        )?;
     }
     drop(mfd);
     let low_water = (data_sectors / block / 10).max(1);
@@ -101,7 +114,11 @@ fn pool_create(k: &Kernel, name: &str, data: &str, meta_dev: &str, block: &str, 
     if error_if_no_space {
         params.push_str(" 1 error_if_no_space");
     }
-    dm.create(name, &format!("{}thin-{name}", meta::UUID_PREFIX), &[DmTarget::new(0, data_sectors, "thin-pool", params)])?;
+    dm.create(
+        name,
+        &format!("{}thin-{name}", meta::UUID_PREFIX),
+        &[DmTarget::new(0, data_sectors, "thin-pool", params)],
+    )?;
     println!("{}", Dm::node(name).display());
     Ok(())
 }
@@ -109,7 +126,10 @@ fn pool_create(k: &Kernel, name: &str, data: &str, meta_dev: &str, block: &str, 
 fn need_pool(dm: &Dm, pool: &str) -> Result<()> {
     meta::check_name("pool", pool)?;
     if dm.info(pool)?.is_none() {
-        return Err(Error::failed(format!("there is no thin pool {pool}"), "create it: lvm-snap thin pool create POOL --data DEV --meta DEV"));
+        return Err(Error::failed(
+            format!("there is no thin pool {pool}"),
+            "create it: lvm-snap thin pool create POOL --data DEV --meta DEV",
+        ));
     }
     Ok(())
 }
@@ -134,11 +154,9 @@ fn thin_id(dm: &Dm, pool: &str, dev: &str) -> Result<u64> {
     let i = dm.info(dev)?.ok_or_else(|| {
         Error::failed(format!("pool {pool} has no volume {dev}"), format!("lvm-snap thin status {pool} lists them"))
     })?;
-    i.uuid
-        .rsplit('-')
-        .next()
-        .and_then(|x| x.parse().ok())
-        .ok_or_else(|| Error::failed(format!("{dev} is not a thin volume made by lvm-snap"), "use dmsetup for devices of other tools"))
+    i.uuid.rsplit('-').next().and_then(|x| x.parse().ok()).ok_or_else(|| {
+        Error::failed(format!("{dev} is not a thin volume made by lvm-snap"), "use dmsetup for devices of other tools")
+    })
 }
 
 /// Ask the pool for a new thin id: the next after the ones in use; an id that the
@@ -175,7 +193,11 @@ fn create(k: &Kernel, pool: &str, name: &str, size: &str) -> Result<()> {
     }
     k.why("a new, empty volume in the pool's metadata");
     let id = new_id(&dm, pool, |id| format!("create_thin {id}"))?;
-    if let Err(e) = dm.create(&dev, &format!("{}thin-{pool}-{id}", meta::UUID_PREFIX), &[DmTarget::new(0, sectors, "thin", format!("{pn} {id}"))]) {
+    if let Err(e) = dm.create(
+        &dev,
+        &format!("{}thin-{pool}-{id}", meta::UUID_PREFIX),
+        &[DmTarget::new(0, sectors, "thin", format!("{pn} {id}"))],
+    ) {
         let _ = dm.message(pool, &format!("delete {id}"));
         return Err(e);
     }
@@ -201,7 +223,11 @@ fn snap(k: &Kernel, pool: &str, origin: &str, name: &str) -> Result<()> {
     let id = new_id(&dm, pool, |id| format!("create_snap {id} {oid}"));
     dm.resume(&odev)?;
     let id = id?;
-    if let Err(e) = dm.create(&dev, &format!("{}thin-{pool}-{id}", meta::UUID_PREFIX), &[DmTarget::new(0, size, "thin", format!("{pn} {id}"))]) {
+    if let Err(e) = dm.create(
+        &dev,
+        &format!("{}thin-{pool}-{id}", meta::UUID_PREFIX),
+        &[DmTarget::new(0, size, "thin", format!("{pn} {id}"))],
+    ) {
         let _ = dm.message(pool, &format!("delete {id}"));
         return Err(e);
     }
@@ -271,13 +297,21 @@ fn status(k: &Kernel, pool: Option<&str>, json: bool) -> Result<()> {
     let mut all = Vec::new();
     for p in pools {
         let line = dm.status(&p)?.first().map(|t| t.params.clone()).unwrap_or_default();
-        let block = dm.table(&p)?.first().and_then(|t| t.params.split_whitespace().nth(2).and_then(|b| b.parse::<u64>().ok())).unwrap_or(128);
+        let block = dm
+            .table(&p)?
+            .first()
+            .and_then(|t| t.params.split_whitespace().nth(2).and_then(|b| b.parse::<u64>().ok()))
+            .unwrap_or(128);
         let st = parse_pool(&line).unwrap_or_default();
         let mut vols = Vec::new();
         for (v, id) in volumes(&dm, &p)? {
             let dev = format!("{p}-{v}");
             let size = dm.table(&dev)?.first().map(|t| t.length).unwrap_or(0);
-            let mapped = dm.status(&dev)?.first().and_then(|t| t.params.split_whitespace().next().and_then(|x| x.parse::<u64>().ok())).unwrap_or(0);
+            let mapped = dm
+                .status(&dev)?
+                .first()
+                .and_then(|t| t.params.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()))
+                .unwrap_or(0);
             vols.push(serde_json::json!({"name": v, "id": id, "size": size, "mapped": mapped}));
         }
         if json {
@@ -312,7 +346,14 @@ fn status(k: &Kernel, pool: Option<&str>, json: bool) -> Result<()> {
         for v in vols {
             let size = v["size"].as_u64().unwrap_or(0);
             let mapped = v["mapped"].as_u64().unwrap_or(0);
-            println!("  {:<16} id {:<3} size {:>10}  mapped {:>10} ({:.2}%)", v["name"].as_str().unwrap_or(""), v["id"], human(size), human(mapped), pct(mapped, size));
+            println!(
+                "  {:<16} id {:<3} size {:>10}  mapped {:>10} ({:.2}%)",
+                v["name"].as_str().unwrap_or(""),
+                v["id"],
+                human(size),
+                human(mapped),
+                pct(mapped, size)
+            );
         }
     }
     if json {

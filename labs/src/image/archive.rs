@@ -66,7 +66,8 @@ pub fn save(k: &Kernel, root: &Path, images: &[String], output: Option<&Path>) -
             let cfg_name = format!("{}.json", hex_of(img.id()));
             if written.insert(cfg_name.clone()) {
                 let mut h = header(img.config_bytes.len() as u64, 0o644);
-                tb.append_data(&mut h, &cfg_name, &img.config_bytes[..]).map_err(|e| io("cannot write", Path::new(&cfg_name), e))?;
+                tb.append_data(&mut h, &cfg_name, &img.config_bytes[..])
+                    .map_err(|e| io("cannot write", Path::new(&cfg_name), e))?;
             }
             let mut layers = vec![];
             for (i, l) in img.manifest.layers.iter().enumerate() {
@@ -75,7 +76,8 @@ pub fn save(k: &Kernel, root: &Path, images: &[String], output: Option<&Path>) -
                 if written.insert(name.clone()) {
                     // The tar header needs the size first: decompress to a temp file.
                     let tmp = st.temp_path("save-layer");
-                    let blob = File::open(st.blob_path(&l.digest)).map_err(|e| io("cannot read", &st.blob_path(&l.digest), e))?;
+                    let blob = File::open(st.blob_path(&l.digest))
+                        .map_err(|e| io("cannot read", &st.blob_path(&l.digest), e))?;
                     let mut h = HashReader::new(crate::layer::decompress(std::io::BufReader::new(blob))?);
                     let mut t = File::create(&tmp).map_err(|e| io("cannot create", &tmp, e))?;
                     let copied = std::io::copy(&mut h, &mut t);
@@ -83,7 +85,10 @@ pub fn save(k: &Kernel, root: &Path, images: &[String], output: Option<&Path>) -
                     let ok = copied.is_ok() && h.digest() == *di;
                     if !ok {
                         let _ = std::fs::remove_file(&tmp);
-                        return Err(Error::failed(format!("layer {} does not decompress to its diff_id {di}", l.digest), "the store is corrupt: pull the image again"));
+                        return Err(Error::failed(
+                            format!("layer {} does not decompress to its diff_id {di}", l.digest),
+                            "the store is corrupt: pull the image again",
+                        ));
                     }
                     let size = std::fs::metadata(&tmp).map_err(|e| io("cannot stat", &tmp, e))?.len();
                     let mut hd = header(size, 0o644);
@@ -92,13 +97,20 @@ pub fn save(k: &Kernel, root: &Path, images: &[String], output: Option<&Path>) -
                     let _ = std::fs::remove_file(&tmp);
                     r.map_err(|e| io("cannot write", Path::new(&name), e))?;
                     let v = b"1.0";
-                    tb.append_data(&mut header(3, 0o644), format!("{}/VERSION", hex_of(di)), &v[..]).map_err(|e| io("cannot write", Path::new("VERSION"), e))?;
+                    tb.append_data(&mut header(3, 0o644), format!("{}/VERSION", hex_of(di)), &v[..])
+                        .map_err(|e| io("cannot write", Path::new("VERSION"), e))?;
                 }
                 layers.push(name);
             }
             let tags: Vec<String> = match Reference::parse(asked) {
                 Ok(r) if img.names.contains(&r.to_string()) && r.digest.is_none() => vec![r.familiar()],
-                _ => img.names.iter().filter_map(|n| Reference::parse(n).ok()).filter(|r| r.digest.is_none()).map(|r| r.familiar()).collect(),
+                _ => img
+                    .names
+                    .iter()
+                    .filter_map(|n| Reference::parse(n).ok())
+                    .filter(|r| r.digest.is_none())
+                    .map(|r| r.familiar())
+                    .collect(),
             };
             for t in &tags {
                 if let Ok(r) = Reference::parse(t) {
@@ -110,9 +122,11 @@ pub fn save(k: &Kernel, root: &Path, images: &[String], output: Option<&Path>) -
             k.note(format!("saved {} ({} layer(s), image ID {})", asked, layers.len(), short(img.id())));
         }
         let m = serde_json::to_vec(&entries).expect("json");
-        tb.append_data(&mut header(m.len() as u64, 0o644), "manifest.json", &m[..]).map_err(|e| io("cannot write", Path::new("manifest.json"), e))?;
+        tb.append_data(&mut header(m.len() as u64, 0o644), "manifest.json", &m[..])
+            .map_err(|e| io("cannot write", Path::new("manifest.json"), e))?;
         let r = serde_json::to_vec(&repos).expect("json");
-        tb.append_data(&mut header(r.len() as u64, 0o644), "repositories", &r[..]).map_err(|e| io("cannot write", Path::new("repositories"), e))?;
+        tb.append_data(&mut header(r.len() as u64, 0o644), "repositories", &r[..])
+            .map_err(|e| io("cannot write", Path::new("repositories"), e))?;
         let mut inner = tb.into_inner().map_err(|e| io("cannot finish", Path::new("the archive"), e))?;
         inner.flush().map_err(|e| io("cannot write", Path::new("the archive"), e))?;
         Ok(())
@@ -177,8 +191,15 @@ struct Loaded {
 /// until every layer has been checked against its image's diff_ids.
 pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Result<()> {
     let st = Store::open(k, root, true)?;
-    let open = || -> Result<tar::Archive<File>> { Ok(tar::Archive::new(File::open(input).map_err(|e| io("cannot open", input, e))?)) };
-    let bad = |e: std::io::Error| Error::failed(format!("{} is not a readable tar archive: {e}", input.display()), "give a file made by docker save, podman save or img-pull save");
+    let open = || -> Result<tar::Archive<File>> {
+        Ok(tar::Archive::new(File::open(input).map_err(|e| io("cannot open", input, e))?))
+    };
+    let bad = |e: std::io::Error| {
+        Error::failed(
+            format!("{} is not a readable tar archive: {e}", input.display()),
+            "give a file made by docker save, podman save or img-pull save",
+        )
+    };
     // Pass 1: manifest.json.
     let mut entries: Option<Vec<SaveEntry>> = None;
     for e in open()?.entries().map_err(bad)? {
@@ -186,11 +207,19 @@ pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Resul
         if clean(&e.path().map_err(bad)?) == "manifest.json" {
             let mut v = Vec::new();
             (&mut e).take(manifest::MAX_MANIFEST).read_to_end(&mut v).map_err(bad)?;
-            entries = Some(serde_json::from_slice(&v).map_err(|er| Error::failed(format!("manifest.json in {}: {er}", input.display()), "the archive is not in docker save format"))?);
+            entries = Some(serde_json::from_slice(&v).map_err(|er| {
+                Error::failed(
+                    format!("manifest.json in {}: {er}", input.display()),
+                    "the archive is not in docker save format",
+                )
+            })?);
         }
     }
     let Some(entries) = entries else {
-        return Err(Error::failed(format!("{} has no manifest.json", input.display()), "give a file made by docker save (an OCI layout directory goes to `img-pull import`)"));
+        return Err(Error::failed(
+            format!("{} has no manifest.json", input.display()),
+            "give a file made by docker save (an OCI layout directory goes to `img-pull import`)",
+        ));
     };
     let mut configs: HashMap<String, Vec<u8>> = HashMap::new();
     let mut layers: HashMap<String, Loaded> = HashMap::new();
@@ -251,22 +280,34 @@ pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Resul
             Ok(c) => c,
             Err(er) => {
                 cleanup(&layers);
-                return Err(Error::failed(format!("{} in {}: {er}", en.config, input.display()), "the archive is malformed"));
+                return Err(Error::failed(
+                    format!("{} in {}: {er}", en.config, input.display()),
+                    "the archive is malformed",
+                ));
             }
         };
         if cfg.rootfs.diff_ids.len() != en.layers.len() {
             cleanup(&layers);
-            return Err(Error::failed(format!("{}: {} diff_ids for {} layers", en.config, cfg.rootfs.diff_ids.len(), en.layers.len()), "the archive is malformed"));
+            return Err(Error::failed(
+                format!("{}: {} diff_ids for {} layers", en.config, cfg.rootfs.diff_ids.len(), en.layers.len()),
+                "the archive is malformed",
+            ));
         }
         let mut descs = vec![];
         for (i, lp) in en.layers.iter().enumerate() {
             let Some(l) = layers.get(lp) else {
                 cleanup(&layers);
-                return Err(Error::failed(format!("layer {lp} named in manifest.json is missing from {}", input.display()), "the archive is truncated"));
+                return Err(Error::failed(
+                    format!("layer {lp} named in manifest.json is missing from {}", input.display()),
+                    "the archive is truncated",
+                ));
             };
             if l.diff_id != cfg.rootfs.diff_ids[i] {
                 cleanup(&layers);
-                return Err(Error::failed(format!("layer {lp} hashes to {}, the config says {}", l.diff_id, cfg.rootfs.diff_ids[i]), "the archive is corrupt; nothing was loaded"));
+                return Err(Error::failed(
+                    format!("layer {lp} hashes to {}, the config says {}", l.diff_id, cfg.rootfs.diff_ids[i]),
+                    "the archive is corrupt; nothing was loaded",
+                ));
             }
             descs.push(Descriptor::new(&l.media_type, &l.digest, l.size));
         }
@@ -307,7 +348,8 @@ pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Resul
             writeln!(out, "Loaded image ID: {cd}")?;
         }
         for t in tags {
-            let r = Reference::parse(&t).map_err(|e| Error::failed(format!("RepoTags {t:?}: {e}"), "the archive is malformed"))?;
+            let r = Reference::parse(&t)
+                .map_err(|e| Error::failed(format!("RepoTags {t:?}: {e}"), "the archive is malformed"))?;
             st.tag(k, &r.to_string(), d.clone())?;
             writeln!(out, "Loaded image: {}", r.familiar())?;
         }
@@ -331,14 +373,19 @@ fn copy_blob(src: &Path, dst: &Path) -> Result<()> {
 pub fn export(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
     let st = Store::open(k, root, false)?;
     let img = st.resolve(image)?;
-    let tag = Reference::parse(image).ok().and_then(|r| r.tag).or_else(|| img.names.iter().filter_map(|n| Reference::parse(n).ok()?.tag).next()).unwrap_or_else(|| "latest".into());
+    let tag = Reference::parse(image)
+        .ok()
+        .and_then(|r| r.tag)
+        .or_else(|| img.names.iter().filter_map(|n| Reference::parse(n).ok()?.tag).next())
+        .unwrap_or_else(|| "latest".into());
     if k.mode() == Mode::DryRun {
         k.note(format!("would export {image} to {}:{tag}", dir.display()));
         return Ok(());
     }
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(|e| io("cannot create", &blobs, e))?;
-    std::fs::write(dir.join("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}").map_err(|e| io("cannot write", &dir.join("oci-layout"), e))?;
+    std::fs::write(dir.join("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}")
+        .map_err(|e| io("cannot write", &dir.join("oci-layout"), e))?;
     let mut all: Vec<&str> = img.manifest.layers.iter().map(|l| l.digest.as_str()).collect();
     all.push(&img.manifest.config.digest);
     all.push(&img.desc.digest);
@@ -347,8 +394,14 @@ pub fn export(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn Wr
     }
     let ixp = dir.join("index.json");
     let mut ix: manifest::Index = match std::fs::read(&ixp) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::failed(format!("{}: {e}", ixp.display()), "export into an empty directory"))?,
-        Err(_) => manifest::Index { schema_version: 2, media_type: Some(manifest::OCI_INDEX.into()), manifests: vec![], annotations: None },
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::failed(format!("{}: {e}", ixp.display()), "export into an empty directory"))?,
+        Err(_) => manifest::Index {
+            schema_version: 2,
+            media_type: Some(manifest::OCI_INDEX.into()),
+            manifests: vec![],
+            annotations: None,
+        },
     };
     ix.manifests.retain(|d| d.annotation(store::REF_NAME) != Some(tag.as_str()));
     let mut d = Descriptor::new(&img.desc.media_type, &img.desc.digest, img.desc.size);
@@ -375,13 +428,24 @@ pub fn import(k: &Kernel, root: &Path, source: &str, tag: Option<&str>, out: &mu
     let ixp = dir.join("index.json");
     let ix: manifest::Index = serde_json::from_slice(&std::fs::read(&ixp).map_err(|e| io("cannot read", &ixp, e))?)
         .map_err(|e| Error::failed(format!("{}: {e}", ixp.display()), "give an OCI image layout directory"))?;
-    let cands: Vec<&Descriptor> = ix.manifests.iter().filter(|d| name.is_none() || d.annotation(store::REF_NAME) == name.as_deref()).collect();
+    let cands: Vec<&Descriptor> =
+        ix.manifests.iter().filter(|d| name.is_none() || d.annotation(store::REF_NAME) == name.as_deref()).collect();
     let desc = match cands.as_slice() {
         [d] => (*d).clone(),
-        [] => return Err(Error::failed(format!("no image {:?} in {}", name.unwrap_or_default(), ixp.display()), "name one of the org.opencontainers.image.ref.name values as DIR:NAME")),
-        _ => return Err(Error::failed(format!("{} images in {}", cands.len(), ixp.display()), "choose one as DIR:NAME")),
+        [] => {
+            return Err(Error::failed(
+                format!("no image {:?} in {}", name.unwrap_or_default(), ixp.display()),
+                "name one of the org.opencontainers.image.ref.name values as DIR:NAME",
+            ))
+        }
+        _ => {
+            return Err(Error::failed(format!("{} images in {}", cands.len(), ixp.display()), "choose one as DIR:NAME"))
+        }
     };
-    let target = match tag.map(str::to_string).or_else(|| desc.annotation(store::REF_NAME).filter(|n| n.contains('/')).map(str::to_string)) {
+    let target = match tag
+        .map(str::to_string)
+        .or_else(|| desc.annotation(store::REF_NAME).filter(|n| n.contains('/')).map(str::to_string))
+    {
         Some(t) => Reference::parse(&t).map_err(Error::Usage)?,
         None => return Err(Error::Usage("give the image a name in the store with --tag REF".into())),
     };
@@ -393,15 +457,22 @@ pub fn import(k: &Kernel, root: &Path, source: &str, tag: Option<&str>, out: &mu
     let read = |d: &Descriptor, max: u64| -> Result<Vec<u8>> {
         let p = src(&d.digest)?;
         let mut v = Vec::new();
-        File::open(&p).map_err(|e| io("cannot read", &p, e))?.take(max).read_to_end(&mut v).map_err(|e| io("cannot read", &p, e))?;
+        File::open(&p)
+            .map_err(|e| io("cannot read", &p, e))?
+            .take(max)
+            .read_to_end(&mut v)
+            .map_err(|e| io("cannot read", &p, e))?;
         super::registry::check_blob(&v, d)?;
         Ok(v)
     };
     let mut mdesc = desc.clone();
     let mut mb = read(&mdesc, manifest::MAX_MANIFEST)?;
-    let (mut mt, mut doc) = manifest::parse(&mb, &mdesc.media_type).map_err(|e| Error::failed(e, "the layout is malformed"))?;
+    let (mut mt, mut doc) =
+        manifest::parse(&mb, &mdesc.media_type).map_err(|e| Error::failed(e, "the layout is malformed"))?;
     if let manifest::Document::Index(ix2) = &doc {
-        let d = manifest::choose(ix2, &manifest::Platform::host()).map_err(|e| Error::failed(e, "the layout has no image for this machine"))?.clone();
+        let d = manifest::choose(ix2, &manifest::Platform::host())
+            .map_err(|e| Error::failed(e, "the layout has no image for this machine"))?
+            .clone();
         mb = read(&d, manifest::MAX_MANIFEST)?;
         (mt, doc) = manifest::parse(&mb, &d.media_type).map_err(|e| Error::failed(e, "the layout is malformed"))?;
         mdesc = d;
@@ -420,24 +491,35 @@ pub fn import(k: &Kernel, root: &Path, source: &str, tag: Option<&str>, out: &mu
         let tmp = st.temp_path("import");
         let p = src(&l.digest)?;
         if let Err(e) = std::fs::copy(&p, &tmp) {
-            staged.iter().for_each(|(t, _, _): &(PathBuf, String, LayerInfo)| { let _ = std::fs::remove_file(t); });
+            staged.iter().for_each(|(t, _, _): &(PathBuf, String, LayerInfo)| {
+                let _ = std::fs::remove_file(t);
+            });
             return Err(io("cannot copy", &p, e));
         }
         let (dg, n) = hash_file(&tmp)?;
-        let info = if dg == l.digest && n == l.size { verify_diff_id(&tmp, &cfg.rootfs.diff_ids[i]) } else {
-            Err(Error::failed(format!("blob {} in {} hashes to {dg} ({n} bytes)", l.digest, dir.display()), "the layout is corrupt; nothing was imported"))
+        let info = if dg == l.digest && n == l.size {
+            verify_diff_id(&tmp, &cfg.rootfs.diff_ids[i])
+        } else {
+            Err(Error::failed(
+                format!("blob {} in {} hashes to {dg} ({n} bytes)", l.digest, dir.display()),
+                "the layout is corrupt; nothing was imported",
+            ))
         };
         match info {
             Ok(info) => staged.push((tmp, l.digest.clone(), info)),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                staged.iter().for_each(|(t, _, _)| { let _ = std::fs::remove_file(t); });
+                staged.iter().for_each(|(t, _, _)| {
+                    let _ = std::fs::remove_file(t);
+                });
                 return Err(e);
             }
         }
     }
     if k.mode() == Mode::DryRun {
-        staged.iter().for_each(|(t, _, _)| { let _ = std::fs::remove_file(t); });
+        staged.iter().for_each(|(t, _, _)| {
+            let _ = std::fs::remove_file(t);
+        });
         k.note(format!("would import {} as {target}", mdesc.digest));
         return Ok(());
     }

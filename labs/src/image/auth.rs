@@ -182,9 +182,7 @@ pub fn lookup(domain: &str) -> Result<Option<Credentials>, String> {
         let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(k);
         k.split('/').next().unwrap_or(k).to_string()
     };
-    let entry = auths.get(&key).or_else(|| {
-        auths.iter().find(|(k, _)| strip(k) == strip(&key)).map(|(_, v)| v)
-    });
+    let entry = auths.get(&key).or_else(|| auths.iter().find(|(k, _)| strip(k) == strip(&key)).map(|(_, v)| v));
     Ok(entry.and_then(|e| {
         if let Some(a) = e.get("auth").and_then(|a| a.as_str()) {
             Credentials::decode(a)

@@ -224,7 +224,11 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<(String, Document), Str
         (_, Some(m)) if ACCEPT.contains(&m.as_str()) => m.clone(),
         // An OCI document without mediaType, served as application/json.
         (_, None) if probe.schema_version == Some(2) => {
-            if probe.manifests.is_some() { OCI_INDEX.to_string() } else { OCI_MANIFEST.to_string() }
+            if probe.manifests.is_some() {
+                OCI_INDEX.to_string()
+            } else {
+                OCI_MANIFEST.to_string()
+            }
         }
         _ => {
             let shown = probe.media_type.as_deref().unwrap_or(ct);
@@ -267,20 +271,24 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<(String, Document), Str
 
 /// Whether `mt` is a layer type we can unpack.
 pub fn is_layer_type(mt: &str) -> bool {
-    [OCI_LAYER_TAR, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER_GZIP, DOCKER_LAYER_FOREIGN, "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"]
-        .contains(&mt)
+    [
+        OCI_LAYER_TAR,
+        OCI_LAYER_GZIP,
+        OCI_LAYER_ZSTD,
+        DOCKER_LAYER_GZIP,
+        DOCKER_LAYER_FOREIGN,
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    ]
+    .contains(&mt)
 }
 
 /// Pick the manifest for `want` in an index (as docker: the first entry that matches).
 pub fn choose<'a>(ix: &'a Index, want: &Platform) -> Result<&'a Descriptor, String> {
-    ix.manifests
-        .iter()
-        .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
-        .ok_or_else(|| {
-            let have: Vec<String> =
-                ix.manifests.iter().filter_map(|d| d.platform.as_ref()).map(|p| p.to_string()).collect();
-            format!("no manifest for platform {want} in the index (it has: {})", have.join(", "))
-        })
+    ix.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p))).ok_or_else(|| {
+        let have: Vec<String> =
+            ix.manifests.iter().filter_map(|d| d.platform.as_ref()).map(|p| p.to_string()).collect();
+        format!("no manifest for platform {want} in the index (it has: {})", have.join(", "))
+    })
 }
 
 /// The parts of an image configuration the store shows (the rest is kept as bytes).
@@ -356,7 +364,9 @@ mod tests {
     #[test]
     fn refuses_schema1_and_unknown() {
         let s1 = br#"{"schemaVersion":1,"name":"x","fsLayers":[]}"#;
-        assert!(parse(s1, "application/vnd.docker.distribution.manifest.v1+prettyjws").unwrap_err().contains("schema 1"));
+        assert!(parse(s1, "application/vnd.docker.distribution.manifest.v1+prettyjws")
+            .unwrap_err()
+            .contains("schema 1"));
         assert!(parse(b"{}", "text/html").is_err());
         let bad = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:../../etc","size":1},"layers":[]}"#;
         assert!(parse(bad, OCI_MANIFEST).is_err());

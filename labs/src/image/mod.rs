@@ -331,7 +331,9 @@ fn dispatch(k: &Kernel, root: &Path, cmd: Cmd, out: &mut dyn Write) -> Result<()
             st.tag(k, &t.to_string(), img.desc.clone())?;
             Ok(())
         }
-        Cmd::Push { image, target, chunk_size, net } => push(k, root, &image, target.as_deref(), chunk_size, &net.options()?, out),
+        Cmd::Push { image, target, chunk_size, net } => {
+            push(k, root, &image, target.as_deref(), chunk_size, &net.options()?, out)
+        }
         Cmd::Login { registry, username, password, password_stdin, net } => {
             login(k, &registry, username, password, password_stdin, &net, out)
         }
@@ -350,7 +352,11 @@ fn dispatch(k: &Kernel, root: &Path, cmd: Cmd, out: &mut dyn Write) -> Result<()
 }
 
 fn parse_ref(s: &str) -> Result<Reference> {
-    Reference::parse(s).map_err(|e| Error::Usage(format!("{e}\n  hint: references look like alpine, alpine:3.17, localhost:5000/team/app:1.0, name@sha256:…")))
+    Reference::parse(s).map_err(|e| {
+        Error::Usage(format!(
+            "{e}\n  hint: references look like alpine, alpine:3.17, localhost:5000/team/app:1.0, name@sha256:…"
+        ))
+    })
 }
 
 /// A registry name as `login` takes it: `localhost:5000`, `docker.io`, or an URL.
@@ -458,29 +464,40 @@ pub fn pull(
     let (mbytes, mt, mdigest, m) = match doc {
         Document::Image(m) => (bytes, mt, digest, m),
         Document::Index(ix) => {
-            let d = manifest::choose(&ix, platform).map_err(|e| Error::failed(format!("{r}: {e}"), "choose one with --platform OS/ARCH"))?;
+            let d = manifest::choose(&ix, platform)
+                .map_err(|e| Error::failed(format!("{r}: {e}"), "choose one with --platform OS/ARCH"))?;
             k.note(format!("{mt}: {} platforms; {platform} → {}", ix.manifests.len(), short(&d.digest)));
             index_bytes = Some(bytes);
             let (b, mt2, dg, doc2) = reg.manifest(&log, name, &d.digest)?;
             if b.len() as u64 != d.size {
-                return Err(Error::failed(format!("size mismatch: the index says manifest {} is {} bytes, got {}", d.digest, d.size, b.len()), "nothing was stored"));
+                return Err(Error::failed(
+                    format!("size mismatch: the index says manifest {} is {} bytes, got {}", d.digest, d.size, b.len()),
+                    "nothing was stored",
+                ));
             }
             match doc2 {
                 Document::Image(m) => (b, mt2, dg, m),
-                Document::Index(_) => return Err(Error::failed(format!("{} is an index inside an index", d.digest), "nested indexes are not supported")),
+                Document::Index(_) => {
+                    return Err(Error::failed(
+                        format!("{} is an index inside an index", d.digest),
+                        "nested indexes are not supported",
+                    ))
+                }
             }
         }
     };
     k.note(format!("manifest {mdigest}: {} layer(s), config {}", m.layers.len(), short(&m.config.digest)));
     // Already there under that name and digest?
     let ixs = st.index()?;
-    let up_to_date = ixs.manifests.iter().any(|d| d.digest == mdigest && d.annotation(store::REF_NAME) == Some(&r.to_string()));
+    let up_to_date =
+        ixs.manifests.iter().any(|d| d.digest == mdigest && d.annotation(store::REF_NAME) == Some(&r.to_string()));
     let config_bytes = if st.has_blob(&m.config.digest) {
         st.read_blob(&m.config.digest, manifest::MAX_CONFIG)?
     } else {
         reg.small_blob(&log, name, &m.config, manifest::MAX_CONFIG)?
     };
-    let config = manifest::parse_config(&config_bytes).map_err(|e| Error::failed(format!("{r}: {e}"), "nothing was stored"))?;
+    let config =
+        manifest::parse_config(&config_bytes).map_err(|e| Error::failed(format!("{r}: {e}"), "nothing was stored"))?;
     if config.rootfs.diff_ids.len() != m.layers.len() {
         return Err(Error::failed(
             format!("the config lists {} diff_ids for {} layers", config.rootfs.diff_ids.len(), m.layers.len()),
@@ -494,10 +511,15 @@ pub fn pull(
     let mut infos: Vec<Option<LayerInfo>> = vec![None; m.layers.len()];
     for (i, l) in m.layers.iter().enumerate() {
         if l.media_type == manifest::DOCKER_LAYER_FOREIGN {
-            return Err(Error::failed(format!("layer {} is a foreign (Windows) layer", l.digest), "this image is not for Linux"));
+            return Err(Error::failed(
+                format!("layer {} is a foreign (Windows) layer", l.digest),
+                "this image is not for Linux",
+            ));
         }
         if st.has_blob(&l.digest) {
-            let info = st.layer_info(&l.digest).unwrap_or(LayerInfo { diff_id: config.rootfs.diff_ids[i].clone(), size: l.size });
+            let info = st
+                .layer_info(&l.digest)
+                .unwrap_or(LayerInfo { diff_id: config.rootfs.diff_ids[i].clone(), size: l.size });
             infos[i] = Some(info);
             progress.done(i, &ids[i].0, "Already exists", out)?;
         } else if todo.iter().any(|j: &usize| m.layers[*j].digest == l.digest) {
@@ -532,9 +554,16 @@ pub fn pull(
                 // The diff_id is checked as the bytes arrive, beside the download.
                 let mut check = pipe::Verifier::new(&config.rootfs.diff_ids[i], &part);
                 let res = reg
-                    .download(&note, name, d, &part, &|n| {
-                        let _ = tx.send(Msg::Progress(i, n));
-                    }, &mut |t| check.tap(t))
+                    .download(
+                        &note,
+                        name,
+                        d,
+                        &part,
+                        &|n| {
+                            let _ = tx.send(Msg::Progress(i, n));
+                        },
+                        &mut |t| check.tap(t),
+                    )
                     .and_then(|()| check.finish(&part));
                 if res.is_err() && res.as_ref().err().is_some_and(|e| e.to_string().contains("diff_id")) {
                     let _ = std::fs::remove_file(&part);
@@ -548,7 +577,14 @@ pub fn pull(
                 Msg::Note(t) => progress.suspend(|| k.note(t)),
                 Msg::Progress(i, n) => progress.set(i, n),
                 Msg::Done(i, Ok(info)) => {
-                    progress.suspend(|| k.note(format!("layer {} verified: sha256 matches, diff_id {}, {} bytes uncompressed", short(&m.layers[i].digest), short(&info.diff_id), info.size)));
+                    progress.suspend(|| {
+                        k.note(format!(
+                            "layer {} verified: sha256 matches, diff_id {}, {} bytes uncompressed",
+                            short(&m.layers[i].digest),
+                            short(&info.diff_id),
+                            info.size
+                        ))
+                    });
                     let _ = progress.done(i, &ids[i].0, "Pull complete", out);
                     infos[i] = Some(info);
                 }
@@ -590,7 +626,12 @@ pub fn pull(
     ann.insert(store::REPO_DIGEST.to_string(), repo_digest.clone());
     ann.insert(store::SIZE.to_string(), total.to_string());
     desc.annotations = Some(ann);
-    desc.platform = Some(Platform { architecture: config.architecture.clone(), os: config.os.clone(), variant: None, os_version: None });
+    desc.platform = Some(Platform {
+        architecture: config.architecture.clone(),
+        os: config.os.clone(),
+        variant: None,
+        os_version: None,
+    });
     st.tag(k, &r.to_string(), desc)?;
     writeln!(out, "Digest: {repo_digest}")?;
     if up_to_date {
@@ -631,7 +672,8 @@ impl<R: Read> Read for HashReader<R> {
 
 /// Decompress a downloaded layer and check that its sha256 is the config's diff_id.
 fn verify_diff_id(part: &Path, want: &str) -> Result<LayerInfo> {
-    let f = std::fs::File::open(part).map_err(|e| Error::failed(format!("cannot read {}: {e}", part.display()), "check the disk"))?;
+    let f = std::fs::File::open(part)
+        .map_err(|e| Error::failed(format!("cannot read {}: {e}", part.display()), "check the disk"))?;
     check_diff_id(f, part, want)
 }
 
@@ -640,7 +682,10 @@ fn verify_diff_id(part: &Path, want: &str) -> Result<LayerInfo> {
 fn check_diff_id(blob: impl Read, part: &Path, want: &str) -> Result<LayerInfo> {
     let mut h = HashReader::new(crate::layer::decompress(std::io::BufReader::with_capacity(256 << 10, blob))?);
     std::io::copy(&mut h, &mut std::io::sink()).map_err(|e| {
-        Error::failed(format!("cannot decompress the layer {}: {e}", part.display()), "the layer is corrupt; nothing was stored")
+        Error::failed(
+            format!("cannot decompress the layer {}: {e}", part.display()),
+            "the layer is corrupt; nothing was stored",
+        )
     })?;
     let size = h.count;
     let got = h.digest();
@@ -668,7 +713,13 @@ fn human_size(n: u64) -> String {
         format!("{n}B")
     } else {
         // Go's %.4g: four significant digits, trailing zeros dropped.
-        let int_digits = if v >= 100.0 { 3 } else if v >= 10.0 { 2 } else { 1 };
+        let int_digits = if v >= 100.0 {
+            3
+        } else if v >= 10.0 {
+            2
+        } else {
+            1
+        };
         let s = format!("{v:.prec$}", prec = 4 - int_digits);
         let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
         format!("{s}{}", units[u])
@@ -709,7 +760,8 @@ fn parse_time(s: &str) -> Option<i64> {
 /// "3 weeks ago", as docker's units.HumanDuration.
 fn ago(created: Option<&str>) -> String {
     let Some(t) = created.and_then(parse_time) else { return "N/A".into() };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let s = (now - t).max(0);
     let (m, h, d) = (s / 60, s / 3600, s / 86400);
     let txt = if s < 1 {
@@ -802,12 +854,20 @@ fn table(out: &mut dyn Write, head: &[&str], rows: &[Vec<String>]) -> Result<()>
 /// The JSON `docker inspect` shows for an image (the fields students use).
 pub fn inspect_json(st: &Store, img: &Image) -> serde_json::Value {
     let cfg: serde_json::Value = serde_json::from_slice(&img.config_bytes).unwrap_or_default();
-    let tags: Vec<String> = img.names.iter().filter_map(|n| Reference::parse(n).ok()).filter(|r| r.digest.is_none()).map(|r| r.familiar()).collect();
+    let tags: Vec<String> = img
+        .names
+        .iter()
+        .filter_map(|n| Reference::parse(n).ok())
+        .filter(|r| r.digest.is_none())
+        .map(|r| r.familiar())
+        .collect();
     let repo_digests: Vec<String> = img
         .names
         .iter()
         .filter_map(|n| Reference::parse(n).ok())
-        .map(|r| format!("{}@{}", r.familiar_name(), img.desc.annotation(store::REPO_DIGEST).unwrap_or(&img.desc.digest)))
+        .map(|r| {
+            format!("{}@{}", r.familiar_name(), img.desc.annotation(store::REPO_DIGEST).unwrap_or(&img.desc.digest))
+        })
         .collect();
     serde_json::json!({
         "Id": img.id(),
@@ -841,11 +901,15 @@ pub fn render_format(fmt: &str, v: &serde_json::Value) -> Result<String> {
             None => (false, expr),
         };
         if !path.starts_with('.') {
-            return Err(Error::Usage(format!("--format supports {{{{.Field.Sub}}}} and {{{{json .Field}}}}, not {expr:?}")));
+            return Err(Error::Usage(format!(
+                "--format supports {{{{.Field.Sub}}}} and {{{{json .Field}}}}, not {expr:?}"
+            )));
         }
         let mut cur = v;
         for part in path[1..].split('.').filter(|p| !p.is_empty()) {
-            cur = cur.get(part).ok_or_else(|| Error::failed(format!("no field {part:?} in {path}"), "`img-pull inspect IMAGE` shows the fields"))?;
+            cur = cur.get(part).ok_or_else(|| {
+                Error::failed(format!("no field {part:?} in {path}"), "`img-pull inspect IMAGE` shows the fields")
+            })?;
         }
         if json {
             out.push_str(&serde_json::to_string(cur).expect("json"));
@@ -863,12 +927,21 @@ fn go_text(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => "<no value>".into(),
         serde_json::Value::Array(a) => format!("[{}]", a.iter().map(go_text).collect::<Vec<_>>().join(" ")),
-        serde_json::Value::Object(o) => format!("map[{}]", o.iter().map(|(k, v)| format!("{k}:{}", go_text(v))).collect::<Vec<_>>().join(" ")),
+        serde_json::Value::Object(o) => {
+            format!("map[{}]", o.iter().map(|(k, v)| format!("{k}:{}", go_text(v))).collect::<Vec<_>>().join(" "))
+        }
         other => other.to_string(),
     }
 }
 
-fn inspect(k: &Kernel, root: &Path, image: &str, format: Option<&str>, raw: Option<&str>, out: &mut dyn Write) -> Result<()> {
+fn inspect(
+    k: &Kernel,
+    root: &Path,
+    image: &str,
+    format: Option<&str>,
+    raw: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let st = Store::open(k, root, false)?;
     let img = st.resolve(image)?;
     match raw {
@@ -906,7 +979,12 @@ fn history(k: &Kernel, root: &Path, image: &str, no_trunc: bool, out: &mut dyn W
         let size = if h.empty_layer {
             0
         } else {
-            let s = img.manifest.layers.get(layer_i).map(|l| st.layer_info(&l.digest).map(|i| i.size).unwrap_or(l.size)).unwrap_or(0);
+            let s = img
+                .manifest
+                .layers
+                .get(layer_i)
+                .map(|l| st.layer_info(&l.digest).map(|i| i.size).unwrap_or(l.size))
+                .unwrap_or(0);
             layer_i += 1;
             s
         };
@@ -914,7 +992,13 @@ fn history(k: &Kernel, root: &Path, image: &str, no_trunc: bool, out: &mut dyn W
         if !no_trunc && by.chars().count() > 45 {
             by = by.chars().take(44).collect::<String>() + "…";
         }
-        rows.push(vec!["<missing>".to_string(), ago(h.created.as_deref()), by, human_size(size), h.comment.clone().unwrap_or_default()]);
+        rows.push(vec![
+            "<missing>".to_string(),
+            ago(h.created.as_deref()),
+            by,
+            human_size(size),
+            h.comment.clone().unwrap_or_default(),
+        ]);
     }
     rows.reverse();
     if let Some(first) = rows.first_mut() {
@@ -934,7 +1018,9 @@ fn rm(k: &Kernel, root: &Path, images: &[String], out: &mut dyn Write) -> Result
             Some(n) => vec![n.clone()],
             None => img.names.clone(),
         };
-        ix.manifests.retain(|d| !(d.digest == img.desc.digest && d.annotation(store::REF_NAME).is_some_and(|n| gone.iter().any(|g| g == n))));
+        ix.manifests.retain(|d| {
+            !(d.digest == img.desc.digest && d.annotation(store::REF_NAME).is_some_and(|n| gone.iter().any(|g| g == n)))
+        });
         st.write_index(k, &ix)?;
         for g in &gone {
             writeln!(out, "Untagged: {}", Reference::parse(g).map(|r| r.familiar()).unwrap_or_else(|_| g.clone()))?;
@@ -949,7 +1035,13 @@ fn rm(k: &Kernel, root: &Path, images: &[String], out: &mut dyn Write) -> Result
 
 /// The blobs of `img`'s layers `which`, for [`pipe::stream`].
 fn blobs(st: &Store, img: &Image, which: &[usize]) -> Vec<pipe::Blob> {
-    which.iter().map(|&i| pipe::Blob { digest: img.manifest.layers[i].digest.clone(), path: st.blob_path(&img.manifest.layers[i].digest) }).collect()
+    which
+        .iter()
+        .map(|&i| pipe::Blob {
+            digest: img.manifest.layers[i].digest.clone(),
+            path: st.blob_path(&img.manifest.layers[i].digest),
+        })
+        .collect()
 }
 
 fn apply_layer(k: &Kernel, layers: &pipe::Layers, img: &Image, i: usize, dest: &Path, overlay: bool) -> Result<()> {
@@ -957,16 +1049,31 @@ fn apply_layer(k: &Kernel, layers: &pipe::Layers, img: &Image, i: usize, dest: &
     let want = &img.config.rootfs.diff_ids[i];
     let mut h = layers.next()?;
     let opts = crate::layer::ApplyOptions { overlay_whiteouts: overlay, ..Default::default() };
-    k.note(format!("layer {}/{}: {} ({}) → {}", i + 1, img.manifest.layers.len(), short(&l.digest), l.media_type, dest.display()));
+    k.note(format!(
+        "layer {}/{}: {} ({}) → {}",
+        i + 1,
+        img.manifest.layers.len(),
+        short(&l.digest),
+        l.media_type,
+        dest.display()
+    ));
     let stats = crate::layer::apply(k, &mut h, dest, &opts)?;
-    let (got, _) = h.finish().map_err(|e| Error::failed(format!("reading layer {}: {e}", l.digest), "the blob is corrupt: pull the image again"))?;
+    let (got, _) = h.finish().map_err(|e| {
+        Error::failed(format!("reading layer {}: {e}", l.digest), "the blob is corrupt: pull the image again")
+    })?;
     if k.mode() == Mode::Live && &got != want {
         return Err(Error::failed(
             format!("diff_id mismatch for layer {}: {got}, the config says {want}", l.digest),
             format!("the store is corrupt: `img-pull rm` the image, pull it again, and remove {}", dest.display()),
         ));
     }
-    k.note(format!("layer {}: {} entries, {} bytes, {} whiteouts", short(&l.digest), stats.entries, stats.bytes, stats.whiteouts));
+    k.note(format!(
+        "layer {}: {} entries, {} bytes, {} whiteouts",
+        short(&l.digest),
+        stats.entries,
+        stats.bytes,
+        stats.whiteouts
+    ));
     Ok(())
 }
 
@@ -979,7 +1086,10 @@ fn unpack(k: &Kernel, root: &Path, image: &str, dir: &Path) -> Result<()> {
     match std::fs::read_dir(dir) {
         Ok(mut rd) => {
             if rd.next().is_some() {
-                return Err(Error::failed(format!("{} is not empty", dir.display()), "unpack into a new or empty directory"));
+                return Err(Error::failed(
+                    format!("{} is not empty", dir.display()),
+                    "unpack into a new or empty directory",
+                ));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -993,7 +1103,11 @@ fn unpack(k: &Kernel, root: &Path, image: &str, dir: &Path) -> Result<()> {
             apply_layer(k, layers, &img, i, dir, false).map_err(|e| match e {
                 Error::Failed { what, hint } => Error::Failed {
                     what,
-                    hint: Some(format!("{}; remove the partial tree with: rm -rf {}", hint.unwrap_or_default(), dir.display())),
+                    hint: Some(format!(
+                        "{}; remove the partial tree with: rm -rf {}",
+                        hint.unwrap_or_default(),
+                        dir.display()
+                    )),
                 },
                 other => other,
             })?;
@@ -1006,12 +1120,15 @@ fn unpack_layers(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn
     let st = Store::open(k, root, true)?;
     let img = st.resolve(image)?;
     if k.mode() == Mode::Live {
-        std::fs::create_dir_all(dir).map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display()), "check the path"))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display()), "check the path"))?;
     }
     // The layers to extract: not in the cache yet, each diff_id once.
     let cache_of = |di: &str| st.root.join("layers").join(di.strip_prefix("sha256:").unwrap_or(di));
     let diff_ids = &img.config.rootfs.diff_ids;
-    let todo: Vec<usize> = (0..diff_ids.len()).filter(|&i| !cache_of(&diff_ids[i]).is_dir() && !diff_ids[..i].contains(&diff_ids[i])).collect();
+    let todo: Vec<usize> = (0..diff_ids.len())
+        .filter(|&i| !cache_of(&diff_ids[i]).is_dir() && !diff_ids[..i].contains(&diff_ids[i]))
+        .collect();
     let mut lower = vec![];
     pipe::stream(blobs(&st, &img, &todo), |layers| {
         for (i, di) in diff_ids.iter().enumerate() {
@@ -1035,7 +1152,9 @@ fn unpack_layers(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn
             let link = dir.join(i.to_string());
             if k.mode() == Mode::Live {
                 let _ = std::fs::remove_file(&link);
-                std::os::unix::fs::symlink(&cache, &link).map_err(|e| Error::failed(format!("cannot link {}: {e}", link.display()), "check the directory"))?;
+                std::os::unix::fs::symlink(&cache, &link).map_err(|e| {
+                    Error::failed(format!("cannot link {}: {e}", link.display()), "check the directory")
+                })?;
             }
             lower.push(cache.display().to_string());
         }
@@ -1048,7 +1167,15 @@ fn unpack_layers(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn
 
 // ---------------------------------------------------------------- push, login
 
-fn push(k: &Kernel, root: &Path, image: &str, target: Option<&str>, chunk: Option<u64>, opts: &registry::Options, out: &mut dyn Write) -> Result<()> {
+fn push(
+    k: &Kernel,
+    root: &Path,
+    image: &str,
+    target: Option<&str>,
+    chunk: Option<u64>,
+    opts: &registry::Options,
+    out: &mut dyn Write,
+) -> Result<()> {
     let st = Store::open(k, root, false)?;
     let img = st.resolve(image)?;
     let t = match target {
@@ -1092,7 +1219,9 @@ fn push(k: &Kernel, root: &Path, image: &str, target: Option<&str>, chunk: Optio
             None => reg.start_upload(&log, &t.path, None, &scopes)?.expect("upload url"),
         };
         let p = st.blob_path(&d.digest);
-        let mut f = std::fs::File::open(&p).map_err(|e| Error::failed(format!("blob {} missing ({}): {e}", d.digest, p.display()), "pull the image again"))?;
+        let mut f = std::fs::File::open(&p).map_err(|e| {
+            Error::failed(format!("blob {} missing ({}): {e}", d.digest, p.display()), "pull the image again")
+        })?;
         reg.upload(&log, upload, &mut f, d.size, &d.digest, chunk, &scopes)?;
         writeln!(out, "{id}: Pushed")?;
     }
@@ -1101,12 +1230,22 @@ fn push(k: &Kernel, root: &Path, image: &str, target: Option<&str>, chunk: Optio
     Ok(())
 }
 
-fn login(k: &Kernel, registry_name: &str, username: String, password: Option<String>, stdin: bool, net: &NetArgs, out: &mut dyn Write) -> Result<()> {
+fn login(
+    k: &Kernel,
+    registry_name: &str,
+    username: String,
+    password: Option<String>,
+    stdin: bool,
+    net: &NetArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
     let password = match (password, stdin) {
         (Some(p), false) => p,
         (None, true) => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| Error::failed(format!("reading the password from stdin: {e}"), "pipe it in"))?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::failed(format!("reading the password from stdin: {e}"), "pipe it in"))?;
             s.trim_end_matches(['\n', '\r']).to_string()
         }
         _ => return Err(Error::Usage("give the password with --password-stdin (or -p)".into())),
@@ -1118,8 +1257,12 @@ fn login(k: &Kernel, registry_name: &str, username: String, password: Option<Str
     let r = Reference::parse(&format!("{domain}/x")).map_err(Error::Usage)?;
     let reg = connect(k, &r, &opts)?;
     reg.check_login(&|s| k.note(s))?;
-    let (path, _) = auth::store(&domain, Some(&creds)).map_err(|e| Error::failed(e, "check ~/.docker (or $DOCKER_CONFIG)"))?;
-    k.note(format!("credentials stored in {} (base64, not encrypted: as docker does without a credential helper)", path.display()));
+    let (path, _) =
+        auth::store(&domain, Some(&creds)).map_err(|e| Error::failed(e, "check ~/.docker (or $DOCKER_CONFIG)"))?;
+    k.note(format!(
+        "credentials stored in {} (base64, not encrypted: as docker does without a credential helper)",
+        path.display()
+    ));
     writeln!(out, "Login Succeeded")?;
     Ok(())
 }
@@ -1135,7 +1278,8 @@ mod tests {
         assert_eq!(human_size(1_500), "1.5kB");
         assert_eq!(parse_time("1970-01-02T00:00:00Z"), Some(86400));
         assert_eq!(parse_time("1970-01-02T01:00:00.5+01:00"), Some(86400));
-        let v = serde_json::json!({"RootFS": {"Layers": ["sha256:a"]}, "Id": "sha256:x", "Config": {"Cmd": ["sh", "-c"]}});
+        let v =
+            serde_json::json!({"RootFS": {"Layers": ["sha256:a"]}, "Id": "sha256:x", "Config": {"Cmd": ["sh", "-c"]}});
         assert_eq!(render_format("{{json .RootFS.Layers}}", &v).unwrap(), r#"["sha256:a"]"#);
         assert_eq!(render_format("id={{.Id}} {{.Config.Cmd}}", &v).unwrap(), "id=sha256:x [sh -c]");
         assert!(render_format("{{.Nope}}", &v).is_err());

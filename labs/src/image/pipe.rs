@@ -228,13 +228,16 @@ impl Drop for LayerStream<'_> {
     }
 }
 
+/// The thread that hashes a layer's uncompressed bytes, and the channel feeding it.
+type Hasher = (SyncSender<Vec<u8>>, std::thread::JoinHandle<Result<super::LayerInfo>>);
+
 /// The diff_id check of a layer being downloaded: a thread decompresses and hashes
 /// the bytes [`super::registry::Registry::download`] taps, while the download goes
 /// on, so the blob is not read back from the disk afterwards.
 pub struct Verifier {
     want: String,
     what: PathBuf,
-    run: Option<(SyncSender<Vec<u8>>, std::thread::JoinHandle<Result<super::LayerInfo>>)>,
+    run: Option<Hasher>,
     free: Option<Receiver<Vec<u8>>>,
 }
 

@@ -64,7 +64,9 @@ impl Reference {
             check_component(comp).map_err(|e| format!("invalid reference format: {e} in {s:?}"))?;
         }
         if domain.len() + 1 + path.len() > NAME_TOTAL_MAX {
-            return Err(format!("invalid reference format: repository name must not be more than {NAME_TOTAL_MAX} characters"));
+            return Err(format!(
+                "invalid reference format: repository name must not be more than {NAME_TOTAL_MAX} characters"
+            ));
         }
         let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
         Ok(Reference { domain, path, tag, digest })
@@ -245,7 +247,9 @@ pub fn check_digest(d: &str) -> Result<(), String> {
         Some(("sha256", h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
             Ok(())
         }
-        Some((alg, _)) if alg != "sha256" => Err(format!("unsupported digest algorithm {alg:?} in {d:?} (only sha256)")),
+        Some((alg, _)) if alg != "sha256" => {
+            Err(format!("unsupported digest algorithm {alg:?} in {d:?} (only sha256)"))
+        }
         _ => Err(format!("invalid digest {d:?}: expected sha256: and 64 lowercase hex digits")),
     }
 }

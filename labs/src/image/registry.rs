@@ -156,11 +156,15 @@ fn tls_config(extra: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
     }
     if let Some(path) = extra {
         let data = std::fs::read(path).map_err(|e| {
-            Error::failed(format!("cannot read the CA certificate {}: {e}", path.display()), "give --ca-cert a PEM file")
+            Error::failed(
+                format!("cannot read the CA certificate {}: {e}", path.display()),
+                "give --ca-cert a PEM file",
+            )
         })?;
         let mut n = 0;
         for c in rustls_pemfile::certs(&mut &data[..]) {
-            let c = c.map_err(|e| Error::failed(format!("bad PEM in {}: {e}", path.display()), "give a PEM certificate"))?;
+            let c =
+                c.map_err(|e| Error::failed(format!("bad PEM in {}: {e}", path.display()), "give a PEM certificate"))?;
             roots.add(c).map_err(|e| {
                 Error::failed(format!("cannot use the certificate in {}: {e}", path.display()), "give a CA certificate")
             })?;
@@ -234,8 +238,10 @@ impl Registry {
                     Error::Failed { what, .. } => what.clone(),
                     other => other.to_string(),
                 };
-                log(format!("HTTPS failed ({why}); {api_host} is {}: trying plain HTTP, as docker does",
-                    if opts.insecure { "marked --insecure" } else { "a local registry" }));
+                log(format!(
+                    "HTTPS failed ({why}); {api_host} is {}: trying plain HTTP, as docker does",
+                    if opts.insecure { "marked --insecure" } else { "a local registry" }
+                ));
                 reg.base = format!("http://{api_host}");
                 match reg.ping(log) {
                     Ok(()) => Ok(reg),
@@ -318,9 +324,9 @@ impl Registry {
                 None => return Ok(None),
             }
         };
-        let realm = ch.param("realm").ok_or_else(|| {
-            Error::failed("the Bearer challenge names no realm", "the registry is misconfigured")
-        })?;
+        let realm = ch
+            .param("realm")
+            .ok_or_else(|| Error::failed("the Bearer challenge names no realm", "the registry is misconfigured"))?;
         let mut u = url::Url::parse(realm).map_err(|e| {
             Error::failed(format!("the token realm {realm:?} is not a URL: {e}"), "the registry is misconfigured")
         })?;
@@ -342,18 +348,26 @@ impl Registry {
             200 => {}
             401 | 403 => {
                 return Err(Error::failed(
-                    format!("the token server {realm} refused {} ({})", match &self.creds {
-                        Some(c) => format!("the credentials of {:?}", c.username),
-                        None => "an anonymous token".into(),
-                    }, resp.status),
-                    format!("check the user and password (`img-pull login {}`), and that the repository exists", self.domain),
+                    format!(
+                        "the token server {realm} refused {} ({})",
+                        match &self.creds {
+                            Some(c) => format!("the credentials of {:?}", c.username),
+                            None => "an anonymous token".into(),
+                        },
+                        resp.status
+                    ),
+                    format!(
+                        "check the user and password (`img-pull login {}`), and that the repository exists",
+                        self.domain
+                    ),
                 ))
             }
             s => return Err(Error::failed(format!("the token server {realm} answered {s}"), "try again later")),
         }
         let body = resp.bytes(1 << 20, "the token response")?;
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| Error::failed(format!("the token server sent bad JSON: {e}"), "the registry is misconfigured"))?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            Error::failed(format!("the token server sent bad JSON: {e}"), "the registry is misconfigured")
+        })?;
         let tok = v
             .get("token")
             .or_else(|| v.get("access_token"))
@@ -431,7 +445,11 @@ impl Registry {
                 Body::Reader(r, n) => Body::Reader(&mut **r, *n),
             };
             let resp = self.raw(log, method, &url, &hs, b)?;
-            if resp.status == 401 && !retried_auth && host_of(&url) == reg_host && matches!(body, Body::Empty | Body::Bytes(_)) {
+            if resp.status == 401
+                && !retried_auth
+                && host_of(&url) == reg_host
+                && matches!(body, Body::Empty | Body::Bytes(_))
+            {
                 retried_auth = true;
                 let h = resp.header("WWW-Authenticate").unwrap_or("").to_string();
                 {
@@ -445,7 +463,12 @@ impl Registry {
                 let Some(loc) = resp.header("Location") else { return Ok(resp) };
                 let next = url::Url::parse(&url)
                     .and_then(|b| b.join(loc))
-                    .map_err(|e| Error::failed(format!("bad redirect Location {loc:?} from {url}: {e}"), "the registry is misbehaving"))?
+                    .map_err(|e| {
+                        Error::failed(
+                            format!("bad redirect Location {loc:?} from {url}: {e}"),
+                            "the registry is misbehaving",
+                        )
+                    })?
                     .to_string();
                 if !seen.insert(url.clone()) || seen.contains(&next) {
                     return Err(Error::failed(
@@ -460,7 +483,10 @@ impl Registry {
                     ));
                 }
                 if host_of(&next) != reg_host {
-                    log(format!("redirected to another host ({}): the Authorization header is not sent there", host_of(&next).unwrap_or_default()));
+                    log(format!(
+                        "redirected to another host ({}): the Authorization header is not sent there",
+                        host_of(&next).unwrap_or_default()
+                    ));
                 }
                 url = next;
                 continue;
@@ -496,7 +522,10 @@ impl Registry {
             401 | 403 => {
                 return Err(Error::failed(
                     format!("access denied to {}/{name}", self.domain),
-                    format!("the repository is private or does not exist; log in with `img-pull login {}`", self.domain),
+                    format!(
+                        "the repository is private or does not exist; log in with `img-pull login {}`",
+                        self.domain
+                    ),
                 ))
             }
             s => return Err(Error::failed(format!("GET {url} answered {s}"), "try again later")),
@@ -519,8 +548,9 @@ impl Registry {
                 ));
             }
         }
-        let (mt, doc) = manifest::parse(&bytes, &ct)
-            .map_err(|e| Error::failed(format!("manifest of {}/{name}:{reference}: {e}", self.domain), "nothing was stored"))?;
+        let (mt, doc) = manifest::parse(&bytes, &ct).map_err(|e| {
+            Error::failed(format!("manifest of {}/{name}:{reference}: {e}", self.domain), "nothing was stored")
+        })?;
         Ok((bytes, mt, digest, doc))
     }
 
@@ -529,7 +559,10 @@ impl Registry {
         let url = self.url(name, &format!("blobs/{}", d.digest));
         let resp = self.request(log, "GET", &url, &[], Body::Empty, &Self::pull_scope(name))?;
         if resp.status != 200 {
-            return Err(Error::failed(format!("GET {} answered {}", shown_url(&url), resp.status), "the blob is missing on the registry"));
+            return Err(Error::failed(
+                format!("GET {} answered {}", shown_url(&url), resp.status),
+                "the blob is missing on the registry",
+            ));
         }
         let bytes = resp.bytes(max.min(d.size), &format!("blob {}", d.digest))?;
         check_blob(&bytes, d)?;
@@ -541,7 +574,15 @@ impl Registry {
     /// `tap` the blob's bytes in order from byte 0 (after a [`Tap::Restart`]: a
     /// resumed download first hands over the part already on disk).
     /// On a digest mismatch the partial file is removed and nothing else is kept.
-    pub fn download(&self, log: Log, name: &str, d: &Descriptor, partial: &Path, progress: &dyn Fn(u64), tap: &mut dyn FnMut(Tap<'_>)) -> Result<()> {
+    pub fn download(
+        &self,
+        log: Log,
+        name: &str,
+        d: &Descriptor,
+        partial: &Path,
+        progress: &dyn Fn(u64),
+        tap: &mut dyn FnMut(Tap<'_>),
+    ) -> Result<()> {
         let url = self.url(name, &format!("blobs/{}", d.digest));
         let mut last_err = None;
         for attempt in 0..RESUME_ATTEMPTS {
@@ -606,7 +647,9 @@ impl Registry {
                 .truncate(!append)
                 .read(true)
                 .open(partial)
-                .map_err(|e| Error::failed(format!("cannot write {}: {e}", partial.display()), "check the store's disk"))?;
+                .map_err(|e| {
+                    Error::failed(format!("cannot write {}: {e}", partial.display()), "check the store's disk")
+                })?;
             // The sha256 is computed as the bytes stream in: a resumed download hashes
             // the part it already has first, so the blob is never read back.
             let mut h = Sha256::new();
@@ -624,7 +667,12 @@ impl Registry {
                             left -= n as u64;
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk")),
+                        Err(e) => {
+                            return Err(Error::failed(
+                                format!("cannot read {}: {e}", partial.display()),
+                                "check the disk",
+                            ))
+                        }
                     }
                 }
                 if left > 0 {
@@ -634,7 +682,8 @@ impl Registry {
                     tap(Tap::Restart);
                     f.set_len(0).map_err(|e| Error::failed(format!("{}: {e}", partial.display()), "check the disk"))?;
                 }
-                f.seek(SeekFrom::Start(have)).map_err(|e| Error::failed(format!("{}: {e}", partial.display()), "check the disk"))?;
+                f.seek(SeekFrom::Start(have))
+                    .map_err(|e| Error::failed(format!("{}: {e}", partial.display()), "check the disk"))?;
             }
             progress(have);
             let mut r = resp.into_reader();
@@ -657,7 +706,10 @@ impl Registry {
                 fill += n;
                 if fill == buf.len() || (n == 0 && fill > 0) {
                     if let Err(e) = f.write_all(&buf[..fill]) {
-                        return Err(Error::failed(format!("cannot write {}: {e}", partial.display()), "check the disk space"));
+                        return Err(Error::failed(
+                            format!("cannot write {}: {e}", partial.display()),
+                            "check the disk space",
+                        ));
                     }
                     h.update(&buf[..fill]);
                     tap(Tap::Bytes(&buf[..fill]));
@@ -677,7 +729,9 @@ impl Registry {
             }
             drop(f);
             match res {
-                Ok(()) if got == d.size => return check_digest(partial, d, &format!("sha256:{}", hex(&h.finalize())), got),
+                Ok(()) if got == d.size => {
+                    return check_digest(partial, d, &format!("sha256:{}", hex(&h.finalize())), got)
+                }
                 Ok(()) => {
                     log(format!("{}: connection ended after {got} of {} bytes", short(&d.digest), d.size));
                     last_err = Some(Error::failed(
@@ -712,7 +766,13 @@ impl Registry {
 
     /// `POST /v2/NAME/blobs/uploads/` (with `?mount=&from=` to mount from another
     /// repository): `Ok(None)` when mounted (201), else the upload URL (202).
-    pub fn start_upload(&self, log: Log, name: &str, mount: Option<(&str, &str)>, scopes: &[String]) -> Result<Option<String>> {
+    pub fn start_upload(
+        &self,
+        log: Log,
+        name: &str,
+        mount: Option<(&str, &str)>,
+        scopes: &[String],
+    ) -> Result<Option<String>> {
         let mut url = self.url(name, "blobs/uploads/");
         if let Some((digest, from)) = mount {
             url.push_str(&format!("?mount={digest}&from={from}"));
@@ -726,7 +786,9 @@ impl Registry {
     }
 
     fn location(&self, r: &Response) -> Result<String> {
-        let loc = r.header("Location").ok_or_else(|| Error::failed("the registry gave no upload Location", "the registry is misbehaving"))?;
+        let loc = r
+            .header("Location")
+            .ok_or_else(|| Error::failed("the registry gave no upload Location", "the registry is misbehaving"))?;
         url::Url::parse(&r.url)
             .and_then(|b| b.join(loc))
             .map(|u| u.to_string())
@@ -736,10 +798,20 @@ impl Registry {
     /// Upload `size` bytes of `file` to `upload` and close it with the digest:
     /// in one PUT (monolithic) or as PATCH chunks of `chunk` bytes then an empty PUT.
     #[allow(clippy::too_many_arguments)]
-    pub fn upload(&self, log: Log, upload: String, file: &mut File, size: u64, digest: &str, chunk: Option<u64>, scopes: &[String]) -> Result<()> {
+    pub fn upload(
+        &self,
+        log: Log,
+        upload: String,
+        file: &mut File,
+        size: u64,
+        digest: &str,
+        chunk: Option<u64>,
+        scopes: &[String],
+    ) -> Result<()> {
         let mut loc = upload;
         let with_digest = |loc: &str| -> Result<String> {
-            let mut u = url::Url::parse(loc).map_err(|e| Error::failed(format!("bad upload URL {loc}: {e}"), "the registry is misbehaving"))?;
+            let mut u = url::Url::parse(loc)
+                .map_err(|e| Error::failed(format!("bad upload URL {loc}: {e}"), "the registry is misbehaving"))?;
             u.query_pairs_mut().append_pair("digest", digest);
             Ok(u.to_string())
         };
@@ -749,7 +821,10 @@ impl Registry {
                 let url = with_digest(&loc)?;
                 let r = self.request(log, "PUT", &url, &[oct], Body::Reader(file, size), scopes)?;
                 if r.status != 201 {
-                    return Err(Error::failed(format!("PUT {} answered {}", shown_url(&url), r.status), push_hint(r.status, &self.domain)));
+                    return Err(Error::failed(
+                        format!("PUT {} answered {}", shown_url(&url), r.status),
+                        push_hint(r.status, &self.domain),
+                    ));
                 }
             }
             Some(n) => {
@@ -758,9 +833,19 @@ impl Registry {
                     let len = n.min(size - off);
                     let range = format!("{}-{}", off, off + len - 1);
                     let mut part = (&mut *file).take(len);
-                    let r = self.request(log, "PATCH", &loc, &[oct.clone(), ("Content-Range", range)], Body::Reader(&mut part, len), scopes)?;
+                    let r = self.request(
+                        log,
+                        "PATCH",
+                        &loc,
+                        &[oct.clone(), ("Content-Range", range)],
+                        Body::Reader(&mut part, len),
+                        scopes,
+                    )?;
                     if r.status != 202 {
-                        return Err(Error::failed(format!("PATCH {} answered {}", shown_url(&loc), r.status), push_hint(r.status, &self.domain)));
+                        return Err(Error::failed(
+                            format!("PATCH {} answered {}", shown_url(&loc), r.status),
+                            push_hint(r.status, &self.domain),
+                        ));
                     }
                     loc = self.location(&r)?;
                     off += len;
@@ -768,7 +853,10 @@ impl Registry {
                 let url = with_digest(&loc)?;
                 let r = self.request(log, "PUT", &url, &[("Content-Length", "0".into())], Body::Bytes(&[]), scopes)?;
                 if r.status != 201 {
-                    return Err(Error::failed(format!("PUT {} answered {}", shown_url(&url), r.status), push_hint(r.status, &self.domain)));
+                    return Err(Error::failed(
+                        format!("PUT {} answered {}", shown_url(&url), r.status),
+                        push_hint(r.status, &self.domain),
+                    ));
                 }
             }
         }
@@ -776,11 +864,23 @@ impl Registry {
     }
 
     /// `PUT /v2/NAME/manifests/TAG`: returns the digest the registry computed.
-    pub fn put_manifest(&self, log: Log, name: &str, tag: &str, media_type: &str, bytes: &[u8], scopes: &[String]) -> Result<String> {
+    pub fn put_manifest(
+        &self,
+        log: Log,
+        name: &str,
+        tag: &str,
+        media_type: &str,
+        bytes: &[u8],
+        scopes: &[String],
+    ) -> Result<String> {
         let url = self.url(name, &format!("manifests/{tag}"));
-        let r = self.request(log, "PUT", &url, &[("Content-Type", media_type.to_string())], Body::Bytes(bytes), scopes)?;
+        let r =
+            self.request(log, "PUT", &url, &[("Content-Type", media_type.to_string())], Body::Bytes(bytes), scopes)?;
         if r.status != 201 {
-            return Err(Error::failed(format!("PUT {} answered {}", shown_url(&url), r.status), push_hint(r.status, &self.domain)));
+            return Err(Error::failed(
+                format!("PUT {} answered {}", shown_url(&url), r.status),
+                push_hint(r.status, &self.domain),
+            ));
         }
         Ok(r.header("Docker-Content-Digest").map(str::to_string).unwrap_or_else(|| sha256_digest(bytes)))
     }
@@ -798,7 +898,10 @@ impl Registry {
         let r = self.request(log, "GET", &url, &[], Body::Empty, &[])?;
         match r.status {
             200 => Ok(()),
-            401 | 403 => Err(Error::failed(format!("{} refused the credentials (401)", self.domain), "check the user name and password")),
+            401 | 403 => Err(Error::failed(
+                format!("{} refused the credentials (401)", self.domain),
+                "check the user name and password",
+            )),
             s => Err(Error::failed(format!("GET {url} answered {s}"), "check the registry address")),
         }
     }
@@ -832,13 +935,16 @@ fn check_digest(partial: &Path, d: &Descriptor, got: &str, n_total: u64) -> Resu
 
 /// Verify a complete partial file: size and sha256. A mismatch removes it.
 fn finish_partial(partial: &Path, d: &Descriptor, progress: &dyn Fn(u64), tap: &mut dyn FnMut(Tap<'_>)) -> Result<()> {
-    let mut f = File::open(partial).map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
+    let mut f = File::open(partial)
+        .map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; BUF];
     let mut n_total = 0u64;
     tap(Tap::Restart);
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
         if n == 0 {
             break;
         }
@@ -876,10 +982,14 @@ pub fn short(d: &str) -> String {
 /// token request and mount parameters, which students need to see.
 pub fn shown_url(u: &str) -> String {
     match u.split_once('?') {
-        Some((base, q)) if q.split('&').all(|kv| {
-            let k = kv.split('=').next().unwrap_or("");
-            ["service", "scope", "mount", "from", "digest"].contains(&k)
-        }) => format!("{base}?{q}"),
+        Some((base, q))
+            if q.split('&').all(|kv| {
+                let k = kv.split('=').next().unwrap_or("");
+                ["service", "scope", "mount", "from", "digest"].contains(&k)
+            }) =>
+        {
+            format!("{base}?{q}")
+        }
         Some((base, _)) => format!("{base}?…"),
         None => u.to_string(),
     }
@@ -891,7 +1001,10 @@ mod tests {
 
     #[test]
     fn hides_secrets_in_urls() {
-        assert_eq!(shown_url("https://a/x?service=s&scope=repository%3Ax%3Apull"), "https://a/x?service=s&scope=repository%3Ax%3Apull");
+        assert_eq!(
+            shown_url("https://a/x?service=s&scope=repository%3Ax%3Apull"),
+            "https://a/x?service=s&scope=repository%3Ax%3Apull"
+        );
         assert_eq!(shown_url("https://s3/b?X-Amz-Signature=abc"), "https://s3/b?…");
         assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
     }

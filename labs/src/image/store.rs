@@ -108,7 +108,8 @@ impl Store {
             }
             let layout = oci.join("oci-layout");
             if !layout.exists() {
-                std::fs::write(&layout, "{\"imageLayoutVersion\":\"1.0.0\"}").map_err(|e| io("cannot write", &layout, e))?;
+                std::fs::write(&layout, "{\"imageLayoutVersion\":\"1.0.0\"}")
+                    .map_err(|e| io("cannot write", &layout, e))?;
             }
         }
         let lock_path = root.join("lock");
@@ -177,12 +178,18 @@ impl Store {
     pub fn read_blob(&self, digest: &str, max: u64) -> Result<Vec<u8>> {
         let p = self.blob_path(digest);
         let f = File::open(&p).map_err(|e| {
-            Error::failed(format!("blob {digest} is missing from the store ({}): {e}", p.display()), "pull the image again")
+            Error::failed(
+                format!("blob {digest} is missing from the store ({}): {e}", p.display()),
+                "pull the image again",
+            )
         })?;
         let mut v = Vec::new();
         f.take(max + 1).read_to_end(&mut v).map_err(|e| io("cannot read", &p, e))?;
         if v.len() as u64 > max || sha256_digest(&v) != digest {
-            return Err(Error::failed(format!("blob {digest} in the store is corrupt ({})", p.display()), "remove the image and pull it again"));
+            return Err(Error::failed(
+                format!("blob {digest} in the store is corrupt ({})", p.display()),
+                "remove the image and pull it again",
+            ));
         }
         Ok(v)
     }
@@ -191,8 +198,12 @@ impl Store {
     pub fn index(&self) -> Result<Index> {
         let p = self.oci.join("index.json");
         match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| Error::failed(format!("{} is not a valid image index: {e}", p.display()), "restore it, or move the store away")),
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                Error::failed(
+                    format!("{} is not a valid image index: {e}", p.display()),
+                    "restore it, or move the store away",
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index {
                 schema_version: 2,
                 media_type: Some(manifest::OCI_INDEX.into()),
@@ -206,7 +217,11 @@ impl Store {
     /// Replace index.json: write a temp file, fsync(2), rename(2).
     pub fn write_index(&self, k: &Kernel, ix: &Index) -> Result<()> {
         if k.mode() == Mode::DryRun {
-            k.note(format!("would write {} with {} image(s)", self.oci.join("index.json").display(), ix.manifests.len()));
+            k.note(format!(
+                "would write {} with {} image(s)",
+                self.oci.join("index.json").display(),
+                ix.manifests.len()
+            ));
             return Ok(());
         }
         let p = self.oci.join("index.json");
@@ -253,7 +268,10 @@ impl Store {
                     .collect();
                 let distinct: HashSet<&str> = cands.iter().map(|d| d.digest.as_str()).collect();
                 if distinct.len() > 1 {
-                    return Err(Error::failed(format!("{what:?} is ambiguous: {} images match", distinct.len()), "give more digits"));
+                    return Err(Error::failed(
+                        format!("{what:?} is ambiguous: {} images match", distinct.len()),
+                        "give more digits",
+                    ));
                 }
                 found = cands.first().copied();
             }
@@ -282,14 +300,19 @@ impl Store {
     /// Read an image's manifest and config from the store.
     pub fn load_image(&self, desc: Descriptor, names: Vec<String>) -> Result<Image> {
         let manifest_bytes = self.read_blob(&desc.digest, manifest::MAX_MANIFEST)?;
-        let (_, doc) = manifest::parse(&manifest_bytes, &desc.media_type)
-            .map_err(|e| Error::failed(format!("manifest {} in the store: {e}", desc.digest), "remove the image and pull it again"))?;
+        let (_, doc) = manifest::parse(&manifest_bytes, &desc.media_type).map_err(|e| {
+            Error::failed(format!("manifest {} in the store: {e}", desc.digest), "remove the image and pull it again")
+        })?;
         let manifest::Document::Image(m) = doc else {
-            return Err(Error::failed(format!("{} is an index, not an image manifest", desc.digest), "name a single-platform image"));
+            return Err(Error::failed(
+                format!("{} is an index, not an image manifest", desc.digest),
+                "name a single-platform image",
+            ));
         };
         let config_bytes = self.read_blob(&m.config.digest, manifest::MAX_CONFIG)?;
-        let config = manifest::parse_config(&config_bytes)
-            .map_err(|e| Error::failed(format!("config {}: {e}", m.config.digest), "remove the image and pull it again"))?;
+        let config = manifest::parse_config(&config_bytes).map_err(|e| {
+            Error::failed(format!("config {}: {e}", m.config.digest), "remove the image and pull it again")
+        })?;
         Ok(Image { names, desc, manifest_bytes, manifest: m, config_bytes, config })
     }
 

@@ -22,8 +22,8 @@ use nix::sys::stat::{Mode as Perm, SFlag};
 use nix::unistd::{FchownatFlags, Gid, LinkatFlags, Uid, UnlinkatFlags};
 
 use super::errno_of as super_errno;
-use super::xattr::{lgetxattr, llistxattr, lsetxattr};
 use super::trace::quote;
+use super::xattr::{lgetxattr, llistxattr, lsetxattr};
 use super::{Call, Effect, Errno, Kernel, Kind, SysError};
 
 fn at(dir: &str, name: &str) -> Vec<String> {
@@ -104,11 +104,7 @@ impl Kernel {
             what: "open a directory as a handle that later requests are made relative to",
             effect: Effect::Query,
         };
-        let args = vec![
-            "AT_FDCWD".into(),
-            quote(&dir.to_string_lossy(), 256),
-            "O_PATH|O_DIRECTORY|O_CLOEXEC".into(),
-        ];
+        let args = vec!["AT_FDCWD".into(), quote(&dir.to_string_lossy(), 256), "O_PATH|O_DIRECTORY|O_CLOEXEC".into()];
         self.perform(
             &C,
             args,
@@ -378,13 +374,7 @@ impl Kernel {
             || (),
             || {
                 let t = nix::sys::time::TimeSpec::new(secs, nsecs);
-                nix::sys::stat::utimensat(
-                    dir.as_fd(),
-                    name,
-                    &t,
-                    &t,
-                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-                )
+                nix::sys::stat::utimensat(dir.as_fd(), name, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
             },
         )
     }
@@ -460,7 +450,8 @@ impl Kernel {
         let fl = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let mut args = at(shown, name);
         args.push("O_PATH|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC".into());
-        let sub = self.bulk(&OPEN, || args, || unreachable!(), || nix::fcntl::openat(dir.as_fd(), name, fl, Perm::empty()))?;
+        let sub =
+            self.bulk(&OPEN, || args, || unreachable!(), || nix::fcntl::openat(dir.as_fd(), name, fl, Perm::empty()))?;
         for child in self.list_at(&sub, &sub_shown, ".")? {
             let is_dir = matches!(self.stat_at(&sub, &child)?, Some(m) if m.is_dir());
             if is_dir {
@@ -599,5 +590,3 @@ fn list_dir(dir: &OwnedFd, name: &str) -> Result<Vec<String>, Errno> {
     names.sort();
     Ok(names)
 }
-
-

@@ -16,12 +16,11 @@
 
 use std::path::Path;
 
-
 use serde::Serialize;
 
+use super::block::{ioctl_ptr, raw, DevFd};
 use super::trace::quote;
 use super::{flags, Call, Effect, Errno, Kernel, Kind, SysError};
-use super::block::{ioctl_ptr, raw, DevFd};
 
 /// One line of a device-mapper table: sectors `start..start+length` of the mapped
 /// device are handled by `target` configured with `params`

@@ -70,9 +70,7 @@ impl Kernel {
             || unreachable!(),
             || {
                 let mut s = String::new();
-                std::fs::File::open(path)
-                    .and_then(|mut f| f.read_to_string(&mut s))
-                    .map_err(errno_of)?;
+                std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s)).map_err(errno_of)?;
                 Ok(s)
             },
             |s| (s.len().to_string(), Some(quote(s, 64))),
@@ -108,9 +106,7 @@ impl Kernel {
             what: "remove an empty directory (in cgroupfs: a cgroup with no process and no child)",
             effect: Effect::Change,
         };
-        self.perform(&C, vec![p(path)], || (), || std::fs::remove_dir(path).map_err(errno_of), |_| {
-            "0".into()
-        })
+        self.perform(&C, vec![p(path)], || (), || std::fs::remove_dir(path).map_err(errno_of), |_| "0".into())
     }
 
     /// `getdents64(2)` — the names in a directory, sorted.
@@ -288,7 +284,12 @@ impl Kernel {
             || data.len(),
             || {
                 use std::os::unix::fs::FileExt;
-                let f = std::fs::OpenOptions::new().write(true).create(true).open(path).map_err(errno_of)?;
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(errno_of)?;
                 let old = f.metadata().map_err(errno_of)?.len();
                 f.write_all_at(data.as_bytes(), 0).map_err(errno_of)?;
                 // Only when it shrank: ext4 runs its truncate path even for an unchanged
@@ -309,13 +310,7 @@ impl Kernel {
     /// <https://man7.org/linux/man-pages/man2/openat.2.html>
     #[doc(alias = "openat")]
     pub fn open_create(&self, path: &Path, what: &'static str) -> Result<Option<File>, SysError> {
-        let call = Call {
-            kind: Kind::Syscall,
-            name: "openat",
-            man: "openat(2)",
-            what,
-            effect: Effect::Change,
-        };
+        let call = Call { kind: Kind::Syscall, name: "openat", man: "openat(2)", what, effect: Effect::Change };
         let fl = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC;
         let args = vec!["AT_FDCWD".into(), quote(&path.to_string_lossy(), 256), flags::open_flags(fl.bits())];
         self.perform(
@@ -341,7 +336,12 @@ impl Kernel {
         let fl = OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
         self.perform(
             &C,
-            vec!["AT_FDCWD".into(), quote(&path.to_string_lossy(), 256), "O_RDONLY|O_CREAT|O_EXCL|O_CLOEXEC".into(), "0".into()],
+            vec![
+                "AT_FDCWD".into(),
+                quote(&path.to_string_lossy(), 256),
+                "O_RDONLY|O_CREAT|O_EXCL|O_CLOEXEC".into(),
+                "0".into(),
+            ],
             || 3,
             || nix::fcntl::open(path, fl, Perm::empty()).map(|f| f.as_raw_fd()),
             |fd| fd.to_string(),
@@ -364,9 +364,7 @@ impl Kernel {
             what: "atomically move a file over another; readers see the old or the new one, never half",
             effect: Effect::Change,
         };
-        self.perform(&C, vec![p(from), p(to)], || (), || std::fs::rename(from, to).map_err(errno_of), |_| {
-            "0".into()
-        })
+        self.perform(&C, vec![p(from), p(to)], || (), || std::fs::rename(from, to).map_err(errno_of), |_| "0".into())
     }
 
     /// `fsync(2)` — wait until the file's data and metadata are on the disk, so the
@@ -416,7 +414,6 @@ fn stat_text(m: &Metadata) -> String {
     }
 }
 
-
 impl Kernel {
     /// `lstat(2)` — a file's type, mode, owner and device numbers, without following
     /// a final symlink. `Ok(None)` when it does not exist (`ENOENT`, `ENOTDIR`).
@@ -460,14 +457,7 @@ impl Kernel {
             &C,
             args,
             || (),
-            || {
-                nix::sys::stat::mknod(
-                    path,
-                    nix::sys::stat::SFlag::S_IFCHR,
-                    nix::sys::stat::Mode::empty(),
-                    0,
-                )
-            },
+            || nix::sys::stat::mknod(path, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0),
             |_| "0".into(),
         )
     }
@@ -491,9 +481,9 @@ impl Kernel {
                 let st = nix::sys::statfs::statfs(path)?;
                 let t = st.filesystem_type().0 as i64;
                 Ok(match t {
-                    x if x == libc::CGROUP2_SUPER_MAGIC as i64 => CgroupFs::V2,
-                    x if x == libc::CGROUP_SUPER_MAGIC as i64 => CgroupFs::V1,
-                    x if x == libc::TMPFS_MAGIC as i64 => CgroupFs::Tmpfs,
+                    x if x == libc::CGROUP2_SUPER_MAGIC => CgroupFs::V2,
+                    x if x == libc::CGROUP_SUPER_MAGIC => CgroupFs::V1,
+                    x if x == libc::TMPFS_MAGIC => CgroupFs::Tmpfs,
                     x => CgroupFs::Other(x),
                 })
             },
@@ -522,4 +512,3 @@ pub enum CgroupFs {
     /// Anything else, with its magic number.
     Other(i64),
 }
-

@@ -80,11 +80,8 @@ pub const O: &[(u64, &str)] = &[
 ];
 
 /// wait4(2) options.
-pub const WAIT: &[(u64, &str)] = &[
-    (libc::WNOHANG as u64, "WNOHANG"),
-    (libc::WUNTRACED as u64, "WUNTRACED"),
-    (libc::__WALL as u64, "__WALL"),
-];
+pub const WAIT: &[(u64, &str)] =
+    &[(libc::WNOHANG as u64, "WNOHANG"), (libc::WUNTRACED as u64, "WUNTRACED"), (libc::__WALL as u64, "__WALL")];
 
 /// Render open(2) flags: access mode first, then the others.
 pub fn open_flags(flags: i32) -> String {

@@ -38,18 +38,18 @@ use std::fmt;
 
 // The types of the kernel's vocabulary that labs name (flags, signals, PIDs): labs
 // import them from here, never from nix, so the kernel layer stays the one door.
+pub use block::{DevFd, LoopDev};
+pub use dm::{DmInfo, DmTarget, DM_CONTROL};
+pub use files::CgroupFs;
+pub use mountinfo::{parse_mountinfo, unescape, MountInfo};
+pub use mounts::FsFd;
+pub use namespaces::{Fd, NsKind};
+pub use nft::{Expr, Hook, MetaKey, NftMsg, NftRule};
 pub use nix::errno::Errno;
 pub use nix::mount::{MntFlags, MsFlags};
 pub use nix::sched::CloneFlags;
 pub use nix::sys::signal::{SigmaskHow, Signal};
 pub use nix::unistd::Pid;
-pub use mountinfo::{parse_mountinfo, unescape, MountInfo};
-pub use block::{DevFd, LoopDev};
-pub use dm::{DmInfo, DmTarget, DM_CONTROL};
-pub use files::CgroupFs;
-pub use mounts::FsFd;
-pub use namespaces::{Fd, NsKind};
-pub use nft::{Expr, Hook, MetaKey, NftMsg, NftRule};
 pub use process::{ExecFailure, Exited, Spawned, UserIds, FORWARDED};
 pub use rtnl::{Addr, Link, LinkChange, Route};
 pub use trace::{man_url, quote, ColorChoice, Event, Kind, Ret, Sink, Target, TraceFormat, Tracer};

@@ -84,20 +84,8 @@ impl Kernel {
             effect: Effect::Change,
         };
         let opt = |s: Option<&str>| s.map(|s| quote(s, 256)).unwrap_or_else(|| "NULL".into());
-        let args = vec![
-            opt(source),
-            path_arg(target),
-            opt(fstype),
-            flags::render(fl.bits(), flags::MS),
-            opt(data),
-        ];
-        self.perform(
-            &C,
-            args,
-            || (),
-            || nix::mount::mount(source, target, fstype, fl, data),
-            |_| "0".into(),
-        )
+        let args = vec![opt(source), path_arg(target), opt(fstype), flags::render(fl.bits(), flags::MS), opt(data)];
+        self.perform(&C, args, || (), || nix::mount::mount(source, target, fstype, fl, data), |_| "0".into())
     }
 
     /// `umount2(2)` — detach a mount; `MNT_DETACH` does it lazily, once unused.
@@ -294,7 +282,8 @@ impl Kernel {
             what: "attach a detached mount to a directory of the tree",
             effect: Effect::Change,
         };
-        let args = vec![m.shown(), "\"\"".into(), "AT_FDCWD".into(), path_arg(target), "MOVE_MOUNT_F_EMPTY_PATH".into()];
+        let args =
+            vec![m.shown(), "\"\"".into(), "AT_FDCWD".into(), path_arg(target), "MOVE_MOUNT_F_EMPTY_PATH".into()];
         self.perform(
             &C,
             args,

@@ -61,16 +61,8 @@ pub enum NsKind {
 
 impl NsKind {
     /// Every kind, in the order they are entered (user first, mount after pid).
-    pub const ALL: [NsKind; 8] = [
-        NsKind::User,
-        NsKind::Cgroup,
-        NsKind::Ipc,
-        NsKind::Uts,
-        NsKind::Net,
-        NsKind::Pid,
-        NsKind::Mount,
-        NsKind::Time,
-    ];
+    pub const ALL: [NsKind; 8] =
+        [NsKind::User, NsKind::Cgroup, NsKind::Ipc, NsKind::Uts, NsKind::Net, NsKind::Pid, NsKind::Mount, NsKind::Time];
 
     /// The clone(2) flag.
     pub fn flag(self) -> CloneFlags {

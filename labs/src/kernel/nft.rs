@@ -30,139 +30,139 @@ const NFT_MSG_DELRULE: u16 = 8;
 const NFPROTO_IPV4: u8 = 2;
 
 fn encode_expr(e: &Expr, a: &mut Attrs) {
-        a.str(1, e.name());
-        a.nest(2, |d| match e {
-            Expr::Payload { transport, offset, len } => {
-                d.be32(1, 1);
-                d.be32(2, if *transport { 2 } else { 1 });
-                d.be32(3, *offset);
-                d.be32(4, *len);
-            }
-            Expr::Mask(mask) => {
-                d.be32(1, 1);
-                d.be32(2, 1);
-                d.be32(3, mask.len() as u32);
-                d.nest(4, |v| v.put(1, mask));
-                d.nest(5, |v| v.put(1, &vec![0; mask.len()]));
-            }
-            Expr::Cmp { eq, data } => {
-                d.be32(1, 1);
-                d.be32(2, if *eq { 0 } else { 1 });
-                d.nest(3, |v| v.put(1, data));
-            }
-            Expr::Meta(key) => {
-                d.be32(2, *key as u32);
-                d.be32(1, 1);
-            }
-            Expr::FibDaddrType => {
-                d.be32(1, 1);
-                d.be32(2, 3);
-                d.be32(3, 2);
-            }
-            Expr::Imm { reg, data } => {
-                d.be32(1, *reg);
-                d.nest(2, |v| v.put(1, data));
-            }
-            Expr::Dnat => {
-                d.be32(1, 1);
-                d.be32(2, NFPROTO_IPV4 as u32);
-                d.be32(3, 1);
-                d.be32(5, 2);
-                d.be32(7, 2);
-            }
-            Expr::Masq => {}
-            Expr::Drop => {
-                d.be32(1, 0);
-                d.nest(2, |v| v.nest(2, |vd| vd.be32(1, 0)));
-            }
-        });
+    a.str(1, e.name());
+    a.nest(2, |d| match e {
+        Expr::Payload { transport, offset, len } => {
+            d.be32(1, 1);
+            d.be32(2, if *transport { 2 } else { 1 });
+            d.be32(3, *offset);
+            d.be32(4, *len);
+        }
+        Expr::Mask(mask) => {
+            d.be32(1, 1);
+            d.be32(2, 1);
+            d.be32(3, mask.len() as u32);
+            d.nest(4, |v| v.put(1, mask));
+            d.nest(5, |v| v.put(1, &vec![0; mask.len()]));
+        }
+        Expr::Cmp { eq, data } => {
+            d.be32(1, 1);
+            d.be32(2, if *eq { 0 } else { 1 });
+            d.nest(3, |v| v.put(1, data));
+        }
+        Expr::Meta(key) => {
+            d.be32(2, *key as u32);
+            d.be32(1, 1);
+        }
+        Expr::FibDaddrType => {
+            d.be32(1, 1);
+            d.be32(2, 3);
+            d.be32(3, 2);
+        }
+        Expr::Imm { reg, data } => {
+            d.be32(1, *reg);
+            d.nest(2, |v| v.put(1, data));
+        }
+        Expr::Dnat => {
+            d.be32(1, 1);
+            d.be32(2, NFPROTO_IPV4 as u32);
+            d.be32(3, 1);
+            d.be32(5, 2);
+            d.be32(7, 2);
+        }
+        Expr::Masq => {}
+        Expr::Drop => {
+            d.be32(1, 0);
+            d.nest(2, |v| v.nest(2, |vd| vd.be32(1, 0)));
+        }
+    });
 }
 
 fn msg_call(m: &NftMsg) -> &'static str {
-        match m {
-            NftMsg::Table(_) => "NFT_MSG_NEWTABLE",
-            NftMsg::DelTable(_) => "NFT_MSG_DELTABLE",
-            NftMsg::Chain { .. } => "NFT_MSG_NEWCHAIN",
-            NftMsg::Rule { .. } => "NFT_MSG_NEWRULE",
-            NftMsg::DelRule { .. } => "NFT_MSG_DELRULE",
-        }
+    match m {
+        NftMsg::Table(_) => "NFT_MSG_NEWTABLE",
+        NftMsg::DelTable(_) => "NFT_MSG_DELTABLE",
+        NftMsg::Chain { .. } => "NFT_MSG_NEWCHAIN",
+        NftMsg::Rule { .. } => "NFT_MSG_NEWRULE",
+        NftMsg::DelRule { .. } => "NFT_MSG_DELRULE",
+    }
 }
 
-    fn msg_shown(m: &NftMsg) -> String {
-        match m {
-            NftMsg::Table(t) | NftMsg::DelTable(t) => format!("{{family: ip, table: {}}}", quote(t, 32)),
-            NftMsg::Chain { table, name, kind, hook, prio } => format!(
-                "{{table: {}, chain: {}, type: {kind}, hook: {}, priority: {prio}}}",
-                quote(table, 32),
-                quote(name, 32),
-                format!("{hook:?}").to_lowercase()
-            ),
-            NftMsg::Rule { table, chain, text, exprs, comment } => {
-                let names: Vec<&str> = exprs.iter().map(|e| e.name()).collect();
-                format!(
-                    "{{table: {}, chain: {}, rule: {}, exprs: [{}], comment: {}}}",
-                    quote(table, 32),
-                    quote(chain, 32),
-                    quote(text, 120),
-                    names.join(", "),
-                    quote(comment, 64)
-                )
-            }
-            NftMsg::DelRule { table, chain, handle, comment } => format!(
-                "{{table: {}, chain: {}, handle: {handle}, comment: {}}}",
+fn msg_shown(m: &NftMsg) -> String {
+    match m {
+        NftMsg::Table(t) | NftMsg::DelTable(t) => format!("{{family: ip, table: {}}}", quote(t, 32)),
+        NftMsg::Chain { table, name, kind, hook, prio } => format!(
+            "{{table: {}, chain: {}, type: {kind}, hook: {}, priority: {prio}}}",
+            quote(table, 32),
+            quote(name, 32),
+            format!("{hook:?}").to_lowercase()
+        ),
+        NftMsg::Rule { table, chain, text, exprs, comment } => {
+            let names: Vec<&str> = exprs.iter().map(|e| e.name()).collect();
+            format!(
+                "{{table: {}, chain: {}, rule: {}, exprs: [{}], comment: {}}}",
                 quote(table, 32),
                 quote(chain, 32),
+                quote(text, 120),
+                names.join(", "),
                 quote(comment, 64)
-            ),
+            )
         }
+        NftMsg::DelRule { table, chain, handle, comment } => format!(
+            "{{table: {}, chain: {}, handle: {handle}, comment: {}}}",
+            quote(table, 32),
+            quote(chain, 32),
+            quote(comment, 64)
+        ),
+    }
 }
 
-    fn msg_encode(m: &NftMsg, seq: u32) -> Vec<u8> {
-        let mut a = Attrs::default();
-        let (ty, flags) = match m {
-            NftMsg::Table(t) => {
-                a.str(1, t);
-                (NFT_MSG_NEWTABLE, NLM_F_CREATE)
-            }
-            NftMsg::DelTable(t) => {
-                a.str(1, t);
-                (NFT_MSG_DELTABLE, 0)
-            }
-            NftMsg::Chain { table, name, kind, hook, prio } => {
-                a.str(1, table);
-                a.str(3, name);
-                a.nest(4, |h| {
-                    h.be32(1, *hook as u32);
-                    h.be32(2, *prio as u32);
-                });
-                a.be32(5, 1);
-                a.str(7, kind);
-                (NFT_MSG_NEWCHAIN, NLM_F_CREATE)
-            }
-            NftMsg::Rule { table, chain, exprs, comment, .. } => {
-                a.str(1, table);
-                a.str(2, chain);
-                a.nest(4, |l| {
-                    for e in exprs {
-                        l.nest(1, |x| encode_expr(e, x));
-                    }
-                });
-                // libnftnl's userdata TLV: type 0 (comment), length, NUL-terminated text.
-                let mut ud = vec![0u8, (comment.len() + 1) as u8];
-                ud.extend_from_slice(comment.as_bytes());
-                ud.push(0);
-                a.put(7, &ud);
-                (NFT_MSG_NEWRULE, NLM_F_CREATE | 0x800)
-            }
-            NftMsg::DelRule { table, chain, handle, .. } => {
-                a.str(1, table);
-                a.str(2, chain);
-                a.put(3, &handle.to_be_bytes());
-                (NFT_MSG_DELRULE, 0)
-            }
-        };
-        nfmsg((NFNL_SUBSYS_NFTABLES << 8) | ty, NLM_F_REQUEST | NLM_F_ACK | flags, seq, NFPROTO_IPV4, 0, &a.0)
-    }
+fn msg_encode(m: &NftMsg, seq: u32) -> Vec<u8> {
+    let mut a = Attrs::default();
+    let (ty, flags) = match m {
+        NftMsg::Table(t) => {
+            a.str(1, t);
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE)
+        }
+        NftMsg::DelTable(t) => {
+            a.str(1, t);
+            (NFT_MSG_DELTABLE, 0)
+        }
+        NftMsg::Chain { table, name, kind, hook, prio } => {
+            a.str(1, table);
+            a.str(3, name);
+            a.nest(4, |h| {
+                h.be32(1, *hook as u32);
+                h.be32(2, *prio as u32);
+            });
+            a.be32(5, 1);
+            a.str(7, kind);
+            (NFT_MSG_NEWCHAIN, NLM_F_CREATE)
+        }
+        NftMsg::Rule { table, chain, exprs, comment, .. } => {
+            a.str(1, table);
+            a.str(2, chain);
+            a.nest(4, |l| {
+                for e in exprs {
+                    l.nest(1, |x| encode_expr(e, x));
+                }
+            });
+            // libnftnl's userdata TLV: type 0 (comment), length, NUL-terminated text.
+            let mut ud = vec![0u8, (comment.len() + 1) as u8];
+            ud.extend_from_slice(comment.as_bytes());
+            ud.push(0);
+            a.put(7, &ud);
+            (NFT_MSG_NEWRULE, NLM_F_CREATE | 0x800)
+        }
+        NftMsg::DelRule { table, chain, handle, .. } => {
+            a.str(1, table);
+            a.str(2, chain);
+            a.put(3, &handle.to_be_bytes());
+            (NFT_MSG_DELRULE, 0)
+        }
+    };
+    nfmsg((NFNL_SUBSYS_NFTABLES << 8) | ty, NLM_F_REQUEST | NLM_F_ACK | flags, seq, NFPROTO_IPV4, 0, &a.0)
+}
 
 #[derive(Default)]
 struct Attrs(Vec<u8>);
@@ -172,7 +172,7 @@ impl Attrs {
         self.0.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
         self.0.extend_from_slice(&ty.to_ne_bytes());
         self.0.extend_from_slice(data);
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
     }
@@ -298,7 +298,14 @@ impl Kernel {
                 let s = nft_socket()?;
                 let mut a = Attrs::default();
                 a.str(1, table);
-                let req = nfmsg((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, 1, NFPROTO_IPV4, 0, &a.0);
+                let req = nfmsg(
+                    (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE,
+                    NLM_F_REQUEST | NLM_F_DUMP,
+                    1,
+                    NFPROTO_IPV4,
+                    0,
+                    &a.0,
+                );
                 s.send(&req, 0).map_err(errno_of)?;
                 let mut out = Vec::new();
                 let mut rx = vec![0u8; 1 << 16];
@@ -320,7 +327,9 @@ impl Kernel {
                                 for (t, v) in nl_attrs(&body[4..]) {
                                     match t {
                                         2 => rule.chain = cstr(v),
-                                        3 if v.len() == 8 => rule.handle = u64::from_be_bytes(v.try_into().unwrap_or_default()),
+                                        3 if v.len() == 8 => {
+                                            rule.handle = u64::from_be_bytes(v.try_into().unwrap_or_default())
+                                        }
                                         7 if v.len() > 2 && v[0] == 0 => rule.comment = cstr(&v[2..]),
                                         _ => {}
                                     }
@@ -371,12 +380,8 @@ fn nft_send(batch: &[NftMsg]) -> Result<Vec<Result<(), Errno>>, Errno> {
         }
     }
     let failed = results.iter().any(|r| matches!(r, Some(Err(_))));
-    Ok(results
-        .into_iter()
-        .map(|r| r.unwrap_or(if failed { Err(Errno::ECANCELED) } else { Ok(()) }))
-        .collect())
+    Ok(results.into_iter().map(|r| r.unwrap_or(if failed { Err(Errno::ECANCELED) } else { Ok(()) })).collect())
 }
-
 
 /// The netfilter hooks a base chain can attach to (`NF_INET_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -517,15 +517,23 @@ impl Kernel {
             effect: Effect::Query,
         };
         let u = self
-            .perform(&C, vec![], || unreachable!(), || nix::unistd::getresuid(), |r| {
-                format!("0 [ruid={}, euid={}, suid={}]", r.real, r.effective, r.saved)
-            })
+            .perform(
+                &C,
+                vec![],
+                || unreachable!(),
+                nix::unistd::getresuid,
+                |r| format!("0 [ruid={}, euid={}, suid={}]", r.real, r.effective, r.saved),
+            )
             .map(|r| (r.real.as_raw(), r.effective.as_raw()))
             .unwrap_or((u32::MAX, u32::MAX));
         let g = self
-            .perform(&G, vec![], || unreachable!(), || nix::unistd::getresgid(), |r| {
-                format!("0 [rgid={}, egid={}, sgid={}]", r.real, r.effective, r.saved)
-            })
+            .perform(
+                &G,
+                vec![],
+                || unreachable!(),
+                nix::unistd::getresgid,
+                |r| format!("0 [rgid={}, egid={}, sgid={}]", r.real, r.effective, r.saved),
+            )
             .map(|r| (r.real.as_raw(), r.effective.as_raw()))
             .unwrap_or((u32::MAX, u32::MAX));
         UserIds { uid: u.0, euid: u.1, gid: g.0, egid: g.1 }
@@ -637,4 +645,3 @@ pub struct UserIds {
     /// Effective group id.
     pub egid: u32,
 }
-

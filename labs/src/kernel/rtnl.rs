@@ -22,16 +22,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols, Socket, SocketAddr};
 use nix::fcntl::OFlag;
@@ -264,7 +261,13 @@ impl Kernel {
         if let Some(ns) = ns {
             self.netns_open(ns)?;
             self.netns_open(home)?;
-            self.perform(&HOP, vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()], || (), || self.netns.borrow().hop(ns), |_| "0".into())?;
+            self.perform(
+                &HOP,
+                vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()],
+                || (),
+                || self.netns.borrow().hop(ns),
+                |_| "0".into(),
+            )?;
         }
         let r = self.perform(
             &SOCK,
@@ -280,7 +283,13 @@ impl Kernel {
             |(_, fd)| fd.to_string(),
         );
         if ns.is_some() {
-            self.perform(&HOP, vec![self.netns.borrow().shown(home), "CLONE_NEWNET".into()], || (), || self.netns.borrow().hop(home), |_| "0".into())?;
+            self.perform(
+                &HOP,
+                vec![self.netns.borrow().shown(home), "CLONE_NEWNET".into()],
+                || (),
+                || self.netns.borrow().hop(home),
+                |_| "0".into(),
+            )?;
         }
         let (r, _) = r?;
         self.netns.borrow_mut().0.entry(key).or_insert((None, None)).1 = Some(r);
@@ -302,7 +311,10 @@ impl Kernel {
             vec!["{flags: NLM_F_DUMP}".into()],
             || unreachable!(),
             || {
-                let msgs = self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP))?;
+                let msgs = self
+                    .netns
+                    .borrow()
+                    .with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP))?;
                 Ok(msgs
                     .iter()
                     .filter_map(|m| match m {
@@ -331,7 +343,10 @@ impl Kernel {
             vec![format!("{{name: {}}}", quote(name, 16))],
             || unreachable!(),
             || {
-                let msgs = self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::GetLink(link_msg(0, Some(name))), 0))?;
+                let msgs = self
+                    .netns
+                    .borrow()
+                    .with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::GetLink(link_msg(0, Some(name))), 0))?;
                 msgs.iter()
                     .find_map(|m| match m {
                         RouteNetlinkMessage::NewLink(l) => Some(link_of(l)),
@@ -360,7 +375,10 @@ impl Kernel {
             || {
                 let mut q = AddressMessage::default();
                 q.header.family = AddressFamily::Inet;
-                let msgs = self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::GetAddress(q), NLM_F_DUMP))?;
+                let msgs = self
+                    .netns
+                    .borrow()
+                    .with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::GetAddress(q), NLM_F_DUMP))?;
                 let mut out = Vec::new();
                 for m in msgs {
                     if let RouteNetlinkMessage::NewAddress(a) = m {
@@ -394,7 +412,8 @@ impl Kernel {
             || {
                 let mut q = RouteMessage::default();
                 q.header.address_family = AddressFamily::Inet;
-                let msgs = self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP))?;
+                let msgs =
+                    self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP))?;
                 let mut out = Vec::new();
                 for m in msgs {
                     let RouteNetlinkMessage::NewRoute(rm) = m else { continue };
@@ -439,7 +458,12 @@ impl Kernel {
             &RTM_NEWLINK,
             vec![format!("{{kind: bridge, name: {}, flags: NLM_F_CREATE|NLM_F_EXCL}}", quote(name, 16))],
             || (),
-            || self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)).map(|_| ()),
+            || {
+                self.netns
+                    .borrow()
+                    .with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL))
+                    .map(|_| ())
+            },
             |_| "0".into(),
         )
     }
@@ -477,7 +501,12 @@ impl Kernel {
                 self.netns.borrow().shown(peer_ns)
             )],
             || (),
-            || self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)).map(|_| ()),
+            || {
+                self.netns
+                    .borrow()
+                    .with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL))
+                    .map(|_| ())
+            },
             |_| "0".into(),
         )
     }
@@ -507,9 +536,17 @@ impl Kernel {
         let dev_s = dev.map(|(_, n)| format!(", dev: {}", quote(n, 16))).unwrap_or_default();
         self.perform(
             &RTM_NEWLINK,
-            vec![format!("{{kind: vxlan, name: {}, id: {vni}, remote: {remote}, dstport: {port}{dev_s}}}", quote(name, 16))],
+            vec![format!(
+                "{{kind: vxlan, name: {}, id: {vni}, remote: {remote}, dstport: {port}{dev_s}}}",
+                quote(name, 16)
+            )],
             || (),
-            || self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)).map(|_| ()),
+            || {
+                self.netns
+                    .borrow()
+                    .with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL))
+                    .map(|_| ())
+            },
             |_| "0".into(),
         )
     }
@@ -561,7 +598,14 @@ impl Kernel {
 
     /// `RTM_NEWADDR` — give an interface an IPv4 address; the kernel also adds the
     /// route to the connected network (`proto kernel scope link`).
-    pub fn addr_add(&self, ns: Option<&Path>, index: u32, name: &str, ip: Ipv4Addr, prefix: u8) -> Result<(), SysError> {
+    pub fn addr_add(
+        &self,
+        ns: Option<&Path>,
+        index: u32,
+        name: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), SysError> {
         self.sock(ns)?;
         const C: Call = Call {
             kind: Kind::Netlink,
@@ -583,7 +627,12 @@ impl Kernel {
             &C,
             vec![format!("{{dev: {}, local: {ip}/{prefix}, broadcast: {}}}", quote(name, 16), Ipv4Addr::from(bits))],
             || (),
-            || self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | NLM_F_EXCL)).map(|_| ()),
+            || {
+                self.netns
+                    .borrow()
+                    .with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | NLM_F_EXCL))
+                    .map(|_| ())
+            },
             |_| "0".into(),
         )
     }
@@ -614,7 +663,12 @@ impl Kernel {
             &C,
             vec![format!("{{dst: {d}, gateway: {gateway}, table: main}}")],
             || (),
-            || self.netns.borrow().with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)).map(|_| ()),
+            || {
+                self.netns
+                    .borrow()
+                    .with_sock(ns, |r| rt_send(r, RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL))
+                    .map(|_| ())
+            },
             |_| "0".into(),
         )
     }
@@ -631,7 +685,13 @@ impl Kernel {
             effect: Effect::Change,
         };
         self.netns_open(ns)?;
-        self.perform(&C, vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()], || (), || self.netns.borrow().hop(ns), |_| "0".into())
+        self.perform(
+            &C,
+            vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()],
+            || (),
+            || self.netns.borrow().hop(ns),
+            |_| "0".into(),
+        )
     }
 }
 

@@ -26,9 +26,9 @@
 //! printed in full, like any failure.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
+use std::rc::Rc;
 
 use colored::Colorize;
 use serde::Serialize;
@@ -135,9 +135,7 @@ impl Event {
     pub fn json(&self) -> serde_json::Value {
         let (ret, errno) = match &self.ret {
             Ret::Ok(v) => (
-                v.parse::<i64>()
-                    .map(serde_json::Value::from)
-                    .unwrap_or_else(|_| serde_json::Value::from(v.as_str())),
+                v.parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::from(v.as_str())),
                 serde_json::Value::Null,
             ),
             Ret::Err(e) => (serde_json::Value::from(-1), serde_json::Value::from(format!("{e:?}"))),
@@ -297,13 +295,7 @@ pub struct Tracer {
 impl Tracer {
     /// A tracer writing to stderr, or to `file` (opened for appending) when given;
     /// `quiet` (without a file) writes nothing.
-    pub fn new(
-        format: TraceFormat,
-        explain: bool,
-        quiet: bool,
-        color: ColorChoice,
-        file: Option<File>,
-    ) -> Tracer {
+    pub fn new(format: TraceFormat, explain: bool, quiet: bool, color: ColorChoice, file: Option<File>) -> Tracer {
         let color = color.resolve(file.is_none() && io::stderr().is_terminal());
         if color {
             colored::control::set_override(true);
@@ -423,10 +415,7 @@ mod tests {
     #[test]
     fn text_is_strace_syntax() {
         let t = Tracer::new(TraceFormat::Text, false, false, ColorChoice::Never, None);
-        assert_eq!(
-            t.render(&ev(Ret::Ok("0".into()))),
-            "[ns-exec 42] unshare(CLONE_NEWUTS|CLONE_NEWPID) = 0\n"
-        );
+        assert_eq!(t.render(&ev(Ret::Ok("0".into()))), "[ns-exec 42] unshare(CLONE_NEWUTS|CLONE_NEWPID) = 0\n");
         assert_eq!(
             t.render(&ev(Ret::Err(nix::errno::Errno::EPERM))),
             "[ns-exec 42] unshare(CLONE_NEWUTS|CLONE_NEWPID) = -1 EPERM (Operation not permitted)\n"
@@ -438,7 +427,12 @@ mod tests {
         let t = Tracer::new(TraceFormat::Text, true, false, ColorChoice::Never, None);
         let out = t.render(&ev(Ret::Ok("0".into())));
         let second = out.lines().nth(1).unwrap();
-        assert!(second.contains("unshare(2): move this process into new namespaces; here: give the command its own hostname."), "{second}");
+        assert!(
+            second.contains(
+                "unshare(2): move this process into new namespaces; here: give the command its own hostname."
+            ),
+            "{second}"
+        );
         assert!(second.ends_with("https://man7.org/linux/man-pages/man2/unshare.2.html"), "{second}");
     }
 

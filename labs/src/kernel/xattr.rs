@@ -147,4 +147,3 @@ pub(crate) fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Err
         Ok(())
     }
 }
-

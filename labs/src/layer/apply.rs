@@ -139,11 +139,9 @@ impl<'k> Extract<'k> {
 
     fn sys(&self, name: &str, e: crate::kernel::SysError) -> Error {
         match e.errno {
-            Errno::EXDEV | Errno::ELOOP => refuse(
-                &self.dest,
-                name,
-                &format!("its path leaves {} through a symlink or `..` ({})", self.dest, e),
-            ),
+            Errno::EXDEV | Errno::ELOOP => {
+                refuse(&self.dest, name, &format!("its path leaves {} through a symlink or `..` ({})", self.dest, e))
+            }
             Errno::ENOTDIR => refuse(&self.dest, name, &format!("a parent is not a directory ({e})")),
             _ => Error::from(e),
         }
@@ -196,7 +194,8 @@ impl<'k> Extract<'k> {
         let raw = e.path_bytes().into_owned();
         let shown_name = String::from_utf8_lossy(&raw).into_owned();
         let et = e.header().entry_type();
-        if matches!(et, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        if matches!(et, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink)
+        {
             return Ok(());
         }
         let rel = clean(&self.dest, &raw)?;
@@ -205,7 +204,11 @@ impl<'k> Extract<'k> {
             return Err(refuse(
                 &self.dest,
                 &shown_name,
-                &format!("it claims {size} bytes, more than the {} bytes free under {}", self.free.min(MAX_ENTRY), self.dest),
+                &format!(
+                    "it claims {size} bytes, more than the {} bytes free under {}",
+                    self.free.min(MAX_ENTRY),
+                    self.dest
+                ),
             ));
         }
         let (parent, base) = split(&rel);
@@ -285,10 +288,7 @@ impl<'k> Extract<'k> {
                             if err.kind() == std::io::ErrorKind::UnexpectedEof {
                                 read_error(&format!("the content of {shown_name:?}"), err)
                             } else if err.raw_os_error().is_some() && err.kind() != std::io::ErrorKind::InvalidData {
-                                Error::failed(
-                                    format!("writing {}/{}: {err}", pshown, base),
-                                    "is the filesystem full?",
-                                )
+                                Error::failed(format!("writing {}/{}: {err}", pshown, base), "is the filesystem full?")
                             } else {
                                 read_error(&format!("the content of {shown_name:?}"), err)
                             }
@@ -429,9 +429,7 @@ impl<'k> Extract<'k> {
                 self.k.remove_all_at(&p, &pshown, target).map_err(|e| self.sys(name, e))?;
             }
             self.k.why(format!("{name:?} is an OCI whiteout: overlayfs wants a 0/0 character device"));
-            self.k
-                .mknod_at(&p, &pshown, target, 'c', 0, 0, 0)
-                .map_err(|e| self.sys(name, e))?;
+            self.k.mknod_at(&p, &pshown, target, 'c', 0, 0, 0).map_err(|e| self.sys(name, e))?;
             // The whiteout belongs to this layer: a later `.wh.` of the same name is a no-op.
             self.added.insert(full);
             return Ok(());
@@ -458,9 +456,7 @@ impl<'k> Extract<'k> {
             let p = self.find_dir(name, pp)?.ok_or_else(|| refuse(&self.dest, name, "its directory vanished"))?;
             let pshown = self.shown_dir(pp);
             self.k.why(format!("{name:?} marks {dir:?} opaque: lower layers' content is hidden"));
-            self.k
-                .setxattr_at(&p, &pshown, base, "trusted.overlay.opaque", b"y")
-                .map_err(|e| self.sys(name, e))?;
+            self.k.setxattr_at(&p, &pshown, base, "trusted.overlay.opaque", b"y").map_err(|e| self.sys(name, e))?;
             return Ok(());
         }
         let Some(p) = self.find_dir(name, dir)? else {
@@ -479,8 +475,7 @@ impl<'k> Extract<'k> {
                 self.k.why(format!("{name:?}: {full:?} comes from a lower layer"));
                 self.k.remove_all_at(fd, &dshown, &c).map_err(|e| self.sys(name, e))?;
                 self.cache = None;
-            } else if self.k.stat_at(fd, &c).map_err(|e| self.sys(name, e))?.is_some_and(|m| m.file_type().is_dir())
-            {
+            } else if self.k.stat_at(fd, &c).map_err(|e| self.sys(name, e))?.is_some_and(|m| m.file_type().is_dir()) {
                 if let Some(sub) = self.find_dir(name, &full)? {
                     self.clear_old(name, &full, &sub)?;
                 }

@@ -124,7 +124,10 @@ pub fn decompress<'a>(r: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut br = BufReader::with_capacity(256 * 1024, r);
     let head = br.fill_buf().map_err(|e| Error::failed(format!("reading the layer: {e}"), "check the file"))?;
     if head.is_empty() {
-        return Err(Error::failed("the layer is empty (0 bytes)", "give a tar archive, gzip- or zstd-compressed or not"));
+        return Err(Error::failed(
+            "the layer is empty (0 bytes)",
+            "give a tar archive, gzip- or zstd-compressed or not",
+        ));
     }
     if head.starts_with(&[0x1f, 0x8b]) {
         return Ok(Box::new(flate2::bufread::MultiGzDecoder::new(br)));
@@ -273,10 +276,8 @@ fn cmd_diff(k: &Kernel, a: DiffArgs) -> Result<()> {
         diff_upper(k, &a.upper, &lowers)?
     };
     if a.json {
-        let v: Vec<_> = changes
-            .iter()
-            .map(|c| serde_json::json!({"kind": c.kind.letter().to_string(), "path": c.path}))
-            .collect();
+        let v: Vec<_> =
+            changes.iter().map(|c| serde_json::json!({"kind": c.kind.letter().to_string(), "path": c.path})).collect();
         out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()))
     } else {
         let mut s = String::new();
@@ -309,9 +310,8 @@ fn cmd_apply(k: &Kernel, a: ApplyArgs) -> Result<()> {
     if a.no_devices {
         opts.allow_devices = false;
     }
-    let f = std::fs::File::open(&a.layer).map_err(|e| {
-        Error::failed(format!("cannot open the layer {}: {e}", a.layer.display()), "check the path")
-    })?;
+    let f = std::fs::File::open(&a.layer)
+        .map_err(|e| Error::failed(format!("cannot open the layer {}: {e}", a.layer.display()), "check the path"))?;
     let created = !a.dir.exists();
     if created && k.mode() == Mode::Live {
         k.mkdir(&a.dir, 0o755)?;

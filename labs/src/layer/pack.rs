@@ -112,7 +112,10 @@ pub fn pack_to_file(k: &Kernel, upper: &Path, out: &Path, opts: &PackOptions) ->
     match r {
         Ok(p) => {
             std::fs::rename(&tmp, out).map_err(|e| {
-                Error::failed(format!("cannot rename {} to {}: {e}", tmp.display(), out.display()), "check the output directory")
+                Error::failed(
+                    format!("cannot rename {} to {}: {e}", tmp.display(), out.display()),
+                    "check the output directory",
+                )
             })?;
             Ok(p)
         }
@@ -211,7 +214,9 @@ impl Walk<'_> {
                 continue;
             }
             let xattrs = self.k.xattrs_bulk(&p)?;
-            let get = |n: &str| xattrs.iter().find(|(k, _)| k == n || k == &n.replace("trusted.", "user.")).map(|(_, v)| v.as_slice());
+            let get = |n: &str| {
+                xattrs.iter().find(|(k, _)| k == n || k == &n.replace("trusted.", "user.")).map(|(_, v)| v.as_slice())
+            };
             if ft.is_file() && get("trusted.overlay.whiteout").is_some() {
                 let wh = match r.rsplit_once('/') {
                     Some((d, n)) => format!("{d}/.wh.{n}"),
@@ -247,8 +252,9 @@ impl Walk<'_> {
                 }
                 self.dir(&p, &r, b)?;
             } else if ft.is_symlink() {
-                let target = std::fs::read_link(&p)
-                    .map_err(|e| Error::failed(format!("cannot read link {}: {e}", p.display()), "check permissions"))?;
+                let target = std::fs::read_link(&p).map_err(|e| {
+                    Error::failed(format!("cannot read link {}: {e}", p.display()), "check permissions")
+                })?;
                 let mut h = self.header(&m, EntryType::Symlink);
                 pax_ref(b)?;
                 b.append_link(&mut h, &r, &target).map_err(werr)?;

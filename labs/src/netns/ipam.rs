@@ -60,7 +60,7 @@ pub fn parse_cidr(s: &str, default_len: Option<u8>) -> Result<(Ipv4Addr, u8)> {
         (None, None) => return Err(bad()),
     };
     let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
-    if len > 30 || len < 8 {
+    if !(8..=30).contains(&len) {
         return Err(Error::Usage(format!(
             "invalid prefix length /{len} in {s:?}: a bridge network needs /8 to /30 (room for a gateway and hosts)"
         )));

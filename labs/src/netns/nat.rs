@@ -31,7 +31,8 @@ fn ifname(name: &str) -> Vec<u8> {
 
 /// The table and the four base chains (creating them again is not an error).
 pub fn skeleton() -> Vec<NftMsg> {
-    let chain = |name: &str, kind, hook, prio| NftMsg::Chain { table: TABLE.into(), name: name.into(), kind, hook, prio };
+    let chain =
+        |name: &str, kind, hook, prio| NftMsg::Chain { table: TABLE.into(), name: name.into(), kind, hook, prio };
     vec![
         NftMsg::Table(TABLE.into()),
         chain("prerouting", "nat", Hook::Prerouting, -100),
@@ -61,7 +62,12 @@ pub fn masquerade(bridge: &str, net: &Subnet) -> NftMsg {
     e.push(Expr::Meta(MetaKey::Oifname));
     e.push(Expr::Cmp { eq: false, data: ifname(bridge) });
     e.push(Expr::Masq);
-    rule("postrouting", format!("ip saddr {net} oifname != \"{bridge}\" masquerade"), e, format!("contlab:{bridge}:nat"))
+    rule(
+        "postrouting",
+        format!("ip saddr {net} oifname != \"{bridge}\" masquerade"),
+        e,
+        format!("contlab:{bridge}:nat"),
+    )
 }
 
 /// `iifname A oifname B drop`: no routing from one network into another.
