@@ -105,3 +105,46 @@ pub fn stderr_of(o: &std::process::Output) -> String {
 pub fn stdout_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A contlab binary started with `CONTLAB_FAULT=CALL:N:stop`: it stops itself (SIGSTOP)
+/// just before its Nth request named CALL. Returns once it is stopped there, so a fault
+/// test can `kill -9` it at exactly that step; panics (with the output so far) if the
+/// process ends or does not stop within 60 s.
+pub fn stopped_at(mut cmd: std::process::Command, call: &str, nth: u32) -> std::process::Child {
+    use std::process::Stdio;
+    cmd.env("CONTLAB_FAULT", format!("{call}:{nth}:stop"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start the command under test");
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = std::fs::read_to_string(&stat).ok().and_then(|s| {
+            let after = s.rsplit_once(") ")?.1.to_string();
+            after.chars().next()
+        });
+        match state {
+            Some('T') | Some('t') => return child,
+            Some('Z') | None => {
+                let out = child.wait_with_output().expect("collect the output");
+                panic!(
+                    "the command ended before its request {call} #{nth} ({:?}):\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            _ if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("the command did not reach its request {call} #{nth} within 60 s");
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+}
+
+/// SIGKILL a child (stopped or not) and collect it.
+pub fn kill9(mut child: std::process::Child) -> std::process::Output {
+    let _ = child.kill();
+    child.wait_with_output().expect("collect the killed command")
+}

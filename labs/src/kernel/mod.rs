@@ -101,17 +101,44 @@ pub(crate) struct Call {
     pub effect: Effect,
 }
 
-/// A request the recording kernel is told to fail: the `nth` (from 1) request named
-/// `call` answers `errno` instead of being made. How unit tests prove that every
-/// rollback removes exactly what was made before the failure.
+/// A request a kernel is told to fail, or to stop before: the `nth` (from 1) request
+/// named `call` answers `errno` instead of being made, or the process stops itself
+/// (`SIGSTOP`) just before making it. How unit tests prove that every rollback removes
+/// exactly what was made before a failure, and how the fault tests catch a tool at a
+/// chosen step to `kill -9` it there.
+///
+/// Besides [`Kernel::inject`], every contlab binary reads the environment variable
+/// `CONTLAB_FAULT`: a comma-separated list of `CALL:N:ERRNO` (`mkdir:2:EACCES`) or
+/// `CALL:N:stop`. It is a test hook, documented so that nobody is surprised by it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injection {
     /// The call's name as the trace prints it (`mkdir`, `RTM_NEWLINK`, `fsmount`).
     pub call: String,
-    /// Which occurrence fails, from 1.
+    /// Which occurrence, from 1.
     pub nth: u64,
-    /// What the kernel answers.
-    pub errno: Errno,
+    /// What the kernel answers; `None`: stop the process before the request.
+    pub errno: Option<Errno>,
+}
+
+impl Injection {
+    /// Parse `CALL:N:ERRNO` or `CALL:N:stop`.
+    pub fn parse(s: &str) -> Option<Injection> {
+        let mut it = s.rsplitn(3, ':');
+        let (what, nth, call) = (it.next()?, it.next()?, it.next()?);
+        let errno = match what {
+            "stop" => None,
+            e => Some(errno_named(e)?),
+        };
+        Some(Injection { call: call.to_string(), nth: nth.parse().ok().filter(|n| *n > 0)?, errno })
+    }
+}
+
+/// The errno called `name` (`EACCES`), among those a fault test would inject.
+fn errno_named(name: &str) -> Option<Errno> {
+    use Errno::*;
+    [EPERM, ENOENT, EIO, ENOMEM, EACCES, EBUSY, EEXIST, ENOTDIR, EINVAL, ENOSPC, EROFS, EAGAIN, ENODEV, ENXIO, EXDEV]
+        .into_iter()
+        .find(|e| format!("{e:?}") == name)
 }
 
 /// The one door to the kernel. See the module documentation.
@@ -175,7 +202,14 @@ impl Kernel {
             fake_pid: Cell::new(pid),
             fake_minor: Cell::new(0),
             netns: RefCell::new(rtnl::OpenNs::default()),
-            inject: RefCell::new(Vec::new()),
+            inject: RefCell::new(
+                std::env::var("CONTLAB_FAULT")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(Injection::parse)
+                    .map(|i| (i, 0))
+                    .collect(),
+            ),
         }
     }
 
@@ -198,19 +232,29 @@ impl Kernel {
 
     /// Make the `nth` request named `call` fail with `errno` (any mode; for tests).
     pub fn inject(&self, call: &str, nth: u64, errno: Errno) -> &Kernel {
-        self.inject.borrow_mut().push((Injection { call: call.into(), nth, errno }, 0));
+        self.inject.borrow_mut().push((Injection { call: call.into(), nth, errno: Some(errno) }, 0));
         self
     }
 
+    /// Whether the request `call` about to be made is one to fail (its errno), after
+    /// stopping the process first if it is one to stop before.
     fn injected(&self, call: &str) -> Option<Errno> {
-        let mut inj = self.inject.borrow_mut();
-        for (i, seen) in inj.iter_mut().filter(|(i, _)| i.call == call) {
+        let mut hit = None;
+        let mut stop = false;
+        for (i, seen) in self.inject.borrow_mut().iter_mut().filter(|(i, _)| i.call == call) {
             *seen += 1;
             if *seen == i.nth {
-                return Some(i.errno);
+                match i.errno {
+                    Some(e) => hit = Some(e),
+                    None => stop = true,
+                }
             }
         }
-        None
+        if stop {
+            // A test waits for this stop, then kills the process with SIGKILL.
+            let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+        }
+        hit
     }
 
     /// Text sinks print the counts of the bulk requests made since the last call, as
