@@ -105,7 +105,13 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
         for part in line.split("\"pid\":").skip(1) {
             add(digits(part));
         }
-        if line.len() >= 3 && line.len() < 9 && line.chars().all(|c| c.is_ascii_digit()) {
+    }
+    // A line that is a lone number (what `--detach` prints) is a PID only when the same
+    // number also stands where a PID stands elsewhere (a `fork() = N`, a table's first
+    // column): a lone `memory.max` value of 67108864 stays what it is, so a changed
+    // limit shows in the diff.
+    for line in s.lines() {
+        if line.len() >= 3 && line.len() < 9 && line.chars().all(|c| c.is_ascii_digit()) && elsewhere_as_pid(&s, line) {
             add(line.to_string());
         }
     }
@@ -145,6 +151,17 @@ fn pid_context(before: &str, after: &str) -> bool {
         || ["fork() = ", "wait4(", "kill(", "/proc/", "run-", "\"pid\":", "NULL) = ", "tmp/blob."]
             .iter()
             .any(|p| line.ends_with(p))
+}
+
+/// Whether the whole number `num` appears in `s` in a PID context other than a line of
+/// its own.
+fn elsewhere_as_pid(s: &str, num: &str) -> bool {
+    let b = s.as_bytes();
+    s.match_indices(num).any(|(i, _)| {
+        let whole = (i == 0 || !b[i - 1].is_ascii_digit()) && b.get(i + num.len()).is_none_or(|c| !c.is_ascii_digit());
+        let line_start = s[..i].rfind('\n').map(|j| j + 1).unwrap_or(0);
+        whole && i > line_start && pid_context(&s[..i], &s[i + num.len()..])
+    })
 }
 
 fn replace_number(s: &str, num: &str, with: &str) -> String {
@@ -188,7 +205,9 @@ fn run(cmd: &str) -> String {
     let t = crate::harness::tmp();
     let bins = crate::harness::bin_path("ns-exec").parent().unwrap().to_path_buf();
     let path = format!("/usr/sbin:/usr/bin:/sbin:/bin:{}", bins.display());
-    let o = Command::new("/bin/sh")
+    let mut sh = Command::new("/bin/sh");
+    crate::harness::no_inherited_fds(&mut sh);
+    let o = sh
         .arg("-c")
         // Everything the shell runs writes its stderr where stdout goes, in order.
         .arg(format!("exec 2>&1\n{cmd}"))

@@ -5,12 +5,29 @@
 
 use std::path::PathBuf;
 
-/// A command for one of contlab's binaries, with color off and no inherited trace
-/// settings, so outputs are stable.
+/// A command for one of contlab's binaries, with color off, no inherited trace
+/// settings and no inherited descriptors, so outputs are stable.
 pub fn cmd(bin: &str) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin(bin).unwrap_or_else(|e| panic!("binary {bin}: {e}"));
-    c.env("NO_COLOR", "1").env_remove("CONTLAB_ROOT");
+    let mut std_cmd = std::process::Command::new(bin_path(bin));
+    no_inherited_fds(&mut std_cmd);
+    let mut c = assert_cmd::Command::from_std(std_cmd);
+    c.env("NO_COLOR", "1").env_remove("CONTLAB_ROOT").env_remove("CONTLAB_FAULT");
     c
+}
+
+/// Start `c` with descriptors 0, 1 and 2 only, as from a terminal: whatever the test
+/// runner holds open (a lock taken with `flock(1)`, a CI agent's pipes) would otherwise
+/// shift every descriptor number the traces show.
+pub fn no_inherited_fds(c: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: close_range(2) is async-signal-safe; CLOSE_RANGE_CLOEXEC (Linux 5.11)
+    // only marks the descriptors, so std's own exec-error pipe keeps working.
+    unsafe {
+        c.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32);
+            Ok(())
+        });
+    }
 }
 
 /// The path of a built binary.
