@@ -72,7 +72,7 @@ pub fn require(tier: Tier) -> bool {
     let opted: Vec<String> =
         std::env::var("CONTLAB_OPT_OUT").unwrap_or_default().split(',').map(str::to_string).collect();
     if opted.iter().any(|o| o == name) {
-        eprintln!("opted out of the {name} tier by CONTLAB_OPT_OUT={name}: not tested");
+        opted_out(name, why);
         return false;
     }
     panic!("{why} (or opt out explicitly with CONTLAB_OPT_OUT={name})");
@@ -164,4 +164,62 @@ pub fn stopped_at(mut cmd: std::process::Command, call: &str, nth: u32) -> std::
 pub fn kill9(mut child: std::process::Child) -> std::process::Output {
     let _ = child.kill();
     child.wait_with_output().expect("collect the killed command")
+}
+
+/// The tests that did not run because the caller opted out, with why; printed after
+/// libtest's summary (an `atexit(3)` handler), so a run that opted out never looks
+/// like a run that tested everything: libtest counts those tests as passed.
+static OPTED_OUT: std::sync::Mutex<Vec<(String, String, &'static str)>> = std::sync::Mutex::new(Vec::new());
+
+/// Record that the current test did not run because `tier` was opted out.
+pub fn opted_out(tier: &str, why: &'static str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let mut v = OPTED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    if v.is_empty() {
+        extern "C" fn report() {
+            let v = OPTED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+            let mut tiers: Vec<&str> = v.iter().map(|(t, _, _)| t.as_str()).collect();
+            tiers.sort();
+            tiers.dedup();
+            let mut text = format!(
+                "\nNOT TESTED: {} test(s) did not run (counted as passed above) because CONTLAB_OPT_OUT={} opted out:\n",
+                v.len(),
+                tiers.join(",")
+            );
+            for (tier, test, why) in v.iter() {
+                text.push_str(&format!("  {test} [{tier}]: {why}\n"));
+            }
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+        // SAFETY: registering a plain extern "C" function with no arguments.
+        unsafe { libc::atexit(report) };
+    }
+    v.push((tier.to_string(), test, why));
+}
+
+/// Run `c` with its stdin, stdout and stderr on a new pseudo-terminal (as from a
+/// terminal emulator) and return its exit status and everything it wrote there.
+pub fn run_on_pty(mut c: std::process::Command) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = || std::process::Stdio::from(pty.slave.as_fd().try_clone_to_owned().expect("dup the pty"));
+    c.stdin(slave()).stdout(slave()).stderr(slave());
+    let mut child = c.spawn().expect("start the command on the pty");
+    // The Command still holds its copies of the slave: close them, and ours, so the
+    // master reads EIO once the child (and its children) have closed theirs.
+    drop(c);
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Reading the master fails with EIO once the last slave descriptor is closed.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    (child.wait().expect("wait"), String::from_utf8_lossy(&out).into_owned())
 }

@@ -93,6 +93,25 @@ fn trace_file_in_a_missing_dir_is_a_clear_error() {
 }
 
 #[test]
+fn color_auto_on_a_terminal_honours_no_color() {
+    let run = |no_color: Option<&str>| {
+        let mut c = std::process::Command::new(crate::harness::bin_path("ns-exec"));
+        c.env("PATH", "/usr/bin:/bin").args(["--color", "auto", "--dry-run", "--uts", "--", "true"]);
+        match no_color {
+            Some(v) => c.env("NO_COLOR", v),
+            None => c.env_remove("NO_COLOR"),
+        };
+        let (st, out) = crate::harness::run_on_pty(c);
+        assert!(st.success(), "{out}");
+        assert!(out.contains("unshare"), "the trace reached the terminal: {out}");
+        out
+    };
+    assert!(run(None).contains("\u{1b}["), "auto on a terminal colors");
+    assert!(run(Some("")).contains("\u{1b}["), "an empty NO_COLOR counts as unset");
+    assert!(!run(Some("1")).contains("\u{1b}["), "NO_COLOR=1 turns color off on a terminal too");
+}
+
+#[test]
 fn color_always_and_no_color() {
     let o = dry(&["--color", "always"]);
     assert!(stderr_of(&o).contains("\u{1b}["), "--color always colors even into a pipe");
