@@ -15,4 +15,5 @@ mod lvm_snap;
 mod netns_bridge;
 mod ns_exec;
 mod ovl_mount;
+mod strace;
 mod vm;
