@@ -33,6 +33,15 @@ pub enum Error {
         /// What execve(2) answered.
         errno: Errno,
     },
+    /// A container's process could not start or run, as its monitor reported: exit
+    /// 125 (the runtime failed), 126 (cannot be invoked), 127 (not found), as docker.
+    #[error("{message}")]
+    Container {
+        /// The exit code.
+        code: u8,
+        /// What failed.
+        message: String,
+    },
     /// Writing the tool's own output failed (a closed pipe is a quiet success).
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),

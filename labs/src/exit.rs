@@ -71,6 +71,7 @@ pub fn code_for(err: &Error, role: Role) -> Exit {
         Error::Output(e) if e.kind() == ErrorKind::BrokenPipe => Exit::Ok,
         Error::Exec { errno: Errno::ENOENT, .. } => Exit::NotFound,
         Error::Exec { .. } => Exit::CannotInvoke,
+        Error::Container { code, .. } => Exit::Status(*code),
         _ if role == Role::Wrapper => Exit::ToolFailed,
         _ => Exit::Failed,
     }

@@ -512,3 +512,154 @@ pub enum CgroupFs {
     /// Anything else, with its magic number.
     Other(i64),
 }
+
+impl Kernel {
+    /// `openat(2)` with `O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC`, `write(2)` of `data`, then
+    /// `fsync(2)`: a new file holding exactly `data`, on the disk before it is published
+    /// (renamed over the old one). Fails with EEXIST if `path` exists: a temp name must
+    /// be fresh. One event for the three calls.
+    /// <https://man7.org/linux/man-pages/man2/openat.2.html>
+    pub fn write_new_file(&self, path: &Path, data: &[u8], mode: u32) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "create a new file, write it whole and flush it to the disk (it is renamed into place next)",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![
+                "AT_FDCWD".into(),
+                p(path),
+                "O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC".into(),
+                format!("{mode:#o}"),
+                format!("/* then write {} bytes, fsync */", data.len()),
+            ],
+            || (),
+            || {
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(path)
+                    .map_err(errno_of)?;
+                f.write_all(data).map_err(errno_of)?;
+                f.sync_all().map_err(errno_of)
+            },
+            |_| "0".into(),
+        )
+    }
+}
+
+impl Kernel {
+    /// `symlinkat(2)` — make `path` a symbolic link to `target` (`/dev/fd` →
+    /// `/proc/self/fd`). <https://man7.org/linux/man-pages/man2/symlink.2.html>
+    #[doc(alias = "symlinkat")]
+    pub fn symlink(&self, target: &str, path: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "symlinkat",
+            man: "symlink(2)",
+            what: "make a symbolic link: a name that points to another path",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![quote(target, 256), "AT_FDCWD".into(), p(path)],
+            || (),
+            || nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, path),
+            |_| "0".into(),
+        )
+    }
+
+    /// `mknod(2)` a device node (`c` character, `b` block) with `mode` permission bits.
+    /// <https://man7.org/linux/man-pages/man2/mknod.2.html>
+    pub fn mknod(&self, path: &Path, kind: char, mode: u32, major: u64, minor: u64) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "mknod",
+            man: "mknod(2)",
+            what: "create a device node: a name for a device number (only root may)",
+            effect: Effect::Change,
+        };
+        let (flag, t) = if kind == 'b' {
+            (nix::sys::stat::SFlag::S_IFBLK, "S_IFBLK")
+        } else {
+            (nix::sys::stat::SFlag::S_IFCHR, "S_IFCHR")
+        };
+        self.perform(
+            &C,
+            vec![p(path), format!("{t}|{:04o}", mode & 0o7777), format!("makedev({major}, {minor})")],
+            || (),
+            || nix::sys::stat::mknod(path, flag, Perm::from_bits_truncate(mode), nix::sys::stat::makedev(major, minor)),
+            |_| "0".into(),
+        )
+    }
+
+    /// `fchownat(2)` — give `path` an owner and group (not following a final symlink).
+    /// <https://man7.org/linux/man-pages/man2/fchownat.2.html>
+    #[doc(alias = "fchownat")]
+    pub fn chown(&self, path: &Path, uid: u32, gid: u32) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "fchownat",
+            man: "fchownat(2)",
+            what: "change the owner and group of a file",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec!["AT_FDCWD".into(), p(path), uid.to_string(), gid.to_string(), "AT_SYMLINK_NOFOLLOW".into()],
+            || (),
+            || {
+                nix::unistd::fchownat(
+                    nix::fcntl::AT_FDCWD,
+                    path,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                    nix::unistd::FchownatFlags::AT_SYMLINK_NOFOLLOW,
+                )
+            },
+            |_| "0".into(),
+        )
+    }
+
+    /// `openat2(2)` with `RESOLVE_IN_ROOT`, then `read(2)`: a file of a container's
+    /// root filesystem (its /etc/passwd), resolved as if `root` were `/`, so a symlink
+    /// the image planted (`/etc/passwd -> /host/etc/shadow`) cannot lead outside it.
+    /// `None` when it does not exist. <https://man7.org/linux/man-pages/man2/openat2.2.html>
+    pub fn read_in_root(&self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat2",
+            man: "openat2(2)",
+            what: "open a file of a container's root filesystem, resolving it inside that root only, and read it",
+            effect: Effect::Query,
+        };
+        let r = self.perform(
+            &C,
+            vec![p(root), quote(rel, 256), "{flags=O_RDONLY|O_CLOEXEC, resolve=RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS}".into()],
+            || unreachable!(),
+            || {
+                use std::io::Read;
+                let dir = nix::fcntl::open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Perm::empty())?;
+                let how = nix::fcntl::OpenHow::new()
+                    .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+                    .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS);
+                let fd = nix::fcntl::openat2(std::os::fd::AsFd::as_fd(&dir), rel, how)?;
+                let mut v = Vec::new();
+                File::from(fd).read_to_end(&mut v).map_err(errno_of)?;
+                Ok(v)
+            },
+            |v| format!("{} bytes", v.len()),
+        );
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.errno == Errno::ENOENT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

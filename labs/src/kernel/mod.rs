@@ -20,10 +20,12 @@
 
 // One file per kernel interface.
 mod block;
+mod caps;
 mod dirfd;
 mod dm;
 mod files;
 pub mod flags;
+mod io;
 mod mountinfo;
 mod mounts;
 mod namespaces;
@@ -31,6 +33,7 @@ mod nft;
 mod process;
 mod rtnl;
 mod trace;
+mod tty;
 mod xattr;
 
 use std::cell::{Cell, RefCell};
@@ -39,8 +42,10 @@ use std::fmt;
 // The types of the kernel's vocabulary that labs name (flags, signals, PIDs): labs
 // import them from here, never from nix, so the kernel layer stays the one door.
 pub use block::{DevFd, LoopDev};
+pub use caps::{all_caps, cap_mask, rlimit_named, Cap};
 pub use dm::{DmInfo, DmTarget, DM_CONTROL};
 pub use files::CgroupFs;
+pub use io::{fd_of, Io, Ready, SignalFd, Want};
 pub use mountinfo::{parse_mountinfo, unescape, MountInfo};
 pub use mounts::FsFd;
 pub use namespaces::{Fd, NsKind};
@@ -52,6 +57,7 @@ pub use nix::sys::signal::{SigmaskHow, Signal};
 pub use nix::unistd::Pid;
 pub use process::{ExecFailure, Exited, Spawned, UserIds, FORWARDED};
 pub use rtnl::{Addr, Link, LinkChange, Route};
+pub use tty::{Pty, TermModes, WinSize};
 pub use trace::{man_url, quote, ColorChoice, Event, Kind, Ret, Sink, Target, TraceFormat, Tracer};
 
 /// Whether requests that change the system are performed or only recorded.

@@ -215,6 +215,11 @@ impl Sink {
         Sink { target, format, explain, color, counts: RefCell::new(Vec::new()) }
     }
 
+    /// Whether it writes to this process's stderr.
+    pub fn is_stderr(&self) -> bool {
+        matches!(self.target, Target::Stderr)
+    }
+
     fn write(&self, line: &str) {
         // A trace that cannot be written (closed stderr, full disk) must not stop the tool.
         let _ = match &self.target {

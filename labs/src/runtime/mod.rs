@@ -1,0 +1,53 @@
+//! # mini: a container runtime made of the labs
+//!
+//! The kernel has no "container" object. `docker run -it alpine sh` is a handful of the
+//! primitives this book's labs expose, one after the other, and `mini` makes them in
+//! the same order, in-process, printing each request as the labs do:
+//!
+//! | step | lab | what the kernel is asked |
+//! |---|---|---|
+//! | find or pull the image, extract each layer once | img-pull, layer-diff | HTTP to the registry; `openat2`/`mkdirat`/`fchownat`... per entry |
+//! | the container's root | ovl-mount | `fsopen("overlay")`, `fsconfig(lowerdir+, upperdir, workdir)`, `fsmount`, `move_mount` |
+//! | its limits | cg-limit | `mkdir` of a cgroup, writes to `memory.max`, `cpu.max`, `pids.max` |
+//! | its network | netns-bridge | a named network namespace, `RTM_NEWLINK` veth into it, `RTM_NEWADDR`, `RTM_NEWROUTE`, nftables masquerade |
+//! | its processes | ns-exec | `unshare(CLONE_NEWPID)`, `fork`, `setns`, `unshare(NEWNS\|NEWUTS\|NEWIPC\|NEWCGROUP)`, mounts, `pivot_root`, capabilities, `execve` |
+//!
+//! Everything else is bookkeeping: a directory per container with its record
+//! ([`state`]), a small monitor process per running container that owns its terminal,
+//! its log and its exit status ([`monitor`]), and docker's command line, flags,
+//! formats and exit codes as the interface ([`cli`]).
+//!
+//! ## Daemonless
+//!
+//! docker is a client: `docker run` asks a daemon (dockerd, then containerd, then a
+//! shim per container, then runc) to do the work, over a socket. mini, like podman, has
+//! no daemon: each `mini` command does its work itself and exits, and what must outlive
+//! it (a running container's terminal and exit status) lives in that container's
+//! monitor. So any number of `mini` commands may run at once; they take turns through
+//! file locks ([`state`]), and a container whose monitor was killed is noticed the
+//! next time anyone looks ([`state::Containers::refresh`]).
+//!
+//! ## Reading order
+//!
+//! [`spec`] (docker's rules for the command, environment and user), [`resources`]
+//! (what a run needs: overlay, cgroup, network, and how it is all removed), [`init`]
+//! (the first process between fork and exec), [`monitor`], [`attach`] and [`proto`]
+//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`cli`].
+
+pub mod attach;
+pub mod cli;
+pub mod hello;
+pub mod init;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod proto;
+pub mod resources;
+pub mod script;
+pub mod spec;
+pub mod state;
+pub mod template;
+pub mod view;
+
+/// The tool's name, in traces and messages.
+pub const TOOL: &str = "mini";

@@ -1,0 +1,236 @@
+//! How containers are shown: `mini inspect`'s JSON (the shape of docker's
+//! `ContainerJSON`, so `--format '{{.State.Pid}}'` and the course's
+//! `{{.GraphDriver.Data.MergedDir}}` work as they do with docker), and the fields of a
+//! `mini ps` row (`ID Image Command CreatedAt RunningFor Status State Ports Names
+//! Mounts Networks Labels`), with docker's strings: `Up 3 minutes`, `Exited (0) 2
+//! seconds ago`, `Created`.
+
+use serde_json::{json, Value};
+
+use super::state::{Container, Paths, Status};
+use crate::units::{ago, human_duration, parse_rfc3339, ZERO_TIME};
+
+fn or_zero(s: &str) -> &str {
+    if s.is_empty() {
+        ZERO_TIME
+    } else {
+        s
+    }
+}
+
+/// `docker inspect CONTAINER`'s object.
+pub fn inspect(c: &Container, paths: &Paths) -> Value {
+    let st = &c.state;
+    let cfg = &c.config;
+    let layer = paths.layer(&c.id);
+    let init = paths.init_layer(&c.id);
+    let lower: Vec<String> = std::iter::once(init.join("diff").display().to_string()).chain(c.layers.iter().rev().cloned()).collect();
+    let networks = if cfg.network == "none" || cfg.network == "host" {
+        json!({ cfg.network.clone(): {"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0} })
+    } else {
+        json!({ "bridge": {
+            "IPAddress": c.net.ip, "IPPrefixLen": c.net.prefix, "Gateway": c.net.gateway,
+            "MacAddress": c.net.mac, "NetworkID": c.net.bridge, "EndpointID": c.net.veth,
+        }})
+    };
+    let exposed: serde_json::Map<String, Value> = cfg.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
+    json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": cfg.path,
+        "Args": cfg.args,
+        "State": {
+            "Status": st.status.as_str(),
+            "Running": st.status == Status::Running || st.status == Status::Paused,
+            "Paused": st.status == Status::Paused,
+            "Restarting": st.status == Status::Restarting,
+            "OOMKilled": st.oom_killed,
+            "Dead": st.status == Status::Dead,
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": or_zero(&st.started_at),
+            "FinishedAt": or_zero(&st.finished_at),
+        },
+        "Image": cfg.image_id,
+        "ResolvConfPath": paths.dir(&c.id).join("resolv.conf"),
+        "HostnamePath": paths.dir(&c.id).join("hostname"),
+        "HostsPath": paths.dir(&c.id).join("hosts"),
+        "LogPath": paths.log(&c.id),
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "HostConfig": {
+            "NetworkMode": if cfg.network.is_empty() { "bridge" } else { cfg.network.as_str() },
+            "AutoRemove": cfg.auto_remove,
+            "Init": cfg.init,
+            "Memory": cfg.memory.unwrap_or(0),
+            "MemorySwap": cfg.memory_swap.unwrap_or(0),
+            "NanoCpus": cfg.nano_cpus.unwrap_or(0),
+            "CpuShares": cfg.cpu_shares.unwrap_or(0),
+            "CpusetCpus": cfg.cpuset_cpus.clone().unwrap_or_default(),
+            "PidsLimit": cfg.pids_limit,
+            "Ulimits": cfg.ulimits.iter().map(|(n, s, h)| json!({"Name": n, "Soft": s, "Hard": h})).collect::<Vec<_>>(),
+            "Devices": cfg.devices.iter().map(|(h, c, p)| json!({"PathOnHost": h, "PathInContainer": c, "CgroupPermissions": p})).collect::<Vec<_>>(),
+            "CapAdd": Value::Null,
+            "CapDrop": Value::Null,
+            "Privileged": false,
+            "ReadonlyRootfs": false,
+            "MaskedPaths": super::init::MASKED,
+            "ReadonlyPaths": super::init::READONLY,
+        },
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": lower.join(":"),
+                "UpperDir": layer.join("diff"),
+                "MergedDir": layer.join("merged"),
+                "WorkDir": layer.join("work"),
+            },
+        },
+        "Mounts": [],
+        "Config": {
+            "Hostname": cfg.hostname,
+            "User": cfg.user,
+            "Tty": cfg.tty,
+            "OpenStdin": cfg.open_stdin,
+            "Env": cfg.env,
+            "Cmd": if cfg.cmd.is_empty() { Value::Null } else { json!(cfg.cmd) },
+            "Entrypoint": if cfg.entrypoint.is_empty() { Value::Null } else { json!(cfg.entrypoint) },
+            "Image": cfg.image,
+            "WorkingDir": cfg.working_dir,
+            "Labels": cfg.labels,
+            "StopSignal": cfg.stop_signal,
+            "StopTimeout": cfg.stop_timeout,
+            "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+        },
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxKey": c.net.netns,
+            "Ports": {},
+            "IPAddress": c.net.ip,
+            "IPPrefixLen": c.net.prefix,
+            "Gateway": c.net.gateway,
+            "MacAddress": c.net.mac,
+            "Networks": networks,
+        },
+    })
+}
+
+/// `Up 3 minutes`, `Up 3 minutes (Paused)`, `Exited (0) 2 seconds ago`, `Created`,
+/// `Dead`, as `docker ps` prints STATUS.
+pub fn status_text(c: &Container, now: i128) -> String {
+    let st = &c.state;
+    match st.status {
+        Status::Created => "Created".into(),
+        Status::Running | Status::Paused | Status::Restarting => {
+            let since = parse_rfc3339(&st.started_at).unwrap_or(now);
+            let up = format!("Up {}", human_duration(std::time::Duration::from_nanos((now - since).max(0) as u64)));
+            if st.status == Status::Paused {
+                format!("{up} (Paused)")
+            } else {
+                up
+            }
+        }
+        Status::Exited => {
+            let when = parse_rfc3339(&st.finished_at).map(|t| ago(t, now)).unwrap_or_default();
+            format!("Exited ({}) {when}", st.exit_code).trim_end().to_string()
+        }
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+/// The COMMAND column: the command, quoted, cut to 20 characters with `…` unless
+/// `--no-trunc`.
+pub fn command_text(c: &Container, trunc: bool) -> String {
+    let full = std::iter::once(c.config.path.as_str()).chain(c.config.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+    let shown = if trunc && full.chars().count() > 20 { format!("{}…", full.chars().take(19).collect::<String>()) } else { full };
+    format!("\"{shown}\"")
+}
+
+/// A `docker ps` row's fields, for the table and for `--format`.
+pub fn ps_fields(c: &Container, now: i128, trunc: bool) -> Value {
+    let created = parse_rfc3339(&c.created).unwrap_or(now);
+    let labels: Vec<String> = c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    json!({
+        "ID": if trunc { c.short_id().to_string() } else { c.id.clone() },
+        "Image": c.config.image,
+        "Command": command_text(c, trunc),
+        "CreatedAt": created_at(created),
+        "RunningFor": ago(created, now),
+        "Status": status_text(c, now),
+        "State": c.state.status.as_str(),
+        "Ports": "",
+        "Names": c.name,
+        "Mounts": "",
+        "Networks": if c.config.network.is_empty() { "bridge" } else { c.config.network.as_str() },
+        "Labels": labels.join(","),
+        "Size": "",
+    })
+}
+
+/// `2026-12-01 09:12:03 +0000 UTC`, as docker's CreatedAt.
+fn created_at(nanos: i128) -> String {
+    let s = crate::units::rfc3339(nanos);
+    // 2026-12-01T09:12:03.123Z → 2026-12-01 09:12:03 +0000 UTC
+    let date = &s[..10.min(s.len())];
+    let time = s.get(11..19).unwrap_or("00:00:00");
+    format!("{date} {time} +0000 UTC")
+}
+
+/// `docker ps`'s default table.
+pub fn ps_table(rows: &[Value]) -> String {
+    let cols = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"];
+    let mut t = vec![cols.iter().map(|c| super::template::header_of(c)).collect::<Vec<_>>()];
+    for r in rows {
+        t.push(cols.iter().map(|c| r[*c].as_str().unwrap_or_default().to_string()).collect());
+    }
+    super::template::columns(&t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::parse_rfc3339;
+
+    fn ctr(status: Status, started: &str, finished: &str, code: i32) -> Container {
+        let mut c = Container { id: "a".repeat(64), name: "c1".into(), created: "2026-12-01T09:00:00Z".into(), ..Default::default() };
+        c.config.path = "sh".into();
+        c.config.args = vec!["-c".into(), "echo hello world, from a long command".into()];
+        c.state.status = status;
+        c.state.started_at = started.into();
+        c.state.finished_at = finished.into();
+        c.state.exit_code = code;
+        c
+    }
+
+    #[test]
+    fn status_strings_are_dockers() {
+        let now = parse_rfc3339("2026-12-01T09:05:00Z").unwrap();
+        assert_eq!(status_text(&ctr(Status::Created, "", "", 0), now), "Created");
+        assert_eq!(status_text(&ctr(Status::Running, "2026-12-01T09:02:00Z", "", 0), now), "Up 3 minutes");
+        assert_eq!(status_text(&ctr(Status::Paused, "2026-12-01T09:04:00Z", "", 0), now), "Up About a minute (Paused)");
+        assert_eq!(status_text(&ctr(Status::Exited, "", "2026-12-01T09:04:58Z", 0), now), "Exited (0) 2 seconds ago");
+        assert_eq!(status_text(&ctr(Status::Exited, "", "2026-12-01T08:05:00Z", 137), now), "Exited (137) About an hour ago");
+    }
+
+    #[test]
+    fn commands_are_quoted_and_cut_at_20() {
+        let c = ctr(Status::Created, "", "", 0);
+        assert_eq!(command_text(&c, true), "\"sh -c echo hello wo…\"");
+        assert!(command_text(&c, false).ends_with("long command\""));
+    }
+
+    #[test]
+    fn inspect_has_dockers_shape() {
+        let c = ctr(Status::Exited, "2026-12-01T09:01:00Z", "2026-12-01T09:02:00Z", 3);
+        let v = inspect(&c, &Paths::new(std::path::Path::new("/var/lib/contlab")));
+        assert_eq!(v["State"]["ExitCode"], 3);
+        assert_eq!(v["State"]["Running"], false);
+        assert_eq!(v["Name"], "/c1");
+        assert!(v["GraphDriver"]["Data"]["MergedDir"].as_str().unwrap().ends_with("/merged"));
+        assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");
+    }
+}
