@@ -29,7 +29,7 @@ use crate::kernel::Kernel;
 /// command cannot be run, 127 when it is not found. The other subcommands exit 1 on
 /// failure. Usage errors (a bad limit, a missing command) exit 2.
 #[derive(Parser, Debug)]
-#[command(name = "cg-limit", version)]
+#[command(name = TOOL, version)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

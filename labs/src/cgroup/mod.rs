@@ -332,16 +332,19 @@ fn rolled_back(k: &Kernel, made: &mut Made, err: Error, name: &GroupName) -> Err
 }
 
 /// The hint for a cgroupfs request refused for lack of privileges.
-pub const ROOT_HINT: &str =
-    "cgroup files belong to root: run cg-limit as root (sudo), or use a cgroup subtree delegated to your user";
+pub fn root_hint() -> String {
+    format!("cgroup files belong to root: run {TOOL} as root (sudo), or use a cgroup subtree delegated to your user")
+}
 
 /// Attach the usual hints to a cgroupfs request: EACCES/EPERM → run as root; EROFS →
 /// cgroupfs is read-only here.
 pub(crate) fn privileged<T>(r: std::result::Result<T, SysError>) -> Result<T> {
-    r.hint(Errno::EACCES, ROOT_HINT).hint(Errno::EPERM, ROOT_HINT).hint(
-        Errno::EROFS,
-        "cgroupfs is mounted read-only here (inside a container?): run cg-limit on the host or in a privileged container",
-    )
+    let Err(e) = r else { return r.map_err(Error::from) };
+    let root = root_hint();
+    let ro = format!(
+        "cgroupfs is mounted read-only here (inside a container?): run {TOOL} on the host or in a privileged container"
+    );
+    Err(e).hint(Errno::EACCES, &root).hint(Errno::EPERM, &root).hint(Errno::EROFS, &ro)
 }
 
 /// Write one interface file, with the usual hints.

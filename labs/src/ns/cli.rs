@@ -16,7 +16,7 @@ use crate::kernel::{Kernel, MsFlags, NsKind, UserIds};
 ///
 /// Every request made of the kernel is printed on stderr, strace-style.
 #[derive(Parser, Debug)]
-#[command(name = "ns-exec", version)]
+#[command(name = TOOL, version)]
 pub struct Cli {
     /// `show`, or nothing to run a command.
     #[command(subcommand)]

@@ -360,6 +360,9 @@ pub fn create(k: &Kernel, spec: &Spec, ids: UserIds, launch: &Launch) -> Result<
 /// [`Spec::needs_map_helper`]) and the offsets of a new time namespace, which must be
 /// written before the first child exists. A new PID namespace applies to the next
 /// child. `report` is what the map helper does with its error (it has no caller).
+///
+/// A runtime whose PID namespace comes from the parent may call it in the
+/// container's first process instead, before [`setup_child`], with the other kinds.
 pub fn unshare(k: &Kernel, spec: &Spec, ids: UserIds, report: fn(&Error)) -> Result<()> {
     let _s = k.scope(TOOL);
     let me = Pid::from_raw(std::process::id() as i32);
@@ -476,6 +479,7 @@ fn finish_map_helper(k: &Kernel, helper: &mut Gated<'_>) -> Result<()> {
 /// closure of [`Kernel::spawn_env`] calls it; so can a runtime's own child.
 pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
     let _s = k.scope(TOOL);
+    spec.check()?;
     if let Some(h) = &spec.hostname {
         k.why("only this UTS namespace sees the new name").sethostname(h)?;
     }
@@ -694,7 +698,7 @@ fn join_open(k: &Kernel, pid: i32, kinds: Option<&[NsKind]>) -> Result<Vec<(NsKi
     if !k.exists(&proc) {
         return Err(Error::failed(
             format!("process {pid} does not exist ({} is missing)", proc.display()),
-            "give --enter the PID of a running process (ns-exec --detach prints one)",
+            format!("give --enter the PID of a running process ({TOOL} --detach prints one)"),
         ));
     }
     let kinds: Vec<NsKind> = match kinds {
