@@ -4,5 +4,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = contlab::cgroup::Cli::parse();
-    contlab::exit::finish("cg-limit", contlab::cgroup::run(cli))
+    let role = cli.role();
+    contlab::exit::report(contlab::cgroup::TOOL, role, contlab::cgroup::run(cli))
 }

@@ -5,5 +5,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = contlab::ns::Cli::parse();
-    contlab::exit::finish("ns-exec", contlab::ns::run(cli))
+    let role = cli.role();
+    contlab::exit::report(contlab::ns::TOOL, role, contlab::ns::run(cli))
 }

@@ -102,6 +102,13 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
         for part in line.split("/proc/").skip(1) {
             add(digits(part));
         }
+        // A group named after the shell's PID (`--name bomb-$$`), unique per run.
+        for part in line.split("contlab/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_ascii_lowercase()).collect();
+            if let Some(rest) = part[name.len()..].strip_prefix('-').filter(|_| !name.is_empty()) {
+                add(digits(rest));
+            }
+        }
         for part in line.split("\"pid\":").skip(1) {
             add(digits(part));
         }
@@ -138,16 +145,22 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
 
 /// Whether a number that follows `before` (and precedes `after`) stands where a PID
 /// stands: a trace prefix `[tool N]`, `fork() = N`, `wait4(N`, `kill(N`, `/proc/N/`,
-/// a transient group `run-N`, JSON `"pid":N`, wait4's result `NULL) = N`, an image
-/// store's temp file `tmp/blob.N.`, or a table's first column / a line of its own.
+/// a transient group `run-N` or a group named `NAME-$$`, JSON `"pid":N`, wait4's
+/// result `NULL) = N`, an image store's temp file `tmp/blob.N.`, or a table's first
+/// column / a line of its own.
 fn pid_context(before: &str, after: &str) -> bool {
     let line = before.rsplit('\n').next().unwrap_or("");
     let prefix = line
         .strip_prefix('[')
         .is_some_and(|r| r.ends_with(' ') && r.trim_end().chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     let leading = line.chars().all(|c| c == ' ') && (after.is_empty() || after.starts_with(['\n', ' ']));
+    let group = line
+        .rsplit_once("contlab/")
+        .and_then(|(_, n)| n.strip_suffix('-'))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase()));
     prefix
         || leading
+        || group
         || ["fork() = ", "wait4(", "kill(", "/proc/", "run-", "\"pid\":", "NULL) = ", "tmp/blob."]
             .iter()
             .any(|p| line.ends_with(p))

@@ -280,10 +280,38 @@ fn show(name: &str) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// Whether contlab/NAME exists in any of the group's directories.
+/// Whether contlab/NAME exists in any of the group's directories, as `cg-limit ls`
+/// says (which must succeed: a failed `ls` is no answer).
 fn exists(name: &str) -> bool {
     let o = run(&["-q", "ls"]);
+    assert!(o.status.success(), "cg-limit ls failed: {}", stderr_of(&o));
     stdout_of(&o).lines().any(|l| l == name)
+}
+
+/// The directories contlab/NAME has on this machine, looked at directly: the v2
+/// tree's and every v1 hierarchy's.
+fn dirs_of(name: &str) -> Vec<std::path::PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut v: Vec<std::path::PathBuf> = std::iter::once(root.to_path_buf())
+        .chain(std::fs::read_dir(root).unwrap().flatten().map(|e| e.path()))
+        .map(|h| h.join("contlab").join(name))
+        .filter(|d| d.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+/// How many requests named `call` a cg-limit command line makes, from its dry run's
+/// JSON trace (the same plan as the real run on this machine).
+fn planned(args: &[&str], call: &str) -> u32 {
+    let o = cg().args(["--dry-run", "--trace", "json"]).args(args).output().unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let n = stderr_of(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|e| e["call"] == call)
+        .count();
+    n as u32
 }
 
 const HOG: &str = "b = bytearray(200 * 2**20)";
@@ -379,6 +407,89 @@ mod checks {
         Favoured(saved)
     }
 
+    /// `cg-limit create` killed with SIGKILL just before each of its mkdirs and writes:
+    /// what it made stays (a killed process undoes nothing), and the documented
+    /// clean-up, `cg-limit rm NAME --kill`, removes all of it.
+    pub fn killed_while_creating(tag: &str) {
+        let g = Group::new(&format!("kill9-{tag}"));
+        let args = ["create", g.name(), "--memory", "32M", "--pids", "5"];
+        let mut seen_left = false;
+        for call in ["mkdir", "write"] {
+            let steps = planned(&args, call);
+            assert!(steps > 0, "a create makes {call} requests");
+            for nth in 1..=steps {
+                let mut c = Command::new(harness::bin_path("cg-limit"));
+                c.arg("-q").args(args).env("PATH", PATH).env_remove("CONTLAB_CGROUP_ROOT");
+                harness::kill9(harness::stopped_at(c, call, nth));
+                let left = dirs_of(g.name());
+                seen_left |= !left.is_empty();
+                let o = run(&["-q", "rm", g.name(), "--kill"]);
+                if left.is_empty() {
+                    assert_eq!(o.status.code(), Some(1), "{call} #{nth}: {}", stderr_of(&o));
+                    assert!(stderr_of(&o).contains("no group"), "{call} #{nth}: {}", stderr_of(&o));
+                } else {
+                    assert!(o.status.success(), "{call} #{nth}: rm --kill of {left:?}: {}", stderr_of(&o));
+                }
+                assert_eq!(dirs_of(g.name()), Vec::<std::path::PathBuf>::new(), "{call} #{nth}: after rm --kill");
+                assert!(!exists(g.name()), "{call} #{nth}");
+            }
+        }
+        assert!(seen_left, "some steps leave part of the group, for rm --kill to remove");
+    }
+
+    /// `cg-limit run` killed with SIGKILL while its command runs: the group and the
+    /// command stay; `rm` refuses a group with a process, `rm --kill` kills it and
+    /// removes the group.
+    pub fn killed_while_running(tag: &str) {
+        let g = Group::new(&format!("kill9run-{tag}"));
+        let mut c = Command::new(harness::bin_path("cg-limit"));
+        c.args(["-q", "run", "--name", g.name(), "--pids", "5", "--", "sh", "-c"])
+            .arg("exec sleep 60 </dev/null >/dev/null 2>&1")
+            .env("PATH", PATH)
+            .env_remove("CONTLAB_CGROUP_ROOT");
+        harness::kill9(harness::stopped_at(c, "rt_sigtimedwait", 1));
+        let procs = show(g.name())["procs"].as_array().cloned().unwrap_or_default();
+        assert_eq!(procs.len(), 1, "the command outlives cg-limit, in its group: {procs:?}");
+        let o = run(&["-q", "rm", g.name()]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+        let o = run(&["-q", "rm", g.name(), "--kill"]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        assert_eq!(dirs_of(g.name()), Vec::<std::path::PathBuf>::new());
+        // Dead: gone, or a zombie until its new parent (init) reaps it.
+        let stat = format!("/proc/{}/stat", procs[0].as_i64().unwrap());
+        let state = std::fs::read_to_string(&stat).ok().and_then(|s| s.rsplit_once(") ")?.1.chars().next());
+        assert!(matches!(state, None | Some('Z' | 'X')), "rm --kill killed the command: {state:?}");
+    }
+
+    /// The CPU time a group has used so far, in µs.
+    fn cpu_used(name: &str) -> u64 {
+        show(name)["cpu"]["usage_usec"].as_u64().unwrap()
+    }
+
+    /// `freeze` stops a busy loop (its CPU time stops growing), `thaw` lets it run.
+    pub fn freeze_and_thaw(tag: &str) {
+        let g = Group::new(&format!("freeze-{tag}"));
+        assert!(run(&["-q", "create", g.name(), "--pids", "5"]).status.success());
+        let mut busy = Command::new("sh").args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().unwrap();
+        assert!(run(&["-q", "add", g.name(), &busy.id().to_string()]).status.success());
+        let o = run(&["freeze", g.name()]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        let frozen = cpu_used(g.name());
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(cpu_used(g.name()), frozen, "a frozen group uses no CPU");
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", busy.id())).unwrap();
+        assert!(state.rsplit_once(") ").unwrap().1.starts_with(['D', 'S', 'T']), "not running: {state}");
+        let o = run(&["-q", "thaw", g.name()]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        let t0 = Instant::now();
+        while cpu_used(g.name()) == frozen {
+            assert!(t0.elapsed() < Duration::from_secs(10), "the thawed loop never ran again");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(run(&["-q", "rm", g.name(), "--kill"]).status.success());
+        let _ = busy.wait();
+    }
+
     pub fn cpu_throttle(tag: &str) {
         let g = Group::new(&format!("cpu-{tag}"));
         let o = run(&["-q", "create", g.name(), "--cpus", "0.5"]);
@@ -432,6 +543,47 @@ fn cpu_quota_throttles_a_busy_loop() {
         return;
     }
     checks::cpu_throttle("host");
+}
+
+#[test]
+fn kill_9_at_each_step_of_create_then_rm_kill_removes_what_remains() {
+    if !require(Tier::Root) {
+        return;
+    }
+    checks::killed_while_creating("host");
+}
+
+#[test]
+fn kill_9_while_the_command_runs_then_rm_kill_removes_the_group() {
+    if !require(Tier::Root) {
+        return;
+    }
+    checks::killed_while_running("host");
+}
+
+#[test]
+fn freeze_stops_a_busy_loop_and_thaw_resumes_it() {
+    if !require(Tier::Root) {
+        return;
+    }
+    checks::freeze_and_thaw("host");
+}
+
+#[test]
+fn only_the_allowed_devices_can_be_opened() {
+    if !require(Tier::Root) {
+        return;
+    }
+    // cgroup v1 here: devices.deny a, then devices.allow c 1:3 rwm (/dev/null).
+    let g = Group::new("devices");
+    let script = "echo x > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null 2>&1 || echo zero-denied";
+    let o = run(&["run", "--name", g.name(), "--allow-device", "c 1:3 rwm", "--", "sh", "-c", script]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "null-ok\nzero-denied\n", "{}", stderr_of(&o));
+    let err = stderr_of(&o);
+    assert!(err.contains("devices.deny\", \"a\") = 1"), "{err}");
+    assert!(err.contains("devices.allow\", \"c 1:3 rwm\") = 9"), "{err}");
+    assert!(!exists(g.name()));
 }
 
 #[test]
@@ -596,16 +748,39 @@ mod guest {
         std::fs::read_to_string(format!("/sys/fs/cgroup/{dir}cgroup.subtree_control")).unwrap()
     }
 
+    /// Put the tree in the state of a fresh boot, whatever ran before: no contlab/
+    /// (its groups are removed by the tests that made them), nothing handed down at
+    /// the root. A test fixture, written directly.
+    fn fresh_v2_tree() {
+        let contlab = Path::new("/sys/fs/cgroup/contlab");
+        if contlab.exists() {
+            std::fs::remove_dir(contlab)
+                .unwrap_or_else(|e| panic!("{} still holds groups ({e}): see `cg-limit ls`", contlab.display()));
+        }
+        std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", "-cpu -io -memory -pids")
+            .expect("take the controllers back from the root's children");
+        for c in ["cpu", "io", "memory", "pids"] {
+            assert!(!subtree("").split_whitespace().any(|x| x == c), "{c} still handed down: {}", subtree(""));
+        }
+    }
+
     #[test]
     #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
     fn detects_v2_and_hands_controllers_down() {
         if !harness::require(harness::Tier::Guest) {
             return;
         }
+        fresh_v2_tree();
         let g = Group::new("v2");
         let o = run(&["create", g.name(), "--memory", "64M"]);
         assert!(o.status.success(), "{}", stderr_of(&o));
-        assert!(stderr_of(&o).contains("cgroup v2 (unified) detected"), "{}", stderr_of(&o));
+        let err = stderr_of(&o);
+        assert!(err.contains("cgroup v2 (unified) detected"), "{err}");
+        for dir in ["/sys/fs/cgroup", "/sys/fs/cgroup/contlab"] {
+            let want = format!("write(\"{dir}/cgroup.subtree_control\", \"+cpu +io +memory +pids\") = 22");
+            assert!(err.contains(&want), "cg-limit itself hands the controllers down at {dir}: {err}");
+        }
+        assert!(err.contains("mkdir(\"/sys/fs/cgroup/contlab\", 0o755) = 0"), "{err}");
         assert_eq!(stdout_of(&o).trim(), format!("/sys/fs/cgroup/contlab/{}", g.name()));
         for dir in ["", "contlab/"] {
             let on = subtree(dir);
@@ -646,6 +821,46 @@ mod guest {
             return;
         }
         checks::cpu_throttle("vm");
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn kill_9_at_each_step_of_create_then_rm_kill_removes_what_remains() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        checks::killed_while_creating("vm");
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn kill_9_while_the_command_runs_then_rm_kill_removes_the_group() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        checks::killed_while_running("vm");
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn freeze_stops_a_busy_loop_and_thaw_resumes_it() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        checks::freeze_and_thaw("vm");
+    }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn device_rules_are_only_noted() {
+        if !harness::require(harness::Tier::Guest) {
+            return;
+        }
+        let g = Group::new("devices");
+        let o = run(&["run", "--name", g.name(), "--allow-device", "c 1:3 rwm", "--", "true"]);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        assert!(stderr_of(&o).contains("eBPF"), "{}", stderr_of(&o));
+        assert!(!stderr_of(&o).contains("devices.allow\""), "{}", stderr_of(&o));
     }
 
     #[test]

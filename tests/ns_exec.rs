@@ -1,7 +1,7 @@
 //! ns-exec: CLI behaviour, dry-run traces, and (as root) real namespaces.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{self, cmd, require, stderr_of, stdout_of, Tier};
@@ -19,6 +19,16 @@ fn run(args: &[&str]) -> std::process::Output {
     ns().args(args).output().unwrap()
 }
 
+/// Snapshot filters for ns-exec traces: those of every tool, and who runs the test
+/// (`getresuid() = 0 [ruid=0, ...]` as root, 1000 as a user), which the plan shown
+/// does not depend on.
+fn settings() -> insta::Settings {
+    let mut s = harness::snapshot_settings();
+    s.add_filter(r"\[ruid=\d+, euid=\d+, suid=\d+\]", "[ruid=UID, euid=UID, suid=UID]");
+    s.add_filter(r"\[rgid=\d+, egid=\d+, sgid=\d+\]", "[rgid=GID, egid=GID, sgid=GID]");
+    s
+}
+
 // ---------------------------------------------------------------- dry run ----------
 
 #[test]
@@ -26,7 +36,7 @@ fn dry_run_pid_uts_proc() {
     let o = run(&["--dry-run", "--pid", "--uts", "--hostname", "box", "--mount-proc", "--", "true"]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert_eq!(stdout_of(&o), "", "a dry run prints its plan on stderr only");
-    harness::snapshot_settings().bind(|| insta::assert_snapshot!("ns_exec_dry_run_pid_uts_proc", stderr_of(&o)));
+    settings().bind(|| insta::assert_snapshot!("ns_exec_dry_run_pid_uts_proc", stderr_of(&o)));
 }
 
 #[test]
@@ -34,14 +44,14 @@ fn dry_run_rootfs_pivot() {
     let t = harness::tmp();
     let o = run(&["--dry-run", "--pid", "--mount-proc", "--rootfs", t.path().to_str().unwrap(), "--", "/bin/sh"]);
     assert!(o.status.success(), "{}", stderr_of(&o));
-    harness::snapshot_settings().bind(|| insta::assert_snapshot!("ns_exec_dry_run_rootfs", stderr_of(&o)));
+    settings().bind(|| insta::assert_snapshot!("ns_exec_dry_run_rootfs", stderr_of(&o)));
 }
 
 #[test]
 fn dry_run_explicit_maps_use_a_helper() {
     let o = run(&["--dry-run", "--uid-map", "0:100000:65536", "--gid-map", "0:100000:65536", "--", "true"]);
     assert!(o.status.success(), "{}", stderr_of(&o));
-    harness::snapshot_settings().bind(|| insta::assert_snapshot!("ns_exec_dry_run_maps", stderr_of(&o)));
+    settings().bind(|| insta::assert_snapshot!("ns_exec_dry_run_maps", stderr_of(&o)));
 }
 
 #[test]
@@ -170,8 +180,17 @@ fn new_net_namespace_has_only_lo() {
     assert_eq!(ifaces, ["lo"]);
 }
 
-fn mount_count() -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count()
+/// The host's mounts at or below `dir` (mount points as /proc/self/mountinfo lists
+/// them). A test that checks "nothing left" looks only at its own paths: other tests
+/// mount and unmount elsewhere at the same time.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| *p == dir || p.starts_with(&format!("{dir}/")))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -181,7 +200,7 @@ fn rootfs_with_pivot_root_hides_the_host() {
     }
     let t = harness::tmp();
     harness::busybox_rootfs(t.path());
-    let before = mount_count();
+    assert_eq!(mounts_under(t.path()), Vec::<String>::new());
     let o = run(&[
         "-q",
         "--pid",
@@ -202,7 +221,100 @@ fn rootfs_with_pivot_root_hides_the_host() {
     assert!(!out.contains("HOST-VISIBLE"), "the host's tree must not be reachable: {out}");
     let inside_mounts: usize = out.lines().last().unwrap().trim().parse().unwrap();
     assert_eq!(inside_mounts, 2, "only the new root and its /proc remain: {out}");
-    assert_eq!(mount_count(), before, "no mount leaks to the host");
+    assert_eq!(mounts_under(t.path()), Vec::<String>::new(), "no mount of the new root leaks to the host");
+}
+
+#[test]
+fn a_spec_with_mounts_masks_user_env_and_cwd() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let t = harness::tmp();
+    harness::busybox_rootfs(t.path());
+    for d in ["data", "scratch"] {
+        std::fs::create_dir(t.path().join(d)).unwrap();
+    }
+    std::fs::write(t.path().join("dev/null"), "").unwrap(); // the mount point of a file bind
+    let src = harness::tmp();
+    std::fs::write(src.path().join("hello"), "hello from the host\n").unwrap();
+    std::fs::set_permissions(src.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let bind = format!("{}:/data", src.path().display());
+    let script = "pwd; id -u; id -G; echo \"$GREETING\"; env | grep -c CARGO; cat hello; \
+                  touch /data/x 2>/dev/null || echo data-is-read-only; wc -c < /proc/uptime; ls -A /etc | wc -l; \
+                  touch /scratch/y && echo scratch-is-writable";
+    // The host's PATH has no /bin: `sh` is found through the command's own PATH, in the new root.
+    let o = ns()
+        .env("PATH", "/usr/bin")
+        .args(["-q", "--pid", "--mount-proc", "--rootfs", t.path().to_str().unwrap()])
+        .args(["--tmpfs", "/scratch", "--bind", "/dev/null:/dev/null", "--bind", &bind])
+        .args(["--readonly-path", "/data", "--masked-path", "/proc/uptime", "--masked-path", "/etc"])
+        .args(["--cwd", "/data", "--setuid", "1000:1000", "--groups", "27"])
+        .args(["--env", "PATH=/bin", "--env", "GREETING=hi", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(
+        stdout_of(&o),
+        "/data\n1000\n1000 27\nhi\n0\nhello from the host\ndata-is-read-only\n0\n0\nscratch-is-writable\n",
+        "{}",
+        stderr_of(&o)
+    );
+    assert!(!src.path().join("x").exists(), "the bind is read-only");
+    assert_eq!(mounts_under(t.path()), Vec::<String>::new(), "nothing mounted on the host");
+}
+
+/// The PIDs of `pid`'s children.
+fn children_of(pid: u32) -> Vec<i32> {
+    let f = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(f).unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+fn state_of(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[test]
+fn killed_at_each_step_of_the_new_root_it_leaves_no_mount() {
+    if !require(Tier::Root) {
+        return;
+    }
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    // The steps of the child (no PID namespace: its PID 1 would ignore its own SIGSTOP):
+    // mount #1 propagation, #2 the bind of the root, chdir #1 into it, mount #3 proc,
+    // pivot_root, umount2 of the old root, chdir #2 to /.
+    for (call, nth) in
+        [("mount", 1), ("mount", 2), ("chdir", 1), ("mount", 3), ("pivot_root", 1), ("umount2", 1), ("chdir", 2)]
+    {
+        let t = harness::tmp();
+        harness::busybox_rootfs(t.path());
+        let mut tool = Command::new(harness::bin_path("ns-exec"))
+            .args(["-q", "--mount-proc", "--rootfs", t.path().to_str().unwrap(), "--", "/bin/true"])
+            .env("PATH", PATH)
+            .env("CONTLAB_FAULT", format!("{call}:{nth}:stop"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The new root is made by ns-exec's child: wait until that one stops there.
+        let t0 = std::time::Instant::now();
+        let child = loop {
+            if let Some(c) = children_of(tool.id()).into_iter().find(|c| matches!(state_of(*c), Some('T' | 't'))) {
+                break c;
+            }
+            assert!(tool.try_wait().unwrap().is_none(), "{call} #{nth}: ns-exec ended before stopping there");
+            assert!(t0.elapsed() < Duration::from_secs(60), "{call} #{nth}: the child never stopped");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        kill(Pid::from_raw(child), Signal::SIGKILL).unwrap();
+        let _ = tool.kill();
+        tool.wait().unwrap();
+        // Every mount was made in the child's private mount namespace, which died with it.
+        assert_eq!(mounts_under(t.path()), Vec::<String>::new(), "{call} #{nth}: a mount leaked to the host");
+        std::fs::remove_dir_all(t.path()).unwrap_or_else(|e| panic!("{call} #{nth}: the tree stays busy: {e}"));
+    }
 }
 
 #[test]

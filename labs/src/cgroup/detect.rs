@@ -264,9 +264,9 @@ mod tests {
             };
             assert!(fake);
             let names: Vec<String> = hierarchies.iter().map(|h| h.controllers.join(",")).collect();
-            assert_eq!(names, ["blkio", "cpu", "cpuacct", "cpuset", "memory", "pids"]);
+            assert_eq!(names, ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"]);
             assert_eq!(unified.is_some(), hybrid);
-            let note = k.events().into_iter().rev().find(|e| e.call == "note").unwrap().args[0].clone();
+            let note = k.events().into_iter().rfind(|e| e.call == "note").unwrap().args[0].clone();
             let want = if hybrid { "cgroup v1/hybrid detected" } else { "cgroup v1 (legacy) detected" };
             assert!(note.contains(want), "{note}");
             assert!(note.contains(&format!("memory at {}/memory", t.path().display())), "{note}");

@@ -112,42 +112,90 @@ impl fmt::Display for Cpus {
 
 /// The limits of one group. Every field is optional: `create` sets those given,
 /// `set` changes those given and leaves the others alone.
-#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
-    /// Memory limit, e.g. 64M, 1G, 1048576, max.
-    ///
-    /// Bytes, with an optional K, M, G or T suffix (powers of 1024, any case: 64M =
-    /// 67108864), or `max`. Past it the kernel reclaims memory, then its OOM killer
-    /// kills a process of the group (exit 137). Swap is no escape: the same limit is
-    /// set for memory+swap.
-    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    /// Memory limit in bytes, or no limit. Past it the kernel reclaims memory, then its
+    /// OOM killer kills a process of the group; the same limit holds for memory+swap.
     pub memory: Option<Max>,
-
-    /// CPU limit in CPUs, e.g. 0.5, 2, max.
-    ///
-    /// 0.5 lets the group run half of one CPU's time (50 ms every 100 ms period,
-    /// cgroup v2 cpu.max "50000 100000"); 2 allows two CPUs' worth. A group that used
-    /// its quota is throttled until the next period.
-    #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
+    /// CPU bandwidth: CPU time per period.
     pub cpus: Option<Cpus>,
-
-    /// Max tasks (processes and threads) in the group, or max.
-    ///
-    /// fork(2) and clone(2) fail with EAGAIN beyond it, which stops a fork bomb.
-    #[arg(long, value_name = "N", value_parser = parse_pids)]
+    /// Max tasks (processes and threads): fork(2) fails with EAGAIN beyond it.
     pub pids: Option<Max>,
-
     /// I/O weight 1..10000 (default 100), against sibling groups.
-    ///
-    /// cgroup v2 io.weight (or io.bfq.weight); on cgroup v1 blkio.weight, scaled to its 10..1000
-    /// range (×5, as systemd does), or blkio.bfq.weight (1..1000). A weight only acts on
-    /// disks whose I/O scheduler uses it (bfq for the bfq files).
-    #[arg(long, value_name = "WEIGHT", value_parser = clap::value_parser!(u16).range(1..=10000))]
     pub io_weight: Option<u16>,
-
-    /// CPUs the group may run on, e.g. 0, 0-1, 0,2-3.
-    #[arg(long, value_name = "LIST", value_parser = parse_cpuset)]
+    /// CPUs the group may run on (`0-1`, `0,2-3`).
     pub cpuset: Option<String>,
+    /// The devices the group's processes may open, and nothing else (cgroup v1:
+    /// `devices.deny` `a`, then one `devices.allow` per rule). On cgroup v2 device
+    /// control is an eBPF program attached to the group, which contlab does not load
+    /// yet: the rules are then only noted.
+    pub devices: Option<Vec<DeviceRule>>,
+}
+
+/// What kind of device a [`DeviceRule`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// `a`: every device, character and block.
+    All,
+    /// `c`: character devices (`/dev/null` is c 1:3).
+    Char,
+    /// `b`: block devices.
+    Block,
+}
+
+/// One line of the v1 `devices.allow` file: `TYPE MAJOR:MINOR ACCESS`, e.g. `c 1:3 rwm`
+/// (read, write, mknod on /dev/null); `*` for any major or minor; `a` alone is every
+/// device. <https://docs.kernel.org/admin-guide/cgroup-v1/devices.html>
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// Character, block, or all.
+    pub kind: DeviceKind,
+    /// The major number (`None`: `*`).
+    pub major: Option<u32>,
+    /// The minor number (`None`: `*`).
+    pub minor: Option<u32>,
+    /// Some of `r` (read), `w` (write), `m` (mknod), in that order.
+    pub access: String,
+}
+
+impl fmt::Display for DeviceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let num = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
+        match self.kind {
+            DeviceKind::All => f.write_str("a"),
+            DeviceKind::Char | DeviceKind::Block => {
+                let t = if self.kind == DeviceKind::Char { 'c' } else { 'b' };
+                write!(f, "{t} {}:{} {}", num(self.major), num(self.minor), self.access)
+            }
+        }
+    }
+}
+
+/// Parse a device rule: `a`, or `c|b MAJOR:MINOR [ACCESS]` (ACCESS defaults to rwm).
+pub fn parse_device_rule(s: &str) -> Result<DeviceRule, String> {
+    let bad = || format!("{s:?} is not a device rule: write TYPE MAJOR:MINOR ACCESS, e.g. 'c 1:3 rwm', or 'a'");
+    let f: Vec<&str> = s.split_whitespace().collect();
+    if f == ["a"] {
+        return Ok(DeviceRule { kind: DeviceKind::All, major: None, minor: None, access: "rwm".into() });
+    }
+    let (t, nums, access) = match f.as_slice() {
+        [t, n] => (*t, *n, "rwm"),
+        [t, n, a] => (*t, *n, *a),
+        _ => return Err(bad()),
+    };
+    let kind = match t {
+        "c" => DeviceKind::Char,
+        "b" => DeviceKind::Block,
+        _ => return Err(bad()),
+    };
+    let (ma, mi) = nums.split_once(':').ok_or_else(bad)?;
+    let num = |x: &str| if x == "*" { Ok(None) } else { x.parse().map(Some).map_err(|_| bad()) };
+    let ok = !access.is_empty() && access.chars().all(|c| "rwm".contains(c));
+    let ordered: String = "rwm".chars().filter(|c| access.contains(*c)).collect();
+    if !ok || ordered.len() != access.len() {
+        return Err(bad());
+    }
+    Ok(DeviceRule { kind, major: num(ma)?, minor: num(mi)?, access: ordered })
 }
 
 impl Limits {
@@ -173,6 +221,10 @@ impl Limits {
         }
         if let Some(c) = &self.cpuset {
             v.push(format!("cpuset={c}"));
+        }
+        if let Some(d) = &self.devices {
+            let rules: Vec<String> = d.iter().map(|r| r.to_string()).collect();
+            v.push(format!("devices=[{}]", rules.join(", ")));
         }
         if v.is_empty() {
             "no limits".into()
@@ -350,6 +402,18 @@ mod tests {
         assert_eq!(Max::from_file("x"), None);
         assert_eq!(serde_json::to_string(&Max::Max).unwrap(), "\"max\"");
         assert_eq!(serde_json::to_string(&Max::Value(3)).unwrap(), "3");
+    }
+
+    #[test]
+    fn device_rules() {
+        assert_eq!(parse_device_rule("c 1:3 rwm").unwrap().to_string(), "c 1:3 rwm");
+        assert_eq!(parse_device_rule("b *:* m").unwrap().to_string(), "b *:* m");
+        assert_eq!(parse_device_rule("c 136:*").unwrap().to_string(), "c 136:* rwm");
+        assert_eq!(parse_device_rule("c 1:5 wr").unwrap().access, "rw", "kept in the kernel's order");
+        assert_eq!(parse_device_rule("a").unwrap().to_string(), "a");
+        for bad in ["", "x 1:3 r", "c 1 r", "c a:3 r", "c 1:3 rx", "c 1:3 rr", "c 1:3 r w"] {
+            assert!(parse_device_rule(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

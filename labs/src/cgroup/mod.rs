@@ -99,8 +99,37 @@
 //!   `1` into `cgroup.kill` (v2, Linux 5.14+), which kills the whole group at once,
 //!   or sends `SIGKILL` to each PID of `cgroup.procs` until it stays empty.
 //!
-//! The parts: [`limits`] parses the flags, [`detect`] finds the setup, [`v2`] and
-//! [`v1`] write the files, [`show`] reads them back, [`top`] watches them.
+//!
+//! ## Freezing (docker pause) and devices
+//!
+//! * **Freezing.** A frozen group's processes are not scheduled at all until it is
+//!   thawed; they get no signal and notice nothing but the time that passed. v2:
+//!   `cgroup.freeze` = 1, and the kernel says `frozen 1` in `cgroup.events` once every
+//!   task has stopped. v1: the `freezer` hierarchy, `freezer.state` = `FROZEN`,
+//!   which reads `FREEZING` until every task is stopped. (A v1 group is made in the
+//!   freezer hierarchy only when it is first frozen; its processes are moved in.)
+//!   <https://docs.kernel.org/admin-guide/cgroup-v1/freezer-subsystem.html>
+//! * **Devices.** v1's `devices` controller keeps an allow-list per group: `a` into
+//!   `devices.deny` forbids every device, then each `devices.allow` line (`c 1:3 rwm`:
+//!   read, write and mknod of the character device 1:3, /dev/null) lets one back in.
+//!   A process may still *see* a node in /dev; opening it fails with `EPERM`. cgroup v2
+//!   has no such files: the same check is an eBPF program (`BPF_PROG_TYPE_CGROUP_DEVICE`)
+//!   attached to the group, which contlab does not load yet (a note says so).
+//!   <https://docs.kernel.org/admin-guide/cgroup-v1/devices.html>
+//!
+//! ## As a library: [`Group`]
+//!
+//! A runtime does not run `cg-limit`: it calls [`Group::create`] with [`Limits`]
+//! (which removes what it made if any step fails), has its container's first process
+//! [`Group::join`] before exec (writing `0` into each of [`Group::procs_files`]), and
+//! later reads [`Group::stats`] and [`Group::events`], [`Group::freeze`]s,
+//! [`Group::kill`]s and [`Group::remove`]s it. [`run_command`] is `cg-limit run`
+//! made of those steps. No operation prints: `run`'s reports (an OOM kill, refused
+//! forks) are [`Report`] values handed to the caller's function.
+//!
+//! The parts: [`limits`] holds the limits and their parsers, [`detect`] finds the
+//! setup, [`v2`] and [`v1`] write the files, [`show`] reads them back, [`top`]
+//! watches them; the command line is an adapter apart (`cli.rs`).
 
 pub mod detect;
 pub mod limits;
@@ -109,133 +138,32 @@ pub mod top;
 pub mod v1;
 pub mod v2;
 
+mod cli;
+
 use std::collections::BTreeSet;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::cli::CommonOpts;
 use crate::error::{Error, Hint, Result};
-use crate::exit::{Exit, Role};
-use crate::kernel::{Errno, Kernel, Mode, Pid, Signal, SysError};
+use crate::exit::Exit;
+use crate::kernel::{Errno, Exited, Kernel, Mode, Pid, Signal, SysError};
 
+pub use cli::{execute, Cli, Cmd, LimitArgs, RunArgs};
 pub use detect::Setup;
-pub use limits::{Cpus, Limits, Max};
+pub use limits::{Cpus, DeviceKind, DeviceRule, Limits, Max};
 pub use show::{Events, Sample, Stats};
+
+/// The tool this lab is, as its trace and messages name it.
+pub const TOOL: &str = "cg-limit";
 
 /// The parent group every contlab group lives under (`/sys/fs/cgroup/contlab`).
 pub const PARENT: &str = "contlab";
 
-/// Put processes in control groups: limit their memory, CPU and number of tasks,
-/// and watch what they use.
-///
-/// Works with cgroup v2 (one tree at /sys/fs/cgroup) and with cgroup v1 or hybrid
-/// setups (one tree per controller), detected with statfs(2). Groups live under
-/// `contlab/`. Every request made of the kernel is printed on stderr, strace-style;
-/// the tool's own output goes to stdout.
-///
-/// Exit status: `run` exits with the command's status (128+N when it was killed by
-/// signal N: 137 after an OOM kill), 125 when cg-limit itself failed, 126 when the
-/// command cannot be run, 127 when it is not found. The other subcommands exit 1 on
-/// failure. Usage errors (a bad limit, a missing command) exit 2.
-#[derive(Parser, Debug)]
-#[command(name = "cg-limit", version)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub cmd: Cmd,
-
-    /// Where cgroupfs is mounted. Tests point it at a fake tree in a temp dir.
-    #[arg(long, global = true, value_name = "DIR", env = "CONTLAB_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
-    pub cgroup_root: PathBuf,
-
-    /// Trace options shared by every contlab tool.
-    #[command(flatten)]
-    pub common: CommonOpts,
-}
-
-/// The subcommands.
-#[derive(Subcommand, Debug)]
-pub enum Cmd {
-    /// Run a command in a new group with limits, then remove the group.
-    ///
-    /// The child joins the group before it execs the command. Signals sent to
-    /// cg-limit (Ctrl-C, kill) are passed on to the command. When the command ends,
-    /// a line on stderr says whether it was OOM-killed or refused forks, leftover
-    /// processes are killed, and the group is removed.
-    Run(RunArgs),
-    /// Create a group with limits; print its directory (one per v1 hierarchy).
-    Create {
-        /// The group, under contlab/ (`web`, `lab/db`).
-        name: GroupName,
-        /// The limits to set.
-        #[command(flatten)]
-        limits: Limits,
-    },
-    /// Change the limits of a group (those given; the others stay).
-    Set {
-        /// The group, under contlab/.
-        name: GroupName,
-        /// The limits to change.
-        #[command(flatten)]
-        limits: Limits,
-    },
-    /// Move a running process (all its threads) into a group.
-    Add {
-        /// The group, under contlab/.
-        name: GroupName,
-        /// The process to move.
-        pid: i32,
-    },
-    /// Show a group's limits, usage (memory, CPU, throttling, tasks) and events.
-    Show {
-        /// The group, under contlab/.
-        name: GroupName,
-        /// Print JSON (numbers; limits are a number or "max"; null when not available).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Watch the groups under contlab/, like systemd-cgtop: tasks, CPU, memory, I/O.
-    ///
-    /// When the view redraws on a terminal (stdout is a terminal, no --once or
-    /// --iterations) and the trace would go to the same terminal, the trace is not
-    /// shown, so it does not garble the screen: give --trace-file to keep it.
-    Top(top::TopArgs),
-    /// Remove a group. It must be empty, unless --kill.
-    Rm {
-        /// The group, under contlab/.
-        name: GroupName,
-        /// Kill the group's processes first (v2: write 1 to cgroup.kill; else SIGKILL
-        /// each PID of cgroup.procs), wait until it is empty, then remove it.
-        #[arg(long)]
-        kill: bool,
-    },
-    /// List the groups under contlab/, one per line.
-    Ls,
-}
-
-/// `cg-limit run`.
-#[derive(Args, Debug, Clone)]
-pub struct RunArgs {
-    /// The limits of the group.
-    #[command(flatten)]
-    pub limits: Limits,
-    /// Name the group contlab/NAME instead of the transient contlab/run-PID (it must
-    /// not exist yet).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<GroupName>,
-    /// Keep the group when the command ends (needs --name), to `show` it; remove it
-    /// later with `cg-limit rm NAME --kill`. Nothing extra is printed.
-    #[arg(long, requires = "name")]
-    pub keep: bool,
-    /// The command and its arguments, after `--`. Without one, cg-limit exits 2
-    /// (usage error), before touching any cgroup.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
-    pub cmd: Vec<String>,
+/// Run `cg-limit` as parsed by `cli`: the exit code, or the error.
+pub fn run(cli: Cli) -> Result<Exit> {
+    cli::run(cli)
 }
 
 /// A group's name under `contlab/`: segments separated by `/`, none empty, none `.`
@@ -320,30 +248,30 @@ impl GroupName {
     }
 }
 
-/// What `create` made in this invocation, so that a failure can remove it again and
-/// never leave a half-made group behind. The `contlab/` parents are kept: they are
-/// shared with other groups.
+/// What `create` (or `set`, `freeze`) made in this invocation, in order, so that a
+/// failure can remove it again and never leave a half-made group behind. The
+/// parents (`contlab/`, `contlab/lab` for `lab/db`) are removed too when they were
+/// made here, unless another group has appeared in them meanwhile.
 #[derive(Debug, Default)]
 pub struct Made {
-    parents: Vec<PathBuf>,
-    groups: Vec<PathBuf>,
+    /// Each directory made, and whether it is a parent (shared with other groups).
+    dirs: Vec<(PathBuf, bool)>,
 }
 
 impl Made {
     /// Whether `dir` was made by this invocation (in a dry run: would have been).
     pub fn has(&self, dir: &Path) -> bool {
-        self.parents.iter().chain(&self.groups).any(|d| d == dir)
+        self.dirs.iter().any(|(d, _)| d == dir)
     }
 
-    /// Make `dir` unless it exists (`access` then `mkdir`); `shared` marks the
-    /// `contlab/` parent, which a rollback keeps.
-    pub(crate) fn ensure(&mut self, k: &Kernel, dir: &Path, shared: bool) -> Result<bool> {
+    /// Make the parent group `dir` unless it exists (`access` then `mkdir`).
+    pub(crate) fn ensure(&mut self, k: &Kernel, dir: &Path) -> Result<bool> {
         if k.why("make the parent group unless it exists").exists(dir) {
             return Ok(false);
         }
         match privileged(k.why("a parent group: contlab's groups live below it").mkdir(dir, 0o755)) {
             Ok(()) => {
-                if shared { &mut self.parents } else { &mut self.groups }.push(dir.to_path_buf());
+                self.dirs.push((dir.to_path_buf(), true));
                 Ok(true)
             }
             Err(e) if e.errno() == Some(Errno::EEXIST) => Ok(false),
@@ -357,7 +285,7 @@ impl Made {
             k.why("make the group: the kernel fills the new directory with its interface files").mkdir(dir, 0o755),
         ) {
             Ok(()) => {
-                self.groups.push(dir.to_path_buf());
+                self.dirs.push((dir.to_path_buf(), false));
                 Ok(())
             }
             Err(e) if e.errno() == Some(Errno::EEXIST) => Err(exists_error(name, dir)),
@@ -365,12 +293,18 @@ impl Made {
         }
     }
 
-    /// Remove what was made, deepest first; return what could not be removed.
+    /// Remove what was made, last made first; return what could not be removed. A
+    /// parent that another group now lives in (`EBUSY`, `ENOTEMPTY`) stays: it is
+    /// shared.
     pub(crate) fn undo(&mut self, k: &Kernel) -> Vec<PathBuf> {
         let mut left = Vec::new();
-        while let Some(d) = self.groups.pop() {
-            if k.why("undo: remove the group made before the failure").rmdir(&d).is_err() {
-                left.push(d);
+        while let Some((d, parent)) = self.dirs.pop() {
+            match k.why("undo: remove what was made before the failure").rmdir(&d) {
+                Ok(()) => {}
+                Err(e) if parent && matches!(e.errno, Errno::EBUSY | Errno::ENOTEMPTY) => {
+                    k.note(format!("{} holds another group now: it stays", d.display()));
+                }
+                Err(_) => left.push(d),
             }
         }
         left
@@ -380,7 +314,7 @@ impl Made {
 fn exists_error(name: &GroupName, dir: &Path) -> Error {
     Error::failed(
         format!("the group {PARENT}/{name} already exists ({})", dir.display()),
-        format!("change its limits with `cg-limit set {name} ...`, or remove it with `cg-limit rm {name} --kill`"),
+        format!("change its limits with `{TOOL} set {name} ...`, or remove it with `{TOOL} rm {name} --kill`"),
     )
 }
 
@@ -393,21 +327,24 @@ fn rolled_back(k: &Kernel, made: &mut Made, err: Error, name: &GroupName) -> Err
     let list: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
     Error::failed(
         format!("{err}\n  and the group could not be removed again: {}", list.join(", ")),
-        format!("remove it with `cg-limit rm {name} --kill`"),
+        format!("remove it with `{TOOL} rm {name} --kill`"),
     )
 }
 
 /// The hint for a cgroupfs request refused for lack of privileges.
-pub const ROOT_HINT: &str =
-    "cgroup files belong to root: run cg-limit as root (sudo), or use a cgroup subtree delegated to your user";
+pub fn root_hint() -> String {
+    format!("cgroup files belong to root: run {TOOL} as root (sudo), or use a cgroup subtree delegated to your user")
+}
 
 /// Attach the usual hints to a cgroupfs request: EACCES/EPERM → run as root; EROFS →
 /// cgroupfs is read-only here.
 pub(crate) fn privileged<T>(r: std::result::Result<T, SysError>) -> Result<T> {
-    r.hint(Errno::EACCES, ROOT_HINT).hint(Errno::EPERM, ROOT_HINT).hint(
-        Errno::EROFS,
-        "cgroupfs is mounted read-only here (inside a container?): run cg-limit on the host or in a privileged container",
-    )
+    let Err(e) = r else { return r.map_err(Error::from) };
+    let root = root_hint();
+    let ro = format!(
+        "cgroupfs is mounted read-only here (inside a container?): run {TOOL} on the host or in a privileged container"
+    );
+    Err(e).hint(Errno::EACCES, &root).hint(Errno::EPERM, &root).hint(Errno::EROFS, &ro)
 }
 
 /// Write one interface file, with the usual hints.
@@ -469,20 +406,26 @@ pub(crate) fn walk(k: &Kernel, dir: &Path, prefix: &str, out: &mut BTreeSet<Stri
 }
 
 /// What differs between cgroup v1 and v2, behind one interface: [`Cgroups`] picks the
-/// implementation, the lab's flows ([`run`]) call it.
+/// implementation, [`Group`] calls it.
 pub trait Backend {
     /// `"v2"` or `"v1"`.
     fn version(&self) -> &'static str;
     /// Make the group (and its parents), set `limits`; return the group's directories.
     fn create(&self, k: &Kernel, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<Vec<PathBuf>>;
-    /// Change limits of an existing group.
-    fn set(&self, k: &Kernel, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<()>;
+    /// Change limits of an existing group; return the directories it got (v1: a
+    /// hierarchy it was not in yet).
+    fn set(&self, k: &Kernel, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<Vec<PathBuf>>;
     /// The group's directories that exist (v2: one; v1: one per hierarchy).
     fn dirs(&self, k: &Kernel, g: &GroupName) -> Vec<PathBuf>;
     /// The directory named in messages about the group.
     fn main_dir(&self, g: &GroupName) -> PathBuf;
     /// The file that kills a whole group at once (`cgroup.kill`), if there is one.
     fn kill_file(&self, k: &Kernel, dirs: &[PathBuf]) -> Option<PathBuf>;
+    /// Freeze the group's processes and wait until they all are; return the
+    /// directories it got (v1: the freezer hierarchy, the first time).
+    fn freeze(&self, k: &Kernel, g: &GroupName, dirs: &[PathBuf], made: &mut Made) -> Result<Vec<PathBuf>>;
+    /// Let a frozen group run again.
+    fn thaw(&self, k: &Kernel, g: &GroupName, dirs: &[PathBuf]) -> Result<()>;
     /// Limits, usage and events.
     fn stats(&self, k: &Kernel, g: &GroupName, dirs: &[PathBuf]) -> Stats;
     /// The counters `run` reports on: OOM kills, refused forks.
@@ -496,6 +439,7 @@ pub trait Backend {
 }
 
 /// The cgroup setup of this machine, with its implementation: detect, then dispatch.
+#[derive(Debug, Clone)]
 pub enum Cgroups {
     /// cgroup v2.
     V2(v2::Unified),
@@ -506,6 +450,7 @@ pub enum Cgroups {
 impl Cgroups {
     /// Detect the setup under `root` ([`detect::detect`]) and pick the implementation.
     pub fn detect(k: &Kernel, root: &Path) -> Result<Cgroups> {
+        let _s = k.scope(TOOL);
         Ok(match detect::detect(k, root)? {
             Setup::Unified { root, .. } => Cgroups::V2(v2::Unified::new(root)),
             Setup::Legacy { hierarchies, .. } => Cgroups::V1(v1::Legacy::new(hierarchies)),
@@ -521,8 +466,14 @@ impl Cgroups {
     }
 }
 
+/// Every group under contlab/, as names relative to it (`web`, `lab/db`).
+pub fn list(k: &Kernel, cg: &Cgroups) -> BTreeSet<String> {
+    let _s = k.scope(TOOL);
+    cg.backend().list(k)
+}
+
 /// The PIDs in the group (the union over its directories), sorted.
-pub fn procs(k: &Kernel, dirs: &[PathBuf]) -> Result<Vec<i32>> {
+pub(crate) fn procs(k: &Kernel, dirs: &[PathBuf]) -> Result<Vec<i32>> {
     let mut all = BTreeSet::new();
     for d in dirs {
         let text = privileged(k.why("which processes are in the group").read_file(&d.join("cgroup.procs")))?;
@@ -533,7 +484,7 @@ pub fn procs(k: &Kernel, dirs: &[PathBuf]) -> Result<Vec<i32>> {
 
 /// Kill every process of the group: `cgroup.kill` when the kernel has it, else
 /// SIGKILL to each PID, again until none is left (a process may fork meanwhile).
-pub fn kill_all(k: &Kernel, cg: &dyn Backend, dirs: &[PathBuf]) -> Result<()> {
+pub(crate) fn kill_all(k: &Kernel, cg: &dyn Backend, dirs: &[PathBuf]) -> Result<()> {
     if let Some(f) = cg.kill_file(k, dirs) {
         return write(k, &f, "1", "kill every process of the group (and of its children) at once, with SIGKILL");
     }
@@ -563,7 +514,7 @@ pub fn kill_all(k: &Kernel, cg: &dyn Backend, dirs: &[PathBuf]) -> Result<()> {
 }
 
 /// Wait until the group holds no process (killed processes take a moment to exit).
-pub fn wait_empty(k: &Kernel, dirs: &[PathBuf], name: &GroupName) -> Result<()> {
+pub(crate) fn wait_empty(k: &Kernel, dirs: &[PathBuf], name: &GroupName) -> Result<()> {
     if k.mode() == Mode::DryRun {
         k.note("dry run: nothing was killed, so not waiting for the group to empty");
         return Ok(());
@@ -578,7 +529,7 @@ pub fn wait_empty(k: &Kernel, dirs: &[PathBuf], name: &GroupName) -> Result<()> 
         if waited > Duration::from_secs(10) {
             return Err(Error::failed(
                 format!("the group {PARENT}/{name} still holds processes {left:?} after 10 s"),
-                "they may be stuck in the kernel (state D in `ps`); try `cg-limit rm NAME --kill` again later",
+                format!("they may be stuck in the kernel (state D in `ps`); try `{TOOL} rm NAME --kill` again later"),
             ));
         }
         k.sleep(nap)?;
@@ -587,9 +538,36 @@ pub fn wait_empty(k: &Kernel, dirs: &[PathBuf], name: &GroupName) -> Result<()> 
     }
 }
 
+/// Read `file` until `done` says so (the kernel's own view of a state change that
+/// takes a moment: a freeze), for at most 10 s. A dry run changed nothing: it notes
+/// that and does not wait.
+pub(crate) fn wait_until(k: &Kernel, file: &Path, what: &str, done: impl Fn(&str) -> bool, hint: &str) -> Result<()> {
+    if k.mode() == Mode::DryRun {
+        k.note(format!("dry run: nothing was changed, so not waiting until {what}"));
+        return Ok(());
+    }
+    let mut nap = Duration::from_millis(1);
+    let mut waited = Duration::ZERO;
+    loop {
+        let text = privileged(k.why(format!("wait until {what}")).read_file(file))?;
+        if done(&text) {
+            return Ok(());
+        }
+        if waited > Duration::from_secs(10) {
+            return Err(Error::failed(
+                format!("{} still says {:?} after 10 s: not {what}", file.display(), text.trim()),
+                hint,
+            ));
+        }
+        k.sleep(nap)?;
+        waited += nap;
+        nap = (nap * 2).min(Duration::from_millis(100));
+    }
+}
+
 /// Remove the group's directories (`rmdir`, retried briefly on EBUSY: a process that
 /// was just killed may still be leaving).
-pub fn remove_dirs(k: &Kernel, dirs: &[PathBuf]) -> Result<()> {
+pub(crate) fn remove_dirs(k: &Kernel, dirs: &[PathBuf]) -> Result<()> {
     for d in dirs.iter().rev() {
         let mut tries = 0;
         loop {
@@ -606,196 +584,305 @@ pub fn remove_dirs(k: &Kernel, dirs: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// The group's directories, or an error naming where it was looked for.
-fn require(k: &Kernel, cg: &dyn Backend, name: &GroupName) -> Result<Vec<PathBuf>> {
-    let dirs = cg.dirs(k, name);
-    if dirs.is_empty() {
-        return Err(Error::failed(
-            format!("no group {PARENT}/{name}: {} does not exist", cg.main_dir(name).display()),
-            format!("`cg-limit ls` lists the groups under {PARENT}/; `cg-limit create {name}` makes one"),
-        ));
-    }
-    Ok(dirs)
+/// A control group under `contlab/`, as a handle: its directories (one per v1
+/// hierarchy), and what it was made with, so a failure right after [`Group::create`]
+/// can remove it again ([`Group::discard`]).
+#[derive(Debug)]
+pub struct Group {
+    cgroups: Cgroups,
+    name: GroupName,
+    dirs: Vec<PathBuf>,
+    made: Made,
 }
 
-/// Run `cg-limit` as parsed by `cli`: the exit code and the role (wrapper for `run`,
-/// tool for the rest), or the error.
-pub fn run(cli: Cli) -> std::result::Result<(Exit, Role), (Error, Role)> {
-    let role = if matches!(cli.cmd, Cmd::Run(_)) { Role::Wrapper } else { Role::Tool };
-    let mut common = cli.common.clone();
-    if let Cmd::Top(t) = &cli.cmd {
-        if t.hides_trace(&common) {
-            common.quiet = true;
-        }
+impl Group {
+    /// `mkdir(2)` the group `name` (and its parents) and write `limits` (v2: after
+    /// handing the controllers down). If any step fails, what was made is removed
+    /// again (parents too, unless another group lives there now): nothing is left.
+    pub fn create(k: &Kernel, cg: &Cgroups, name: &GroupName, limits: &Limits) -> Result<Group> {
+        let _s = k.scope(TOOL);
+        let mut made = Made::default();
+        let dirs = cg.backend().create(k, name, limits, &mut made).map_err(|e| rolled_back(k, &mut made, e, name))?;
+        Ok(Group { cgroups: cg.clone(), name: name.clone(), dirs, made })
     }
-    let k = common.kernel("cg-limit").map_err(|e| (e, role))?;
-    let mut out = std::io::stdout().lock();
-    match execute(&k, &cli.cgroup_root, cli.cmd, &mut out) {
-        Ok(exit) => Ok((exit, role)),
-        Err(e) => Err((e, role)),
-    }
-}
 
-/// Do one subcommand with kernel `k` on the tree at `root`, writing the tool's output
-/// to `out`.
-pub fn execute(k: &Kernel, root: &Path, cmd: Cmd, out: &mut dyn Write) -> Result<Exit> {
-    let cgroups = Cgroups::detect(k, root)?;
-    let cg = cgroups.backend();
-    match cmd {
-        Cmd::Run(a) => run_command(k, cg, a),
-        Cmd::Create { name, limits } => {
-            let mut made = Made::default();
-            k.note(format!("create {PARENT}/{name} with {}", limits.describe()));
-            let dirs = cg.create(k, &name, &limits, &mut made).map_err(|e| rolled_back(k, &mut made, e, &name))?;
-            for d in dirs {
-                writeln!(out, "{}", d.display())?;
-            }
-            Ok(Exit::Ok)
-        }
-        Cmd::Set { name, limits } => {
-            if limits.is_empty() {
-                return Err(Error::Usage(
-                    "cg-limit set: give at least one limit (--memory, --cpus, --pids, --io-weight, --cpuset)".into(),
-                ));
-            }
-            require(k, cg, &name)?;
-            let mut made = Made::default();
-            cg.set(k, &name, &limits, &mut made).map_err(|e| rolled_back(k, &mut made, e, &name))?;
-            Ok(Exit::Ok)
-        }
-        Cmd::Add { name, pid } => {
-            if pid <= 0 {
-                return Err(Error::Usage(format!("cg-limit add: {pid} is not a process ID")));
-            }
-            for d in require(k, cg, &name)? {
-                privileged(
-                    k.why("move the process (all its threads) into the group")
-                        .write_file(&d.join("cgroup.procs"), &pid.to_string()),
-                )
-                .hint(Errno::ESRCH, &format!("there is no process {pid} (has it ended?)"))?;
-            }
-            Ok(Exit::Ok)
-        }
-        Cmd::Show { name, json } => {
-            let dirs = require(k, cg, &name)?;
-            let stats = cg.stats(k, &name, &dirs);
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&stats).unwrap_or_default())?;
-            } else {
-                out.write_all(stats.text().as_bytes())?;
-            }
-            Ok(Exit::Ok)
-        }
-        Cmd::Top(t) => top::run(k, cg, &t, out),
-        Cmd::Rm { name, kill } => {
-            let dirs = require(k, cg, &name)?;
-            remove(k, cg, &name, &dirs, kill)?;
-            Ok(Exit::Ok)
-        }
-        Cmd::Ls => {
-            for g in cg.list(k) {
-                writeln!(out, "{g}")?;
-            }
-            Ok(Exit::Ok)
-        }
-    }
-}
-
-/// `rm`: refuse a group with children, or with processes unless `kill`; else empty
-/// it and remove it.
-fn remove(k: &Kernel, cg: &dyn Backend, name: &GroupName, dirs: &[PathBuf], kill: bool) -> Result<()> {
-    let mut children = BTreeSet::new();
-    for d in dirs {
-        walk(k, d, name.as_str(), &mut children);
-    }
-    if !children.is_empty() {
-        let list: Vec<String> = children.into_iter().collect();
-        return Err(Error::failed(
-            format!("the group {PARENT}/{name} has child groups: {}", list.join(", ")),
-            "remove them first (`cg-limit rm CHILD --kill`): the kernel removes only groups without children",
-        ));
-    }
-    let pids = procs(k, dirs)?;
-    if !pids.is_empty() {
-        if !kill {
-            let shown: Vec<String> = pids.iter().take(10).map(|p| p.to_string()).collect();
+    /// The existing group `name`, or an error naming where it was looked for.
+    pub fn open(k: &Kernel, cg: &Cgroups, name: &GroupName) -> Result<Group> {
+        let _s = k.scope(TOOL);
+        let dirs = cg.backend().dirs(k, name);
+        if dirs.is_empty() {
             return Err(Error::failed(
-                format!(
-                    "the group {PARENT}/{name} is not empty: {} process(es) in cgroup.procs ({}{}); not removing it",
-                    pids.len(),
-                    shown.join(" "),
-                    if pids.len() > 10 { " ..." } else { "" }
-                ),
-                format!("stop them first, or kill them with `cg-limit rm {name} --kill`"),
+                format!("no group {PARENT}/{name}: {} does not exist", cg.backend().main_dir(name).display()),
+                format!("`{TOOL} ls` lists the groups under {PARENT}/; `{TOOL} create {name}` makes one"),
             ));
         }
-        k.note(format!("killing the {} process(es) of {PARENT}/{name} before removing it", pids.len()));
-        kill_all(k, cg, dirs)?;
-        wait_empty(k, dirs, name)?;
+        Ok(Group { cgroups: cg.clone(), name: name.clone(), dirs, made: Made::default() })
     }
-    remove_dirs(k, dirs)
+
+    fn backend(&self) -> &dyn Backend {
+        self.cgroups.backend()
+    }
+
+    /// Its name under contlab/.
+    pub fn name(&self) -> &GroupName {
+        &self.name
+    }
+
+    /// Its directories (v2: one; v1: one per hierarchy it is in).
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The `cgroup.procs` files a process writes `0` ("the writing process") into to
+    /// join the group, one per directory: what a container's first process does
+    /// before exec ([`Group::join`]).
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// The child's side: write `0` into each of [`Group::procs_files`], so this
+    /// process (and all it forks or execs afterwards) is in the group. `0` stays
+    /// right inside a new PID namespace, where our PID is another number.
+    pub fn join(&self, k: &Kernel) -> Result<()> {
+        let _s = k.scope(TOOL);
+        for f in self.procs_files() {
+            k.why("join the group before exec (0 = the writing process); the command and its children stay in it")
+                .write_file(&f, "0")
+                .map_err(|e| Error::Failed {
+                    what: format!("joining the group {PARENT}/{}: {e}", self.name),
+                    hint: None,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Change the limits given (the others stay). On cgroup v1, a limit of a
+    /// hierarchy the group is not in yet makes it there and moves its processes in;
+    /// a failure removes what this call made.
+    pub fn set(&mut self, k: &Kernel, limits: &Limits) -> Result<()> {
+        let _s = k.scope(TOOL);
+        let mut made = Made::default();
+        let added = self
+            .backend()
+            .set(k, &self.name, limits, &mut made)
+            .map_err(|e| rolled_back(k, &mut made, e, &self.name))?;
+        self.dirs.extend(added);
+        Ok(())
+    }
+
+    /// Move process `pid` (all its threads) into the group.
+    pub fn add(&self, k: &Kernel, pid: i32) -> Result<()> {
+        let _s = k.scope(TOOL);
+        for d in &self.dirs {
+            privileged(
+                k.why("move the process (all its threads) into the group")
+                    .write_file(&d.join("cgroup.procs"), &pid.to_string()),
+            )
+            .hint(Errno::ESRCH, &format!("there is no process {pid} (has it ended?)"))?;
+        }
+        Ok(())
+    }
+
+    /// The PIDs in the group, sorted.
+    pub fn procs(&self, k: &Kernel) -> Result<Vec<i32>> {
+        let _s = k.scope(TOOL);
+        procs(k, &self.dirs)
+    }
+
+    /// Its limits, usage and events, as `cg-limit show` prints them.
+    pub fn stats(&self, k: &Kernel) -> Stats {
+        let _s = k.scope(TOOL);
+        self.backend().stats(k, &self.name, &self.dirs)
+    }
+
+    /// What the kernel counted: OOM kills, forks refused by `pids.max`.
+    pub fn events(&self, k: &Kernel) -> Events {
+        let _s = k.scope(TOOL);
+        self.backend().events(k, &self.name)
+    }
+
+    /// Kill every process of the group (`cgroup.kill`, or SIGKILL to each) and wait
+    /// until it is empty.
+    pub fn kill(&self, k: &Kernel) -> Result<()> {
+        let _s = k.scope(TOOL);
+        kill_all(k, self.backend(), &self.dirs)?;
+        wait_empty(k, &self.dirs, &self.name)
+    }
+
+    /// Freeze its processes (docker pause) and wait until every one is frozen.
+    pub fn freeze(&mut self, k: &Kernel) -> Result<()> {
+        let _s = k.scope(TOOL);
+        let mut made = Made::default();
+        let added = self.backend().freeze(k, &self.name, &self.dirs, &mut made)?;
+        self.dirs.extend(added);
+        Ok(())
+    }
+
+    /// Let its processes run again (docker unpause).
+    pub fn thaw(&self, k: &Kernel) -> Result<()> {
+        let _s = k.scope(TOOL);
+        self.backend().thaw(k, &self.name, &self.dirs)
+    }
+
+    /// `rmdir(2)` the group's directories. It must have no child group, and no
+    /// process unless `kill` (then they are killed first, and waited for).
+    pub fn remove(&self, k: &Kernel, kill: bool) -> Result<()> {
+        let _s = k.scope(TOOL);
+        let (name, dirs) = (&self.name, &self.dirs);
+        let mut children = BTreeSet::new();
+        for d in dirs {
+            walk(k, d, name.as_str(), &mut children);
+        }
+        if !children.is_empty() {
+            let list: Vec<String> = children.into_iter().collect();
+            return Err(Error::failed(
+                format!("the group {PARENT}/{name} has child groups: {}", list.join(", ")),
+                format!(
+                    "remove them first (`{TOOL} rm CHILD --kill`): the kernel removes only groups without children"
+                ),
+            ));
+        }
+        let pids = procs(k, dirs)?;
+        if !pids.is_empty() {
+            if !kill {
+                let shown: Vec<String> = pids.iter().take(10).map(|p| p.to_string()).collect();
+                return Err(Error::failed(
+                    format!(
+                        "the group {PARENT}/{name} is not empty: {} process(es) in cgroup.procs ({}{}); not removing it",
+                        pids.len(),
+                        shown.join(" "),
+                        if pids.len() > 10 { " ..." } else { "" }
+                    ),
+                    format!("stop them first, or kill them with `{TOOL} rm {name} --kill`"),
+                ));
+            }
+            k.note(format!("killing the {} process(es) of {PARENT}/{name} before removing it", pids.len()));
+            kill_all(k, self.backend(), dirs)?;
+            wait_empty(k, dirs, name)?;
+        }
+        remove_dirs(k, dirs)
+    }
+
+    /// Remove what [`Group::create`] made (the group's directories, and the parents
+    /// made with them), as a failure right after creating it must; an error names what
+    /// could not be removed. A group from [`Group::open`] made nothing: nothing goes.
+    pub fn discard(mut self, k: &Kernel) -> Result<()> {
+        let _s = k.scope(TOOL);
+        let left = self.made.undo(k);
+        if left.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
+        Err(Error::failed(
+            format!("the group {PARENT}/{} could not be removed: {}", self.name, list.join(", ")),
+            format!("remove it with `{TOOL} rm {} --kill`", self.name),
+        ))
+    }
+
+    fn discard_after(mut self, k: &Kernel, err: Error) -> Error {
+        let name = self.name.clone();
+        rolled_back(k, &mut self.made, err, &name)
+    }
 }
 
-/// `cg-limit run`: create, spawn joined, wait forwarding signals, report, remove.
-fn run_command(k: &Kernel, cg: &dyn Backend, a: RunArgs) -> Result<Exit> {
-    let name = a.name.clone().unwrap_or_else(GroupName::transient);
-    let mut made = Made::default();
-    k.note(format!("run {:?} in {PARENT}/{name} with {}", a.cmd.join(" "), a.limits.describe()));
+/// `cg-limit run`: a command in a new group.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The group (it must not exist).
+    pub name: GroupName,
+    /// Its limits.
+    pub limits: Limits,
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// Keep the group when the command ends (no report, no clean-up).
+    pub keep: bool,
+}
+
+/// What [`run_command`] tells its caller as it happens, after the command ended.
+#[derive(Debug)]
+pub enum Report<'a> {
+    /// The kernel's OOM killer killed `count` processes of the group.
+    OomKilled {
+        /// The group.
+        group: &'a GroupName,
+        /// Processes killed.
+        count: u64,
+        /// The memory limit asked for.
+        limit: Option<Max>,
+    },
+    /// `fork(2)` failed `count` times because of `pids.max`.
+    ForksRefused {
+        /// The group.
+        group: &'a GroupName,
+        /// Forks refused.
+        count: u64,
+        /// The task limit asked for.
+        limit: Option<Max>,
+    },
+    /// Processes left in the group after the command ended could not be killed.
+    LeftoversNotKilled {
+        /// The group.
+        group: &'a GroupName,
+        /// Why.
+        error: Error,
+    },
+    /// The group could not be removed at the end.
+    NotRemoved {
+        /// The group.
+        group: &'a GroupName,
+        /// Why.
+        error: Error,
+    },
+}
+
+/// Run a command in a new group: create it with the limits, spawn the command,
+/// which joins it before exec, wait (passing on the signals this process gets), then
+/// report what the kernel counted, kill what is left and remove the group (unless
+/// `keep`). Failures after the command ended do not change its status: they are
+/// [`Report`]s. Returns how the command ended.
+pub fn run_command(k: &Kernel, cg: &Cgroups, run: &Run, report: &mut dyn FnMut(Report<'_>)) -> Result<Exited> {
+    let _s = k.scope(TOOL);
+    let name = &run.name;
+    k.note(format!("run {:?} in {PARENT}/{name} with {}", run.argv.join(" "), run.limits.describe()));
     // Blocked first: a Ctrl-C while the group is being made waits, and is passed on to
     // the command, instead of killing cg-limit halfway and leaving the group behind.
     k.why("hold the signals meant for the command, to pass them on while waiting").block_forwarded()?;
-    let dirs = cg.create(k, &name, &a.limits, &mut made).map_err(|e| rolled_back(k, &mut made, e, &name))?;
-    let procs_files: Vec<PathBuf> = dirs.iter().map(|d| d.join("cgroup.procs")).collect();
-    let spawned = k.spawn(&a.cmd, |ck| {
-        for f in &procs_files {
-            ck.why("join the group before exec (0 = the writing process); the command and its children stay in it")
-                .write_file(f, "0")
-                .map_err(|e| format!("joining the group {PARENT}/{name}: {e}"))?;
-        }
-        Ok(())
-    });
-    let child = match spawned {
+    let group = Group::create(k, cg, name, &run.limits)?;
+    let child = match k.spawn(&run.argv, |ck| group.join(ck).map_err(|e| e.to_string())) {
         Ok(s) => s.pid,
-        Err(f) => return Err(rolled_back(k, &mut made, f.into(), &name)),
+        Err(f) => return Err(group.discard_after(k, f.into())),
     };
     let status = k.wait_forwarding(child, false);
-    if a.keep {
-        return Ok(Exit::of(status?));
+    if run.keep {
+        return Ok(status?);
     }
     if k.mode() == Mode::Live {
-        report_events(k, cg, &name, &a.limits);
-        let left = procs(k, &dirs).unwrap_or_default();
+        let ev = group.events(k);
+        if let Some(n) = ev.oom_kill.filter(|n| *n > 0) {
+            k.note(format!(
+                "oom_kill {n}: the group reached its memory limit and the kernel's OOM killer killed {n} process(es)"
+            ));
+            report(Report::OomKilled { group: name, count: n, limit: run.limits.memory });
+        }
+        if let Some(n) = ev.pids_max.filter(|n| *n > 0) {
+            k.note(format!("pids.events max {n}: fork(2) failed {n} time(s) in the group"));
+            report(Report::ForksRefused { group: name, count: n, limit: run.limits.pids });
+        }
+        let left = group.procs(k).unwrap_or_default();
         if !left.is_empty() {
             k.note(format!(
                 "{} process(es) still in the group after the command ended: killing them, as a container's processes die with its first one",
                 left.len()
             ));
-            if let Err(e) = kill_all(k, cg, &dirs).and_then(|_| wait_empty(k, &dirs, &name)) {
-                eprintln!("cg-limit: {e}");
+            if let Err(error) = group.kill(k) {
+                report(Report::LeftoversNotKilled { group: name, error });
             }
         }
     }
-    if let Err(e) = remove_dirs(k, &dirs) {
-        eprintln!("cg-limit: could not remove the group {PARENT}/{name}: {e}\n  hint: remove it with `cg-limit rm {name} --kill`");
+    if let Err(error) = remove_dirs(k, group.dirs()) {
+        report(Report::NotRemoved { group: name, error });
     }
-    Ok(Exit::of(status?))
-}
-
-/// After `run`: say on stderr when the kernel OOM-killed or refused forks.
-fn report_events(k: &Kernel, cg: &dyn Backend, name: &GroupName, limits: &Limits) {
-    let ev = cg.events(k, name);
-    if let Some(n) = ev.oom_kill.filter(|n| *n > 0) {
-        let lim = limits.memory.map(|m| format!(" ({})", m.human_bytes())).unwrap_or_default();
-        k.note(format!(
-            "oom_kill {n}: the group reached its memory limit and the kernel's OOM killer killed {n} process(es)"
-        ));
-        eprintln!("cg-limit: the group {PARENT}/{name} reached its memory limit{lim}: the kernel's OOM killer killed {n} process(es) (SIGKILL, exit 137)");
-    }
-    if let Some(n) = ev.pids_max.filter(|n| *n > 0) {
-        let lim = limits.pids.map(|m| format!(" ({m})")).unwrap_or_default();
-        k.note(format!("pids.events max {n}: fork(2) failed {n} time(s) in the group"));
-        eprintln!("cg-limit: the group {PARENT}/{name} reached its task limit{lim}: fork()/clone() failed {n} time(s) with EAGAIN");
-    }
+    Ok(status?)
 }
 
 #[cfg(test)]

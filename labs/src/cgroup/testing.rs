@@ -52,8 +52,9 @@ pub fn fake_v2_group(dir: &Path, procs: &str) {
     );
 }
 
-/// A fake cgroup v1 root: blkio, cpu, cpuacct, cpuset, memory, pids hierarchies (as
-/// on the course's machines: cpu and cpuacct separate), optionally a `unified/`.
+/// A fake cgroup v1 root: blkio, cpu, cpuacct, cpuset, devices, freezer, memory, pids
+/// hierarchies (as on the course's machines: cpu and cpuacct separate), optionally a
+/// `unified/`.
 pub fn fake_v1(hybrid: bool) -> tempfile::TempDir {
     let t = tempfile::Builder::new().prefix("contlab-fake-v1-").tempdir().unwrap();
     let r = t.path();
@@ -70,6 +71,9 @@ pub fn fake_v1(hybrid: bool) -> tempfile::TempDir {
     files(&r.join("cpuset"), &[("cpuset.cpus", "0-1\n"), ("cpuset.mems", "0\n")]);
     files(&r.join("pids"), &common);
     files(&r.join("blkio"), &common);
+    files(&r.join("devices"), &common);
+    files(&r.join("devices"), &[("devices.list", "a *:* rwm\n")]);
+    files(&r.join("freezer"), &common);
     files(&r.join("systemd"), &common);
     if hybrid {
         files(&r.join("unified"), &[("cgroup.controllers", "hugetlb\n"), ("cgroup.procs", "1\n")]);

@@ -102,18 +102,24 @@ fn limits() -> Limits {
         memory: Some(Max::Value(64 << 20)),
         cpus: Some(Cpus::Quota { quota_us: 50_000, period_us: 100_000 }),
         pids: Some(Max::Value(20)),
-        io_weight: None,
-        cpuset: None,
+        ..Limits::default()
     }
+}
+
+/// The setup of the (fake) tree at `root`.
+fn cgroups(k: &Kernel, root: &Path) -> Cgroups {
+    Cgroups::detect(k, root).unwrap()
+}
+
+fn create(k: &Kernel, root: &Path, g: &str, l: Limits) -> Result<Group> {
+    Group::create(k, &cgroups(k, root), &name(g), &l)
 }
 
 #[test]
 fn create_on_v2_writes_these_files() {
     let t = fake_v2();
     let k = Kernel::recording("cg-limit");
-    let mut out = Vec::new();
-    let cmd = Cmd::Create { name: name("web"), limits: limits() };
-    execute(&k, t.path(), cmd, &mut out).unwrap();
+    let g = create(&k, t.path(), "web", limits()).unwrap();
     assert_eq!(calls(&k, t.path(), "mkdir"), ["/contlab", "/contlab/web"]);
     let w = writes(&k, t.path());
     let want: Vec<(String, String)> = [
@@ -128,7 +134,8 @@ fn create_on_v2_writes_these_files() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(w, want);
-    assert_eq!(String::from_utf8(out).unwrap(), format!("{}/contlab/web\n", t.path().display()));
+    assert_eq!(g.dirs(), [t.path().join("contlab/web")]);
+    assert_eq!(g.procs_files(), [t.path().join("contlab/web/cgroup.procs")]);
 }
 
 #[test]
@@ -137,13 +144,13 @@ fn v2_enables_only_missing_controllers_and_errors_on_absent_ones() {
     std::fs::write(t.path().join("cgroup.subtree_control"), "cpu memory\n").unwrap();
     let k = Kernel::recording("cg-limit");
     let l = Limits { pids: Some(Max::Value(5)), ..Limits::default() };
-    execute(&k, t.path(), Cmd::Create { name: name("a"), limits: l }, &mut Vec::new()).unwrap();
+    create(&k, t.path(), "a", l).unwrap();
     assert_eq!(writes(&k, t.path())[0], ("/cgroup.subtree_control".to_string(), "+io +pids".to_string()));
 
     std::fs::write(t.path().join("cgroup.controllers"), "cpu io memory\n").unwrap();
     let k = Kernel::recording("cg-limit");
     let l = Limits { pids: Some(Max::Value(5)), ..Limits::default() };
-    let e = execute(&k, t.path(), Cmd::Create { name: name("a"), limits: l }, &mut Vec::new()).unwrap_err();
+    let e = create(&k, t.path(), "a", l).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("the pids controller is not available"), "{msg}");
     assert!(msg.contains("cgroup.controllers"), "{msg}");
@@ -156,7 +163,7 @@ fn create_on_v1_writes_these_files() {
     let k = Kernel::recording("cg-limit");
     let mut l = limits();
     l.cpuset = Some("0".into());
-    execute(&k, t.path(), Cmd::Create { name: name("web"), limits: l }, &mut Vec::new()).unwrap();
+    create(&k, t.path(), "web", l).unwrap();
     let mk = calls(&k, t.path(), "mkdir");
     for h in ["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset"] {
         assert!(mk.contains(&format!("/{h}/contlab")), "{h}: {mk:?}");
@@ -188,7 +195,7 @@ fn v1_io_weight_needs_a_weight_file() {
     let t = fake_v1(false);
     let k = Kernel::recording("cg-limit");
     let l = Limits { io_weight: Some(100), ..Limits::default() };
-    execute(&k, t.path(), Cmd::Create { name: name("w"), limits: l.clone() }, &mut Vec::new()).unwrap();
+    create(&k, t.path(), "w", l.clone()).unwrap();
     assert!(writes(&k, t.path()).contains(&("/blkio/contlab/w/blkio.weight".into(), "500".into())), "CFQ scale x5");
     assert!(k.events().iter().any(|e| e.call == "note" && e.args[0].contains("assuming it would have blkio.weight")));
 
@@ -198,7 +205,7 @@ fn v1_io_weight_needs_a_weight_file() {
         std::fs::write(t.path().join(h).join("contlab/w/cgroup.procs"), "").unwrap();
     }
     let k = Kernel::recording("cg-limit");
-    let e = execute(&k, t.path(), Cmd::Set { name: name("w"), limits: l.clone() }, &mut Vec::new()).unwrap_err();
+    let e = Group::open(&k, &cgroups(&k, t.path()), &name("w")).unwrap().set(&k, &l).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("io weight not available"), "{msg}");
     assert!(msg.contains("blkio.weight") && msg.contains("blkio.bfq.weight"), "{msg}");
@@ -207,7 +214,7 @@ fn v1_io_weight_needs_a_weight_file() {
     // With BFQ's file: its own 1..1000 scale, and a note on when it acts.
     std::fs::write(t.path().join("blkio/contlab/w/blkio.bfq.weight"), "100\n").unwrap();
     let k = Kernel::recording("cg-limit");
-    execute(&k, t.path(), Cmd::Set { name: name("w"), limits: l }, &mut Vec::new()).unwrap();
+    Group::open(&k, &cgroups(&k, t.path()), &name("w")).unwrap().set(&k, &l).unwrap();
     assert_eq!(writes(&k, t.path()), [("/blkio/contlab/w/blkio.bfq.weight".to_string(), "100".to_string())]);
     assert!(k.events().iter().any(|e| e.call == "note" && e.args[0].contains("scheduler is bfq")));
 }
@@ -222,7 +229,7 @@ fn a_failed_create_removes_what_it_made() {
     std::fs::write(t.path().join("contlab/cgroup.subtree_control"), "cpu io memory pids\n").unwrap();
     let k = Kernel::new("cg-limit", Mode::Live, Tracer::silent());
     let l = Limits { cpus: Some(Cpus::Max), ..Limits::default() };
-    let e = execute(&k, t.path(), Cmd::Create { name: name("half"), limits: l }, &mut Vec::new()).unwrap_err();
+    let e = create(&k, t.path(), "half", l).unwrap_err();
     assert!(e.to_string().contains("cpu.max"), "{e}");
     assert!(!t.path().join("contlab/half").exists(), "the half-made group was removed");
     assert!(t.path().join("contlab").exists(), "the shared parent stays");
@@ -307,13 +314,18 @@ fn ls_lists_nested_groups() {
     assert_eq!(String::from_utf8(out).unwrap(), "a\na/b\nc\n");
 }
 
+fn run_spec(g: &str) -> Run {
+    Run { name: name(g), limits: limits(), argv: vec!["true".into()], keep: false }
+}
+
 #[test]
 fn run_joins_before_exec_and_removes_the_group() {
     let t = fake_v2();
     let k = Kernel::recording("cg-limit");
-    let a = RunArgs { limits: limits(), name: Some(name("r")), keep: false, cmd: vec!["true".into()] };
-    let exit = execute(&k, t.path(), Cmd::Run(a), &mut Vec::new()).unwrap();
-    assert_eq!(exit, Exit::Status(0));
+    let mut reports = 0;
+    let st = run_command(&k, &cgroups(&k, t.path()), &run_spec("r"), &mut |_| reports += 1).unwrap();
+    assert_eq!(st, Exited::Code(0));
+    assert_eq!(reports, 0, "a dry run reads no event");
     let ev = k.events();
     let join = ev.iter().position(|e| e.call == "write" && e.args[0].ends_with("cgroup.procs\"")).unwrap();
     let exec = ev.iter().position(|e| e.call == "execve").unwrap();
@@ -324,4 +336,140 @@ fn run_joins_before_exec_and_removes_the_group() {
     assert_ne!(ev[join].pid, ev[0].pid, "the child joins, not cg-limit");
     assert!(matches!(ev[exec].ret, Ret::Ok(_)));
     assert!(ev.iter().all(|e| e.kind != Kind::Note || !e.args[0].contains("oom")));
+}
+
+/// Make each mkdir and each write of a successful `create` fail in turn: the error
+/// comes back, nothing is made after it, and the rmdirs after it remove exactly the
+/// directories made before it, last made first (parents included: nothing is left).
+fn rolls_back_at_every_step(root: &Path, l: &Limits) -> usize {
+    let k = Kernel::recording("cg-limit");
+    create(&k, root, "lab/web", l.clone()).unwrap();
+    let count = |call: &str| k.events().iter().filter(|e| e.call == call).count();
+    let steps: Vec<(&str, usize)> =
+        (1..=count("mkdir")).map(|n| ("mkdir", n)).chain((1..=count("write")).map(|n| ("write", n))).collect();
+    for &(call, n) in &steps {
+        let k = Kernel::recording("cg-limit");
+        let cg = cgroups(&k, root);
+        k.inject(call, n as u64, Errno::EACCES);
+        let e = Group::create(&k, &cg, &name("lab/web"), l).unwrap_err();
+        assert!(e.to_string().contains("EACCES") && e.to_string().contains("run cg-limit as root"), "{call} #{n}: {e}");
+        let ev = k.events();
+        let failed = ev.iter().position(|e| e.ret == Ret::Err(Errno::EACCES)).unwrap();
+        assert_eq!(ev[failed].call, call);
+        let paths = |evs: &[crate::kernel::Event], c: &str| -> Vec<String> {
+            evs.iter().filter(|e| e.call == c).map(|e| e.args[0].clone()).collect()
+        };
+        let mut made = paths(&ev[..failed], "mkdir");
+        made.reverse();
+        assert_eq!(paths(&ev[failed..], "rmdir"), made, "{call} #{n}: the undo removes what was made, last first");
+        assert!(
+            ev[failed + 1..].iter().all(|e| e.call != "mkdir" && e.call != "write"),
+            "{call} #{n}: nothing is made after the failure"
+        );
+    }
+    steps.len()
+}
+
+#[test]
+fn create_rolls_back_at_every_step_on_v2() {
+    let t = fake_v2();
+    let steps = rolls_back_at_every_step(t.path(), &limits());
+    assert_eq!(steps, 3 + 7, "mkdir contlab, contlab/lab, contlab/lab/web; 3 subtree_control + 4 limits");
+}
+
+#[test]
+fn create_rolls_back_at_every_step_on_v1() {
+    let t = fake_v1(true);
+    let rule = limits::parse_device_rule("c 1:3 rwm").unwrap();
+    let l = Limits { cpuset: Some("0".into()), devices: Some(vec![rule]), ..limits() };
+    let steps = rolls_back_at_every_step(t.path(), &l);
+    assert!(steps > 20, "{steps} steps: 7 hierarchies x 3 directories, cpusets, limits, devices");
+}
+
+#[test]
+fn run_discards_the_group_when_the_command_cannot_join_it() {
+    let t = fake_v2();
+    let k = Kernel::recording("cg-limit");
+    // 6 writes make the group (2 subtree_control, 4 limits); the 7th is the child's join.
+    k.inject("write", 7, Errno::EACCES);
+    let e = run_command(&k, &cgroups(&k, t.path()), &run_spec("r"), &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("joining the group contlab/r"), "{e}");
+    assert_eq!(calls(&k, t.path(), "rmdir"), ["/contlab/r", "/contlab"], "what create made, last first");
+    assert!(!k.events().iter().any(|e| e.call == "execve"));
+}
+
+#[test]
+fn devices_v1_deny_all_then_allow_each_rule_v2_notes() {
+    let rules: Vec<DeviceRule> =
+        ["c 1:3 rwm", "c 1:5 rw"].iter().map(|r| limits::parse_device_rule(r).unwrap()).collect();
+    let l = Limits { devices: Some(rules), ..Limits::default() };
+    let t = fake_v1(false);
+    let k = Kernel::recording("cg-limit");
+    create(&k, t.path(), "d", l.clone()).unwrap();
+    assert!(calls(&k, t.path(), "mkdir").contains(&"/devices/contlab/d".to_string()));
+    let dev: Vec<(String, String)> = writes(&k, t.path()).into_iter().filter(|w| w.0.starts_with("/devices")).collect();
+    let want = [("devices.deny", "a"), ("devices.allow", "c 1:3 rwm"), ("devices.allow", "c 1:5 rw")];
+    let want: Vec<(String, String)> =
+        want.iter().map(|(f, v)| (format!("/devices/contlab/d/{f}"), v.to_string())).collect();
+    assert_eq!(dev, want);
+    // Without rules, no group in the devices (or freezer) hierarchy.
+    let k = Kernel::recording("cg-limit");
+    create(&k, t.path(), "plain", limits()).unwrap();
+    assert!(!calls(&k, t.path(), "mkdir").iter().any(|m| m.starts_with("/devices") || m.starts_with("/freezer")));
+    // cgroup v2: an eBPF program would do it; a note says the rules are not applied.
+    let t = fake_v2();
+    let k = Kernel::recording("cg-limit");
+    create(&k, t.path(), "d", l).unwrap();
+    assert!(!writes(&k, t.path()).iter().any(|w| w.0.contains("devices")));
+    assert!(k
+        .events()
+        .iter()
+        .any(|e| e.call == "note" && e.args[0].contains("eBPF") && e.args[0].contains("c 1:3 rwm")));
+}
+
+#[test]
+fn freeze_and_thaw_on_v2() {
+    let t = fake_v2();
+    fake_v2_group(&t.path().join("contlab/web"), "42\n");
+    std::fs::write(t.path().join("contlab/web/cgroup.freeze"), "0\n").unwrap();
+    let k = Kernel::recording("cg-limit");
+    let cg = cgroups(&k, t.path());
+    let mut g = Group::open(&k, &cg, &name("web")).unwrap();
+    g.freeze(&k).unwrap();
+    g.thaw(&k).unwrap();
+    let freeze = "/contlab/web/cgroup.freeze".to_string();
+    assert_eq!(writes(&k, t.path()), [(freeze.clone(), "1".into()), (freeze, "0".into())]);
+    assert!(k.events().iter().any(|e| e.call == "note" && e.args[0].contains("not waiting until every task")));
+
+    // Live, on the fake tree: the write happens, then cgroup.events is read until it
+    // says frozen 1.
+    std::fs::write(t.path().join("contlab/web/cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+    let k = Kernel::new("cg-limit", Mode::Live, Tracer::silent());
+    let mut g = Group::open(&k, &cgroups(&k, t.path()), &name("web")).unwrap();
+    g.freeze(&k).unwrap();
+    assert_eq!(std::fs::read_to_string(t.path().join("contlab/web/cgroup.freeze")).unwrap(), "1\n");
+}
+
+#[test]
+fn freeze_on_v1_joins_the_freezer_hierarchy_first() {
+    let t = fake_v1(false);
+    for h in ["memory", "cpu", "cpuacct", "pids", "blkio"] {
+        std::fs::create_dir_all(t.path().join(h).join("contlab/web")).unwrap();
+        std::fs::write(t.path().join(h).join("contlab/web/cgroup.procs"), "42\n").unwrap();
+    }
+    let k = Kernel::recording("cg-limit");
+    let cg = cgroups(&k, t.path());
+    let mut g = Group::open(&k, &cg, &name("web")).unwrap();
+    g.thaw(&k).unwrap();
+    assert!(writes(&k, t.path()).is_empty(), "nothing frozen, nothing to thaw");
+    g.freeze(&k).unwrap();
+    assert_eq!(calls(&k, t.path(), "mkdir"), ["/freezer/contlab", "/freezer/contlab/web"]);
+    assert_eq!(
+        writes(&k, t.path()),
+        [
+            ("/freezer/contlab/web/cgroup.procs".to_string(), "42".to_string()),
+            ("/freezer/contlab/web/freezer.state".to_string(), "FROZEN".to_string())
+        ]
+    );
+    assert!(g.dirs().contains(&t.path().join("freezer/contlab/web")));
 }

@@ -17,9 +17,9 @@ use clap::{Args, ValueEnum};
 
 use super::limits::human_bytes;
 use super::show::Sample;
-use super::{Backend, GroupName, PARENT};
+use super::{Backend, GroupName, PARENT, TOOL};
 use crate::cli::CommonOpts;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kernel::Kernel;
 
@@ -185,13 +185,14 @@ pub fn run(k: &Kernel, cg: &dyn Backend, a: &TopArgs, out: &mut dyn Write) -> Re
         sort(&mut rows, a.order);
         if redraw {
             // ANSI: cursor home, clear the screen.
-            out.write_all(b"\x1b[H\x1b[2J")?;
+            out.write_all(b"\x1b[H\x1b[2J").map_err(Error::Output)?;
         }
-        out.write_all(frame(&rows).as_bytes())?;
+        out.write_all(frame(&rows).as_bytes()).map_err(Error::Output)?;
         if rows.is_empty() {
-            writeln!(out, "(no group under {PARENT}/ yet: `cg-limit create NAME` or `cg-limit run -- CMD` makes one)")?;
+            writeln!(out, "(no group under {PARENT}/ yet: `{TOOL} create NAME` or `{TOOL} run -- CMD` makes one)")
+                .map_err(Error::Output)?;
         }
-        out.flush()?;
+        out.flush().map_err(Error::Output)?;
         before = now;
     }
     Ok(Exit::Ok)

@@ -3,9 +3,10 @@
 //!
 //! The hierarchies used, when mounted: `memory`, `cpu`, `cpuacct` (CPU time is
 //! accounted there, and on this course's machines it is a separate mount), `pids`,
-//! `blkio` (I/O bytes for `top`), and `cpuset` when `--cpuset` is given. A
-//! group `contlab/web` is `memory/contlab/web`, `cpu/contlab/web`, ... and a process
-//! joins it by being written into the `cgroup.procs` of each.
+//! `blkio` (I/O bytes for `top`), `cpuset` when `--cpuset` is given, `devices` when
+//! device rules are, and `freezer` from the first freeze on. A group `contlab/web`
+//! is `memory/contlab/web`, `cpu/contlab/web`, ... and a process joins it by being
+//! written into the `cgroup.procs` of each.
 //!
 //! Files, per hierarchy (<https://docs.kernel.org/admin-guide/cgroup-v1/memory.html>,
 //! <https://docs.kernel.org/scheduler/sched-bwc.html>,
@@ -24,6 +25,10 @@
 //!   `--io-weight` fails with a message saying so.
 //! * cpuset: `cpuset.cpus` and `cpuset.mems` start empty in a new group, and a task
 //!   can join only once both are set; they are copied from the parent.
+//! * devices: `devices.deny` `a` (nothing), then one `devices.allow` line per rule
+//!   (<https://docs.kernel.org/admin-guide/cgroup-v1/devices.html>).
+//! * freezer: `freezer.state` `FROZEN` / `THAWED`; it reads `FREEZING` until every
+//!   task has stopped (<https://docs.kernel.org/admin-guide/cgroup-v1/freezer-subsystem.html>).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -31,12 +36,15 @@ use std::path::{Path, PathBuf};
 use super::detect::Hierarchy;
 use super::limits::{Limits, Max};
 use super::show::{CpuNow, Events, LimitsNow, MemoryNow, PidsNow, Sample, Stats};
-use super::{has_file, keyed, privileged, read_opt, read_u64, walk, write, Backend, GroupName, Made, PARENT};
+use super::{
+    has_file, keyed, privileged, read_opt, read_u64, wait_until, walk, write, Backend, GroupName, Made, PARENT,
+};
 use crate::error::{Error, Hint, Result};
 use crate::kernel::{Errno, Kernel};
 
-/// The controllers whose hierarchies cg-limit uses.
-const USED: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset"];
+/// The controllers whose hierarchies cg-limit uses (a group is in the cpuset,
+/// devices and freezer hierarchies only when asked for).
+const USED: [&str; 8] = ["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset", "devices", "freezer"];
 
 /// The hierarchies every group is made in (when mounted), to account its use.
 const ACCOUNTING: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "blkio"];
@@ -88,6 +96,7 @@ impl Legacy {
             ("pids", "--pids", limits.pids.is_some()),
             ("blkio", "--io-weight", limits.io_weight.is_some()),
             ("cpuset", "--cpuset", limits.cpuset.is_some()),
+            ("devices", "--allow-device", limits.devices.is_some()),
         ];
         let mounted: Vec<String> = self.hierarchies.iter().map(|h| h.controllers.join(",")).collect();
         for (c, flag, asked) in needed {
@@ -132,8 +141,8 @@ impl Legacy {
     /// Make `g` (and its parents) in the hierarchy at `mount`.
     fn make_in(&self, k: &Kernel, mount: &Path, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<PathBuf> {
         let cpuset = self.is_cpuset(mount);
-        for (i, a) in g.ancestors_in(mount).iter().enumerate() {
-            let new = made.ensure(k, a, i == 0)?;
+        for a in &g.ancestors_in(mount) {
+            let new = made.ensure(k, a)?;
             if cpuset {
                 let empty = new || read_opt(k, &a.join("cpuset.mems")).is_some_and(|m| m.trim().is_empty());
                 if empty {
@@ -234,7 +243,60 @@ impl Legacy {
                     .hint(Errno::EINVAL, "those CPUs must exist and be in the parent's cpuset.cpus")?;
             }
         }
+        if let (Some(rules), Some(dir)) = (&limits.devices, self.gdir("devices", g)) {
+            write(k, &dir.join("devices.deny"), "a", "forbid every device first: the rules below let some back in")?;
+            for r in rules {
+                write(k, &dir.join("devices.allow"), &r.to_string(), "allow this device (TYPE MAJOR:MINOR ACCESS)")
+                    .hint(Errno::EPERM, "a group may not allow a device its parent denies")?;
+            }
+        }
         Ok(())
+    }
+
+    /// Put the group in the hierarchy of `c` if it is not there yet (made, then its
+    /// processes moved in, again until none is missing: one may fork meanwhile).
+    fn join_hierarchy(
+        &self,
+        k: &Kernel,
+        c: &str,
+        g: &GroupName,
+        dirs: &[PathBuf],
+        made: &mut Made,
+    ) -> Result<(PathBuf, Option<PathBuf>)> {
+        let (Some(mount), Some(dir)) = (self.mount(c).map(Path::to_path_buf), self.gdir(c, g)) else {
+            let mounted: Vec<String> = self.hierarchies.iter().map(|h| h.controllers.join(",")).collect();
+            return Err(Error::failed(
+                format!("no cgroup v1 hierarchy has the {c} controller (mounted: {})", mounted.join(" ")),
+                format!("mount it (`mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}`)"),
+            ));
+        };
+        if dirs.contains(&dir) {
+            return Ok((dir, None));
+        }
+        k.note(format!("{PARENT}/{g} is not in the {c} hierarchy yet: making it there and moving its processes in"));
+        self.make_in(k, &mount, g, &Limits::default(), made)?;
+        let dry = k.mode() == crate::kernel::Mode::DryRun;
+        for _ in 0..100 {
+            let have: BTreeSet<i32> =
+                if dry { BTreeSet::new() } else { super::procs(k, std::slice::from_ref(&dir))?.into_iter().collect() };
+            let missing: Vec<i32> = super::procs(k, dirs)?.into_iter().filter(|p| !have.contains(p)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            for pid in missing {
+                write(
+                    k,
+                    &dir.join("cgroup.procs"),
+                    &pid.to_string(),
+                    "move the group's process into this hierarchy too",
+                )
+                .or_else(|e| if e.errno() == Some(Errno::ESRCH) { Ok(()) } else { Err(e) })?;
+            }
+            if dry {
+                break;
+            }
+        }
+        Ok((dir.clone(), Some(dir)))
     }
 
     fn hierarchy_dirs(&self, g: Option<&GroupName>) -> Vec<(PathBuf, PathBuf)> {
@@ -267,6 +329,9 @@ impl Backend for Legacy {
         if limits.cpuset.is_some() {
             ctrls.push("cpuset");
         }
+        if limits.devices.is_some() {
+            ctrls.push("devices");
+        }
         let mounts = self.mounts(&ctrls);
         for m in &mounts {
             let d = g.dir_in(m);
@@ -282,7 +347,7 @@ impl Backend for Legacy {
         Ok(dirs)
     }
 
-    fn set(&self, k: &Kernel, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<()> {
+    fn set(&self, k: &Kernel, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<Vec<PathBuf>> {
         self.check(limits)?;
         let existing = self.dirs(k, g);
         let asked = [
@@ -291,6 +356,7 @@ impl Backend for Legacy {
             ("pids", limits.pids.is_some()),
             ("blkio", limits.io_weight.is_some()),
             ("cpuset", limits.cpuset.is_some()),
+            ("devices", limits.devices.is_some()),
         ];
         // A limit in a hierarchy the group is not in yet: make it there and move the
         // group's processes in.
@@ -317,7 +383,8 @@ impl Backend for Legacy {
                 }
             }
         }
-        self.apply(k, g, limits, made)
+        self.apply(k, g, limits, made)?;
+        Ok(added)
     }
 
     fn dirs(&self, k: &Kernel, g: &GroupName) -> Vec<PathBuf> {
@@ -335,6 +402,29 @@ impl Backend for Legacy {
 
     fn kill_file(&self, _k: &Kernel, _dirs: &[PathBuf]) -> Option<PathBuf> {
         None // cgroup.kill is a cgroup v2 file
+    }
+
+    fn freeze(&self, k: &Kernel, g: &GroupName, dirs: &[PathBuf], made: &mut Made) -> Result<Vec<PathBuf>> {
+        let (dir, added) = self.join_hierarchy(k, "freezer", g, dirs, made)?;
+        write(k, &dir.join("freezer.state"), "FROZEN", "stop scheduling every task of the group")?;
+        wait_until(
+            k,
+            &dir.join("freezer.state"),
+            "every task of the group is frozen (FROZEN, not FREEZING)",
+            |t| t.trim() == "FROZEN",
+            "a task stuck in the kernel (state D in `ps`) cannot be frozen; try again, or thaw it",
+        )?;
+        Ok(added.into_iter().collect())
+    }
+
+    fn thaw(&self, k: &Kernel, g: &GroupName, dirs: &[PathBuf]) -> Result<()> {
+        match self.pick("freezer", g, dirs) {
+            Some(dir) => write(k, &dir.join("freezer.state"), "THAWED", "let the group's tasks be scheduled again"),
+            None => {
+                k.note(format!("{PARENT}/{g} is not in the freezer hierarchy: nothing of it is frozen"));
+                Ok(())
+            }
+        }
     }
 
     fn stats(&self, k: &Kernel, g: &GroupName, dirs: &[PathBuf]) -> Stats {

@@ -15,13 +15,18 @@
 //! cg-limit always hands down cpu, io, memory and pids when the kernel offers them, so
 //! that `show` and `top` can report usage even for limits not set, and cpuset only
 //! when `--cpuset` asks for it.
+//!
+//! Freezing needs no controller: every non-root group has `cgroup.freeze` (Linux
+//! 5.2+); writing `1` stops its tasks, and `cgroup.events` says `frozen 1` once they
+//! all are. Device control has no file at all in v2: it is an eBPF program
+//! (`BPF_PROG_TYPE_CGROUP_DEVICE`) attached to the group, not loaded by contlab yet.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::limits::{Limits, Max};
 use super::show::{CpuNow, Events, LimitsNow, MemoryNow, PidsNow, Sample, Stats};
-use super::{has_file, keyed, read_opt, read_u64, walk, write, Backend, GroupName, Made, PARENT};
+use super::{has_file, keyed, read_opt, read_u64, wait_until, walk, write, Backend, GroupName, Made, PARENT};
 use crate::error::{Error, Hint, Result};
 use crate::kernel::{Errno, Kernel};
 
@@ -125,15 +130,15 @@ impl Unified {
     /// Make the parents of `g` and hand `want` down along the way.
     fn prepare(&self, k: &Kernel, g: &GroupName, want: &[&str], made: &mut Made) -> Result<()> {
         if want.is_empty() {
-            for (i, dir) in g.ancestors_in(&self.root).iter().enumerate() {
-                made.ensure(k, dir, i == 0)?;
+            for dir in g.ancestors_in(&self.root) {
+                made.ensure(k, &dir)?;
             }
             return Ok(());
         }
         self.enable(k, &self.root, want, made)?;
-        for (i, dir) in g.ancestors_in(&self.root).iter().enumerate() {
-            made.ensure(k, dir, i == 0)?;
-            self.enable(k, dir, want, made)?;
+        for dir in g.ancestors_in(&self.root) {
+            made.ensure(k, &dir)?;
+            self.enable(k, &dir, want, made)?;
         }
         Ok(())
     }
@@ -198,6 +203,14 @@ impl Unified {
             write(k, &dir.join("cpuset.cpus"), c, "the CPUs the group's tasks may run on")
                 .hint(Errno::EINVAL, "those CPUs must exist and be in the parent's cpuset.cpus.effective")?;
         }
+        if let Some(rules) = &limits.devices {
+            let shown: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+            k.note(format!(
+                "cgroup v2 has no devices.allow: device rules are an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) \
+                 attached to the group, which contlab does not load yet; not applied: [{}]",
+                shown.join(", ")
+            ));
+        }
         Ok(())
     }
 }
@@ -216,10 +229,11 @@ impl Backend for Unified {
         Ok(vec![dir])
     }
 
-    fn set(&self, k: &Kernel, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<()> {
+    fn set(&self, k: &Kernel, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<Vec<PathBuf>> {
         let want = self.wanted(k, limits, false)?;
         self.prepare(k, g, &want, made)?;
-        self.apply(k, &self.dir(g), limits, made)
+        self.apply(k, &self.dir(g), limits, made)?;
+        Ok(vec![])
     }
 
     fn dirs(&self, k: &Kernel, g: &GroupName) -> Vec<PathBuf> {
@@ -238,6 +252,25 @@ impl Backend for Unified {
     fn kill_file(&self, k: &Kernel, dirs: &[PathBuf]) -> Option<PathBuf> {
         let f = dirs.first()?.join("cgroup.kill");
         k.why("cgroup.kill (Linux 5.14+) kills a whole group in one write").exists(&f).then_some(f)
+    }
+
+    fn freeze(&self, k: &Kernel, g: &GroupName, _dirs: &[PathBuf], _made: &mut Made) -> Result<Vec<PathBuf>> {
+        let d = self.dir(g);
+        write(k, &d.join("cgroup.freeze"), "1", "stop scheduling every task of the group (and of its children)")
+            .hint(Errno::ENOENT, "cgroup.freeze needs Linux 5.2 or later")?;
+        wait_until(
+            k,
+            &d.join("cgroup.events"),
+            "every task of the group is frozen (frozen 1)",
+            |t| keyed(t, "frozen") == Some(1),
+            "a task stuck in the kernel (state D in `ps`) cannot be frozen; try again, or thaw it",
+        )?;
+        Ok(vec![])
+    }
+
+    fn thaw(&self, k: &Kernel, g: &GroupName, _dirs: &[PathBuf]) -> Result<()> {
+        write(k, &self.dir(g).join("cgroup.freeze"), "0", "let the group's tasks be scheduled again")
+            .hint(Errno::ENOENT, "cgroup.freeze needs Linux 5.2 or later")
     }
 
     fn stats(&self, k: &Kernel, g: &GroupName, dirs: &[PathBuf]) -> Stats {

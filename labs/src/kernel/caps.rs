@@ -182,49 +182,6 @@ impl Kernel {
     }
 }
 
-impl Kernel {
-    /// `setgroups(2)` — the supplementary groups of this process.
-    /// <https://man7.org/linux/man-pages/man2/setgroups.2.html>
-    pub fn setgroups(&self, groups: &[u32]) -> Result<(), SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "setgroups",
-            man: "setgroups(2)",
-            what: "set this process's supplementary groups",
-            effect: Effect::Change,
-        };
-        let g: Vec<nix::unistd::Gid> = groups.iter().map(|x| nix::unistd::Gid::from_raw(*x)).collect();
-        self.perform(&C, vec![groups.len().to_string(), format!("{groups:?}")], || (), || nix::unistd::setgroups(&g), |_| "0".into())
-    }
-
-    /// `setgid(2)` — this process's group id (real, effective, saved).
-    /// <https://man7.org/linux/man-pages/man2/setgid.2.html>
-    pub fn setgid(&self, gid: u32) -> Result<(), SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "setgid",
-            man: "setgid(2)",
-            what: "become this group (real, effective and saved group id)",
-            effect: Effect::Change,
-        };
-        self.perform(&C, vec![gid.to_string()], || (), || nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)), |_| "0".into())
-    }
-
-    /// `setuid(2)` — become this user (real, effective, saved uid). As root, this drops
-    /// root: without `PR_SET_KEEPCAPS` the capabilities go too.
-    /// <https://man7.org/linux/man-pages/man2/setuid.2.html>
-    pub fn setuid(&self, uid: u32) -> Result<(), SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "setuid",
-            man: "setuid(2)",
-            what: "become this user (real, effective and saved user id)",
-            effect: Effect::Change,
-        };
-        self.perform(&C, vec![uid.to_string()], || (), || nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)), |_| "0".into())
-    }
-}
-
 /// The resource called `name` in docker's `--ulimit` (`nofile`, `nproc`, `core`...).
 pub fn rlimit_named(name: &str) -> Option<nix::sys::resource::Resource> {
     use nix::sys::resource::Resource::*;

@@ -180,6 +180,13 @@ impl Kernel {
     /// Resolve `program` like execvp(3): a name without `/` is searched in `$PATH`.
     /// Each candidate is one `access(2)` with `X_OK` in the trace.
     pub fn which(&self, program: &str) -> Option<PathBuf> {
+        self.which_in(program, std::env::var("PATH").ok().as_deref())
+    }
+
+    /// [`Kernel::which`] with a given search path (the `PATH=` of the environment a
+    /// command will get; `None`: `/usr/local/bin:/usr/bin:/bin`), searched from this
+    /// process's root, which may be a container's new root.
+    pub fn which_in(&self, program: &str, search: Option<&str>) -> Option<PathBuf> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "access",
@@ -190,7 +197,7 @@ impl Kernel {
         if program.contains('/') {
             return Some(PathBuf::from(program));
         }
-        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        let path = search.unwrap_or("/usr/local/bin:/usr/bin:/bin");
         let mut seen = std::collections::HashSet::new();
         for dir in path.split(':').filter(|d| !d.is_empty() && seen.insert(*d)) {
             let cand = Path::new(dir).join(program);

@@ -55,7 +55,7 @@ pub use nix::mount::{MntFlags, MsFlags};
 pub use nix::sched::CloneFlags;
 pub use nix::sys::signal::{SigmaskHow, Signal};
 pub use nix::unistd::Pid;
-pub use process::{ExecFailure, Exited, Spawned, UserIds, FORWARDED};
+pub use process::{ExecFailure, Exited, Gated, Spawned, UserIds, FORWARDED};
 pub use rtnl::{Addr, Link, LinkChange, Route};
 pub use tty::{Pty, TermModes, WinSize};
 pub use trace::{man_url, quote, ColorChoice, Event, Kind, Ret, Sink, Target, TraceFormat, Tracer};

@@ -99,6 +99,15 @@ fn sigset_text(sigs: &[Signal]) -> String {
     format!("[{}]", names.join(" "))
 }
 
+/// The search path for a command that gets `env`: its `PATH=` entry, or (no env
+/// given) this process's `$PATH`.
+fn search_path(env: Option<&[String]>) -> Option<String> {
+    match env {
+        Some(e) => e.iter().find_map(|v| v.strip_prefix("PATH=")).map(str::to_string),
+        None => std::env::var("PATH").ok(),
+    }
+}
+
 /// The host PID of the calling process. After `unshare(CLONE_NEWPID)` + fork the
 /// child's getpid() is 1, but /proc (still the host's procfs) resolves `self` to the
 /// PID the host sees, which is what the trace should show. Bookkeeping of the tracer,
@@ -156,6 +165,39 @@ impl Kernel {
         }
     }
 
+    /// `fork(2)` for a child whose first request is to wait for a signal from its
+    /// parent (blocked beforehand, then taken with [`Kernel::sigwait`]), such as a
+    /// helper that must act only once the parent has unshared. Live, this is
+    /// [`Kernel::fork_with`]. In a dry run the child's requests are recorded where the
+    /// child really makes them: when [`Kernel::kill_gated`] sends the signal, not at the
+    /// fork.
+    #[doc(alias = "fork")]
+    pub fn fork_gated<'a>(&self, child: impl FnOnce(&Kernel) -> i32 + 'a) -> Result<Gated<'a>, SysError> {
+        if self.mode == super::Mode::DryRun {
+            self.fake_pid.set(self.fake_pid.get() + 1);
+            let pid = self.fake_pid.get();
+            self.perform(&FORK, vec![], || (), || unreachable!(), |_| pid.to_string())?;
+            return Ok(Gated { pid: Pid::from_raw(pid), deferred: Some(Box::new(child)) });
+        }
+        Ok(Gated { pid: self.fork_with(child)?, deferred: None })
+    }
+
+    /// `kill(2)` — send `sig` to a child made by [`Kernel::fork_gated`]. In a dry run,
+    /// this is where the child's recorded requests go: it runs now, unless `sig` is
+    /// SIGKILL, which a waiting child does not survive.
+    pub fn kill_gated(&self, child: &mut Gated<'_>, sig: Signal) -> Result<(), SysError> {
+        self.kill(child.pid, sig)?;
+        if let Some(run) = child.deferred.take() {
+            if sig != Signal::SIGKILL {
+                let (me, seq) = (self.pid.replace(child.pid.as_raw()), self.seq.replace(0));
+                run(self);
+                self.pid.set(me);
+                self.seq.set(seq);
+            }
+        }
+        Ok(())
+    }
+
     /// Start `argv` in a child process: fork, let `setup` prepare the child (hostname,
     /// mounts, cgroup...), then `execve(2)`. Returns once the exec has succeeded or
     /// failed, which the parent learns through a close-on-exec pipe: it closes (no
@@ -166,6 +208,23 @@ impl Kernel {
         argv: &[String],
         setup: impl FnOnce(&Kernel) -> Result<(), String>,
     ) -> Result<Spawned, ExecFailure> {
+        self.spawn_env(argv, None, setup)
+    }
+
+    /// [`Kernel::spawn`] with the command's environment: `env` (`KEY=VALUE` strings)
+    /// becomes its `envp` (`None`: this process's own environment), and a program name
+    /// without `/` is searched in that environment's `PATH`. The search happens in the
+    /// child once `setup` has run, so after a `pivot_root(2)` it looks in the new root,
+    /// as runc does.
+    pub fn spawn_env(
+        &self,
+        argv: &[String],
+        env: Option<&[String]>,
+        setup: impl FnOnce(&Kernel) -> Result<(), String>,
+    ) -> Result<Spawned, ExecFailure> {
+        if argv.is_empty() {
+            return Err(ExecFailure::Setup("no command to run (an empty argv)".into()));
+        }
         if self.mode == super::Mode::DryRun {
             let mut failed = None;
             let pid = self
@@ -173,10 +232,10 @@ impl Kernel {
                     match setup(k) {
                         Err(m) => failed = Some(m),
                         Ok(()) => {
-                            let path = k.which(&argv[0]).map(|p| p.to_string_lossy().into_owned());
-                            match path {
-                                Some(p) => k.emit_exec(argv, &p, Ret::Ok("0".into())),
-                                None => k.emit_exec(argv, &argv[0], Ret::Err(Errno::ENOENT)),
+                            let path = k.which_in(&argv[0], search_path(env).as_deref());
+                            match path.map(|p| p.to_string_lossy().into_owned()) {
+                                Some(p) => k.emit_exec(argv, env, &p, Ret::Ok("0".into())),
+                                None => k.emit_exec(argv, env, &argv[0], Ret::Err(Errno::ENOENT)),
                             }
                         }
                     }
@@ -204,7 +263,7 @@ impl Kernel {
                     report(wr.as_raw_fd(), b'S', m.as_bytes());
                     return 125;
                 }
-                match k.exec(argv) {
+                match k.exec(argv, env) {
                     Errno::ENOENT => 127,
                     _ => 126,
                 }
@@ -225,7 +284,7 @@ impl Kernel {
         match (rest.first(), exec_at) {
             (None, Some((seq, path))) => {
                 let (me, my_seq) = (self.pid.replace(pid.as_raw()), self.seq.replace(seq - 1));
-                self.emit_exec(argv, &path, Ret::Ok("0".into()));
+                self.emit_exec(argv, env, &path, Ret::Ok("0".into()));
                 self.pid.set(me);
                 self.seq.set(my_seq);
                 Ok(Spawned { pid })
@@ -246,28 +305,32 @@ impl Kernel {
         }
     }
 
-    fn emit_exec(&self, argv: &[String], path: &str, ret: Ret) {
-        let args = vec![quote(path, 256), render_argv(argv), format!("/* {} vars */", std::env::vars_os().count())];
+    fn emit_exec(&self, argv: &[String], env: Option<&[String]>, path: &str, ret: Ret) {
+        let vars = env.map(|e| e.len()).unwrap_or_else(|| std::env::vars_os().count());
+        let args = vec![quote(path, 256), render_argv(argv), format!("/* {vars} vars */")];
         self.emit(EXECVE.kind, EXECVE.name.into(), args, ret, Some(EXECVE.man), Some(EXECVE.what));
     }
 
-    /// `execve(2)` in a child made by [`Kernel::spawn`]. Returns only on failure.
-    fn exec(&self, argv: &[String]) -> Errno {
+    /// `execve(2)` in a child made by [`Kernel::spawn_env`], with `env` as its
+    /// environment (`None`: this process's). Returns only on failure.
+    fn exec(&self, argv: &[String], env: Option<&[String]>) -> Errno {
         let fail = |k: &Kernel, path: &str, e: Errno| {
-            k.emit_exec(argv, path, Ret::Err(e));
+            k.emit_exec(argv, env, path, Ret::Err(e));
             if let Some(fd) = k.exec_report.get() {
                 report(fd, b'E', &(e as i32).to_le_bytes());
             }
             e
         };
-        let Some(path) = self.which(&argv[0]) else {
+        let Some(path) = self.which_in(&argv[0], search_path(env).as_deref()) else {
             return fail(self, &argv[0], Errno::ENOENT);
         };
         let cpath = path.to_string_lossy().into_owned();
-        let (Ok(c), Ok(args)) = (
-            CString::new(cpath.clone()),
-            argv.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<Vec<_>, _>>(),
-        ) else {
+        let cstrings = |v: &[String]| v.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<Vec<_>, _>>();
+        let envp = match env {
+            Some(e) => cstrings(e).map(Some),
+            None => Ok(None),
+        };
+        let (Ok(c), Ok(args), Ok(envp)) = (CString::new(cpath.clone()), cstrings(argv), envp) else {
             return fail(self, &cpath, Errno::EINVAL);
         };
         if let Some(fd) = self.exec_report.get() {
@@ -278,7 +341,10 @@ impl Kernel {
             body.extend_from_slice(cpath.as_bytes());
             report(fd, b'Q', &body);
         }
-        let e = nix::unistd::execv(&c, &args).unwrap_err();
+        let e = match &envp {
+            Some(envp) => nix::unistd::execve(&c, &args, envp).unwrap_err(),
+            None => nix::unistd::execv(&c, &args).unwrap_err(),
+        };
         fail(self, &cpath, e)
     }
 
@@ -630,6 +696,80 @@ impl Kernel {
             },
             |_| "0".into(),
         )
+    }
+}
+
+/// A child made by [`Kernel::fork_gated`], waiting for its parent's signal.
+pub struct Gated<'a> {
+    pid: Pid,
+    /// Dry runs: the child's work, recorded when the signal is sent.
+    #[allow(clippy::type_complexity)]
+    deferred: Option<Box<dyn FnOnce(&Kernel) -> i32 + 'a>>,
+}
+
+impl Gated<'_> {
+    /// The child's PID (made up in a dry run).
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+}
+
+impl std::fmt::Debug for Gated<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gated").field("pid", &self.pid).finish_non_exhaustive()
+    }
+}
+
+impl Kernel {
+    /// `setgroups(2)` — set the supplementary groups of this process (an empty list
+    /// drops them all). Needs CAP_SETGID; in a user namespace, only once `setgroups`
+    /// is allowed there. <https://man7.org/linux/man-pages/man2/setgroups.2.html>
+    pub fn setgroups(&self, groups: &[u32]) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "setgroups",
+            man: "setgroups(2)",
+            what: "set the supplementary groups this process belongs to, besides its group id",
+            effect: Effect::Change,
+        };
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        let gids: Vec<nix::unistd::Gid> = groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+        self.perform(
+            &C,
+            vec![groups.len().to_string(), format!("[{}]", list.join(", "))],
+            || (),
+            || nix::unistd::setgroups(&gids),
+            |_| "0".into(),
+        )
+    }
+
+    /// `setgid(2)` — set the group id (real, effective and saved, with CAP_SETGID).
+    /// <https://man7.org/linux/man-pages/man2/setgid.2.html>
+    pub fn setgid(&self, gid: u32) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "setgid",
+            man: "setgid(2)",
+            what: "set the group id this process acts as",
+            effect: Effect::Change,
+        };
+        let g = nix::unistd::Gid::from_raw(gid);
+        self.perform(&C, vec![gid.to_string()], || (), || nix::unistd::setgid(g), |_| "0".into())
+    }
+
+    /// `setuid(2)` — set the user id (real, effective and saved, with CAP_SETUID). A
+    /// process that drops root this way loses its capabilities: do it last.
+    /// <https://man7.org/linux/man-pages/man2/setuid.2.html>
+    pub fn setuid(&self, uid: u32) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "setuid",
+            man: "setuid(2)",
+            what: "set the user id this process acts as; leaving uid 0 drops its capabilities",
+            effect: Effect::Change,
+        };
+        let u = nix::unistd::Uid::from_raw(uid);
+        self.perform(&C, vec![uid.to_string()], || (), || nix::unistd::setuid(u), |_| "0".into())
     }
 }
 
