@@ -11,6 +11,7 @@
 //! | [`netns`] | `netns-bridge` | rtnetlink: netns, bridges, veth; nftables NAT |
 //! | [`image`] | `img-pull` | the OCI distribution protocol and an image store |
 //! | [`dm`] | `lvm-snap` | device-mapper and loop ioctls |
+//! | [`runtime`] | `mini` | all of the above, composed: a container runtime |
 //!
 //! Every lab talks to the kernel through [`kernel::Kernel`], which prints each request
 //! it makes, strace-style, on stderr. Read [`kernel`] first.
@@ -28,6 +29,8 @@ pub mod lock;
 pub mod netns;
 pub mod ns;
 pub mod overlay;
+pub mod runtime;
+pub mod units;
 
 pub use error::{Error, Hint, Result};
 pub use exit::{Exit, Role};

@@ -624,6 +624,12 @@ impl Kernel {
     /// <https://man7.org/linux/man-pages/man2/dup2.2.html>
     #[doc(alias = "dup2")]
     pub fn redirect_stdio(&self, path: &Path) -> Result<(), SysError> {
+        self.redirect_fds(path, &[0, 1, 2])
+    }
+
+    /// [`Kernel::redirect_stdio`] for some of the three (`&[0, 1]`: keep stderr, as a
+    /// monitor does while it still reports to the terminal that started it).
+    pub fn redirect_fds(&self, path: &Path, targets: &[i32]) -> Result<(), SysError> {
         const OPEN: Call = Call {
             kind: Kind::Syscall,
             name: "openat",
@@ -647,7 +653,7 @@ impl Kernel {
             || nix::fcntl::open(path, fl, Perm::empty()).map(Some),
             |f| f.as_ref().map(|f| f.as_raw_fd().to_string()).unwrap_or_default(),
         )?;
-        for target in 0..3 {
+        for &target in targets {
             let num = fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(3);
             self.perform(
                 &DUP,

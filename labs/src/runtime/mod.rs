@@ -38,6 +38,7 @@ pub mod attach;
 pub mod cli;
 pub mod hello;
 pub mod init;
+pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;

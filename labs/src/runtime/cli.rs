@@ -1,0 +1,1081 @@
+//! `mini`'s command line: docker's commands, flags, output formats and exit codes,
+//! over the operations of [`super::lifecycle`].
+//!
+//! The trace options (`-q`, `--explain`, `--trace=json`, `--trace-file`, `--color`)
+//! go *before* the command (`mini -q ps`, `mini --explain run ...`), because after it
+//! docker's own flags rule: `mini ps -q` prints IDs, as `docker ps -q` does.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cli::CommonOpts;
+use crate::error::{Error, Result};
+use crate::exit::{Exit, Role};
+use crate::kernel::{ColorChoice, Kernel, TraceFormat};
+
+use super::lifecycle::{self, CreateSpec, StartMode, Started};
+use super::state::{Container, Containers};
+use super::{spec, view, TOOL};
+
+/// A daemonless container runtime made of contlab's labs: docker's commands, and every
+/// request made of the kernel printed on stderr, grouped by the lab that made it.
+#[derive(Parser, Debug)]
+#[command(name = "mini", version, disable_help_subcommand = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+    /// The store: images, containers (`$CONTLAB_ROOT`).
+    #[arg(long, value_name = "DIR", env = "CONTLAB_ROOT", default_value = "/var/lib/contlab")]
+    pub root: PathBuf,
+    /// Print no trace of kernel requests.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// After each kernel request, what it does, why, and its man page.
+    #[arg(long)]
+    pub explain: bool,
+    /// Trace format: text, or JSON Lines.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub trace: TraceFormat,
+    /// Write the trace to this file (appended) instead of stderr.
+    #[arg(long, value_name = "PATH")]
+    pub trace_file: Option<PathBuf>,
+    /// Color the trace: auto, always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+/// docker's commands, as far as the course uses them (and further).
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create and start a container (pulling the image if needed).
+    Run(RunArgs),
+    /// Create a container without starting it; print its ID.
+    Create(RunArgs),
+    /// Start stopped containers.
+    Start {
+        /// Attach stdout/stderr and wait for the end.
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach stdin.
+        #[arg(short, long)]
+        interactive: bool,
+        /// The keys that detach: `ctrl-p,ctrl-q` unless given.
+        #[arg(long, value_name = "KEYS")]
+        detach_keys: Option<String>,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop running containers: the stop signal, then SIGKILL after a grace period.
+    Stop {
+        /// Seconds to wait before SIGKILL (the container's --stop-timeout, else 10).
+        #[arg(short = 't', long = "time", value_name = "SECONDS")]
+        time: Option<u32>,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart containers (stop, then start).
+    Restart {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short = 't', long = "time", value_name = "SECONDS")]
+        time: Option<u32>,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to running containers (SIGKILL by default).
+    Kill {
+        /// The signal.
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+        /// Also anonymous volumes (there are none yet).
+        #[arg(short, long)]
+        volumes: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List containers.
+    Ps(PsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Show a container's output.
+    Logs {
+        /// Follow the output until the container stops.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines (`all`).
+        #[arg(short = 'n', long, value_name = "N")]
+        tail: Option<String>,
+        /// Prefix each line with its time.
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Only lines since this time (RFC 3339, Unix time, or 10m, 1h...).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// The container.
+        container: String,
+    },
+    /// Attach to a running container's terminal or output.
+    Attach {
+        /// The keys that detach: `ctrl-p,ctrl-q` unless given.
+        #[arg(long, value_name = "KEYS")]
+        detach_keys: Option<String>,
+        /// Do not attach stdin.
+        #[arg(long)]
+        no_stdin: bool,
+        /// Pass the signals mini gets on to the container (without a terminal).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        sig_proxy: bool,
+        /// The container.
+        container: String,
+    },
+    /// Wait until containers stop; print their exit codes.
+    Wait {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Rename a container.
+    Rename {
+        /// The container.
+        container: String,
+        /// Its new name.
+        new_name: String,
+    },
+    /// Show the processes of a container (the host's ps, with these options).
+    Top {
+        /// The container.
+        container: String,
+        /// Options for ps (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Show a container's published ports (none: -p comes with user networks).
+    Port {
+        /// The container.
+        container: String,
+    },
+    /// Freeze every process of containers (the cgroup freezer).
+    Pause {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Thaw paused containers.
+    Unpause {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Change the limits of containers, live.
+    Update {
+        /// Memory limit (64m, 1g).
+        #[arg(short, long, value_name = "BYTES")]
+        memory: Option<String>,
+        /// CPUs (0.5, 2).
+        #[arg(long, value_name = "CPUS")]
+        cpus: Option<String>,
+        /// Max tasks (-1: unlimited).
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        pids_limit: Option<i64>,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show containers' resource usage.
+    Stats {
+        /// One sample, then exit.
+        #[arg(long)]
+        no_stream: bool,
+        /// Containers (default: all running).
+        containers: Vec<String>,
+    },
+    /// Low-level information on containers (or images), as JSON.
+    Inspect {
+        /// A Go template (`{{.State.Pid}}`).
+        #[arg(short, long, value_name = "TEMPLATE")]
+        format: Option<String>,
+        /// Containers or images.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Replay everything a container asked of the kernel (mini's commands and its monitor).
+    Trace {
+        /// Group the requests by the lab (primitive) that made them.
+        #[arg(long)]
+        by_primitive: bool,
+        /// The container.
+        container: String,
+    },
+    /// Pull an image.
+    Pull {
+        /// The image.
+        image: String,
+    },
+    /// List images.
+    Images {
+        /// Only IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// mini's version, and the kernel it runs on.
+    Version,
+    /// What mini sees of this machine: containers, storage, cgroups, kernel.
+    Info,
+    /// The monitor of one container (mini starts it; not for typing).
+    #[command(name = "__monitor", hide = true)]
+    Monitor {
+        /// The container.
+        id: String,
+        /// The pipe to say `ready` on.
+        #[arg(long)]
+        sync_fd: Option<i32>,
+    },
+}
+
+/// `run` and `create`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Run in the background; print the container's ID.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Its name (a random adjective_surname otherwise).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Its hostname (its short ID otherwise).
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to take mini's value).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// The working directory inside.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// uid[:gid] or name[:group], looked up in the image's /etc/passwd and /etc/group.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Replace the image's entrypoint ("" removes it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Run a tiny init as PID 1 that forwards signals and reaps zombies.
+    #[arg(long)]
+    pub init: bool,
+    /// Memory limit (64m, 1g).
+    #[arg(short, long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory + swap limit (-1: unlimited swap).
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (0.5, 2).
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs it may run on (0-1, 0,2).
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Max tasks (-1: unlimited).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Resource limits (nofile=1024:2048).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// The signal `stop` sends first.
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL.
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<u32>,
+    /// Labels (KEY=VALUE).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// A host device in the container (HOST[:CONTAINER[:PERMS]]).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Vec<String>,
+    /// bridge (mini's default bridge), none, or host.
+    #[arg(long, alias = "net", default_value = "bridge")]
+    pub network: String,
+    /// The keys that detach: `ctrl-p,ctrl-q` unless given.
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Print, instead of running, a shell script of the primitives that make the same
+    /// container.
+    #[arg(long)]
+    pub script: bool,
+    /// The image, then the command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    pub image_and_command: Vec<String>,
+}
+
+/// `ps`.
+#[derive(Args, Debug, Clone)]
+pub struct PsArgs {
+    /// All containers (default: running ones).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The last N created.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// The last created.
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Do not cut IDs and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Filter: status=, name=, ancestor=, id=, label=.
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// A Go template, or `table TEMPLATE`.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+}
+
+/// `exec`.
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// Run in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// uid[:gid] or name.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// The keys that detach.
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// The container, then the command.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    pub target_and_command: Vec<String>,
+}
+
+impl Cli {
+    /// `run`, `start`, `exec`, `attach` run a command: their own failures exit 125,
+    /// as docker's do; the rest exit 1.
+    pub fn role(&self) -> Role {
+        match self.cmd {
+            Cmd::Run(_) | Cmd::Start { .. } | Cmd::Exec(_) | Cmd::Create(_) => Role::Wrapper,
+            _ => Role::Tool,
+        }
+    }
+
+    fn common(&self) -> CommonOpts {
+        CommonOpts {
+            quiet: self.quiet,
+            explain: self.explain,
+            trace: self.trace,
+            trace_file: self.trace_file.clone(),
+            color: self.color,
+            dry_run: false,
+        }
+    }
+
+    /// The trace flags again, for the monitor's command line.
+    fn trace_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.quiet {
+            v.push("-q".into());
+        }
+        if self.explain {
+            v.push("--explain".into());
+        }
+        if self.trace == TraceFormat::Json {
+            v.push("--trace=json".into());
+        }
+        if let Some(f) = &self.trace_file {
+            v.push("--trace-file".into());
+            v.push(f.display().to_string());
+        }
+        v.push(format!("--color={}", if self.common().kernel(TOOL).map(|k| k.color()).unwrap_or(false) { "always" } else { "never" }));
+        v
+    }
+}
+
+fn out(text: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes()).and_then(|_| o.flush()).map_err(Error::Output)
+}
+
+/// Prints docker's pull lines as the image lab reports its progress.
+pub struct PullPrinter<'a> {
+    report: &'a mut dyn FnMut(&str),
+    layers: Vec<String>,
+}
+
+impl<'a> PullPrinter<'a> {
+    /// Print through `report`.
+    pub fn new(report: &'a mut dyn FnMut(&str)) -> PullPrinter<'a> {
+        PullPrinter { report, layers: Vec::new() }
+    }
+
+    /// One progress event.
+    pub fn event(&mut self, p: crate::image::Progress) {
+        use crate::image::Progress::*;
+        let short = |d: &str| d.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+        match p {
+            Resolving { tag, path } => (self.report)(&format!("{tag}: Pulling from {path}")),
+            Layers(l) => self.layers = l.into_iter().map(|(d, _)| short(&d)).collect(),
+            Exists { index } => (self.report)(&format!("{}: Already exists", self.layers.get(index).cloned().unwrap_or_default())),
+            PullComplete { index } => (self.report)(&format!("{}: Pull complete", self.layers.get(index).cloned().unwrap_or_default())),
+            Digest(d) => (self.report)(&format!("Digest: {d}")),
+            Status { up_to_date, name } => (self.report)(&if up_to_date {
+                format!("Status: Image is up to date for {name}")
+            } else {
+                format!("Status: Downloaded newer image for {name}")
+            }),
+            _ => {}
+        }
+    }
+}
+
+fn stderr_line(s: &str) {
+    let _ = writeln!(std::io::stderr(), "{s}");
+}
+
+fn create_spec(a: &RunArgs) -> Result<CreateSpec> {
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f).map_err(|e| Error::Usage(format!("open {}: {e}", f.display())))?;
+        env.extend(spec::parse_env_file(&text, &f.display().to_string())?);
+    }
+    env.extend(a.env.iter().cloned());
+    let memory = a.memory.as_deref().map(spec::ram_in_bytes).transpose()?;
+    if memory.is_some_and(|m| m < 6 << 20) {
+        return Err(Error::Usage("Minimum memory limit allowed is 6MB".into()));
+    }
+    let memory_swap = match a.memory_swap.as_deref() {
+        Some("-1") => Some(-1),
+        Some(s) => Some(spec::ram_in_bytes(s)? as i64),
+        None => None,
+    };
+    Ok(CreateSpec {
+        image: a.image_and_command[0].clone(),
+        args: a.image_and_command[1..].to_vec(),
+        name: a.name.clone(),
+        hostname: a.hostname.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        entrypoint: a.entrypoint.clone(),
+        tty: a.tty,
+        stdin: a.interactive,
+        auto_remove: a.rm,
+        init: a.init,
+        network: a.network.clone(),
+        labels: a.label.clone(),
+        stop_signal: a.stop_signal.as_deref().map(|s| spec::parse_signal(s).map(|sg| sg.as_str().to_string())).transpose()?,
+        stop_timeout: a.stop_timeout,
+        memory,
+        memory_swap,
+        nano_cpus: a.cpus.as_deref().map(spec::nano_cpus).transpose()?,
+        cpu_shares: a.cpu_shares,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        pids_limit: a.pids_limit,
+        ulimits: a.ulimit.iter().map(|u| spec::parse_ulimit(u)).collect::<Result<_>>()?,
+        devices: a.device.iter().map(|d| spec::parse_device(d)).collect::<Result<_>>()?,
+    })
+}
+
+fn detach_keys(s: &Option<String>) -> Result<Vec<u8>> {
+    match s {
+        Some(k) => super::attach::parse_detach_keys(k),
+        None => Ok(super::attach::DEFAULT_DETACH.to_vec()),
+    }
+}
+
+/// Run `mini` as parsed.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let k = cli.common().kernel(TOOL)?;
+    let root = cli.root.clone();
+    match &cli.cmd {
+        Cmd::Monitor { id, sync_fd } => {
+            let sync = sync_fd.map(|fd| {
+                // SAFETY: the starting mini put the write end of its pipe at this number.
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+            });
+            super::monitor::run(&k, &root, id, sync)?;
+            Ok(Exit::Ok)
+        }
+        Cmd::Run(a) | Cmd::Create(a) => {
+            let creating = matches!(cli.cmd, Cmd::Create(_));
+            let spec = create_spec(a)?;
+            if a.script {
+                out(&super::script::script(&spec, &root))?;
+                return Ok(Exit::Ok);
+            }
+            let keys = detach_keys(&a.detach_keys)?;
+            k.why("hold Ctrl-C and kill while the container is made: they are passed on once it runs, never leave it half made")
+                .block_forwarded()?;
+            let c = lifecycle::create(&k, &root, &spec, &mut |l| stderr_line(l))?;
+            lifecycle::trace_into(&k, &root, &c.id);
+            if creating {
+                out(&format!("{}\n", c.id))?;
+                return Ok(Exit::Ok);
+            }
+            let mode = StartMode { attach: !a.detach, stdin: a.interactive, detach_keys: keys, trace_args: cli.trace_args() };
+            match lifecycle::start(&k, &root, &c, &mode)? {
+                Started::Detached => {
+                    out(&format!("{}\n", c.id))?;
+                    Ok(Exit::Ok)
+                }
+                Started::DetachedByUser => Ok(Exit::Ok),
+                Started::Exited(code) => Ok(Exit::Status(code as u8)),
+            }
+        }
+        Cmd::Start { attach, interactive, detach_keys: dk, containers } => {
+            let store = Containers::open(&k, &root)?;
+            let keys = detach_keys(dk)?;
+            if (*attach || *interactive) && containers.len() > 1 {
+                return Err(Error::Usage("you cannot start and attach multiple containers at once".into()));
+            }
+            k.block_forwarded()?;
+            let mut status = Exit::Ok;
+            for name in containers {
+                let r = lifecycle::find(&store, name).and_then(|c| {
+                    lifecycle::trace_into(&k, &root, &c.id);
+                    let mode = StartMode { attach: *attach || *interactive, stdin: *interactive, detach_keys: keys.clone(), trace_args: cli.trace_args() };
+                    lifecycle::start(&k, &root, &c, &mode)
+                });
+                match r {
+                    Ok(Started::Detached) => out(&format!("{name}\n"))?,
+                    Ok(Started::DetachedByUser) => {}
+                    Ok(Started::Exited(code)) => status = Exit::Status(code as u8),
+                    Err(e) if containers.len() == 1 => return Err(e),
+                    Err(e) => {
+                        stderr_line(&e.to_string());
+                        status = Exit::Failed;
+                    }
+                }
+            }
+            Ok(status)
+        }
+        Cmd::Stop { time, containers } => each(&k, &root, containers, |k, st, c, name| {
+            lifecycle::stop(k, st, c, *time)?;
+            out(&format!("{name}\n"))
+        }),
+        Cmd::Restart { time, containers } => each(&k, &root, containers, |k, st, c, name| {
+            lifecycle::stop(k, st, c, *time)?;
+            let c = st.find(&c.id)?;
+            let mode = StartMode { attach: false, stdin: false, detach_keys: vec![], trace_args: cli.trace_args() };
+            lifecycle::start(k, &root, &c, &mode)?;
+            out(&format!("{name}\n"))
+        }),
+        Cmd::Kill { signal, containers } => {
+            let sig = spec::parse_signal(signal)?;
+            each(&k, &root, containers, |k, _, c, name| {
+                lifecycle::kill(k, c, sig)?;
+                out(&format!("{name}\n"))
+            })
+        }
+        Cmd::Rm { force, containers, .. } => each(&k, &root, containers, |k, st, c, name| {
+            lifecycle::remove(k, st, c, *force)?;
+            out(&format!("{name}\n"))
+        }),
+        Cmd::Ps(a) => ps(&k, &root, a),
+        Cmd::Exec(a) => exec(&k, &root, a),
+        Cmd::Logs { follow, tail, timestamps, since, container } => logs(&k, &root, *follow, tail, *timestamps, since, container),
+        Cmd::Attach { detach_keys: dk, no_stdin, sig_proxy, container } => {
+            let store = Containers::open(&k, &root)?;
+            let c = lifecycle::find(&store, container)?;
+            if !c.state.status.is_up() {
+                return Err(Error::Failed { what: "You cannot attach to a stopped container, start it first".into(), hint: None });
+            }
+            let stdin = c.config.open_stdin && !no_stdin;
+            let size = if c.config.tty { k.winsize(std::os::fd::AsFd::as_fd(&std::io::stdout())) } else { None };
+            let s = super::attach::connect(&k, &store.paths.socket(&c.id), &super::proto::Hello::Attach { stdin, size })?;
+            let relay = super::attach::Relay {
+                tty: c.config.tty,
+                stdin,
+                detach_keys: stdin.then(|| detach_keys(dk)).transpose()?,
+                sig_proxy: (*sig_proxy && !c.config.tty).then_some(c.state.pid),
+                k: &k,
+            };
+            match super::attach::relay(s, &relay)? {
+                super::attach::Ended::Exit(code, _) => Ok(Exit::Status(code as u8)),
+                super::attach::Ended::Detached => {
+                    stderr_line("read escape sequence");
+                    Ok(Exit::Ok)
+                }
+                super::attach::Ended::Lost => Ok(Exit::Ok),
+            }
+        }
+        Cmd::Wait { containers } => each(&k, &root, containers, |k, st, c, _| out(&format!("{}\n", lifecycle::wait(k, st, c)?))),
+        Cmd::Rename { container, new_name } => {
+            let store = Containers::open(&k, &root)?;
+            let c = lifecycle::find(&store, container)?;
+            lifecycle::rename(&store, &c, new_name)?;
+            Ok(Exit::Ok)
+        }
+        Cmd::Top { container, ps_args } => top(&k, &root, container, ps_args),
+        Cmd::Port { container } => {
+            let store = Containers::open(&k, &root)?;
+            lifecycle::find(&store, container)?;
+            Ok(Exit::Ok)
+        }
+        Cmd::Pause { containers } => each(&k, &root, containers, |k, st, c, name| {
+            lifecycle::pause(k, st, c)?;
+            out(&format!("{name}\n"))
+        }),
+        Cmd::Unpause { containers } => each(&k, &root, containers, |k, st, c, name| {
+            lifecycle::unpause(k, st, c)?;
+            out(&format!("{name}\n"))
+        }),
+        Cmd::Update { memory, cpus, pids_limit, containers } => {
+            let u = lifecycle::Update {
+                memory: memory.as_deref().map(spec::ram_in_bytes).transpose()?,
+                nano_cpus: cpus.as_deref().map(spec::nano_cpus).transpose()?,
+                pids_limit: *pids_limit,
+            };
+            each(&k, &root, containers, |k, st, c, name| {
+                lifecycle::update(k, st, c, &u)?;
+                out(&format!("{name}\n"))
+            })
+        }
+        Cmd::Stats { no_stream, containers } => stats(&k, &root, *no_stream, containers),
+        Cmd::Inspect { format, targets } => inspect(&k, &root, format.as_deref(), targets),
+        Cmd::Trace { by_primitive, container } => trace(&root, &k, container, *by_primitive, cli.explain),
+        Cmd::Pull { image } => {
+            let r = crate::image::Reference::parse(image).map_err(|e| Error::Usage(format!("invalid reference format: {e}")))?;
+            if super::hello::is_hello(&r) {
+                super::hello::make(&k, &root, &r)?;
+                out(&format!("Using default tag: latest\nlatest: made locally from contlab's hello program\nStatus: Image is up to date for {}\n", r.familiar()))?;
+                return Ok(Exit::Ok);
+            }
+            let mut report = |l: &str| {
+                let _ = out(&format!("{l}\n"));
+            };
+            let mut p = PullPrinter::new(&mut report);
+            crate::image::pull(&k, &root, &r, &crate::image::PullOptions::default(), &mut |e| p.event(e))?;
+            out(&format!("{}\n", r))?;
+            Ok(Exit::Ok)
+        }
+        Cmd::Images { quiet } => images(&k, &root, *quiet),
+        Cmd::Version => {
+            let uname = nix_free_uname();
+            out(&format!(
+                "Client: mini (contlab)\n Version:    {}\n OS/Arch:    linux/{}\n\nServer: none\n mini is daemonless: each command does its own work; each running container has a small monitor process.\n Kernel:     {}\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::ARCH,
+                uname
+            ))?;
+            Ok(Exit::Ok)
+        }
+        Cmd::Info => info(&k, &root),
+    }
+}
+
+fn nix_free_uname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Apply `f` to each named container; an unknown one is reported on stderr and the
+/// command exits 1 at the end, as docker's do.
+fn each(k: &Kernel, root: &Path, names: &[String], mut f: impl FnMut(&Kernel, &Containers, &Container, &str) -> Result<()>) -> Result<Exit> {
+    let store = Containers::open(k, root)?;
+    let mut failed = false;
+    for name in names {
+        match lifecycle::find(&store, name).and_then(|c| f(k, &store, &c, name)) {
+            Ok(()) => {}
+            Err(Error::Output(e)) => return Err(Error::Output(e)),
+            Err(e) if names.len() == 1 => return Err(e),
+            Err(e) => {
+                stderr_line(&e.to_string());
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+fn ps(k: &Kernel, root: &Path, a: &PsArgs) -> Result<Exit> {
+    let store = Containers::open(k, root)?;
+    let now = crate::units::now_nanos();
+    let mut all = store.all()?;
+    let limit = if a.latest { Some(1) } else { a.last };
+    let show_all = a.all || limit.is_some();
+    all.retain(|c| show_all || c.state.status.is_up());
+    for f in &a.filter {
+        let (key, v) = f.split_once('=').ok_or_else(|| Error::Usage(format!("Error response from daemon: invalid filter '{f}'")))?;
+        match key {
+            "status" => all.retain(|c| c.state.status.as_str() == v),
+            "name" => all.retain(|c| c.name.contains(v)),
+            "id" => all.retain(|c| c.id.starts_with(v)),
+            "ancestor" => all.retain(|c| c.config.image == v || c.config.image.split(':').next() == Some(v) || c.config.image_id.contains(v)),
+            "label" => all.retain(|c| match v.split_once('=') {
+                Some((lk, lv)) => c.config.labels.get(lk).is_some_and(|x| x == lv),
+                None => c.config.labels.contains_key(v),
+            }),
+            "exited" => all.retain(|c| c.state.status == super::state::Status::Exited && c.state.exit_code.to_string() == v),
+            other => return Err(Error::Usage(format!("Error response from daemon: invalid filter '{other}'"))),
+        }
+    }
+    if let Some(n) = limit {
+        all.truncate(n);
+    }
+    let rows: Vec<serde_json::Value> = all.iter().map(|c| view::ps_fields(c, now, !a.no_trunc)).collect();
+    if a.quiet {
+        let ids: String = rows.iter().map(|r| format!("{}\n", r["ID"].as_str().unwrap_or_default())).collect();
+        out(&ids)?;
+        return Ok(Exit::Ok);
+    }
+    match &a.format {
+        Some(f) => {
+            let fmt = super::template::Format::parse(f)?;
+            let mut lines = Vec::new();
+            for r in &rows {
+                lines.push(fmt.render(r)?);
+            }
+            if fmt.table {
+                let mut t = vec![fmt.headers.clone()];
+                t.extend(lines.iter().map(|l| l.split('\t').map(str::to_string).collect()));
+                out(&super::template::columns(&t))?;
+            } else {
+                out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())?;
+            }
+        }
+        None => out(&view::ps_table(&rows))?,
+    }
+    Ok(Exit::Ok)
+}
+
+fn exec(k: &Kernel, root: &Path, a: &ExecArgs) -> Result<Exit> {
+    let store = Containers::open(k, root)?;
+    let target = &a.target_and_command[0];
+    let argv = a.target_and_command[1..].to_vec();
+    if argv.is_empty() {
+        return Err(Error::Usage("\"mini exec\" requires at least 2 arguments: CONTAINER COMMAND [ARG...]".into()));
+    }
+    let c = lifecycle::find(&store, target)?;
+    if !c.state.status.is_up() {
+        return Err(Error::Failed { what: format!("Error response from daemon: Container {} is not running", c.id), hint: None });
+    }
+    if c.state.status == super::state::Status::Paused {
+        return Err(Error::Failed { what: format!("Error response from daemon: Container {} is paused, unpause the container before exec", c.id), hint: None });
+    }
+    let size = if a.tty { k.winsize(std::os::fd::AsFd::as_fd(&std::io::stdout())) } else { None };
+    let req = super::proto::ExecRequest {
+        argv,
+        env: a.env.clone(),
+        user: a.user.clone().unwrap_or_default(),
+        workdir: a.workdir.clone().unwrap_or_default(),
+        tty: a.tty,
+        stdin: a.interactive,
+        detach: a.detach,
+        size,
+    };
+    lifecycle::trace_into(k, root, &c.id);
+    let mut s = super::attach::connect(k, &store.paths.socket(&c.id), &super::proto::Hello::Exec { req, trace: Default::default() })?;
+    let pid = super::attach::started(&mut s)?;
+    if a.detach {
+        return Ok(Exit::Ok);
+    }
+    let relay = super::attach::Relay {
+        tty: a.tty,
+        stdin: a.interactive,
+        detach_keys: (a.tty && a.interactive).then(|| detach_keys(&a.detach_keys)).transpose()?,
+        sig_proxy: (!a.tty).then_some(pid),
+        k,
+    };
+    match super::attach::relay(s, &relay)? {
+        super::attach::Ended::Exit(code, _) => Ok(Exit::Status(code as u8)),
+        _ => Ok(Exit::Ok),
+    }
+}
+
+fn logs(k: &Kernel, root: &Path, follow: bool, tail: &Option<String>, timestamps: bool, since: &Option<String>, container: &str) -> Result<Exit> {
+    use super::logs as l;
+    let store = Containers::open(k, root)?;
+    let c = lifecycle::find(&store, container)?;
+    let tail = match tail.as_deref() {
+        None | Some("all") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| Error::Usage(format!("invalid value for --tail: {n}")))?),
+    };
+    let now = crate::units::now_nanos();
+    let since = since.as_deref().map(|s| l::parse_since(s, now).ok_or_else(|| Error::Usage(format!("invalid value for --since: {s}")))).transpose()?;
+    let path = store.paths.log(&c.id);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut offset = text.len();
+    let print = |entries: Vec<l::Entry>| -> Result<()> {
+        for e in entries {
+            let line = l::render(&e, timestamps);
+            if e.stream == "stderr" {
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            } else {
+                out(&line)?;
+            }
+        }
+        Ok(())
+    };
+    print(l::select(l::parse(&text), tail, since))?;
+    if !follow {
+        return Ok(Exit::Ok);
+    }
+    loop {
+        let running = lifecycle::wait_monitor(k, &store.find(&c.id).unwrap_or(c.clone()), 200)?;
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.len() > offset {
+            // Only whole lines: a line being written is read next time.
+            let new = &text[offset..];
+            let upto = new.rfind('\n').map(|i| i + 1).unwrap_or(0);
+            print(l::parse(&new[..upto]))?;
+            offset += upto;
+        }
+        if running {
+            return Ok(Exit::Ok);
+        }
+    }
+}
+
+fn top(k: &Kernel, root: &Path, container: &str, ps_args: &[String]) -> Result<Exit> {
+    let store = Containers::open(k, root)?;
+    let c = lifecycle::find(&store, container)?;
+    let (_, pids) = lifecycle::stats(k, &c)?;
+    let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
+    // The host's ps, as docker runs it, then only the container's processes.
+    let o = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(|e| Error::failed(format!("cannot run ps: {e}"), "install procps (apt-get install procps)"))?;
+    if !o.status.success() {
+        return Err(Error::Failed { what: format!("Error response from daemon: ps: {}", String::from_utf8_lossy(&o.stderr).trim()), hint: None });
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or_default();
+    let col = head.split_whitespace().position(|h| h == "PID").ok_or_else(|| Error::Failed {
+        what: "Error response from daemon: Couldn't find PID field in ps output".into(),
+        hint: None,
+    })?;
+    let mut shown = format!("{head}\n");
+    for l in lines {
+        if l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
+            shown.push_str(l);
+            shown.push('\n');
+        }
+    }
+    out(&shown)?;
+    Ok(Exit::Ok)
+}
+
+fn stats(k: &Kernel, root: &Path, no_stream: bool, names: &[String]) -> Result<Exit> {
+    let store = Containers::open(k, root)?;
+    let list: Vec<Container> = if names.is_empty() {
+        store.all()?.into_iter().filter(|c| c.state.status.is_up()).collect()
+    } else {
+        names.iter().map(|n| lifecycle::find(&store, n)).collect::<Result<_>>()?
+    };
+    let live = !no_stream && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    loop {
+        let sample = |c: &Container| lifecycle::stats(k, c).ok().map(|(s, p)| (s, p.len()));
+        let before: Vec<_> = list.iter().map(sample).collect();
+        k.sleep(std::time::Duration::from_millis(500))?;
+        let mut rows = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+        for (c, b) in list.iter().zip(before) {
+            let a = sample(c);
+            let (cpu, mem, lim, pids) = match (b, a) {
+                (Some((b, _)), Some((a, p))) => {
+                    let used = a.cpu_usage_us.unwrap_or(0).saturating_sub(b.cpu_usage_us.unwrap_or(0));
+                    let pct = used as f64 / 5_000.0;
+                    let total = std::fs::read_to_string("/proc/meminfo")
+                        .ok()
+                        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+                        .unwrap_or(0)
+                        * 1024;
+                    let lim = a.memory_max.and_then(|m| if let crate::cgroup::Max::Value(v) = m { Some(v) } else { None }).unwrap_or(total);
+                    (pct, a.memory_current.unwrap_or(0), lim, p)
+                }
+                _ => (0.0, 0, 0, 0),
+            };
+            let mem_pct = if lim > 0 { mem as f64 * 100.0 / lim as f64 } else { 0.0 };
+            rows.push(vec![
+                c.short_id().to_string(),
+                c.name.clone(),
+                format!("{cpu:.2}%"),
+                format!("{} / {}", crate::units::bytes_size(mem), crate::units::bytes_size(lim)),
+                format!("{mem_pct:.2}%"),
+                pids.to_string(),
+            ]);
+        }
+        let table = super::template::columns(&rows);
+        if live {
+            out(&format!("\x1b[2J\x1b[H{table}"))?;
+        } else {
+            out(&table)?;
+            return Ok(Exit::Ok);
+        }
+    }
+}
+
+fn inspect(k: &Kernel, root: &Path, format: Option<&str>, targets: &[String]) -> Result<Exit> {
+    let store = Containers::open(k, root)?;
+    let fmt = format.map(super::template::Format::parse).transpose()?;
+    let mut objs = Vec::new();
+    let mut failed = false;
+    for t in targets {
+        match store.find(t) {
+            Ok(c) => objs.push(view::inspect(&c, &store.paths)),
+            Err(_) => match crate::image::Store::open(k, root, false).and_then(|st| st.resolve(t).map(|img| crate::image::inspect_json(&st, &img))) {
+                Ok(v) => objs.push(v),
+                Err(_) => {
+                    stderr_line(&format!("Error: No such object: {t}"));
+                    failed = true;
+                }
+            },
+        }
+    }
+    match fmt {
+        Some(f) => {
+            for o in &objs {
+                out(&format!("{}\n", f.render(o)?))?;
+            }
+        }
+        None => out(&format!("{}\n", serde_json::to_string_pretty(&objs).unwrap_or_default()))?,
+    }
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+fn trace(root: &Path, k: &Kernel, container: &str, by_primitive: bool, explain: bool) -> Result<Exit> {
+    let store = Containers::open(k, root)?;
+    let c = lifecycle::find(&store, container)?;
+    let text = std::fs::read_to_string(store.paths.trace(&c.id)).unwrap_or_default();
+    let events: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let line = |e: &serde_json::Value| -> String {
+        let s = |f: &str| e[f].as_str().unwrap_or_default().to_string();
+        let (tool, lab) = (s("tool"), s("lab"));
+        let prefix = if lab == tool || lab.is_empty() { format!("[{tool} {}]", e["pid"]) } else { format!("[{tool} \u{25b8} {lab} {}]", e["pid"]) };
+        let args: Vec<String> = e["args"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let mut body = match s("kind").as_str() {
+            "note" => format!("# {}", args.join(" ")),
+            "netlink" => format!("{} {}", s("call"), args.join(", ")),
+            _ => format!("{}({})", s("call"), args.join(", ")),
+        };
+        if s("kind") != "note" {
+            match (&e["ret"], e["errno"].as_str()) {
+                (_, Some(errno)) => body.push_str(&format!(" = -1 {errno}")),
+                (serde_json::Value::Null, None) => {}
+                (r, None) => body.push_str(&format!(" = {}", r.as_str().map(str::to_string).unwrap_or_else(|| r.to_string()))),
+            }
+        }
+        let mut l = format!("{prefix} {body}\n");
+        if explain {
+            if let Some(w) = e["why"].as_str() {
+                l.push_str(&format!("    \u{21b3} {} {w}\n", s("man")));
+            }
+        }
+        l
+    };
+    let mut shown = String::new();
+    if by_primitive {
+        let mut labs: Vec<String> = Vec::new();
+        for e in &events {
+            let lab = e["lab"].as_str().unwrap_or("mini").to_string();
+            if !labs.contains(&lab) {
+                labs.push(lab);
+            }
+        }
+        for lab in labs {
+            let mine: Vec<&serde_json::Value> = events.iter().filter(|e| e["lab"].as_str().unwrap_or("mini") == lab).collect();
+            shown.push_str(&format!("── {lab} ({} requests) ──\n", mine.len()));
+            for e in mine {
+                shown.push_str(&line(e));
+            }
+        }
+    } else {
+        for e in &events {
+            shown.push_str(&line(e));
+        }
+    }
+    out(&shown)?;
+    Ok(Exit::Ok)
+}
+
+fn images(k: &Kernel, root: &Path, quiet: bool) -> Result<Exit> {
+    let st = crate::image::Store::open(k, root, false)?;
+    let mut rows = vec![vec!["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
+    let now = crate::units::now_nanos();
+    let mut ids = String::new();
+    for img in st.images()? {
+        let id: String = img.id().trim_start_matches("sha256:").chars().take(12).collect();
+        ids.push_str(&format!("{id}\n"));
+        let created = img.config.created.as_deref().and_then(crate::units::parse_rfc3339).map(|t| crate::units::ago(t, now)).unwrap_or_else(|| "N/A".into());
+        let size: u64 = img.config.rootfs.diff_ids.iter().filter_map(|_| None::<u64>).sum();
+        for name in &img.names {
+            let r = crate::image::Reference::parse(name).ok();
+            let (repo, tag) = r.map(|r| (r.familiar_repo(), r.tag.clone().unwrap_or_else(|| "<none>".into()))).unwrap_or((name.clone(), "<none>".into()));
+            rows.push(vec![repo, tag, id.clone(), created.clone(), crate::units::human_size(size)]);
+        }
+    }
+    if quiet {
+        out(&ids)?;
+    } else {
+        out(&super::template::columns(&rows))?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn info(k: &Kernel, root: &Path) -> Result<Exit> {
+    let store = Containers::open(k, root)?;
+    let all = store.all()?;
+    let count = |s: super::state::Status| all.iter().filter(|c| c.state.status == s).count();
+    let images = crate::image::Store::open(k, root, false).and_then(|st| st.images()).map(|v| v.len()).unwrap_or(0);
+    let settings = super::resources::Settings::load()?;
+    let cg = crate::cgroup::Cgroups::detect(k, &settings.cgroup_root)?;
+    let version = if matches!(cg, crate::cgroup::Cgroups::V2(_)) { "2" } else { "1" };
+    let mem = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())).unwrap_or(0);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    out(&format!(
+        "Client: mini (contlab) {}\n\nServer: none (daemonless)\n Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n Images: {images}\n Storage Driver: overlay2\n Logging Driver: json-file\n Cgroup Driver: cgroupfs\n Cgroup Version: {version}\n Default Bridge: {} ({})\n Kernel Version: {}\n Architecture: {}\n CPUs: {cpus}\n Total Memory: {}\n Root Dir: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        all.len(),
+        count(super::state::Status::Running),
+        count(super::state::Status::Paused),
+        all.len() - count(super::state::Status::Running) - count(super::state::Status::Paused),
+        settings.bridge,
+        settings.bip,
+        nix_free_uname(),
+        std::env::consts::ARCH,
+        crate::units::bytes_size(mem * 1024),
+        root.display(),
+    ))?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,523 @@
+//! A container's life as operations over plain data: create, start, stop, kill,
+//! remove, wait, rename, pause, update. Each returns a value and prints nothing; the
+//! CLI ([`super::cli`]) turns flags into a [`CreateSpec`] and values into docker's
+//! output.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::cgroup::{Cgroups, Group, Limits, Max};
+use crate::error::{Error, Result};
+use crate::image::{self, Reference, Store};
+use crate::kernel::{Kernel, Pid, Signal, Want};
+
+use super::init::DEFAULT_CAPS;
+use super::resources::{self, Settings};
+use super::spec::{self, ImageConfig};
+use super::state::{no_such_container, Config, Container, Containers, Status};
+
+/// Everything `mini create`/`run` was given, as plain data.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSpec {
+    /// The image as named.
+    pub image: String,
+    /// What follows the image.
+    pub args: Vec<String>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `-e` (`KEY=VALUE` or `KEY`), after `--env-file`'s entries.
+    pub env: Vec<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `--entrypoint` (`Some("")` removes the image's).
+    pub entrypoint: Option<String>,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub stdin: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--init`.
+    pub init: bool,
+    /// `--network`.
+    pub network: String,
+    /// `--label`.
+    pub labels: Vec<String>,
+    /// `--stop-signal`.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<u32>,
+    /// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--cpuset-cpus`, `--pids-limit`.
+    pub memory: Option<u64>,
+    /// See `memory`.
+    pub memory_swap: Option<i64>,
+    /// See `memory`.
+    pub nano_cpus: Option<u64>,
+    /// See `memory`.
+    pub cpu_shares: Option<u64>,
+    /// See `memory`.
+    pub cpuset_cpus: Option<String>,
+    /// See `memory`.
+    pub pids_limit: Option<i64>,
+    /// `--ulimit`.
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--device`.
+    pub devices: Vec<(String, String, String)>,
+}
+
+/// What happened while getting the image: docker's lines (`Unable to find image...`,
+/// one per layer, `Digest:`, `Status:`), for the CLI to print.
+pub type PullReport<'a> = &'a mut dyn FnMut(&str);
+
+/// The image, from the store, or pulled (or, for `hello-world`, made from the program
+/// contlab built), and its layers extracted once each.
+pub fn image_for(k: &Kernel, root: &Path, name: &str, report: PullReport<'_>) -> Result<(image::Image, Vec<PathBuf>)> {
+    let _s = k.scope(image::TOOL);
+    let st = Store::open(k, root, true)?;
+    let img = match st.resolve(name) {
+        Ok(img) => img,
+        Err(_) => {
+            drop(st);
+            let r = Reference::parse(name).map_err(|e| Error::Usage(format!("invalid reference format: {e}")))?;
+            report(&format!("Unable to find image '{}' locally", r.familiar()));
+            if super::hello::is_hello(&r) {
+                super::hello::make(k, root, &r)?;
+            } else {
+                let mut lines = super::cli::PullPrinter::new(report);
+                image::pull(k, root, &r, &image::PullOptions::default(), &mut |p| lines.event(p))?;
+            }
+            let st = Store::open(k, root, true)?;
+            let img = st.resolve(&r.to_string())?;
+            let dirs = image::layer_dirs(k, &st, &img)?;
+            return Ok((img, dirs));
+        }
+    };
+    let dirs = image::layer_dirs(k, &st, &img)?;
+    Ok((img, dirs))
+}
+
+fn image_config(img: &image::Image) -> ImageConfig {
+    let c = &img.config.config;
+    ImageConfig {
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.cmd.clone(),
+        env: c.env.clone(),
+        user: c.user.clone(),
+        working_dir: c.working_dir.clone(),
+        stop_signal: c.stop_signal.clone(),
+        labels: c.labels.clone(),
+        exposed_ports: c.exposed_ports.keys().cloned().collect(),
+    }
+}
+
+/// `mini create`: a new container (status `created`), its directories made; nothing
+/// runs yet.
+pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>) -> Result<Container> {
+    if let Some(n) = &spec.name {
+        if !super::names::valid_name(n) {
+            return Err(Error::Usage(format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+        }
+    }
+    if !["", "bridge", "none", "host", "default"].contains(&spec.network.as_str()) {
+        return Err(Error::failed(
+            format!("Error response from daemon: network {} not found", spec.network),
+            "mini's networks are bridge (the default), none and host",
+        ));
+    }
+    let (img, layers) = image_for(k, root, &spec.image, report)?;
+    let ic = image_config(&img);
+    let cmd = spec::command(&ic, spec.entrypoint.as_deref(), &spec.args)?;
+    let argv = cmd.argv();
+    let store = Containers::open(k, root)?;
+    let id = super::names::new_id();
+    let hostname = spec.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let env = spec::environment(&ic.env, &spec.env, &hostname, spec.tty, |key| std::env::var(key).ok());
+    let mut labels: BTreeMap<String, String> = ic.labels.clone();
+    for l in &spec.labels {
+        let (key, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(key.to_string(), v.to_string());
+    }
+    let network = match spec.network.as_str() {
+        "" | "default" => "bridge".to_string(),
+        n => n.to_string(),
+    };
+    let _names = store.lock_names()?;
+    let name = match &spec.name {
+        Some(n) => {
+            if let Some(other) = store.by_name(n)? {
+                return Err(Error::failed(
+                    format!(
+                        "Error response from daemon: Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                        other.id
+                    ),
+                    format!("remove it (`mini rm -f {n}`) or choose another --name"),
+                ));
+            }
+            n.clone()
+        }
+        None => {
+            let taken: Vec<String> = store.ids()?.iter().filter_map(|i| store.load(i).ok()).map(|c| c.name).collect();
+            super::names::random_name(|n| taken.iter().any(|t| t == n))
+        }
+    };
+    let c = Container {
+        id: id.clone(),
+        name,
+        created: crate::units::rfc3339(crate::units::now_nanos()),
+        config: Config {
+            image: spec.image.clone(),
+            image_id: img.id().to_string(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            entrypoint: cmd.entrypoint,
+            cmd: cmd.cmd,
+            env,
+            user: spec.user.clone().unwrap_or(ic.user),
+            working_dir: spec.workdir.clone().unwrap_or(ic.working_dir),
+            hostname,
+            labels,
+            stop_signal: spec.stop_signal.clone().unwrap_or_else(|| if ic.stop_signal.is_empty() { spec::DEFAULT_STOP_SIGNAL.into() } else { ic.stop_signal }),
+            stop_timeout: spec.stop_timeout,
+            tty: spec.tty,
+            open_stdin: spec.stdin,
+            exposed_ports: ic.exposed_ports,
+            memory: spec.memory,
+            memory_swap: spec.memory_swap,
+            nano_cpus: spec.nano_cpus,
+            cpu_shares: spec.cpu_shares,
+            cpuset_cpus: spec.cpuset_cpus.clone(),
+            pids_limit: spec.pids_limit,
+            ulimits: spec.ulimits.clone(),
+            devices: spec.devices.clone(),
+            auto_remove: spec.auto_remove,
+            init: spec.init,
+            network,
+        },
+        layers: layers.iter().map(|p| p.display().to_string()).collect(),
+        ..Default::default()
+    };
+    if let Err(e) = resources::create_dirs(k, &store, &c).and_then(|_| store.save(&c)) {
+        let _ = resources::remove(k, &store, &c);
+        return Err(e);
+    }
+    Ok(c)
+}
+
+/// The trace of this command also goes to the container's trace file, so `mini trace`
+/// replays everything done for it.
+pub fn trace_into(k: &Kernel, root: &Path, id: &str) {
+    let path = super::state::Paths::new(root).trace(id);
+    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        k.tracer().add_sink(crate::kernel::Sink::new(crate::kernel::Target::File(f), crate::kernel::TraceFormat::Json, false, false));
+    }
+}
+
+/// How to start: attached (relay stdio until the process ends) or not.
+pub struct StartMode {
+    /// Relay stdout/stderr (and stdin with `stdin`) until the end.
+    pub attach: bool,
+    /// Relay our stdin.
+    pub stdin: bool,
+    /// The detach keys.
+    pub detach_keys: Vec<u8>,
+    /// Trace options passed on to the monitor's command line.
+    pub trace_args: Vec<String>,
+}
+
+/// What `start` ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// Running in the background (or it was already running).
+    Detached,
+    /// Attached until it ended: its exit status.
+    Exited(i32),
+    /// Attached until the user pressed the detach keys.
+    DetachedByUser,
+}
+
+/// `mini start`: make what the run needs, start the monitor, ask it to start the
+/// first process, and maybe stay attached.
+pub fn start(k: &Kernel, root: &Path, c: &Container, mode: &StartMode) -> Result<Started> {
+    let store = Containers::open(k, root)?;
+    let settings = Settings::load()?;
+    let mut c = {
+        let _l = store.lock(&c.id)?;
+        let mut c = store.load(&c.id)?;
+        store.refresh(&mut c);
+        if c.state.status.is_up() {
+            return Ok(Started::Detached);
+        }
+        if c.state.status == Status::Dead {
+            resources::release(k, &store, &mut c);
+        }
+        let caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+        resources::prepare(k, &store, &mut c, &settings, &caps)?;
+        store.save(&c)?;
+        c
+    };
+    let (sync_r, sync_w) = k.pipe()?;
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "/proc/self/exe".into());
+    let mut argv = vec![exe];
+    argv.extend(mode.trace_args.iter().cloned());
+    argv.extend(["--root".into(), root.display().to_string(), "__monitor".into(), c.id.clone(), "--sync-fd".into(), "3".into()]);
+    let spawned = {
+        let _s = k.scope(super::TOOL);
+        k.note("start the container's monitor: mini itself, executed again");
+        k.spawn(&argv, |k| {
+            k.dup2(sync_w.as_fd(), 3).map_err(|e| e.to_string())?;
+            // Not our stdin and stdout: a `$(mini run -d ...)` must not wait for the
+            // monitor to close them. stderr carries the start's trace, until handover.
+            k.redirect_fds(Path::new("/dev/null"), &[0, 1]).map_err(|e| e.to_string())
+        })
+    };
+    drop(sync_w);
+    if let Err(f) = spawned {
+        resources::release(k, &store, &mut c);
+        return Err(f.into());
+    }
+    let mut ready = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::fs::File::from(sync_r), &mut ready);
+    if !ready.starts_with("ready") {
+        let _l = store.lock(&c.id)?;
+        let mut c = store.load(&c.id)?;
+        resources::release(k, &store, &mut c);
+        return Err(Error::failed(
+            format!("the monitor of {} did not start", c.short_id()),
+            format!("see its trace: mini trace {}", c.short_id()),
+        ));
+    }
+    let trace = super::proto::TraceOpts::default();
+    let size = if c.config.tty { k.winsize(std::io::stdout().as_fd()) } else { None };
+    let hello = super::proto::Hello::Start { attach: mode.attach, stdin: mode.stdin, size, trace };
+    let mut s = super::attach::connect(k, &store.paths.socket(&c.id), &hello)?;
+    let pid = super::attach::started(&mut s)?;
+    c.state.pid = pid;
+    if !mode.attach {
+        return Ok(Started::Detached);
+    }
+    let relay = super::attach::Relay {
+        tty: c.config.tty,
+        stdin: mode.stdin,
+        detach_keys: (c.config.tty && mode.stdin).then(|| mode.detach_keys.clone()),
+        sig_proxy: (!c.config.tty).then_some(pid),
+        k,
+    };
+    match super::attach::relay(s, &relay)? {
+        super::attach::Ended::Exit(code, _) => Ok(Started::Exited(code)),
+        super::attach::Ended::Detached => Ok(Started::DetachedByUser),
+        super::attach::Ended::Lost => {
+            let c = store.find(&c.id).ok();
+            Ok(Started::Exited(c.map(|c| c.state.exit_code).unwrap_or(125)))
+        }
+    }
+}
+
+/// Wait until the monitor of `c` has ended (it has recorded the exit), or `timeout_ms`.
+/// Returns whether it ended.
+pub fn wait_monitor(k: &Kernel, c: &Container, timeout_ms: i32) -> Result<bool> {
+    if c.state.monitor_pid <= 0 || !c.state.status.is_up() {
+        return Ok(true);
+    }
+    let fd: OwnedFd = match k.pidfd_open(c.state.monitor_pid) {
+        Ok(fd) => fd,
+        Err(_) => return Ok(true),
+    };
+    let r = k.io().poll(&[(fd.as_fd(), Want::Read)], timeout_ms).map_err(|e| Error::failed(format!("poll: {e}"), "retry"))?;
+    Ok(r[0].read || r[0].hup)
+}
+
+/// `mini stop`: the stop signal, then SIGKILL after `timeout` seconds.
+pub fn stop(k: &Kernel, store: &Containers, c: &Container, timeout: Option<u32>) -> Result<()> {
+    if !c.state.status.is_up() || c.state.pid <= 0 {
+        return Ok(());
+    }
+    let sig = spec::parse_signal(&c.config.stop_signal).unwrap_or(Signal::SIGTERM);
+    let secs = timeout.or(c.config.stop_timeout).unwrap_or(10);
+    if c.state.status == Status::Paused {
+        let _ = unpause(k, store, c);
+    }
+    k.why("ask the container's first process to end (its image's StopSignal, else SIGTERM)").kill(Pid::from_raw(c.state.pid), sig).ok();
+    if !wait_monitor(k, c, (secs * 1000) as i32)? {
+        k.note(format!("still running after {secs} s: SIGKILL (PID 1 of a PID namespace ignores signals it has no handler for)"));
+        k.kill(Pid::from_raw(c.state.pid), Signal::SIGKILL).ok();
+        wait_monitor(k, c, 30_000)?;
+    }
+    Ok(())
+}
+
+/// `mini kill`: send a signal to the first process.
+pub fn kill(k: &Kernel, c: &Container, sig: Signal) -> Result<()> {
+    if !c.state.status.is_up() || c.state.pid <= 0 {
+        return Err(Error::Failed {
+            what: format!("Error response from daemon: Cannot kill container: {}: Container {} is not running", c.name, c.id),
+            hint: None,
+        });
+    }
+    k.kill(Pid::from_raw(c.state.pid), sig)?;
+    Ok(())
+}
+
+/// `mini rm`: refuse a running container unless `force` (then SIGKILL it first).
+pub fn remove(k: &Kernel, store: &Containers, c: &Container, force: bool) -> Result<()> {
+    if c.state.status.is_up() {
+        if !force {
+            return Err(Error::Failed {
+                what: format!(
+                    "Error response from daemon: You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                ),
+                hint: None,
+            });
+        }
+        k.kill(Pid::from_raw(c.state.pid), Signal::SIGKILL).ok();
+        wait_monitor(k, c, 30_000)?;
+    }
+    let _l = store.lock(&c.id)?;
+    let Ok(mut now) = store.load(&c.id) else {
+        // The monitor of an --rm container removed it meanwhile.
+        return Ok(());
+    };
+    store.refresh(&mut now);
+    resources::remove(k, store, &now)
+}
+
+/// `mini wait`: block until the container has stopped; its exit code.
+pub fn wait(k: &Kernel, store: &Containers, c: &Container) -> Result<i32> {
+    while !wait_monitor(k, c, 60_000)? {}
+    match store.load(&c.id) {
+        Ok(c) => Ok(c.state.exit_code),
+        Err(_) => Ok(c.state.exit_code),
+    }
+}
+
+/// `mini rename`.
+pub fn rename(store: &Containers, c: &Container, new: &str) -> Result<()> {
+    if !super::names::valid_name(new) {
+        return Err(Error::Usage(format!("Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+    }
+    let _n = store.lock_names()?;
+    if let Some(other) = store.by_name(new)? {
+        return Err(Error::Failed {
+            what: format!("Error response from daemon: Conflict. The container name \"/{new}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.", other.id),
+            hint: None,
+        });
+    }
+    let _l = store.lock(&c.id)?;
+    let mut now = store.load(&c.id)?;
+    now.name = new.to_string();
+    store.save(&now)
+}
+
+fn group(k: &Kernel, c: &Container) -> Result<(Cgroups, Group)> {
+    let s = Settings::load()?;
+    let _s = k.scope(crate::cgroup::TOOL);
+    let cg = Cgroups::detect(k, &s.cgroup_root)?;
+    let g = Group::open(k, &cg, &resources::group_name(c))?;
+    Ok((cg, g))
+}
+
+fn must_run(c: &Container) -> Result<()> {
+    if c.state.status.is_up() {
+        Ok(())
+    } else {
+        Err(Error::Failed { what: format!("Error response from daemon: Container {} is not running", c.id), hint: None })
+    }
+}
+
+/// `mini pause`: freeze the container's cgroup.
+pub fn pause(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
+    must_run(c)?;
+    if c.state.status == Status::Paused {
+        return Err(Error::Failed { what: format!("Error response from daemon: Container {} is already paused", c.id), hint: None });
+    }
+    let (_, mut g) = group(k, c)?;
+    {
+        let _s = k.scope(crate::cgroup::TOOL);
+        g.freeze(k)?;
+    }
+    let _l = store.lock(&c.id)?;
+    let mut now = store.load(&c.id)?;
+    now.state.status = Status::Paused;
+    store.save(&now)
+}
+
+/// `mini unpause`: thaw it.
+pub fn unpause(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
+    if c.state.status != Status::Paused {
+        return Err(Error::Failed { what: format!("Error response from daemon: Container {} is not paused", c.id), hint: None });
+    }
+    let (_, g) = group(k, c)?;
+    {
+        let _s = k.scope(crate::cgroup::TOOL);
+        g.thaw(k)?;
+    }
+    let _l = store.lock(&c.id)?;
+    let mut now = store.load(&c.id)?;
+    now.state.status = Status::Running;
+    store.save(&now)
+}
+
+/// What `mini update` changes.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    /// `--memory`.
+    pub memory: Option<u64>,
+    /// `--cpus`, as NanoCpus.
+    pub nano_cpus: Option<u64>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+}
+
+/// `mini update`: change the limits of a running container, live, and record them.
+pub fn update(k: &Kernel, store: &Containers, c: &Container, u: &Update) -> Result<()> {
+    let _l = store.lock(&c.id)?;
+    let mut now = store.load(&c.id)?;
+    if let Some(m) = u.memory {
+        now.config.memory = Some(m);
+    }
+    if let Some(n) = u.nano_cpus {
+        now.config.nano_cpus = Some(n);
+    }
+    if let Some(p) = u.pids_limit {
+        now.config.pids_limit = Some(p);
+    }
+    if now.state.status.is_up() {
+        let (_, mut g) = group(k, &now)?;
+        let limits = Limits {
+            memory: u.memory.map(Max::Value),
+            cpus: u.nano_cpus.map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 }),
+            pids: u.pids_limit.map(|p| if p <= 0 { Max::Max } else { Max::Value(p as u64) }),
+            ..Default::default()
+        };
+        let _s = k.scope(crate::cgroup::TOOL);
+        g.set(k, &limits)?;
+    }
+    store.save(&now)
+}
+
+/// The container's cgroup statistics (for `stats`), and its processes (for `top`).
+pub fn stats(k: &Kernel, c: &Container) -> Result<(crate::cgroup::Stats, Vec<i32>)> {
+    must_run(c)?;
+    let (_, g) = group(k, c)?;
+    let _s = k.scope(crate::cgroup::TOOL);
+    Ok((g.stats(k), g.procs(k)?))
+}
+
+/// Find every container named in `what` (IDs, names, prefixes), failing on the first
+/// unknown one as docker does for commands that take one.
+pub fn find(store: &Containers, what: &str) -> Result<Container> {
+    store.find(what).map_err(|e| match e {
+        Error::Failed { .. } => e,
+        _ => no_such_container(what),
+    })
+}
+
+/// The raw descriptor number (for logs).
+pub fn raw(fd: &impl AsRawFd) -> i32 {
+    fd.as_raw_fd()
+}

@@ -1,0 +1,433 @@
+//! What a container's run needs from the kernel, made by the labs in order, and removed
+//! in reverse: on `stop` (by the monitor, once the first process has ended), on a
+//! failure halfway, and by `mini rm -f` after anything was killed.
+//!
+//! | made at | what | lab | undone by |
+//! |---|---|---|---|
+//! | create | `overlay/ID/{diff,work,merged}`, the init layer `overlay/ID-init/diff`, `/etc` files | mini | `rm` |
+//! | start | the overlay mounted on `merged` (lowers: init layer, then the image's, top first) | ovl-mount | `umount2` |
+//! | start | the cgroup `contlab/mini/ID` with the limits | cg-limit | kill its processes, `rmdir` |
+//! | start | `/run/netns/mini-ID12`, a veth pair into it, an address on the default bridge | netns-bridge | `RTM_DELLINK`, umount + unlink |
+//!
+//! Each object is written into the container's record (`made`) as soon as it exists,
+//! so a `mini` or a monitor killed halfway leaves a record of exactly what to remove,
+//! and removing is idempotent: what is already gone is skipped.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::{Cgroups, Group, GroupName, Limits, Max};
+use crate::error::{Error, Result};
+use crate::kernel::{Kernel, MntFlags};
+use crate::netns::{self, AttachSpec, Network, NetworkSpec};
+use crate::overlay;
+
+use super::init::{Device, Net, Spec};
+use super::state::{mkdir_once, Container, Containers};
+
+/// mini's settings (`/etc/contlab/mini.json`, or `$CONTLAB_MINI_CONFIG`), as
+/// daemon.json is docker's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Settings {
+    /// The default bridge's address and prefix (daemon.json's `bip`): `10.87.0.1/16`.
+    ///
+    /// Not docker's 172.17.0.1/16 on purpose: a real docker0 may exist on the same
+    /// machine (this project's tests run dockerd beside mini), and two bridges with
+    /// one subnet break both. 10.87.0.0/16 is in no docker or podman default pool.
+    pub bip: String,
+    /// The default bridge's name (docker's `docker0`).
+    pub bridge: String,
+    /// Where cgroupfs is mounted.
+    pub cgroup_root: PathBuf,
+    /// Where containers' network namespaces are bound (`ip netns` lists them).
+    pub netns_dir: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            bip: "10.87.0.1/16".into(),
+            bridge: "mini0".into(),
+            cgroup_root: std::env::var_os("CONTLAB_CGROUP_ROOT").map(PathBuf::from).unwrap_or_else(|| "/sys/fs/cgroup".into()),
+            netns_dir: "/run/netns".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Read the settings file (missing: the defaults).
+    pub fn load() -> Result<Settings> {
+        let path = std::env::var_os("CONTLAB_MINI_CONFIG").map(PathBuf::from).unwrap_or_else(|| "/etc/contlab/mini.json".into());
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                Error::failed(format!("mini's settings {} are not valid: {e}", path.display()), "fix the JSON, e.g. {\"bip\": \"10.87.0.1/16\"}")
+            }),
+            Err(_) => Ok(Settings::default()),
+        }
+    }
+
+    fn bip(&self) -> Result<(Ipv4Addr, u8)> {
+        netns::ipam::parse_cidr(&self.bip, Some(16))
+    }
+}
+
+/// The cgroup of a container: `contlab/mini/ID`.
+pub fn group_name(c: &Container) -> GroupName {
+    format!("mini/{}", c.id).parse().unwrap_or_else(|_| GroupName::transient())
+}
+
+/// The network namespace file of a container.
+pub fn netns_path(s: &Settings, c: &Container) -> PathBuf {
+    s.netns_dir.join(format!("mini-{}", c.short_id()))
+}
+
+fn limits(c: &Container) -> Limits {
+    let cfg = &c.config;
+    let mut l = Limits::default();
+    l.memory = cfg.memory.map(Max::Value);
+    // docker's NanoCpus over a 100 ms period: 1.5 CPUs = 150000 us every 100000 us.
+    l.cpus = cfg.nano_cpus.map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 });
+    l.pids = cfg.pids_limit.filter(|p| *p > 0).map(|p| Max::Value(p as u64));
+    l.cpuset = cfg.cpuset_cpus.clone();
+    l
+}
+
+/// Make the container's directories at create: its own layer (diff, work, merged), the
+/// init layer with the empty mount points docker's `-init` layer holds, and the files
+/// bound onto /etc (hostname, hosts, resolv.conf).
+pub fn create_dirs(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
+    let p = &store.paths;
+    mkdir_once(k, &p.dir(&c.id), 0o710)?;
+    let layer = p.layer(&c.id);
+    mkdir_once(k, &layer, 0o710)?;
+    for d in ["diff", "work", "merged"] {
+        mkdir_once(k, &layer.join(d), 0o755)?;
+    }
+    let init = p.init_layer(&c.id).join("diff");
+    mkdir_once(k, &p.init_layer(&c.id), 0o710)?;
+    mkdir_once(k, &init, 0o755)?;
+    for d in ["dev", "dev/pts", "dev/shm", "etc", "proc", "sys"] {
+        mkdir_once(k, &init.join(d), 0o755)?;
+    }
+    for f in ["etc/hostname", "etc/hosts", "etc/resolv.conf", "dev/console"] {
+        k.why("an empty mount point in the init layer, as docker's -init layer holds").write_new_file(&init.join(f), b"", 0o644)?;
+    }
+    let dir = p.dir(&c.id);
+    k.write_new_file(&dir.join("hostname"), format!("{}\n", c.config.hostname).as_bytes(), 0o644)?;
+    k.write_new_file(&dir.join("hosts"), hosts_file(c, None).as_bytes(), 0o644)?;
+    k.write_new_file(&dir.join("resolv.conf"), resolv_conf().as_bytes(), 0o644)?;
+    if !c.config.working_dir.is_empty() {
+        // docker makes the working directory when the image lacks it: here, in the
+        // container's own layer, so it shows in `diff` as docker's does.
+        let rel = c.config.working_dir.trim_start_matches('/');
+        let mut d = layer.join("diff");
+        for part in Path::new(rel).components() {
+            d.push(part);
+            if !layer_has(c, &store.paths, &d) {
+                mkdir_once(k, &d, 0o755)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn layer_has(c: &Container, paths: &super::state::Paths, upper_path: &Path) -> bool {
+    let rel = upper_path.strip_prefix(paths.layer(&c.id).join("diff")).unwrap_or(upper_path);
+    c.layers.iter().any(|l| Path::new(l).join(rel).is_dir())
+}
+
+/// `/etc/hosts` as docker writes it, with the container's address once it has one.
+pub fn hosts_file(c: &Container, ip: Option<Ipv4Addr>) -> String {
+    let mut s = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    if let Some(ip) = ip {
+        s.push_str(&format!("{ip}\t{}\n", c.config.hostname));
+    }
+    s
+}
+
+/// `/etc/resolv.conf`: the host's, without the nameservers on 127.0.0.0/8 (unreachable
+/// from a container's own loopback), or public ones if none is left, as docker does.
+pub fn resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    let mut servers = 0;
+    for l in host.lines() {
+        let t = l.trim_start();
+        if let Some(ns) = t.strip_prefix("nameserver") {
+            if ns.trim().starts_with("127.") || ns.trim() == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+/// Record `what` as made, and save the record at once (a kill now leaves it known).
+fn made(store: &Containers, c: &mut Container, what: &str) -> Result<()> {
+    c.mark(what);
+    store.save(c)
+}
+
+/// Make what the run needs (see the module documentation) and the spec the first
+/// process follows; on a failure, remove what was made.
+pub fn prepare(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings, caps: &[String]) -> Result<Spec> {
+    match prepare_inner(k, store, c, s, caps) {
+        Ok(spec) => Ok(spec),
+        Err(e) => {
+            release(k, store, c);
+            let _ = store.save(c);
+            Err(e)
+        }
+    }
+}
+
+fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings, caps: &[String]) -> Result<Spec> {
+    let p = store.paths.clone();
+    let layer = p.layer(&c.id);
+    {
+        let _s = k.scope(overlay::TOOL);
+        let mut lowers = vec![p.init_layer(&c.id).join("diff")];
+        lowers.extend(c.layers.iter().map(PathBuf::from));
+        let spec = overlay::Spec {
+            lowers,
+            upper: Some(layer.join("diff")),
+            work: Some(layer.join("work")),
+            options: overlay::Options::default(),
+            create_dirs: false,
+        };
+        k.note(format!("the container's root: an overlay of {} image layers, the init layer and its own", c.layers.len()));
+        overlay::mount(k, &spec, &layer.join("merged"), false)?;
+    }
+    made(store, c, "overlay")?;
+    let cgroups;
+    let procs = {
+        let _s = k.scope(crate::cgroup::TOOL);
+        cgroups = Cgroups::detect(k, &s.cgroup_root)?;
+        let mut l = limits(c);
+        if let Cgroups::V1(_) = cgroups {
+            l.devices = Some(device_rules(c));
+        }
+        let g = Group::create(k, &cgroups, &group_name(c), &l)?;
+        g.procs_files()
+    };
+    made(store, c, "cgroup")?;
+    let net = match c.config.network.as_str() {
+        "none" => Net::New,
+        "host" => Net::Host,
+        _ => {
+            let path = netns_path(s, c);
+            {
+                let _s = k.scope(netns::TOOL);
+                let (gw, prefix) = s.bip()?;
+                let nstore = netns::Store::from_env();
+                let network = Network::ensure(k, &nstore, &NetworkSpec::bridge(&s.bridge, gw, prefix))?;
+                if !network.nat {
+                    netns::nat(k, &network, true)?;
+                }
+                mkdir_once(k, &s.netns_dir, 0o755)?;
+                netns::create(k, &path)?;
+                c.net.netns = path.display().to_string();
+                made(store, c, "netns")?;
+                let mut a = AttachSpec::new(&c.id);
+                a.ifname = "eth0".into();
+                a.hostname = Some(c.config.hostname.clone());
+                a.hosts = false;
+                let lease = netns::attach(k, &network, &path, &a)?;
+                c.net.mode = "bridge".into();
+                c.net.ip = lease.ip.to_string();
+                c.net.prefix = lease.prefix;
+                c.net.gateway = lease.gateway.to_string();
+                c.net.mac = lease.mac.map(mac_text).unwrap_or_default();
+                c.net.bridge = network.bridge.clone();
+                c.net.veth = lease.host_veth.clone();
+                made(store, c, "lease")?;
+                let hosts = hosts_file(c, Some(lease.ip));
+                k.why("the container's /etc/hosts, with its own address").rewrite_file(&p.dir(&c.id).join("hosts"), &hosts)?;
+            }
+            Net::Join(path)
+        }
+    };
+    let (uid, gid, groups, home) = user_of(k, c, &layer.join("merged"))?;
+    let mut env = c.config.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    let dir = p.dir(&c.id);
+    let spec = Spec {
+        rootfs: layer.join("merged"),
+        argv: std::iter::once(c.config.path.clone()).chain(c.config.args.iter().cloned()).collect(),
+        env,
+        cwd: if c.config.working_dir.is_empty() { "/".into() } else { c.config.working_dir.clone() },
+        uid,
+        gid,
+        groups,
+        hostname: c.config.hostname.clone(),
+        caps: caps.to_vec(),
+        net: Some(net),
+        cgroup_procs: procs,
+        cgroup2: matches!(cgroups, Cgroups::V2(_)),
+        binds: vec![
+            (dir.join("hostname"), "/etc/hostname".into()),
+            (dir.join("hosts"), "/etc/hosts".into()),
+            (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
+        ],
+        devices: devices(c)?,
+        rlimits: c.config.ulimits.clone(),
+        tty: c.config.tty.then_some(crate::kernel::WinSize { rows: 24, cols: 80 }),
+        init: c.config.init,
+    };
+    let bytes = serde_json::to_vec_pretty(&spec).unwrap_or_default();
+    let path = dir.join("spec.json");
+    let _ = k.unlink(&path);
+    k.why("what the first process becomes: mini's counterpart of an OCI bundle's config.json").write_new_file(&path, &bytes, 0o600)?;
+    Ok(spec)
+}
+
+fn mac_text(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// The user of the container, resolved in its own /etc/passwd and /etc/group.
+fn user_of(k: &Kernel, c: &Container, root: &Path) -> Result<(u32, u32, Vec<u32>, String)> {
+    let read = |f: &str| -> Result<String> {
+        Ok(k.read_in_root(root, f)?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+    };
+    let u = super::spec::resolve_user(&c.config.user, &read("etc/passwd")?, &read("etc/group")?)?;
+    Ok((u.uid, u.gid, u.groups, u.home))
+}
+
+/// The `--device`s, with the numbers of the host's nodes.
+fn devices(c: &Container) -> Result<Vec<Device>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut v = Vec::new();
+    for (host, ctr, _perms) in &c.config.devices {
+        let m = std::fs::metadata(host).map_err(|e| {
+            Error::failed(format!("Error gathering device information while adding custom device \"{host}\": {e}"), "give a device node of this host, e.g. /dev/fuse")
+        })?;
+        let kind = if m.file_type().is_block_device() {
+            'b'
+        } else if m.file_type().is_char_device() {
+            'c'
+        } else {
+            return Err(Error::failed(format!("error gathering device information while adding custom device \"{host}\": not a device node"), "give a device node, e.g. /dev/fuse"));
+        };
+        let rdev = m.rdev();
+        v.push(Device { path: ctr.clone(), kind, major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00), mode: m.mode() & 0o7777 });
+    }
+    Ok(v)
+}
+
+/// docker's default device allow-list (the cgroup v1 devices controller), plus the
+/// `--device`s.
+fn device_rules(c: &Container) -> Vec<crate::cgroup::DeviceRule> {
+    let mut rules: Vec<String> = [
+        "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",
+        "c 136:* rwm", "c 10:200 rwm",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Ok(ds) = devices(c) {
+        for (d, (_, _, perms)) in ds.iter().zip(&c.config.devices) {
+            rules.push(format!("{} {}:{} {perms}", d.kind, d.major, d.minor));
+        }
+    }
+    rules.iter().filter_map(|r| crate::cgroup::limits::parse_device_rule(r).ok()).collect()
+}
+
+/// Whether the kernel's OOM killer killed a process of the container's cgroup.
+pub fn oom_killed(k: &Kernel, c: &Container) -> bool {
+    let s = Settings::load().unwrap_or_default();
+    let _s = k.scope(crate::cgroup::TOOL);
+    let Ok(cg) = Cgroups::detect(k, &s.cgroup_root) else { return false };
+    Group::open(k, &cg, &group_name(c)).map(|g| g.events(k).oom_kill.unwrap_or(0) > 0).unwrap_or(false)
+}
+
+/// Remove what the run made (see the module documentation), in reverse, skipping what
+/// is already gone. Never stops halfway: a step that fails is noted, the next tried.
+pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
+    let s = Settings::load().unwrap_or_default();
+    let note = |what: &str, e: Error| k.note(format!("could not remove the container's {what}: {e}"));
+    if c.has("lease") {
+        let _s = k.scope(netns::TOOL);
+        let nstore = netns::Store::from_env();
+        match Network::load(&nstore, &s.bridge).and_then(|n| netns::detach(k, &n, &c.id, "eth0")) {
+            Ok(_) => c.unmark("lease"),
+            Err(e) => note("network address", e),
+        }
+    }
+    if c.has("netns") {
+        let _s = k.scope(netns::TOOL);
+        let path = netns_path(&s, c);
+        match netns::remove(k, &path) {
+            Ok(()) => c.unmark("netns"),
+            Err(_) if !path.exists() => c.unmark("netns"),
+            Err(e) => note("network namespace", e),
+        }
+    }
+    if c.has("cgroup") {
+        let _s = k.scope(crate::cgroup::TOOL);
+        let r = Cgroups::detect(k, &s.cgroup_root).and_then(|cg| match Group::open(k, &cg, &group_name(c)) {
+            Ok(g) => g.remove(k, true),
+            Err(_) => Ok(()),
+        });
+        match r {
+            Ok(()) => c.unmark("cgroup"),
+            Err(e) => note("cgroup", e),
+        }
+    }
+    if c.has("overlay") {
+        let _s = k.scope(overlay::TOOL);
+        let merged = store.paths.layer(&c.id).join("merged");
+        let r = match overlay::Mounted::existing(k, &merged) {
+            Ok(m) => m.umount(k, false).or_else(|_| k.umount2(&merged, MntFlags::MNT_DETACH).map_err(Error::from)),
+            Err(_) => Ok(()),
+        };
+        match r {
+            Ok(()) => c.unmark("overlay"),
+            Err(e) => note("root filesystem mount", e),
+        }
+    }
+    let _ = store.save(c);
+}
+
+/// Remove a container: what its run made, then its directories and record.
+pub fn remove(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
+    let mut c = c.clone();
+    release(k, store, &mut c);
+    if !c.made.is_empty() {
+        return Err(Error::failed(
+            format!("could not remove the container {}: still there: {}", c.short_id(), c.made.join(", ")),
+            "see the trace above for why; `mini rm -f` tries again",
+        ));
+    }
+    let p = &store.paths;
+    for dir in [p.layer(&c.id), p.init_layer(&c.id), p.dir(&c.id)] {
+        remove_tree(k, &dir)?;
+    }
+    Ok(())
+}
+
+/// Remove a directory and all below it, each unlink and rmdir a request.
+pub fn remove_tree(k: &Kernel, dir: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };
+    if !dir.exists() {
+        return Ok(());
+    }
+    let fd = k.open_tree(parent)?;
+    let shown = parent.display().to_string();
+    k.remove_all_at(&fd, &shown, &name.to_string_lossy())?;
+    k.flush_counts(&format!("removed {}", dir.display()));
+    Ok(())
+}
