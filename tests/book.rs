@@ -188,7 +188,8 @@ fn run(cmd: &str) -> String {
     let t = crate::harness::tmp();
     let bins = crate::harness::bin_path("ns-exec").parent().unwrap().to_path_buf();
     let path = format!("/usr/sbin:/usr/bin:/sbin:/bin:{}", bins.display());
-    let o = Command::new("/bin/sh")
+    // Only fds 0-2, as in a reader's terminal: `flock LOCK cargo test` passes its lock as fd 3.
+    let o = crate::harness::only_std_fds(&mut Command::new("/bin/sh"))
         .arg("-c")
         // Everything the shell runs writes its stderr where stdout goes, in order.
         .arg(format!("exec 2>&1\n{cmd}"))

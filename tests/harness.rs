@@ -148,3 +148,17 @@ pub fn kill9(mut child: std::process::Child) -> std::process::Output {
     let _ = child.kill();
     child.wait_with_output().expect("collect the killed command")
 }
+
+/// Start `cmd` with only stdin, stdout and stderr open: descriptors the test process
+/// inherited (`flock LOCK cargo test` passes its lock file as fd 3) would otherwise
+/// reach the tool and shift the numbers its trace shows.
+pub fn only_std_fds(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: close_range(2) is async-signal-safe; it runs in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        })
+    }
+}

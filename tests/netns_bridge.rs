@@ -35,7 +35,7 @@ fn sandbox(script: &str) -> (i32, String, String) {
          inns() {{ n=$1; shift; ip netns exec \"$n\" \"$@\"; }}\n",
         run = run.path().display()
     );
-    let out = Command::new("unshare")
+    let out = harness::only_std_fds(&mut Command::new("unshare"))
         // A PID namespace too, with the script as its PID 1: when the script ends,
         // the kernel kills every daemon it started (httpd, nc), so none outlives
         // the test. --mount-proc keeps PIDs in /proc consistent for `--pid P`.
