@@ -99,8 +99,9 @@ pub fn create(k: &Kernel, path: &Path) -> Result<()> {
 /// Remove a named network namespace: `umount2(2)` its bind mount (`MNT_DETACH`), then
 /// `unlink(2)` the file, as `ip netns del` does. The namespace dies once nothing else
 /// refers to it, and its interfaces (veth ends included, with their peers) go with
-/// it. A file that is not a mount point (left by an interrupted [`create`]) is
-/// removed too.
+/// it: the kernel does that in its own time (a workqueue, after an RCU grace period),
+/// so a veth end on the host may outlive this call by a few milliseconds. A file that
+/// is not a mount point (left by an interrupted [`create`]) is removed too.
 pub fn remove(k: &Kernel, path: &Path) -> Result<()> {
     let _s = k.scope(TOOL);
     match k
