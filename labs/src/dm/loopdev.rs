@@ -27,12 +27,19 @@ pub struct LoopSpec {
 }
 
 /// Create `file`, sparse, of `sectors` 512-byte sectors (`openat(O_CREAT|O_EXCL)`,
-/// `ftruncate`): it takes no disk space until written. An existing file is refused.
+/// then `ftruncate`): it takes no disk space until written. An existing file is
+/// refused; a file that cannot be given its size is removed again.
 pub fn create_file(k: &Kernel, file: &Path, sectors: u64) -> Result<()> {
     let _s = k.scope(TOOL);
-    k.why("a sparse file: it takes no disk space until written")
-        .create_sparse(file, sectors * 512)
+    let f = k
+        .why("the file that will back the loop device")
+        .create_new(file)
         .hint(Errno::EEXIST, &format!("{} exists already: drop --create to attach it", file.display()))?;
+    if let Err(e) = k.why("a sparse file: it takes no disk space until written").ftruncate(&f, sectors * 512) {
+        drop(f);
+        let _ = k.why("undo: the file was made here").unlink(file);
+        return Err(e.into());
+    }
     Ok(())
 }
 
