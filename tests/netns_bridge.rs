@@ -195,6 +195,43 @@ nft list ruleset | grep -c publish || true
 }
 
 #[test]
+fn publish_on_one_host_address_only() {
+    if !harness::require(harness::Tier::Root) {
+        return;
+    }
+    // docker's -p 127.0.0.1:8080:80: the port is published on that address only, and
+    // the same port can be published again on another address, not on every address.
+    let (code, out, err) = sandbox(
+        r#"
+nb netns add web >/dev/null
+nb bridge create br0 --subnet 10.200.0.1/24 >/dev/null
+nb attach --bridge br0 --netns web >/dev/null
+mkdir -p "$CONTLAB_RUN_DIR/www"; echo only-on-lo > "$CONTLAB_RUN_DIR/www/index.html"
+inns web busybox httpd -p 80 -h "$CONTLAB_RUN_DIR/www"
+nb publish 127.0.0.1:8080:80 --to 10.200.0.2
+get() { printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 2 "$@" 2>/dev/null | tail -1; }
+echo "lo: $(get 127.0.0.1 8080)"
+echo "gw: $(get 10.200.0.1 8080)"
+nb publish 8080:81 --to 10.200.0.2 || echo "every-address=$?"
+nb publish 10.200.0.1:8080:80 --to 10.200.0.2
+echo "gw: $(get 10.200.0.1 8080)"
+nft list ruleset | grep -c 'dnat to'
+nb unpublish 127.0.0.1:8080
+echo "lo: $(get 127.0.0.1 8080)"
+nft list ruleset | grep -o 'ip daddr [0-9.]* tcp dport 8080' | sort -u
+"#,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        out,
+        "127.0.0.1:8080/tcp -> 10.200.0.2:80\nlo: only-on-lo\ngw: \nevery-address=1\n\
+         10.200.0.1:8080/tcp -> 10.200.0.2:80\ngw: only-on-lo\n4\nlo: \nip daddr 10.200.0.1 tcp dport 8080\n",
+        "{err}"
+    );
+    assert!(err.contains("port 8080/tcp is in use: already published to 10.200.0.2:80 on br0"), "{err}");
+}
+
+#[test]
 fn a_second_network_keeps_the_first_default_route() {
     if !harness::require(harness::Tier::Root) {
         return;

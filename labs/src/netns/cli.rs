@@ -193,7 +193,8 @@ pub struct NatArgs {
 /// `publish`.
 #[derive(Args, Debug)]
 pub struct PublishArgs {
-    /// HOST_PORT:PORT[/tcp|udp], as docker's `-p 8080:80`.
+    /// [HOST_IP:]HOST_PORT:PORT[/tcp|udp], as docker's `-p 8080:80` (`-p 127.0.0.1:8080:80`:
+    /// on that address of the host only).
     pub spec: String,
     /// The address inside a network that receives the connections.
     #[arg(long, value_name = "A.B.C.D")]
@@ -203,7 +204,7 @@ pub struct PublishArgs {
 /// `unpublish`.
 #[derive(Args, Debug)]
 pub struct UnpublishArgs {
-    /// HOST_PORT[/tcp|udp].
+    /// [HOST_IP:]HOST_PORT[/tcp|udp].
     pub spec: String,
 }
 
@@ -273,21 +274,25 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Sub::Publish(a) => {
-            let (host_port, port, proto) = parse_port_spec(&a.spec, true)?;
+            let (host_ip, host_port, port, proto) = parse_port_spec(&a.spec, true)?;
             let Some(net) = Network::list(&store)?.into_iter().find(|n| n.subnet.contains(a.to)) else {
                 return Err(Error::failed(
                     format!("{} is in no contlab network", a.to),
                     "give --to the address of an attached namespace (see `netns-bridge show`)",
                 ));
             };
-            let spec = PublishSpec { host_ip: None, host_port, proto, to: SocketAddrV4::new(a.to, port) };
+            let spec = PublishSpec { host_ip, host_port, proto, to: SocketAddrV4::new(a.to, port) };
             let p = publish(&k, &net, &spec)?;
-            out(&format!("{}/{} -> {}\n", p.host_port, p.proto, p.to))?;
+            let on = p.host_ip.map(|ip| format!("{ip}:")).unwrap_or_default();
+            out(&format!("{on}{}/{} -> {}\n", p.host_port, p.proto, p.to))?;
             Ok(Exit::Ok)
         }
         Sub::Unpublish(a) => {
-            let (host_port, _, proto) = parse_port_spec(&a.spec, false)?;
-            let Some(p) = published(&store)?.into_iter().find(|p| p.host_port == host_port && p.proto == proto) else {
+            let (host_ip, host_port, _, proto) = parse_port_spec(&a.spec, false)?;
+            let found = published(&store)?
+                .into_iter()
+                .find(|p| p.host_port == host_port && p.proto == proto && (host_ip.is_none() || p.host_ip == host_ip));
+            let Some(p) = found else {
                 return Err(Error::failed(
                     format!("port {host_port}/{proto} is not published"),
                     "see `netns-bridge show`",
@@ -457,11 +462,17 @@ fn attach_cmd(k: &Kernel, store: &Store, a: &AttachArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn parse_port_spec(s: &str, want_inner: bool) -> Result<(u16, u16, Proto)> {
+/// `[IP:]HOST_PORT:PORT[/PROTO]` (or, without `want_inner`, `[IP:]HOST_PORT[/PROTO]`):
+/// (host address, host port, inner port, protocol).
+fn parse_port_spec(s: &str, want_inner: bool) -> Result<(Option<Ipv4Addr>, u16, u16, Proto)> {
     let bad = || {
         Error::Usage(format!(
             "invalid port {s:?}: expected {}",
-            if want_inner { "HOST_PORT:PORT[/tcp|udp], e.g. 8080:80" } else { "HOST_PORT[/tcp|udp], e.g. 8080/tcp" }
+            if want_inner {
+                "[HOST_IP:]HOST_PORT:PORT[/tcp|udp], e.g. 8080:80 or 127.0.0.1:8080:80"
+            } else {
+                "[HOST_IP:]HOST_PORT[/tcp|udp], e.g. 8080/tcp"
+            }
         ))
     };
     let (ports, proto) = match s.split_once('/') {
@@ -471,11 +482,16 @@ fn parse_port_spec(s: &str, want_inner: bool) -> Result<(u16, u16, Proto)> {
         None => (s, Proto::Tcp),
     };
     let num = |x: &str| x.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad);
-    match (ports.split_once(':'), want_inner) {
-        (Some((h, c)), true) => Ok((num(h)?, num(c)?, proto)),
-        (None, false) => {
-            let h = num(ports)?;
-            Ok((h, h, proto))
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (ip, rest) = match parts.len() {
+        n if n == 3 || (n == 2 && !want_inner) => (Some(parts[0].parse::<Ipv4Addr>().map_err(|_| bad())?), &parts[1..]),
+        _ => (None, &parts[..]),
+    };
+    match (rest, want_inner) {
+        ([h, c], true) => Ok((ip, num(h)?, num(c)?, proto)),
+        ([h], false) => {
+            let h = num(h)?;
+            Ok((ip, h, h, proto))
         }
         _ => Err(bad()),
     }
@@ -495,12 +511,17 @@ mod tests {
 
     #[test]
     fn port_specs() {
-        assert_eq!(parse_port_spec("8080:80", true).unwrap(), (8080, 80, Proto::Tcp));
-        assert_eq!(parse_port_spec("53:53/udp", true).unwrap(), (53, 53, Proto::Udp));
+        assert_eq!(parse_port_spec("8080:80", true).unwrap(), (None, 8080, 80, Proto::Tcp));
+        assert_eq!(parse_port_spec("53:53/udp", true).unwrap(), (None, 53, 53, Proto::Udp));
         assert!(matches!(parse_port_spec("8080", true), Err(Error::Usage(_))));
         assert!(matches!(parse_port_spec("8080:0", true), Err(Error::Usage(_))));
         assert!(matches!(parse_port_spec("80:80/sctp", true), Err(Error::Usage(_))));
-        assert_eq!(parse_port_spec("8080/udp", false).unwrap(), (8080, 8080, Proto::Udp));
+        assert_eq!(parse_port_spec("8080/udp", false).unwrap(), (None, 8080, 8080, Proto::Udp));
+        let lo = Some(Ipv4Addr::LOCALHOST);
+        assert_eq!(parse_port_spec("127.0.0.1:8080:80", true).unwrap(), (lo, 8080, 80, Proto::Tcp));
+        assert_eq!(parse_port_spec("127.0.0.1:8080", false).unwrap(), (lo, 8080, 8080, Proto::Tcp));
+        assert!(matches!(parse_port_spec("localhost:8080:80", true), Err(Error::Usage(_))));
+        assert!(matches!(parse_port_spec("1:2:3:4", true), Err(Error::Usage(_))));
     }
 
     #[test]

@@ -61,7 +61,7 @@
 //! | [`create`], [`remove`], [`list`], [`enter`] | named namespaces (`ip netns add/del/list/exec`) |
 //! | [`Network::create`], [`Network::ensure`], [`Network::remove`], [`Network::load`] | a bridge, its gateway address, its state |
 //! | [`attach`] → [`Lease`], [`detach`], [`forget`] | a veth pair, an address, the routes |
-//! | [`nat`] | masquerade and isolation rules, `ip_forward` |
+//! | [`nat()`] | masquerade and isolation rules, `ip_forward` |
 //! | [`publish`] → [`Published`], [`unpublish`], [`published`] | DNAT of a host port |
 //! | [`vxlan_add`], [`vxlan_remove`] | overlay ports |
 //! | [`topology`], [`show::text`], [`show::dot`] | what is plugged where |

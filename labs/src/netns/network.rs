@@ -61,7 +61,7 @@ impl NetworkSpec {
 
 /// A network as the lab's operations name it: which bridge, which subnet, and the
 /// state root it is remembered in. Operations on it ([`super::attach`],
-/// [`super::publish`], [`super::nat`]...) take the lock and read its current state
+/// [`super::publish`], [`super::nat()`]...) take the lock and read its current state
 /// again, so a `Network` value never goes stale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Network {

@@ -202,6 +202,33 @@ fn nat_removes_its_rules_when_the_state_cannot_be_saved() {
 }
 
 #[test]
+fn ensure_returns_the_network_makes_a_missing_one_and_refuses_another_subnet() {
+    let (dir, net, _) = lab();
+    let store = Store::new(dir.path());
+    let k = Kernel::recording(TOOL);
+    let same = NetworkSpec::bridge(BRIDGE, Ipv4Addr::new(10, 77, 0, 1), 24);
+    // Remembered, but its bridge is not on this machine (no cltest0 here): made again.
+    assert_eq!(Network::ensure(&k, &store, &same).unwrap(), net);
+    let made = changes(&k.events());
+    assert!(made[0].starts_with(&format!("RTM_NEWLINK {{kind: bridge, name: \"{BRIDGE}\"")), "{made:#?}");
+    assert!(!made.iter().any(|c| c.starts_with("write(")), "the state file is not rewritten: {made:#?}");
+    let other = NetworkSpec::bridge(BRIDGE, Ipv4Addr::new(10, 79, 0, 1), 24);
+    let e = Network::ensure(&k, &store, &other).unwrap_err();
+    assert!(e.to_string().contains("exists with bridge cltest0 and 10.77.0.0/24"), "{e}");
+    let named =
+        NetworkSpec { name: "bridge".into(), bridge: "clbr1".into(), gateway: Ipv4Addr::new(10, 80, 0, 1), prefix: 16 };
+    let k = Kernel::recording(TOOL);
+    let n = Network::ensure(&k, &store, &named).unwrap();
+    assert_eq!((n.name.as_str(), n.bridge.as_str()), ("bridge", "clbr1"));
+    let w = k.events().into_iter().find(|e| e.call == "write").unwrap();
+    assert!(
+        w.args[0].ends_with("net/bridge.json\""),
+        "a network's state file is named after the network: {:?}",
+        w.args
+    );
+}
+
+#[test]
 fn names() {
     assert!(check_ifname("bridge", "br0").is_ok());
     assert!(matches!(check_ifname("bridge", "a-very-long-name"), Err(Error::Usage(_))));
