@@ -5,10 +5,12 @@
 
 use std::path::PathBuf;
 
-/// A command for one of contlab's binaries, with color off and no inherited trace
-/// settings, so outputs are stable.
+/// A command for one of contlab's binaries, with color off, no inherited trace
+/// settings and no inherited descriptor but 0-2, so outputs are stable.
 pub fn cmd(bin: &str) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin(bin).unwrap_or_else(|e| panic!("binary {bin}: {e}"));
+    let mut std_cmd = std::process::Command::new(bin_path(bin));
+    only_std_fds(&mut std_cmd);
+    let mut c = assert_cmd::Command::from_std(std_cmd);
     c.env("NO_COLOR", "1").env_remove("CONTLAB_ROOT");
     c
 }
