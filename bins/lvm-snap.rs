@@ -3,8 +3,10 @@
 //! maps the result to an exit code.
 
 use clap::Parser;
+use contlab::dm::{run, Cli, TOOL};
 
 fn main() -> std::process::ExitCode {
-    let cli = contlab::dm::Cli::parse();
-    contlab::exit::finish("lvm-snap", contlab::dm::run(cli))
+    let cli = Cli::parse();
+    let role = cli.role();
+    contlab::exit::report(TOOL, role, run(cli))
 }

@@ -3,8 +3,10 @@
 //! to an exit code.
 
 use clap::Parser;
+use contlab::netns::{run, Cli, TOOL};
 
 fn main() -> std::process::ExitCode {
-    let cli = contlab::netns::Cli::parse();
-    contlab::exit::finish("netns-bridge", contlab::netns::run(cli))
+    let cli = Cli::parse();
+    let role = cli.role();
+    contlab::exit::report(TOOL, role, run(cli))
 }

@@ -18,7 +18,7 @@ pub fn cmd(bin: &str) -> assert_cmd::Command {
 /// Start `c` with descriptors 0, 1 and 2 only, as from a terminal: whatever the test
 /// runner holds open (a lock taken with `flock(1)`, a CI agent's pipes) would otherwise
 /// shift every descriptor number the traces show.
-pub fn no_inherited_fds(c: &mut std::process::Command) {
+pub fn no_inherited_fds(c: &mut std::process::Command) -> &mut std::process::Command {
     use std::os::unix::process::CommandExt;
     // SAFETY: close_range(2) is async-signal-safe; CLOSE_RANGE_CLOEXEC (Linux 5.11)
     // only marks the descriptors, so std's own exec-error pipe keeps working.
@@ -26,7 +26,7 @@ pub fn no_inherited_fds(c: &mut std::process::Command) {
         c.pre_exec(|| {
             libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32);
             Ok(())
-        });
+        })
     }
 }
 

@@ -2,7 +2,11 @@
 //! and a private mount namespace (`unshare --net --mount`), with a tmpfs on /run/netns
 //! and its own run directory, so no host interface, namespace or rule is touched and
 //! no packet leaves the machine. Peers: iproute2 (`ip`), nftables (`nft`),
-//! busybox-static (`busybox nc|httpd|ping`), util-linux (`unshare`).
+//! busybox-static (`busybox nc|httpd|ping`), util-linux (`unshare`, `nsenter`).
+//!
+//! A new network namespace starts with the host's `net.ipv4.ip_forward` (the kernel
+//! copies init_net's settings), 1 on any machine running dockerd: each sandbox sets
+//! the value its script relies on (0 unless it says otherwise).
 
 use std::path::Path;
 use std::process::Command;
@@ -18,8 +22,14 @@ fn need(prog: &str, package: &str) {
     assert!(found, "{prog} is missing: install the Debian package {package} (apt-get install -y {package})");
 }
 
-/// Run `script` (sh -eu) in a throwaway network + mount namespace; returns (status, stdout, stderr).
+/// Run `script` (sh -eu) in a throwaway network + mount namespace whose ip_forward is
+/// 0; returns (status, stdout, stderr).
 fn sandbox(script: &str) -> (i32, String, String) {
+    sandbox_forwarding(0, script)
+}
+
+/// [`sandbox`], with the namespace's ip_forward set to `forward` first.
+fn sandbox_forwarding(forward: u8, script: &str) -> (i32, String, String) {
     need("unshare", "util-linux");
     need("ip", "iproute2");
     need("nft", "nftables");
@@ -30,6 +40,7 @@ fn sandbox(script: &str) -> (i32, String, String) {
     let prelude = format!(
         "mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns\n\
          export CONTLAB_RUN_DIR={run} PATH={dir}:/usr/sbin:/sbin:$PATH NO_COLOR=1\n\
+         echo {forward} > /proc/sys/net/ipv4/ip_forward\n\
          ip link set lo up\n\
          nb() {{ netns-bridge -q \"$@\"; }}\n\
          inns() {{ n=$1; shift; ip netns exec \"$n\" \"$@\"; }}\n",
@@ -103,8 +114,13 @@ fn two_bridges_are_isolated_even_with_nat() {
         return;
     }
     // The course: two networks, a container on each; the host reaches both, they do
-    // not reach each other.
-    let out = ok(r#"
+    // not reach each other. Before `nat`, whether the host routes from one to the
+    // other depends on ip_forward (a fresh host: 0; a docker host: 1); after it, the
+    // isolation rules drop that traffic either way.
+    for forward in [0, 1] {
+        let (code, out, err) = sandbox_forwarding(
+            forward,
+            r#"
 nb netns add a >/dev/null; nb netns add b >/dev/null
 nb bridge create net1 --subnet 10.1.0.1/24 >/dev/null
 nb bridge create net2 --subnet 10.2.0.1/24 >/dev/null
@@ -112,14 +128,17 @@ nb attach --bridge net1 --netns a >/dev/null
 nb attach --bridge net2 --netns b >/dev/null
 busybox ping -c3 -i0.2 -W2 10.1.0.2 >/dev/null && echo HOST-A
 busybox ping -c3 -i0.2 -W2 10.2.0.2 >/dev/null && echo HOST-B
-inns a busybox ping -c1 -W1 10.2.0.2 >/dev/null || echo A-TO-B-BLOCKED
+inns a busybox ping -c3 -i0.2 -W2 10.2.0.2 >/dev/null && echo A-TO-B-ROUTED || echo A-TO-B-BLOCKED
 nb nat net1; nb nat net2
-cat /proc/sys/net/ipv4/ip_forward
-inns a busybox ping -c1 -W1 10.2.0.2 >/dev/null || echo A-TO-B-BLOCKED-WITH-NAT
-nft list chain ip contlab forward | grep -c drop
-"#);
-    for m in ["HOST-A", "HOST-B", "A-TO-B-BLOCKED\n", "A-TO-B-BLOCKED-WITH-NAT", "\n1\n"] {
-        assert!(out.contains(m), "missing {m:?}:\n{out}");
+echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+inns a busybox ping -c1 -W1 10.2.0.2 >/dev/null && echo A-TO-B-ROUTED-WITH-NAT || echo A-TO-B-BLOCKED-WITH-NAT
+echo "drop rules: $(nft list chain ip contlab forward | grep -c drop)"
+"#,
+        );
+        assert_eq!(code, 0, "ip_forward={forward}\n{out}\n{err}");
+        let before = if forward == 0 { "A-TO-B-BLOCKED\n" } else { "A-TO-B-ROUTED\n" };
+        let want = format!("HOST-A\nHOST-B\n{before}ip_forward=1\nA-TO-B-BLOCKED-WITH-NAT\ndrop rules: 4\n");
+        assert_eq!(out, want, "ip_forward={forward}\n{err}");
     }
 }
 
@@ -175,6 +194,43 @@ nft list ruleset | grep -c publish || true
     assert!(out.contains("8080/tcp -> 10.200.0.2:80"), "{out}");
     assert!(out.contains("\n3\n"), "three rules per published port: {out}");
     assert!(out.ends_with("AFTER\n0\n"), "unpublished: no answer, no rule left: {out}");
+}
+
+#[test]
+fn publish_on_one_host_address_only() {
+    if !harness::require(harness::Tier::Root) {
+        return;
+    }
+    // docker's -p 127.0.0.1:8080:80: the port is published on that address only, and
+    // the same port can be published again on another address, not on every address.
+    let (code, out, err) = sandbox(
+        r#"
+nb netns add web >/dev/null
+nb bridge create br0 --subnet 10.200.0.1/24 >/dev/null
+nb attach --bridge br0 --netns web >/dev/null
+mkdir -p "$CONTLAB_RUN_DIR/www"; echo only-on-lo > "$CONTLAB_RUN_DIR/www/index.html"
+inns web busybox httpd -p 80 -h "$CONTLAB_RUN_DIR/www"
+nb publish 127.0.0.1:8080:80 --to 10.200.0.2
+get() { printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 2 "$@" 2>/dev/null | tail -1; }
+echo "lo: $(get 127.0.0.1 8080)"
+echo "gw: $(get 10.200.0.1 8080)"
+nb publish 8080:81 --to 10.200.0.2 || echo "every-address=$?"
+nb publish 10.200.0.1:8080:80 --to 10.200.0.2
+echo "gw: $(get 10.200.0.1 8080)"
+nft list ruleset | grep -c 'dnat to'
+nb unpublish 127.0.0.1:8080
+echo "lo: $(get 127.0.0.1 8080)"
+nft list ruleset | grep -o 'ip daddr [0-9.]* tcp dport 8080' | sort -u
+"#,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        out,
+        "127.0.0.1:8080/tcp -> 10.200.0.2:80\nlo: only-on-lo\ngw: \nevery-address=1\n\
+         10.200.0.1:8080/tcp -> 10.200.0.2:80\ngw: only-on-lo\n4\nlo: \nip daddr 10.200.0.1 tcp dport 8080\n",
+        "{err}"
+    );
+    assert!(err.contains("port 8080/tcp is in use: already published to 10.200.0.2:80 on br0"), "{err}");
 }
 
 #[test]
@@ -398,4 +454,174 @@ nb show --dot | head -1
     assert_eq!(b["hosts"][0]["hostname"], "web");
     assert_eq!(b["ports"].as_array().unwrap().len(), 1);
     assert!(b["hosts"][0]["routes"].as_array().unwrap().iter().any(|r| r == "default via 10.200.0.1 dev eth0"));
+}
+
+/// A network + mount namespace that stays alive (a `sleep` holds it), so that a tool
+/// can be started inside it with `nsenter`, stopped at a chosen request and killed.
+struct Held {
+    holder: std::process::Child,
+    run: tempfile::TempDir,
+}
+
+impl Held {
+    fn new() -> Held {
+        need("nsenter", "util-linux");
+        let run = harness::tmp();
+        let mut holder = harness::no_inherited_fds(&mut Command::new("unshare"))
+            .args(["--net", "--mount", "--propagation", "private", "sh", "-euc"])
+            .arg(
+                "mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns\n\
+                 echo 0 > /proc/sys/net/ipv4/ip_forward; ip link set lo up\n\
+                 echo ready; exec sleep 600",
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("unshare");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(line, "ready\n", "the sandbox did not start");
+        Held { holder, run }
+    }
+
+    /// A command run inside the namespaces, with the sandbox's state root.
+    fn cmd(&self, prog: &str) -> Command {
+        let bin = harness::bin_path("netns-bridge");
+        let dir = bin.parent().unwrap().to_string_lossy().into_owned();
+        let mut c = Command::new("nsenter");
+        c.arg("-t").arg(self.holder.id().to_string()).args(["-n", "-m", "--", prog]);
+        c.env("CONTLAB_RUN_DIR", self.run.path())
+            .env("PATH", format!("{dir}:/usr/sbin:/sbin:{}", std::env::var("PATH").unwrap_or_default()))
+            .env("NO_COLOR", "1");
+        harness::no_inherited_fds(&mut c);
+        c
+    }
+
+    fn nb(&self, args: &[&str]) -> std::process::Output {
+        self.cmd("netns-bridge").arg("-q").args(args).output().unwrap()
+    }
+
+    fn sh(&self, script: &str) -> String {
+        let o = self.cmd("sh").args(["-euc", script]).output().unwrap();
+        assert!(o.status.success(), "{script}: {}", harness::stderr_of(&o));
+        harness::stdout_of(&o)
+    }
+
+    /// What an attach of c1 to br0 can leave: veth ends on the host, interfaces in c1,
+    /// leases in the state file, c1's line in the hosts file.
+    fn leftovers(&self) -> String {
+        let state = std::fs::read_to_string(self.run.path().join("net/br0.json")).unwrap_or_default();
+        let leases = serde_json::from_str::<serde_json::Value>(&state).unwrap()["leases"].as_array().unwrap().len();
+        let hosts = std::fs::read_to_string(self.run.path().join("net/br0.hosts")).unwrap_or_default();
+        let out =
+            self.sh("echo \"veth=$(ip -o link show type veth | wc -l) in-c1=$(ip netns exec c1 ip -o link | wc -l)\"");
+        format!("{} leases={leases} hosts-c1={}", out.trim(), hosts.contains("\tc1\n"))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// The requests of `attach --bridge br0 --netns c1`, in order, and what is left when
+/// it is killed just before each: (request, occurrence, what remains).
+const ATTACH_STAGES: &[(&str, u32, &str)] = &[
+    ("flock", 1, "veth=0 in-c1=1 leases=0 hosts-c1=false"),
+    ("RTM_NEWLINK", 1, "veth=0 in-c1=1 leases=0 hosts-c1=false"),
+    ("RTM_NEWLINK", 2, "veth=1 in-c1=2 leases=0 hosts-c1=false"),
+    ("RTM_NEWADDR", 1, "veth=1 in-c1=2 leases=0 hosts-c1=false"),
+    ("RTM_NEWLINK", 3, "veth=1 in-c1=2 leases=0 hosts-c1=false"),
+    ("RTM_NEWLINK", 4, "veth=1 in-c1=2 leases=0 hosts-c1=false"),
+    ("RTM_NEWROUTE", 1, "veth=1 in-c1=2 leases=0 hosts-c1=false"),
+    ("write", 1, "veth=1 in-c1=2 leases=0 hosts-c1=false"),
+    ("write", 2, "veth=1 in-c1=2 leases=1 hosts-c1=false"),
+];
+
+/// kill -9 at each step of an attach, then the documented clean-up: `detach` (the
+/// namespace is kept) removes what remains, and c1 attaches again as if nothing had
+/// happened.
+#[test]
+fn an_attach_killed_at_any_step_is_cleaned_up_by_detach() {
+    if !harness::require(harness::Tier::Root) {
+        return;
+    }
+    for (call, nth, remains) in ATTACH_STAGES {
+        let s = Held::new();
+        for args in [&["netns", "add", "c1"][..], &["bridge", "create", "br0", "--subnet", "10.200.0.1/24"]] {
+            assert!(s.nb(args).status.success(), "{args:?}");
+        }
+        let mut attach = s.cmd("netns-bridge");
+        attach.args(["attach", "--bridge", "br0", "--netns", "c1"]);
+        harness::kill9(harness::stopped_at(attach, call, *nth));
+        assert_eq!(s.leftovers(), *remains, "killed before {call} #{nth}");
+        let d = s.nb(&["detach", "--bridge", "br0", "--netns", "c1"]);
+        let nothing_made = remains.starts_with("veth=0");
+        assert_eq!(d.status.success(), !nothing_made, "detach after {call} #{nth}: {}", harness::stderr_of(&d));
+        if nothing_made {
+            assert!(harness::stderr_of(&d).contains("c1 is not attached to br0 as eth0"), "{}", harness::stderr_of(&d));
+        }
+        assert_eq!(
+            s.leftovers(),
+            "veth=0 in-c1=1 leases=0 hosts-c1=false",
+            "after detach, killed before {call} #{nth}"
+        );
+        let again = s.nb(&["attach", "--bridge", "br0", "--netns", "c1"]);
+        assert_eq!(harness::stdout_of(&again), "10.200.0.2/24\n", "{call} #{nth}: {}", harness::stderr_of(&again));
+    }
+}
+
+/// kill -9 at each step of an attach, then the other documented clean-up: `netns rm`
+/// (the namespace goes, its veth pair and its leases with it).
+#[test]
+fn an_attach_killed_at_any_step_is_cleaned_up_by_netns_rm() {
+    if !harness::require(harness::Tier::Root) {
+        return;
+    }
+    for (call, nth, remains) in ATTACH_STAGES {
+        let s = Held::new();
+        for args in [&["netns", "add", "c1"][..], &["bridge", "create", "br0", "--subnet", "10.200.0.1/24"]] {
+            assert!(s.nb(args).status.success(), "{args:?}");
+        }
+        let mut attach = s.cmd("netns-bridge");
+        attach.args(["attach", "--bridge", "br0", "--netns", "c1"]);
+        harness::kill9(harness::stopped_at(attach, call, *nth));
+        assert_eq!(s.leftovers(), *remains, "killed before {call} #{nth}");
+        let rm = s.nb(&["netns", "rm", "c1"]);
+        assert!(rm.status.success(), "netns rm after {call} #{nth}: {}", harness::stderr_of(&rm));
+        let state = std::fs::read_to_string(s.run.path().join("net/br0.json")).unwrap();
+        let hosts = std::fs::read_to_string(s.run.path().join("net/br0.hosts")).unwrap_or_default();
+        // The kernel destroys a namespace (and the veth peers of its interfaces) in
+        // its cleanup work, once the last reference is gone: wait for it, up to 10 s.
+        let left = s
+            .sh("for i in $(seq 100); do [ \"$(ip -o link show type veth | wc -l)\" = 0 ] && break; sleep 0.1; done\n\
+             echo \"veth=$(ip -o link show type veth | wc -l) netns=$(ls /run/netns | wc -l)\"");
+        assert_eq!(left, "veth=0 netns=0\n", "after netns rm, killed before {call} #{nth}");
+        assert!(!state.contains("\"c1\"") && !hosts.contains("c1"), "{call} #{nth}: {state}{hosts}");
+    }
+}
+
+/// kill -9 during `netns add`: before the file exists, and after it exists but before
+/// the child bound a namespace on it; `netns rm` removes what remains and the name
+/// can be used again.
+#[test]
+fn a_netns_add_killed_half_way_is_cleaned_up_by_netns_rm() {
+    if !harness::require(harness::Tier::Root) {
+        return;
+    }
+    for (call, nth, file_left) in [("openat", 1, false), ("fork", 1, true)] {
+        let s = Held::new();
+        let mut add = s.cmd("netns-bridge");
+        add.args(["netns", "add", "c1"]);
+        harness::kill9(harness::stopped_at(add, call, nth));
+        assert_eq!(s.sh("ls /run/netns"), if file_left { "c1\n" } else { "" }, "killed before {call} #{nth}");
+        if file_left {
+            let rm = s.nb(&["netns", "rm", "c1"]);
+            assert!(rm.status.success(), "{}", harness::stderr_of(&rm));
+            assert_eq!(s.sh("ls /run/netns"), "");
+        }
+        assert!(s.nb(&["netns", "add", "c1"]).status.success(), "the name is free again after {call} #{nth}");
+    }
 }

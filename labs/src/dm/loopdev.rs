@@ -13,50 +13,41 @@
 use std::path::{Path, PathBuf};
 
 use crate::dm::device::LoopDev;
-use crate::dm::meta::parse_size;
-use crate::dm::LoopCmd;
+use crate::dm::TOOL;
 use crate::error::{Error, Hint, Result};
 use crate::kernel::{Errno, Kernel};
 
-pub(crate) fn run(k: &Kernel, c: LoopCmd) -> Result<()> {
-    match c {
-        LoopCmd::Attach { file, size, create, autoclear, read_only } => {
-            if create {
-                let size = parse_size(size.as_deref().unwrap_or_default())?;
-                k.why("a sparse file: it takes no disk space until written")
-                    .create_sparse(&file, size * 512)
-                    .hint(Errno::EEXIST, &format!("{} exists already: drop --create to attach it", file.display()))?;
-            }
-            let dev = attach(k, &file, read_only, autoclear)?;
-            println!("{dev}");
-            Ok(())
-        }
-        LoopCmd::Detach { dev } => detach(k, &dev),
-        LoopCmd::Ls { json } => {
-            let devs = list(k)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&devs).unwrap_or_default());
-                return Ok(());
-            }
-            println!("{:<12} {:>10} {:<9} {:<10} FILE", "DEVICE", "SIZE", "AUTOCLEAR", "HOLDERS");
-            for d in devs {
-                let holders = if d.holders.is_empty() { "-".into() } else { d.holders.join(",") };
-                println!(
-                    "{:<12} {:>10} {:<9} {:<10} {}",
-                    d.dev,
-                    crate::dm::meta::human(d.sectors),
-                    if d.autoclear { "yes" } else { "no" },
-                    holders,
-                    d.backing_file
-                );
-            }
-            Ok(())
-        }
-    }
+/// How to attach a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoopSpec {
+    /// A read-only device.
+    pub read_only: bool,
+    /// Detached by the kernel when its last user closes it (`LO_FLAGS_AUTOCLEAR`).
+    pub autoclear: bool,
 }
 
-/// Attach `file` to a free loop device; returns `/dev/loopN`.
-pub(crate) fn attach(k: &Kernel, file: &Path, read_only: bool, autoclear: bool) -> Result<String> {
+/// Create `file`, sparse, of `sectors` 512-byte sectors (`openat(O_CREAT|O_EXCL)`,
+/// then `ftruncate`): it takes no disk space until written. An existing file is
+/// refused; a file that cannot be given its size is removed again.
+pub fn create_file(k: &Kernel, file: &Path, sectors: u64) -> Result<()> {
+    let _s = k.scope(TOOL);
+    let f = k
+        .why("the file that will back the loop device")
+        .create_new(file)
+        .hint(Errno::EEXIST, &format!("{} exists already: drop --create to attach it", file.display()))?;
+    if let Err(e) = k.why("a sparse file: it takes no disk space until written").ftruncate(&f, sectors * 512) {
+        drop(f);
+        let _ = k.why("undo: the file was made here").unlink(file);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Attach `file` to a free loop device (`LOOP_CTL_GET_FREE`, then `LOOP_CONFIGURE`,
+/// asking again if another process took that number meanwhile); returns `/dev/loopN`.
+pub fn attach(k: &Kernel, file: &Path, spec: &LoopSpec) -> Result<PathBuf> {
+    let _s = k.scope(TOOL);
+    let (read_only, autoclear) = (spec.read_only, spec.autoclear);
     let ctl = k
         .open_dev(Path::new("/dev/loop-control"), true, false)
         .hint(Errno::ENOENT, "this kernel has no loop driver: modprobe loop (CONFIG_BLK_DEV_LOOP)")
@@ -79,15 +70,17 @@ pub(crate) fn attach(k: &Kernel, file: &Path, read_only: bool, autoclear: bool) 
                 if autoclear {
                     k.note(format!("{path} has autoclear: it is detached when its last user closes it"));
                 }
-                return Ok(path);
+                return Ok(PathBuf::from(path));
             }
         }
     }
     unreachable!("the loop returns on its last attempt")
 }
 
-/// Detach `dev`.
-pub(crate) fn detach(k: &Kernel, dev: &Path) -> Result<()> {
+/// Detach `dev` (`LOOP_CLR_FD`). A device still held (by a mapped device, a mount)
+/// only gets autoclear: the kernel detaches it when its holders let go.
+pub fn detach(k: &Kernel, dev: &Path) -> Result<()> {
+    let _s = k.scope(TOOL);
     let info = describe(k, dev)?;
     let fd = k.open_dev(dev, false, false)?;
     k.why("detach it from its file")
@@ -112,7 +105,7 @@ fn sys_dir(dev: &Path) -> Result<(String, PathBuf)> {
 }
 
 /// What sysfs says of one loop device.
-pub(crate) fn describe(k: &Kernel, dev: &Path) -> Result<LoopDev> {
+pub fn describe(k: &Kernel, dev: &Path) -> Result<LoopDev> {
     let (name, sys) = sys_dir(dev)?;
     let read = |f: &str| k.read_file(&sys.join(f)).map(|s| s.trim().to_string()).unwrap_or_default();
     let sectors = read("size").parse().unwrap_or(0);
@@ -133,8 +126,9 @@ pub(crate) fn describe(k: &Kernel, dev: &Path) -> Result<LoopDev> {
     })
 }
 
-/// Every attached loop device.
-pub(crate) fn list(k: &Kernel) -> Result<Vec<LoopDev>> {
+/// Every attached loop device (from /sys/block/loop*), by number.
+pub fn list(k: &Kernel) -> Result<Vec<LoopDev>> {
+    let _s = k.scope(TOOL);
     let mut out = Vec::new();
     for n in k.read_dir(Path::new("/sys/block"))? {
         if !n.starts_with("loop") {

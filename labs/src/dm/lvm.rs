@@ -1,12 +1,19 @@
 //! The teaching LVM: PV labels, volume groups written on their PVs, logical volumes
 //! turned into dm tables, and online moves (`pv move`).
+//!
+//! The operations: [`pv_init`], [`vg_create`], [`vg_show`], [`vg_activate`],
+//! [`vg_deactivate`], [`vg_remove`], [`lv_create`], [`lv_extend`], [`lv_remove`],
+//! [`pv_move`]. Each scans the attached block devices for PV labels first (the VG is
+//! written on its PVs, nowhere else), changes the metadata, then the mapped devices.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use crate::dm::device::DmTarget;
-use crate::dm::meta::{self, parse_size, to_extents, Area, DevMap, Label, Lv, Pv, Seg, Vg, META_OFFSET, PE_START};
-use crate::dm::{Dm, LvCmd, PvCmd, VgCmd};
+use crate::dm::meta::{self, to_extents, Area, DevMap, Label, Lv, Pv, Seg, Vg, META_OFFSET, PE_START};
+use crate::dm::{Dm, TOOL};
 use crate::error::{Error, Hint, Result};
 use crate::kernel::{Errno, Kernel};
 
@@ -139,8 +146,10 @@ fn new_id(k: &Kernel) -> Result<String> {
     Ok(k.why("a random id").read_file(Path::new("/proc/sys/kernel/random/uuid"))?.trim().replace('-', ""))
 }
 
-/// Initialise `dev` as a PV; returns its id.
-fn pv_init(k: &Kernel, dev: &Path) -> Result<String> {
+/// Initialise `dev` as a PV (write its label); returns its id. A device that is a PV
+/// already keeps its id; one of a VG, or in use (`O_EXCL` fails), is refused.
+pub fn pv_init(k: &Kernel, dev: &Path) -> Result<String> {
+    let _s = k.scope(TOOL);
     if let Some(f) = read_pv(k, dev)? {
         if let Some(vg) = f.vg {
             return Err(Error::failed(
@@ -168,130 +177,130 @@ fn pv_init(k: &Kernel, dev: &Path) -> Result<String> {
     Ok(id)
 }
 
-pub(crate) fn pv(k: &Kernel, c: PvCmd) -> Result<()> {
-    match c {
-        PvCmd::Init { dev } => {
-            let id = pv_init(k, &dev)?;
-            println!("{} {id}", dev.display());
-            Ok(())
-        }
-        PvCmd::Move { dev, to } => pv_move(k, &dev, to.as_deref()),
-    }
+/// A volume group to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VgSpec {
+    /// Its name.
+    pub name: String,
+    /// Its PVs (block devices; those without a label are initialised).
+    pub pvs: Vec<PathBuf>,
+    /// Extent size in sectors (a power of two, at least 1 MiB).
+    pub extent: u64,
 }
 
-pub(crate) fn vg(k: &Kernel, c: VgCmd) -> Result<()> {
-    match c {
-        VgCmd::Create { name, pvs, extent } => {
-            meta::check_name("volume group", &name)?;
-            let extent = parse_size(&extent)?;
-            if !extent.is_power_of_two() || extent < 2048 {
-                return Err(Error::Usage(format!(
-                    "--extent must be a power of two of at least 1M, got {}",
-                    meta::human(extent)
-                )));
-            }
-            if scan(k)?.iter().any(|f| f.vg.as_ref().is_some_and(|v| v.name == name)) {
-                return Err(Error::failed(format!("volume group {name} exists already"), "choose another name"));
-            }
-            let mut vg = Vg { name: name.clone(), id: new_id(k)?, seqno: 0, extent, pvs: vec![], lvs: vec![] };
-            let mut paths = BTreeMap::new();
-            for dev in &pvs {
-                let id = pv_init(k, dev)?;
-                let fd = k.open_dev(dev, false, false)?;
-                let sectors = k.blk_size(&fd)? / 512;
-                let pe_count = (sectors - PE_START) / extent;
-                if pe_count == 0 {
-                    return Err(Error::failed(
-                        format!("{} holds no whole extent", dev.display()),
-                        "use a smaller --extent",
-                    ));
-                }
-                if vg.pvs.iter().any(|p| p.id == id) {
-                    return Err(Error::Usage(format!("{} is given twice", dev.display())));
-                }
-                vg.pvs.push(Pv { id: id.clone(), pe_count, dev: dev.to_string_lossy().into() });
-                paths.insert(id, dev.to_string_lossy().into_owned());
-            }
-            let mut l = Loaded { vg, devs: DevMap::new(), paths };
-            commit(k, &mut l)?;
-            print_vg(&l.vg);
-            Ok(())
-        }
-        VgCmd::Show { name, json } => {
-            let found = scan(k)?;
-            let mut names: Vec<String> = found.iter().filter_map(|f| f.vg.as_ref()).map(|v| v.name.clone()).collect();
-            names.sort();
-            names.dedup();
-            if let Some(n) = &name {
-                names.retain(|x| x == n);
-                if names.is_empty() {
-                    load(k, n)?;
-                }
-            }
-            let mut all = Vec::new();
-            for n in names {
-                let l = load(k, &n)?;
-                if json {
-                    all.push(serde_json::to_value(&l.vg).unwrap_or_default());
-                } else {
-                    print_vg(&l.vg);
-                    for lv in &l.vg.lvs {
-                        if let Ok(t) = own_table(&l, lv) {
-                            for line in t {
-                                println!("    dm {:<24} {}", own_dev(&l.vg, lv), line.line());
-                            }
-                        }
-                    }
-                }
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-            }
-            Ok(())
-        }
-        VgCmd::Activate { name } => {
-            let l = load(k, &name)?;
-            let dm = Dm::open(k)?;
-            activate_all(&dm, &l)
-        }
-        VgCmd::Deactivate { name } => {
-            let l = load(k, &name)?;
-            let dm = Dm::open(k)?;
-            deactivate_all(&dm, &l)
-        }
-        VgCmd::Rm { name } => {
-            let l = load(k, &name)?;
-            if !l.vg.lvs.is_empty() {
-                return Err(Error::failed(
-                    format!("volume group {name} still has {} logical volumes", l.vg.lvs.len()),
-                    "remove them first (lvm-snap lv rm VG/LV, snap rm VG/SNAP)",
-                ));
-            }
-            for (id, path) in &l.paths {
-                k.note(format!("wiping the label of PV {id}"));
-                let fd = k.open_dev(Path::new(path), true, false)?;
-                k.why("no label: the device is no PV any more").pwrite_dev(&fd, 0, &[0u8; 512], "\"\\0\\0...\"")?;
-            }
-            Ok(())
-        }
+/// Create a volume group over `spec.pvs`: initialise them, cut them in extents, and
+/// write the VG's metadata on every one. Returns the VG as written.
+pub fn vg_create(k: &Kernel, spec: &VgSpec) -> Result<Vg> {
+    let _s = k.scope(TOOL);
+    let (name, extent) = (&spec.name, spec.extent);
+    meta::check_name("volume group", name)?;
+    if !extent.is_power_of_two() || extent < 2048 {
+        return Err(Error::Usage(format!(
+            "--extent must be a power of two of at least 1M, got {}",
+            meta::human(extent)
+        )));
     }
+    if scan(k)?.iter().any(|f| f.vg.as_ref().is_some_and(|v| &v.name == name)) {
+        return Err(Error::failed(format!("volume group {name} exists already"), "choose another name"));
+    }
+    let mut vg = Vg { name: name.clone(), id: new_id(k)?, seqno: 0, extent, pvs: vec![], lvs: vec![] };
+    let mut paths = BTreeMap::new();
+    for dev in &spec.pvs {
+        let id = pv_init(k, dev)?;
+        let fd = k.open_dev(dev, false, false)?;
+        let sectors = k.blk_size(&fd)? / 512;
+        let pe_count = (sectors - PE_START) / extent;
+        if pe_count == 0 {
+            return Err(Error::failed(format!("{} holds no whole extent", dev.display()), "use a smaller --extent"));
+        }
+        if vg.pvs.iter().any(|p| p.id == id) {
+            return Err(Error::Usage(format!("{} is given twice", dev.display())));
+        }
+        vg.pvs.push(Pv { id: id.clone(), pe_count, dev: dev.to_string_lossy().into() });
+        paths.insert(id, dev.to_string_lossy().into_owned());
+    }
+    let mut l = Loaded { vg, devs: DevMap::new(), paths };
+    commit(k, &mut l)?;
+    Ok(l.vg)
 }
 
-fn print_vg(vg: &Vg) {
-    println!("VG {}  extent {}  seqno {}", vg.name, meta::human(vg.extent), vg.seqno);
-    for pv in &vg.pvs {
-        println!("  PV {:<12} {}  {} PE, {} free", pv.dev, pv.id, pv.pe_count, vg.free(pv));
-    }
-    for lv in &vg.lvs {
-        let what = match &lv.snapshot {
-            Some(s) => format!("snapshot of {}, chunk {}", s.origin, meta::human(s.chunk)),
-            None => lv.segments.first().map(|s| s.kind().to_string()).unwrap_or_default(),
-        };
-        println!("  LV {:<12} {:>10}  {}", lv.name, meta::human(lv.extents() * vg.extent), what);
-        for row in meta::mapping_rows(vg, lv) {
-            println!("    {row}");
+/// A volume group as found on its PVs, with the dm table each LV's own extents make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VgReport {
+    /// The VG, as written on its PVs.
+    pub vg: Vg,
+    /// For each LV (whose PVs are all attached): its own device and that table.
+    pub tables: Vec<(String, Vec<DmTarget>)>,
+}
+
+/// The volume groups on the attached devices (only `name`, when given; a name found
+/// nowhere is an error), sorted by name.
+pub fn vg_show(k: &Kernel, name: Option<&str>) -> Result<Vec<VgReport>> {
+    let _s = k.scope(TOOL);
+    let found = scan(k)?;
+    let mut names: Vec<String> = found.iter().filter_map(|f| f.vg.as_ref()).map(|v| v.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    if let Some(n) = name {
+        names.retain(|x| x == n);
+        if names.is_empty() {
+            load(k, n)?;
         }
     }
+    let mut out = Vec::new();
+    for n in names {
+        let l = load(k, &n)?;
+        let tables = l.vg.lvs.iter().filter_map(|lv| own_table(&l, lv).ok().map(|t| (own_dev(&l.vg, lv), t))).collect();
+        out.push(VgReport { vg: l.vg, tables });
+    }
+    Ok(out)
+}
+
+/// Create the mapped devices of every LV of VG `name` (after a reboot, or after
+/// attaching its loop files again): origins first, then snapshots. Returns the
+/// devices, `/dev/mapper/VG-LV`.
+pub fn vg_activate(k: &Kernel, name: &str) -> Result<Vec<PathBuf>> {
+    let _s = k.scope(TOOL);
+    let l = load(k, name)?;
+    let dm = Dm::open(k)?;
+    let (snaps, plain): (Vec<&Lv>, Vec<&Lv>) = l.vg.lvs.iter().partition(|lv| lv.snapshot.is_some());
+    let mut out = Vec::new();
+    for lv in plain.into_iter().chain(snaps) {
+        activate(&dm, &l, lv)?;
+        out.push(Dm::node(&dm_name(&l.vg, &lv.name)));
+    }
+    Ok(out)
+}
+
+/// Remove the mapped devices of every LV of VG `name` (snapshots first). The
+/// metadata stays on the PVs.
+pub fn vg_deactivate(k: &Kernel, name: &str) -> Result<()> {
+    let _s = k.scope(TOOL);
+    let l = load(k, name)?;
+    let dm = Dm::open(k)?;
+    let (snaps, plain): (Vec<&Lv>, Vec<&Lv>) = l.vg.lvs.iter().partition(|lv| lv.snapshot.is_some());
+    for lv in snaps.into_iter().chain(plain) {
+        deactivate(&dm, &l.vg, lv)?;
+    }
+    Ok(())
+}
+
+/// Remove an empty VG: wipe its PVs' labels.
+pub fn vg_remove(k: &Kernel, name: &str) -> Result<()> {
+    let _s = k.scope(TOOL);
+    let l = load(k, name)?;
+    if !l.vg.lvs.is_empty() {
+        return Err(Error::failed(
+            format!("volume group {name} still has {} logical volumes", l.vg.lvs.len()),
+            "remove them first (lvm-snap lv rm VG/LV, snap rm VG/SNAP)",
+        ));
+    }
+    for (id, path) in &l.paths {
+        k.note(format!("wiping the label of PV {id}"));
+        let fd = k.open_dev(Path::new(path), true, false)?;
+        k.why("no label: the device is no PV any more").pwrite_dev(&fd, 0, &[0u8; 512], "\"\\0\\0...\"")?;
+    }
+    Ok(())
 }
 
 /// The dm name of `vg/lv`: `vg-lv`.
@@ -364,23 +373,6 @@ pub(crate) fn deactivate(dm: &Dm, vg: &Vg, lv: &Lv) -> Result<()> {
     Ok(())
 }
 
-fn activate_all(dm: &Dm, l: &Loaded) -> Result<()> {
-    let (snaps, plain): (Vec<&Lv>, Vec<&Lv>) = l.vg.lvs.iter().partition(|lv| lv.snapshot.is_some());
-    for lv in plain.into_iter().chain(snaps) {
-        activate(dm, l, lv)?;
-        println!("{}", Dm::node(&dm_name(&l.vg, &lv.name)).display());
-    }
-    Ok(())
-}
-
-fn deactivate_all(dm: &Dm, l: &Loaded) -> Result<()> {
-    let (snaps, plain): (Vec<&Lv>, Vec<&Lv>) = l.vg.lvs.iter().partition(|lv| lv.snapshot.is_some());
-    for lv in snaps.into_iter().chain(plain) {
-        deactivate(dm, &l.vg, lv)?;
-    }
-    Ok(())
-}
-
 /// Restore the previous metadata after a failed activation.
 pub(crate) fn rollback(k: &Kernel, l: &mut Loaded, before: Vg) {
     k.note("undo: writing back the previous metadata");
@@ -390,111 +382,153 @@ pub(crate) fn rollback(k: &Kernel, l: &mut Loaded, before: Vg) {
     }
 }
 
-pub(crate) fn lv(k: &Kernel, c: LvCmd) -> Result<()> {
-    match c {
-        LvCmd::Create { path, size, stripes, stripe_size, mirror } => {
-            let (vgname, name) = meta::split_path(&path)?;
-            let sectors = parse_size(&size)?;
-            let stripe = parse_size(&stripe_size)?;
-            let mut l = load(k, vgname)?;
-            if l.vg.lv(name).is_some() {
-                return Err(Error::failed(format!("{path} exists already"), "choose another name"));
-            }
-            let n = to_extents(sectors, l.vg.extent, "the size")?;
-            let segments = match (stripes, mirror) {
-                (Some(s), _) if s >= 2 => {
-                    if !stripe.is_power_of_two() || stripe < 8 || stripe > l.vg.extent {
-                        return Err(Error::Usage(format!(
-                            "--stripe-size must be a power of two between 4K and the extent size, got {}",
-                            meta::human(stripe)
-                        )));
-                    }
-                    vec![l.vg.alloc_striped(n, s, stripe)?]
-                }
-                (Some(_), _) => return Err(Error::Usage("--stripes needs at least 2".into())),
-                (None, true) => vec![l.vg.alloc_mirror(n)?],
-                (None, false) => l.vg.alloc_linear(0, n, None, None)?,
-            };
-            let before = l.vg.clone();
-            let lv = Lv { name: name.into(), segments, snapshot: None };
-            l.vg.lvs.push(lv.clone());
-            commit(k, &mut l)?;
-            let dm = Dm::open(k)?;
-            if let Err(e) = activate(&dm, &l, &lv) {
-                rollback(k, &mut l, before);
-                return Err(e);
-            }
-            for row in meta::mapping_rows(&l.vg, &lv) {
-                k.note(row);
-            }
-            println!("{}", Dm::node(&dm_name(&l.vg, name)).display());
-            Ok(())
-        }
-        LvCmd::Extend { path, size } => {
-            let (vgname, name) = meta::split_path(&path)?;
-            let mut l = load(k, vgname)?;
-            let lv = l.vg.need_lv(name)?.clone();
-            let cur = lv.extents();
-            let want = match size.strip_prefix('+') {
-                Some(add) => cur + to_extents(parse_size(add)?, l.vg.extent, "the size")?,
-                None => to_extents(parse_size(&size)?, l.vg.extent, "the size")?,
-            };
-            if want <= cur {
+/// How a logical volume's extents are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One PV after the other (dm-linear).
+    Linear,
+    /// Over `stripes` PVs in chunks of `chunk` sectors (dm-striped).
+    Striped {
+        /// How many PVs (at least 2).
+        stripes: usize,
+        /// Stripe size, sectors (a power of two from 4 KiB to the extent size).
+        chunk: u64,
+    },
+    /// Two copies on two PVs (dm-mirror).
+    Mirror,
+}
+
+/// A logical volume to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LvSpec {
+    /// Its VG.
+    pub vg: String,
+    /// Its name.
+    pub name: String,
+    /// Its size, sectors (a multiple of the extent size).
+    pub sectors: u64,
+    /// Its layout.
+    pub layout: Layout,
+}
+
+/// Create and activate a logical volume: allocate its extents, write the metadata,
+/// create its mapped device. If the device cannot be made, the metadata is put back.
+/// Returns `/dev/mapper/VG-LV`.
+pub fn lv_create(k: &Kernel, spec: &LvSpec) -> Result<PathBuf> {
+    let _s = k.scope(TOOL);
+    let (vgname, name, path) = (&spec.vg, &spec.name, format!("{}/{}", spec.vg, spec.name));
+    meta::check_name("volume group", vgname)?;
+    meta::check_name("logical volume", name)?;
+    let mut l = load(k, vgname)?;
+    if l.vg.lv(name).is_some() {
+        return Err(Error::failed(format!("{path} exists already"), "choose another name"));
+    }
+    let n = to_extents(spec.sectors, l.vg.extent, "the size")?;
+    let segments = match spec.layout {
+        Layout::Striped { stripes: s, chunk } if s >= 2 => {
+            if !chunk.is_power_of_two() || chunk < 8 || chunk > l.vg.extent {
                 return Err(Error::Usage(format!(
-                    "{path} has {cur} extents already ({}); extend only grows (give a larger size or +SIZE)",
-                    meta::human(cur * l.vg.extent)
+                    "--stripe-size must be a power of two between 4K and the extent size, got {}",
+                    meta::human(chunk)
                 )));
             }
-            if lv.segments.iter().any(|s| !matches!(s, Seg::Linear { .. })) || lv.snapshot.is_some() {
-                return Err(Error::failed(
-                    format!("{path} is not a linear volume"),
-                    "extend works on linear volumes here",
-                ));
-            }
-            if !l.vg.snapshots_of(name).is_empty() {
-                return Err(Error::failed(
-                    format!("{path} has snapshots"),
-                    "their tables name the origin's size: remove or merge them first",
-                ));
-            }
-            let more = l.vg.alloc_linear(cur, want - cur, None, None)?;
-            let before = l.vg.clone();
-            let idx = l.vg.lvs.iter().position(|x| x.name == name).expect("found above");
-            l.vg.lvs[idx].segments.extend(more);
-            let lv = l.vg.lvs[idx].clone();
-            commit(k, &mut l)?;
-            let dm = Dm::open(k)?;
-            let table = own_table(&l, &lv)?;
-            if let Err(e) = dm.reload(&dm_name(&l.vg, name), &table) {
-                rollback(k, &mut l, before);
-                return Err(e);
-            }
-            for row in meta::mapping_rows(&l.vg, &lv) {
-                k.note(row);
-            }
-            println!("{} {}", Dm::node(&dm_name(&l.vg, name)).display(), meta::human(want * l.vg.extent));
-            Ok(())
+            vec![l.vg.alloc_striped(n, s, chunk)?]
         }
-        LvCmd::Rm { path } => {
-            let (vgname, name) = meta::split_path(&path)?;
-            let mut l = load(k, vgname)?;
-            let lv = l.vg.need_lv(name)?.clone();
-            if lv.snapshot.is_some() {
-                return Err(Error::Usage(format!("{path} is a snapshot: use lvm-snap snap rm {path}")));
-            }
-            let snaps: Vec<String> = l.vg.snapshots_of(name).iter().map(|s| s.name.clone()).collect();
-            if !snaps.is_empty() {
-                return Err(Error::failed(
-                    format!("{path} has snapshots: {}", snaps.join(", ")),
-                    "remove them first (lvm-snap snap rm VG/SNAP)",
-                ));
-            }
-            let dm = Dm::open(k)?;
-            deactivate(&dm, &l.vg, &lv)?;
-            l.vg.lvs.retain(|x| x.name != name);
-            commit(k, &mut l)
-        }
+        Layout::Striped { .. } => return Err(Error::Usage("--stripes needs at least 2".into())),
+        Layout::Mirror => vec![l.vg.alloc_mirror(n)?],
+        Layout::Linear => l.vg.alloc_linear(0, n, None, None)?,
+    };
+    let before = l.vg.clone();
+    let lv = Lv { name: name.clone(), segments, snapshot: None };
+    l.vg.lvs.push(lv.clone());
+    commit(k, &mut l)?;
+    let dm = Dm::open(k)?;
+    if let Err(e) = activate(&dm, &l, &lv) {
+        rollback(k, &mut l, before);
+        return Err(e);
     }
+    for row in meta::mapping_rows(&l.vg, &lv) {
+        k.note(row);
+    }
+    Ok(Dm::node(&dm_name(&l.vg, name)))
+}
+
+/// The new size of [`lv_extend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grow {
+    /// To this many sectors.
+    To(u64),
+    /// By this many sectors.
+    By(u64),
+}
+
+/// Grow a linear LV, live: allocate extents, write the metadata, then suspend →
+/// load → resume its device (the old table stays live if the kernel refuses the new
+/// one, and the metadata is put back). Returns the device and its new size in sectors.
+pub fn lv_extend(k: &Kernel, vgname: &str, name: &str, size: Grow) -> Result<(PathBuf, u64)> {
+    let _s = k.scope(TOOL);
+    let path = format!("{vgname}/{name}");
+    let mut l = load(k, vgname)?;
+    let lv = l.vg.need_lv(name)?.clone();
+    let cur = lv.extents();
+    let want = match size {
+        Grow::By(add) => cur + to_extents(add, l.vg.extent, "the size")?,
+        Grow::To(s) => to_extents(s, l.vg.extent, "the size")?,
+    };
+    if want <= cur {
+        return Err(Error::Usage(format!(
+            "{path} has {cur} extents already ({}); extend only grows (give a larger size or +SIZE)",
+            meta::human(cur * l.vg.extent)
+        )));
+    }
+    if lv.segments.iter().any(|s| !matches!(s, Seg::Linear { .. })) || lv.snapshot.is_some() {
+        return Err(Error::failed(format!("{path} is not a linear volume"), "extend works on linear volumes here"));
+    }
+    if !l.vg.snapshots_of(name).is_empty() {
+        return Err(Error::failed(
+            format!("{path} has snapshots"),
+            "their tables name the origin's size: remove or merge them first",
+        ));
+    }
+    let more = l.vg.alloc_linear(cur, want - cur, None, None)?;
+    let before = l.vg.clone();
+    let idx = l.vg.lvs.iter().position(|x| x.name == name).expect("found above");
+    l.vg.lvs[idx].segments.extend(more);
+    let lv = l.vg.lvs[idx].clone();
+    commit(k, &mut l)?;
+    let dm = Dm::open(k)?;
+    let table = own_table(&l, &lv)?;
+    if let Err(e) = dm.reload(&dm_name(&l.vg, name), &table) {
+        rollback(k, &mut l, before);
+        return Err(e);
+    }
+    for row in meta::mapping_rows(&l.vg, &lv) {
+        k.note(row);
+    }
+    Ok((Dm::node(&dm_name(&l.vg, name)), want * l.vg.extent))
+}
+
+/// Remove a logical volume (not a snapshot, and not one with snapshots): its
+/// devices, then its extents from the metadata.
+pub fn lv_remove(k: &Kernel, vgname: &str, name: &str) -> Result<()> {
+    let _s = k.scope(TOOL);
+    let path = format!("{vgname}/{name}");
+    let mut l = load(k, vgname)?;
+    let lv = l.vg.need_lv(name)?.clone();
+    if lv.snapshot.is_some() {
+        return Err(Error::Usage(format!("{path} is a snapshot: use lvm-snap snap rm {path}")));
+    }
+    let snaps: Vec<String> = l.vg.snapshots_of(name).iter().map(|s| s.name.clone()).collect();
+    if !snaps.is_empty() {
+        return Err(Error::failed(
+            format!("{path} has snapshots: {}", snaps.join(", ")),
+            "remove them first (lvm-snap snap rm VG/SNAP)",
+        ));
+    }
+    let dm = Dm::open(k)?;
+    deactivate(&dm, &l.vg, &lv)?;
+    l.vg.lvs.retain(|x| x.name != name);
+    commit(k, &mut l)
 }
 
 /// Parse the in-sync count of a `mirror` status line: `2 7:0 7:1 12/16 1 AA 1 core`.
@@ -506,8 +540,11 @@ pub(crate) fn mirror_sync(params: &str) -> Option<(u64, u64)> {
 }
 
 /// `pv move`: for each LV with extents on `dev`, mirror them to free extents of the
-/// other PVs through a temporary device, wait for the copy, switch the LV's table.
-fn pv_move(k: &Kernel, dev: &Path, to: Option<&Path>) -> Result<()> {
+/// other PVs (or of `to` only) through a temporary device, wait for the copy, switch
+/// the LV's table. The LV stays usable throughout. Returns how many LVs were moved
+/// (0: nothing used `dev`).
+pub fn pv_move(k: &Kernel, dev: &Path, to: Option<&Path>) -> Result<usize> {
+    let _s = k.scope(TOOL);
     let f = read_pv(k, dev)?.ok_or_else(|| {
         Error::failed(format!("{} carries no PV label", dev.display()), "give a PV of a volume group")
     })?;
@@ -637,8 +674,7 @@ fn pv_move(k: &Kernel, dev: &Path, to: Option<&Path>) -> Result<()> {
     if moved == 0 {
         k.note(format!("no logical volume uses {}: nothing to move", dev.display()));
     }
-    println!("{} {}", dev.display(), if moved == 0 { "empty already" } else { "emptied" });
-    Ok(())
+    Ok(moved)
 }
 
 fn wait_mirror(dm: &Dm, name: &str) -> Result<()> {

@@ -79,325 +79,46 @@
 //! snapshot of its parent, each container a thin snapshot of its image.
 //!
 //! `table` and `status` print what `dmsetup table` and `dmsetup status` print.
+//!
+//! ## The operations
+//!
+//! The lab is a library; `lvm-snap` ([`cli`]) is one adapter over it. Each operation
+//! takes plain data, prints nothing and returns what it made:
+//!
+//! | module | operations |
+//! |---|---|
+//! | [`loopdev`] | [`loopdev::create_file`], [`loopdev::attach`] → `/dev/loopN`, [`loopdev::detach`], [`loopdev::list`] → [`LoopDev`] |
+//! | [`lvm`] | [`lvm::pv_init`], [`lvm::vg_create`] → [`meta::Vg`], [`lvm::vg_show`], [`lvm::vg_activate`], [`lvm::vg_deactivate`], [`lvm::vg_remove`], [`lvm::lv_create`], [`lvm::lv_extend`], [`lvm::lv_remove`], [`lvm::pv_move`] |
+//! | [`snap`] | [`snap::create`], [`snap::status`] → [`snap::SnapState`], [`snap::merge`], [`snap::remove`] |
+//! | [`thin`] | by id: [`thin::pool_create`], [`thin::create_thin`], [`thin::snapshot`], [`thin::activate`] → `/dev/mapper/NAME`, [`thin::deactivate`], [`thin::delete_thin`], [`thin::pool_remove`]; by name: [`thin::volume_create`] → [`thin::ThinVolume`], [`thin::volume_snapshot`], [`thin::volume_remove`], [`thin::status`] → [`thin::PoolReport`] |
+//! | here | [`Dm`] (one open `/dev/mapper/control`: create, reload, remove, message...), [`tables`] |
+//!
+//! ## Dry runs
+//!
+//! `--dry-run` performs the queries and records the changes. Where there is no
+//! device-mapper to ask (this lab's CI machine), queries cannot be made: they show as
+//! `= ? (no device-mapper to ask)`, and the plan goes on as if what it needs existed
+//! and the names it makes were free, which the trace says once. A dry run shows only
+//! what it can know.
 
+pub mod cli;
 pub mod device;
-mod loopdev;
-mod lvm;
+pub mod loopdev;
+pub mod lvm;
 pub mod meta;
-mod snap;
-mod thin;
+pub mod snap;
+pub mod thin;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::cli::CommonOpts;
-use crate::dm::device::{DevFd, DmInfo, DmTarget};
 use crate::error::{Error, Hint, Result};
-use crate::exit::{Exit, Role};
 use crate::kernel::{Errno, Kernel};
 
-/// Device-mapper from first principles: loop devices, a small LVM on dm-linear,
-/// COW snapshots and merge, thin provisioning.
-///
-/// Every request made of the kernel is printed on stderr, strace-style; each
-/// device-mapper ioctl shows its decoded `struct dm_ioctl`.
-#[derive(Parser, Debug)]
-#[command(name = "lvm-snap", version)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub sub: Sub,
-    /// Trace options shared by every contlab tool.
-    #[command(flatten)]
-    pub common: CommonOpts,
-}
+pub use cli::{run, Cli};
+pub use device::{DevFd, DmInfo, DmTarget, LoopDev};
 
-/// What to do.
-#[derive(Subcommand, Debug)]
-pub enum Sub {
-    /// Loop devices: a file seen as a block device.
-    #[command(subcommand)]
-    Loop(LoopCmd),
-    /// Physical volumes.
-    #[command(subcommand)]
-    Pv(PvCmd),
-    /// Volume groups.
-    #[command(subcommand)]
-    Vg(VgCmd),
-    /// Logical volumes.
-    #[command(subcommand)]
-    Lv(LvCmd),
-    /// Copy-on-write snapshots of logical volumes.
-    #[command(subcommand)]
-    Snap(SnapCmd),
-    /// Thin pools and thin volumes.
-    #[command(subcommand)]
-    Thin(ThinCmd),
-    /// Every mapped device with its table (what `dmsetup table` prints).
-    Table(ShowArgs),
-    /// Every mapped device with its status (what `dmsetup status` prints).
-    Status(ShowArgs),
-}
-
-/// `table`, `status`.
-#[derive(Args, Debug)]
-pub struct ShowArgs {
-    /// Only this device.
-    pub name: Option<String>,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `loop ...`.
-#[derive(Subcommand, Debug)]
-pub enum LoopCmd {
-    /// Attach FILE to a free loop device (LOOP_CTL_GET_FREE, LOOP_CONFIGURE); prints /dev/loopN.
-    Attach {
-        /// The backing file.
-        file: PathBuf,
-        /// Create FILE (sparse) of this size first.
-        #[arg(long, value_name = "SIZE", requires = "create")]
-        size: Option<String>,
-        /// Create the file (needs --size).
-        #[arg(long, requires = "size")]
-        create: bool,
-        /// Let the kernel detach the device when its last user closes it. With no
-        /// other user (a dm table, a mount) that is as soon as lvm-snap exits.
-        #[arg(long)]
-        autoclear: bool,
-        /// Read-only device.
-        #[arg(long)]
-        read_only: bool,
-    },
-    /// Detach a loop device (LOOP_CLR_FD); lazily if something still holds it.
-    Detach {
-        /// /dev/loopN.
-        dev: PathBuf,
-    },
-    /// List attached loop devices (from /sys/block/loop*).
-    Ls {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// `pv ...`.
-#[derive(Subcommand, Debug)]
-pub enum PvCmd {
-    /// Write a PV label on DEV.
-    Init {
-        /// A block device (/dev/loopN).
-        dev: PathBuf,
-    },
-    /// Move the extents of every LV on PV to the VG's other PVs, online.
-    Move {
-        /// The PV to empty (its device path).
-        dev: PathBuf,
-        /// Move them to this PV only.
-        #[arg(long, value_name = "DEV")]
-        to: Option<PathBuf>,
-    },
-}
-
-/// `vg ...`.
-#[derive(Subcommand, Debug)]
-pub enum VgCmd {
-    /// Create a volume group over PVs (initialising those without a label).
-    Create {
-        /// Its name.
-        name: String,
-        /// Its PVs (block devices).
-        #[arg(required = true)]
-        pvs: Vec<PathBuf>,
-        /// Extent size (power of two, at least 1M).
-        #[arg(long, default_value = "4M")]
-        extent: String,
-    },
-    /// Show volume groups: PVs, LVs, the LE→PE mapping and the dm tables.
-    Show {
-        /// Only this VG.
-        name: Option<String>,
-        /// Print JSON (the metadata as written on the PVs).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Create the dm devices of every LV of a VG (after a reboot or re-attach).
-    Activate {
-        /// The VG.
-        name: String,
-    },
-    /// Remove the dm devices of every LV of a VG.
-    Deactivate {
-        /// The VG.
-        name: String,
-    },
-    /// Remove an empty VG: wipe its PVs' labels.
-    Rm {
-        /// The VG.
-        name: String,
-    },
-}
-
-/// `lv ...`.
-#[derive(Subcommand, Debug)]
-pub enum LvCmd {
-    /// Create and activate a logical volume.
-    Create {
-        /// VG/NAME.
-        path: String,
-        /// Its size (a multiple of the extent size).
-        #[arg(long)]
-        size: String,
-        /// Stripe over this many PVs (dm-striped).
-        #[arg(long, value_name = "N")]
-        stripes: Option<usize>,
-        /// Stripe chunk size.
-        #[arg(long, default_value = "64K")]
-        stripe_size: String,
-        /// Keep two copies on two PVs (dm-mirror).
-        #[arg(long, conflicts_with = "stripes")]
-        mirror: bool,
-    },
-    /// Grow a linear LV, live (suspend, load, resume).
-    Extend {
-        /// VG/NAME.
-        path: String,
-        /// New size, or +SIZE to add.
-        #[arg(long, allow_hyphen_values = true)]
-        size: String,
-    },
-    /// Remove a logical volume.
-    Rm {
-        /// VG/NAME.
-        path: String,
-    },
-}
-
-/// `snap ...`.
-#[derive(Subcommand, Debug)]
-pub enum SnapCmd {
-    /// Snapshot VG/LV as VG/NAME with a COW store of --size.
-    Create {
-        /// The origin, VG/LV.
-        origin: String,
-        /// The snapshot's name.
-        name: String,
-        /// Size of the COW store (a multiple of the extent size, at most the origin's).
-        #[arg(long)]
-        size: String,
-        /// Chunk: the unit copied on first write (power of two, 4K to 512K).
-        #[arg(long, default_value = "8K")]
-        chunk: String,
-    },
-    /// COW usage of snapshots (like `lvs` Data%), and whether they are still valid.
-    Status {
-        /// Only this VG (or VG/SNAPSHOT).
-        path: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Merge a snapshot back into its origin (the origin returns to the snapshot's state).
-    Merge {
-        /// VG/SNAPSHOT.
-        path: String,
-    },
-    /// Remove a snapshot.
-    Rm {
-        /// VG/SNAPSHOT.
-        path: String,
-    },
-}
-
-/// `thin ...`.
-#[derive(Subcommand, Debug)]
-pub enum ThinCmd {
-    /// Pools.
-    #[command(subcommand)]
-    Pool(PoolCmd),
-    /// Create a thin volume (it may be larger than the pool).
-    Create {
-        /// The pool.
-        pool: String,
-        /// The volume's name (device POOL-NAME).
-        name: String,
-        /// Its virtual size.
-        #[arg(long)]
-        size: String,
-    },
-    /// Snapshot a thin volume (a message to the pool: O(1), nothing copied).
-    Snap {
-        /// The pool.
-        pool: String,
-        /// The volume to snapshot.
-        origin: String,
-        /// The snapshot's name.
-        name: String,
-    },
-    /// Used and total data and metadata blocks of pools, mapped sectors of volumes.
-    Status {
-        /// Only this pool.
-        pool: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a thin volume and free its blocks.
-    Rm {
-        /// The pool.
-        pool: String,
-        /// The volume.
-        name: String,
-    },
-}
-
-/// `thin pool ...`.
-#[derive(Subcommand, Debug)]
-pub enum PoolCmd {
-    /// Create a thin pool over a data and a metadata device.
-    Create {
-        /// Its name (/dev/mapper/NAME).
-        name: String,
-        /// The data device (a block device, or VG/LV).
-        #[arg(long)]
-        data: String,
-        /// The metadata device (a block device, or VG/LV).
-        #[arg(long)]
-        meta: String,
-        /// Block size (multiple of 64K).
-        #[arg(long, default_value = "64K")]
-        block: String,
-        /// When the pool is full, fail writes at once instead of queueing them.
-        #[arg(long)]
-        error_if_no_space: bool,
-    },
-    /// Remove a thin pool (its volumes must be removed first).
-    Rm {
-        /// The pool.
-        name: String,
-    },
-}
-
-/// Run `lvm-snap` as the command line asked.
-pub fn run(cli: Cli) -> std::result::Result<(Exit, Role), (Error, Role)> {
-    let role = Role::Tool;
-    let k = cli.common.kernel("lvm-snap").map_err(|e| (e, role))?;
-    let r = match cli.sub {
-        Sub::Loop(c) => loopdev::run(&k, c),
-        Sub::Pv(c) => lvm::pv(&k, c),
-        Sub::Vg(c) => lvm::vg(&k, c),
-        Sub::Lv(c) => lvm::lv(&k, c),
-        Sub::Snap(c) => snap::run(&k, c),
-        Sub::Thin(c) => thin::run(&k, c),
-        Sub::Table(a) => show(&k, &a, true),
-        Sub::Status(a) => show(&k, &a, false),
-    };
-    r.map(|()| (Exit::Ok, role)).map_err(|e| (e, role))
-}
+/// The tool this lab is, as its trace and its messages name it.
+pub const TOOL: &str = "lvm-snap";
 
 /// Where mapped devices get their names.
 pub const MAPPER_DIR: &str = "/dev/mapper";
@@ -416,6 +137,7 @@ impl<'k> Dm<'k> {
     /// device-mapper is loaded (then make the node, as libdevmapper does), or say
     /// how to get it.
     pub fn open(k: &'k Kernel) -> Result<Dm<'k>> {
+        let _s = k.scope(TOOL);
         let ctl = match k.why("every device-mapper request goes through this one file").dm_open() {
             Ok(c) => c,
             Err(e) if e.errno == Errno::ENOENT => {
@@ -448,26 +170,42 @@ impl<'k> Dm<'k> {
         Path::new(MAPPER_DIR).join(name)
     }
 
-    /// What the kernel knows of device `name`, or None when there is none.
+    /// Whether the kernel can be asked (false in a dry run without device-mapper:
+    /// lookups then answer "unknown").
+    pub fn knows(&self) -> bool {
+        self.ctl.is_real()
+    }
+
+    /// What the kernel knows of device `name`; None when there is none, or when a dry
+    /// run has no device-mapper to ask ([`Dm::knows`]).
     pub fn info(&self, name: &str) -> Result<Option<DmInfo>> {
         match self.k.dm_info(&self.ctl, name) {
-            Ok(i) => Ok(Some(i)),
+            Ok(i) => Ok(i),
             Err(e) if e.errno == Errno::ENXIO => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Whether no device `name` exists (in a dry run without device-mapper, none does).
-    pub fn free_name(&self, name: &str) -> Result<bool> {
+    /// Whether device `name` exists: None when that cannot be known (a dry run
+    /// without device-mapper).
+    pub fn exists(&self, name: &str) -> Result<Option<bool>> {
         let i = self.info(name)?;
-        Ok(i.is_none() || !self.ctl.is_real())
+        Ok(if self.knows() { Some(i.is_some()) } else { None })
     }
 
-    /// `major:minor` of device `name`, as tables name devices.
+    /// Whether no device `name` exists (a dry run that cannot know assumes so).
+    pub fn free_name(&self, name: &str) -> Result<bool> {
+        Ok(self.exists(name)? != Some(true))
+    }
+
+    /// `major:minor` of device `name`, as tables name devices. A dry run that cannot
+    /// know the number names the device by its node, `/dev/mapper/NAME`, which a
+    /// table accepts too.
     pub fn devnum(&self, name: &str) -> Result<String> {
-        match self.info(name)? {
-            Some(i) => Ok(format!("{}:{}", i.major, i.minor)),
-            None => Err(Error::failed(
+        match (self.info(name)?, self.knows()) {
+            (Some(i), _) => Ok(format!("{}:{}", i.major, i.minor)),
+            (None, false) => Ok(Dm::node(name).to_string_lossy().into_owned()),
+            (None, true) => Err(Error::failed(
                 format!("the mapped device {name} does not exist"),
                 "activate its volume group first: lvm-snap vg activate VG",
             )),
@@ -587,31 +325,18 @@ fn load_hint(e: crate::kernel::SysError) -> Error {
     .expect_err("built from an error")
 }
 
-/// `table` / `status`: every device (or one), as dmsetup prints them.
-fn show(k: &Kernel, a: &ShowArgs, table: bool) -> Result<()> {
-    let dm = Dm::open(k)?;
-    let names: Vec<String> = match &a.name {
-        Some(n) => vec![n.clone()],
+/// The live tables (`table`: what `dmsetup table` prints) or the status lines
+/// (what `dmsetup status` prints) of device `name`, or of every mapped device by name.
+pub fn tables(dm: &Dm, name: Option<&str>, table: bool) -> Result<Vec<(String, Vec<DmTarget>)>> {
+    let _s = dm.k.scope(TOOL);
+    let names: Vec<String> = match name {
+        Some(n) => vec![n.to_string()],
         None => dm.list()?.into_iter().map(|d| d.0).collect(),
     };
-    let mut out = std::io::stdout().lock();
-    let mut all = Vec::new();
+    let mut out = Vec::new();
     for n in names {
         let lines = if table { dm.table(&n)? } else { dm.status(&n)? };
-        if a.json {
-            all.push(serde_json::json!({"name": n, "lines": lines}));
-            continue;
-        }
-        let prefix = if a.name.is_some() { String::new() } else { format!("{n}: ") };
-        if lines.is_empty() {
-            writeln!(out, "{}", prefix.trim_end())?;
-        }
-        for l in lines {
-            writeln!(out, "{prefix}{}", l.line())?;
-        }
+        out.push((n, lines));
     }
-    if a.json {
-        writeln!(out, "{}", serde_json::Value::Array(all))?;
-    }
-    Ok(())
+    Ok(out)
 }

@@ -1,25 +1,36 @@
-//! COW snapshots of logical volumes: create (in LVM's order), status, merge, remove.
+//! COW snapshots of logical volumes: [`create`] (in LVM's order), [`status`],
+//! [`merge`], [`remove`].
+
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::dm::device::DmTarget;
 use crate::dm::lvm::{self, dm_name, own_dev, Loaded};
 use crate::dm::meta::{self, human, parse_size, to_extents, Lv, SnapOf};
-use crate::dm::{Dm, SnapCmd};
+use crate::dm::{Dm, TOOL};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Mode};
 
-pub(crate) fn run(k: &Kernel, c: SnapCmd) -> Result<()> {
-    match c {
-        SnapCmd::Create { origin, name, size, chunk } => create(k, &origin, &name, &size, &chunk),
-        SnapCmd::Status { path, json } => status(k, path.as_deref(), json),
-        SnapCmd::Merge { path } => merge(k, &path),
-        SnapCmd::Rm { path } => remove(k, &path),
-    }
+/// A snapshot to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapSpec {
+    /// The origin's VG.
+    pub vg: String,
+    /// The origin LV.
+    pub origin: String,
+    /// The snapshot's name.
+    pub name: String,
+    /// The COW store's size, sectors (a multiple of the extent size and of the chunk,
+    /// at most the origin's).
+    pub sectors: u64,
+    /// The chunk, sectors: the unit copied on first write (a power of two, 4 KiB to
+    /// 512 KiB; [`parse_chunk`]).
+    pub chunk: u64,
 }
 
 /// Check a chunk size: a power of two from 4 KiB to 512 KiB, in sectors.
-pub(crate) fn parse_chunk(s: &str) -> Result<u64> {
+pub fn parse_chunk(s: &str) -> Result<u64> {
     let c = parse_size(s)?;
     if !c.is_power_of_two() || !(8..=1024).contains(&c) {
         return Err(Error::Usage(format!(
@@ -29,11 +40,21 @@ pub(crate) fn parse_chunk(s: &str) -> Result<u64> {
     Ok(c)
 }
 
-fn create(k: &Kernel, origin: &str, name: &str, size: &str, chunk: &str) -> Result<()> {
-    let (vgname, oname) = meta::split_path(origin)?;
+/// Snapshot `spec.vg/spec.origin` as `spec.name`: allocate its COW store, write the
+/// metadata, then build the devices in LVM's order with the origin suspended (see
+/// the module's essay). On a failure the devices made are removed and the metadata
+/// put back. Returns `/dev/mapper/VG-NAME`.
+pub fn create(k: &Kernel, spec: &SnapSpec) -> Result<PathBuf> {
+    let _s = k.scope(TOOL);
+    let (vgname, oname, name, sectors, chunk) =
+        (&spec.vg[..], &spec.origin[..], &spec.name[..], spec.sectors, spec.chunk);
+    let origin = format!("{vgname}/{oname}");
+    meta::check_name("volume group", vgname)?;
+    meta::check_name("logical volume", oname)?;
     meta::check_name("snapshot", name)?;
-    let sectors = parse_size(size)?;
-    let chunk = parse_chunk(chunk)?;
+    if !chunk.is_power_of_two() || !(8..=1024).contains(&chunk) {
+        return Err(Error::Usage(format!("invalid chunk size {}: a power of two from 4K to 512K", human(chunk))));
+    }
     let mut l = lvm::load(k, vgname)?;
     let o = l.vg.need_lv(oname)?.clone();
     if o.snapshot.is_some() {
@@ -73,8 +94,7 @@ fn create(k: &Kernel, origin: &str, name: &str, size: &str, chunk: &str) -> Resu
         lvm::rollback(k, &mut l, before);
         return Err(e);
     }
-    println!("{}", Dm::node(&dm_name(&l.vg, name)).display());
-    Ok(())
+    Ok(Dm::node(&dm_name(&l.vg, name)))
 }
 
 /// The devices, in LVM's order. `first`: the origin has no snapshot yet, so its
@@ -136,7 +156,7 @@ fn build(dm: &Dm, l: &Loaded, o: &Lv, snap: &Lv, first: bool) -> Result<()> {
 
 /// A snapshot's state, from its status line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct SnapState {
+pub struct SnapState {
     /// VG/NAME.
     pub name: String,
     /// Origin.
@@ -152,13 +172,16 @@ pub(crate) struct SnapState {
 }
 
 /// Parse a snapshot (or snapshot-merge) status line: `16/40960 16` or `Invalid`.
-pub(crate) fn parse_status(params: &str) -> Option<(u64, u64, u64)> {
+pub fn parse_status(params: &str) -> Option<(u64, u64, u64)> {
     let mut t = params.split_whitespace();
     let (used, total) = t.next()?.split_once('/')?;
     Some((used.parse().ok()?, total.parse().ok()?, t.next()?.parse().ok()?))
 }
 
-fn status(k: &Kernel, path: Option<&str>, json: bool) -> Result<()> {
+/// The COW usage of every snapshot (like `lvs` Data%), or of those of one VG
+/// (`path` = `VG`), or one (`VG/SNAPSHOT`), and whether each is still valid.
+pub fn status(k: &Kernel, path: Option<&str>) -> Result<Vec<SnapState>> {
+    let _s = k.scope(TOOL);
     let (vgs, only): (Vec<String>, Option<String>) = match path {
         Some(p) => match p.split_once('/') {
             Some((v, s)) => (vec![v.to_string()], Some(s.to_string())),
@@ -197,33 +220,16 @@ fn status(k: &Kernel, path: Option<&str>, json: bool) -> Result<()> {
             });
         }
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&states).unwrap_or_default());
-        return Ok(());
-    }
-    println!("{:<20} {:<20} {:>8} {:>12} {:>12}  STATE", "SNAPSHOT", "ORIGIN", "DATA%", "USED", "COW SIZE");
-    for s in &states {
-        let pct = if s.total > 0 { 100.0 * s.used as f64 / s.total as f64 } else { 0.0 };
-        println!(
-            "{:<20} {:<20} {:>7.2}% {:>12} {:>12}  {}",
-            s.name,
-            s.origin,
-            pct,
-            human(s.used),
-            human(s.total),
-            s.state
-        );
-        if s.state == "Invalid" {
-            println!(
-                "  {} is invalid: its COW store filled up, so it can no longer tell the origin's old data; remove it (snap rm {})",
-                s.name, s.name
-            );
-        }
-    }
-    Ok(())
+    Ok(states)
 }
 
-fn merge(k: &Kernel, path: &str) -> Result<()> {
+/// Merge snapshot `path` (`VG/SNAPSHOT`) back into its origin: the origin returns to
+/// the snapshot's state (`snapshot-merge`: the kernel copies each chunk back, the
+/// status counts down), then gets its plain table again. Refused while the origin or
+/// the snapshot is in use, when the origin has other snapshots, and for an invalid
+/// snapshot. Returns the origin, `VG/LV`.
+pub fn merge(k: &Kernel, path: &str) -> Result<String> {
+    let _s = k.scope(TOOL);
     let (vgname, name) = meta::split_path(path)?;
     let mut l = lvm::load(k, vgname)?;
     let snap = l.vg.need_lv(name)?.clone();
@@ -313,11 +319,13 @@ fn merge(k: &Kernel, path: &str) -> Result<()> {
     dm.remove(&cow)?;
     l.vg.lvs.retain(|x| x.name != name);
     lvm::commit(k, &mut l)?;
-    println!("{path} merged into {vgname}/{}", s.origin);
-    Ok(())
+    Ok(format!("{vgname}/{}", s.origin))
 }
 
-fn remove(k: &Kernel, path: &str) -> Result<()> {
+/// Remove snapshot `path` (`VG/SNAPSHOT`): its devices, and when it was the origin's
+/// last, the origin's `-real` device (the origin gets its plain table back).
+pub fn remove(k: &Kernel, path: &str) -> Result<()> {
+    let _s = k.scope(TOOL);
     let (vgname, name) = meta::split_path(path)?;
     let mut l = lvm::load(k, vgname)?;
     let snap = l.vg.need_lv(name)?.clone();

@@ -5,59 +5,32 @@
 //! `CONTLAB-thin-POOL-ID`, and in its table line (`thin 253:0 ID`): contlab keeps no
 //! other record of thin volumes, so after a reboot the pool's metadata still holds
 //! their blocks but not their names.
+//!
+//! Two levels of operations, each on an open [`Dm`]:
+//!
+//! - by thin id, what a storage driver needs (docker's `devicemapper` driver keeps its
+//!   own table of ids): [`pool_create`], [`create_thin`], [`snapshot`] (thin id A as
+//!   B), [`activate`] a thin id as `/dev/mapper/NAME`, [`deactivate`], [`delete_thin`],
+//!   [`pool_remove`];
+//! - by name, what `lvm-snap thin` does: [`volume_create`], [`volume_snapshot`],
+//!   [`volume_remove`], [`volumes`], [`status`].
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::dm::device::DmTarget;
-use crate::dm::meta::{self, human, parse_size};
-use crate::dm::{Dm, PoolCmd, ThinCmd};
+use crate::dm::meta::{self, human};
+use crate::dm::{Dm, TOOL};
 use crate::error::{Error, Hint, Result};
-use crate::kernel::{Errno, Kernel};
+use crate::kernel::Errno;
 
 /// The thin-pool metadata superblock's magic number (`THIN_SUPERBLOCK_MAGIC`), at
 /// byte 32 of the metadata device.
 const THIN_MAGIC: u64 = 27022010;
 
-pub(crate) fn run(k: &Kernel, c: ThinCmd) -> Result<()> {
-    match c {
-        ThinCmd::Pool(PoolCmd::Create { name, data, meta, block, error_if_no_space }) => {
-            pool_create(k, &name, &data, &meta, &block, error_if_no_space)
-        }
-        ThinCmd::Pool(PoolCmd::Rm { name }) => {
-            let dm = Dm::open(k)?;
-            let vols = volumes(&dm, &name)?;
-            if !vols.is_empty() {
-                return Err(Error::failed(
-                    format!(
-                        "pool {name} still has volumes: {}",
-                        vols.iter().map(|v| v.0.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                    "remove them first (lvm-snap thin rm POOL NAME)",
-                ));
-            }
-            need_pool(&dm, &name)?;
-            dm.remove(&name)
-        }
-        ThinCmd::Create { pool, name, size } => create(k, &pool, &name, &size),
-        ThinCmd::Snap { pool, origin, name } => snap(k, &pool, &origin, &name),
-        ThinCmd::Status { pool, json } => status(k, pool.as_deref(), json),
-        ThinCmd::Rm { pool, name } => {
-            let dm = Dm::open(k)?;
-            need_pool(&dm, &pool)?;
-            let dev = format!("{pool}-{name}");
-            let id = thin_id(&dm, &pool, &dev)?;
-            dm.remove(&dev)?;
-            dm.k.why("free the volume's blocks and forget its mapping");
-            dm.message(&pool, &format!("delete {id}"))?;
-            Ok(())
-        }
-    }
-}
-
 /// A device argument: a path, or VG/LV for `/dev/mapper/VG-LV`.
-fn dev_path(s: &str) -> PathBuf {
+pub fn dev_path(s: &str) -> PathBuf {
     if s.starts_with('/') {
         PathBuf::from(s)
     } else if let Some((vg, lv)) = s.split_once('/') {
@@ -67,26 +40,56 @@ fn dev_path(s: &str) -> PathBuf {
     }
 }
 
-fn pool_create(k: &Kernel, name: &str, data: &str, meta_dev: &str, block: &str, error_if_no_space: bool) -> Result<()> {
-    meta::check_name("pool", name)?;
-    let block = parse_size(block)?;
-    if block % 128 != 0 || !(128..=2097152).contains(&block) {
-        return Err(Error::Usage(format!("invalid --block {}: a multiple of 64K between 64K and 1G", human(block))));
+/// A thin pool to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// Its name (`/dev/mapper/NAME`).
+    pub name: String,
+    /// The data device: cut in blocks, given to the volumes on first write.
+    pub data: PathBuf,
+    /// The metadata device: the pool's B-trees (a fresh one is formatted; one that
+    /// holds a pool's superblock already is reopened, with its volumes).
+    pub meta: PathBuf,
+    /// Block size, sectors (a multiple of 64 KiB, from 64 KiB to 1 GiB).
+    pub block: u64,
+    /// When the pool is full, fail writes at once instead of queueing them.
+    pub error_if_no_space: bool,
+}
+
+impl PoolSpec {
+    /// Check what can be checked without the kernel (usage errors).
+    pub fn check(&self) -> Result<()> {
+        meta::check_name("pool", &self.name)?;
+        if !self.block.is_multiple_of(128) || !(128..=2097152).contains(&self.block) {
+            return Err(Error::Usage(format!(
+                "invalid --block {}: a multiple of 64K between 64K and 1G",
+                human(self.block)
+            )));
+        }
+        if self.data == self.meta {
+            return Err(Error::Usage("--data and --meta must be two different devices".into()));
+        }
+        Ok(())
     }
-    let (dp, mp) = (dev_path(data), dev_path(meta_dev));
-    if dp == mp {
-        return Err(Error::Usage("--data and --meta must be two different devices".into()));
-    }
-    let dm = Dm::open(k)?;
-    let (da, db) = k.blk_dev_number(&dp).hint(
+}
+
+/// Create a thin pool over `spec.data` and `spec.meta`: zero the metadata device's
+/// superblock (unless it holds a pool already), then a `thin-pool` device whose
+/// table names both. Returns `/dev/mapper/NAME`.
+pub fn pool_create(dm: &Dm, spec: &PoolSpec) -> Result<PathBuf> {
+    let k = dm.k;
+    let _s = k.scope(TOOL);
+    spec.check()?;
+    let (name, dp, mp, block) = (&spec.name, &spec.data, &spec.meta, spec.block);
+    let (da, db) = k.blk_dev_number(dp).hint(
         Errno::ENOTBLK,
         &format!("{} is not a block device: attach a file with lvm-snap loop attach", dp.display()),
     )?;
-    let (ma, mb) = k.blk_dev_number(&mp).hint(
+    let (ma, mb) = k.blk_dev_number(mp).hint(
         Errno::ENOTBLK,
         &format!("{} is not a block device: attach a file with lvm-snap loop attach", mp.display()),
     )?;
-    let dfd = k.open_dev(&dp, false, false)?;
+    let dfd = k.open_dev(dp, false, false)?;
     let data_sectors = k.blk_size(&dfd)? / 512 / block * block;
     drop(dfd);
     if data_sectors == 0 {
@@ -95,7 +98,7 @@ fn pool_create(k: &Kernel, name: &str, data: &str, meta_dev: &str, block: &str, 
             "use a larger data device",
         ));
     }
-    let mfd = k.open_dev(&mp, true, false)?;
+    let mfd = k.open_dev(mp, true, false)?;
     let head = k.why("does the metadata device already hold a pool's superblock?").pread_dev(&mfd, 0, 4096)?;
     let reuse = head.len() >= 40 && u64::from_le_bytes(head[32..40].try_into().unwrap()) == THIN_MAGIC;
     if reuse {
@@ -111,7 +114,7 @@ fn pool_create(k: &Kernel, name: &str, data: &str, meta_dev: &str, block: &str, 
     drop(mfd);
     let low_water = (data_sectors / block / 10).max(1);
     let mut params = format!("{ma}:{mb} {da}:{db} {block} {low_water}");
-    if error_if_no_space {
+    if spec.error_if_no_space {
         params.push_str(" 1 error_if_no_space");
     }
     dm.create(
@@ -119,13 +122,31 @@ fn pool_create(k: &Kernel, name: &str, data: &str, meta_dev: &str, block: &str, 
         &format!("{}thin-{name}", meta::UUID_PREFIX),
         &[DmTarget::new(0, data_sectors, "thin-pool", params)],
     )?;
-    println!("{}", Dm::node(name).display());
-    Ok(())
+    Ok(Dm::node(name))
+}
+
+/// Remove a thin pool: refused while it still has volumes named `POOL-NAME`. The data
+/// and metadata devices keep what the pool wrote (create it again on the same
+/// metadata device to reopen it).
+pub fn pool_remove(dm: &Dm, name: &str) -> Result<()> {
+    let _s = dm.k.scope(TOOL);
+    let vols = volumes(dm, name)?;
+    if !vols.is_empty() {
+        return Err(Error::failed(
+            format!(
+                "pool {name} still has volumes: {}",
+                vols.iter().map(|v| v.0.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            "remove them first (lvm-snap thin rm POOL NAME)",
+        ));
+    }
+    need_pool(dm, name)?;
+    dm.remove(name)
 }
 
 fn need_pool(dm: &Dm, pool: &str) -> Result<()> {
     meta::check_name("pool", pool)?;
-    if dm.info(pool)?.is_none() {
+    if dm.exists(pool)? == Some(false) {
         return Err(Error::failed(
             format!("there is no thin pool {pool}"),
             "create it: lvm-snap thin pool create POOL --data DEV --meta DEV",
@@ -134,8 +155,81 @@ fn need_pool(dm: &Dm, pool: &str) -> Result<()> {
     Ok(())
 }
 
-/// The volumes of `pool`: (name, thin id), from the uuids.
-fn volumes(dm: &Dm, pool: &str) -> Result<Vec<(String, u64)>> {
+fn uuid(pool: &str, id: u64) -> String {
+    format!("{}thin-{pool}-{id}", meta::UUID_PREFIX)
+}
+
+/// `DM_TARGET_MSG "create_thin ID"` to the pool: a new, empty thin volume. `EEXIST`
+/// when the pool's metadata has that id already.
+pub fn create_thin(dm: &Dm, pool: &str, id: u64) -> Result<()> {
+    let _s = dm.k.scope(TOOL);
+    dm.k.why("a new, empty volume in the pool's metadata");
+    dm.message(pool, &format!("create_thin {id}")).map(|_| ())
+}
+
+/// `DM_TARGET_MSG "create_snap ID ORIGIN"`: thin volume `id` shares every block of
+/// `origin` (O(1): nothing is copied until one side writes). The kernel requires an
+/// active origin to be suspended meanwhile: an active device of the pool whose uuid
+/// names `origin` (any name) is suspended, then resumed.
+pub fn snapshot(dm: &Dm, pool: &str, origin: u64, id: u64) -> Result<()> {
+    let _s = dm.k.scope(TOOL);
+    let active = device_of(dm, pool, origin)?;
+    if let Some(d) = &active {
+        dm.k.why("flush the origin's writes in flight: the snapshot must see all of them");
+        dm.suspend(d)?;
+    }
+    dm.k.why("share every block of the origin: O(1), nothing is copied until one side writes");
+    let r = dm.message(pool, &format!("create_snap {id} {origin}")).map(|_| ());
+    if let Some(d) = &active {
+        dm.resume(d)?;
+    }
+    r
+}
+
+/// `DM_TARGET_MSG "delete ID"`: free the blocks of thin volume `id` and forget its
+/// mapping. It must not be active ([`deactivate`] it first).
+pub fn delete_thin(dm: &Dm, pool: &str, id: u64) -> Result<()> {
+    let _s = dm.k.scope(TOOL);
+    dm.k.why("free the volume's blocks and forget its mapping");
+    dm.message(pool, &format!("delete {id}")).map(|_| ())
+}
+
+/// Expose thin volume `id` of `pool` as `/dev/mapper/NAME`, `sectors` long (its
+/// virtual size: a thin volume's size is its table's): a `thin POOL ID` device, whose
+/// uuid records the id. Returns the node.
+pub fn activate(dm: &Dm, pool: &str, id: u64, name: &str, sectors: u64) -> Result<PathBuf> {
+    let _s = dm.k.scope(TOOL);
+    if name.is_empty() || name.len() >= 128 || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::Usage(format!("invalid device name {name:?}: 1 to 127 bytes, without '/'")));
+    }
+    let pn = dm.devnum(pool)?;
+    activate_on(dm, &pn, pool, id, name, sectors)
+}
+
+fn activate_on(dm: &Dm, pn: &str, pool: &str, id: u64, name: &str, sectors: u64) -> Result<PathBuf> {
+    dm.create(name, &uuid(pool, id), &[DmTarget::new(0, sectors, "thin", format!("{pn} {id}"))])?;
+    Ok(Dm::node(name))
+}
+
+/// Remove the device of a thin volume (the volume and its blocks stay in the pool).
+pub fn deactivate(dm: &Dm, name: &str) -> Result<()> {
+    let _s = dm.k.scope(TOOL);
+    dm.remove(name)
+}
+
+/// The active device exposing thin id `id` of `pool`, by its uuid, whatever its name.
+pub fn device_of(dm: &Dm, pool: &str, id: u64) -> Result<Option<String>> {
+    let want = uuid(pool, id);
+    for (n, _, _) in dm.list()? {
+        if dm.info(&n)?.is_some_and(|i| i.uuid == want) {
+            return Ok(Some(n));
+        }
+    }
+    Ok(None)
+}
+
+/// The volumes of `pool` named `POOL-NAME`: (name, thin id), from their uuids.
+pub fn volumes(dm: &Dm, pool: &str) -> Result<Vec<(String, u64)>> {
     let prefix = format!("{pool}-");
     let mut out = Vec::new();
     for (n, _, _) in dm.list()? {
@@ -151,9 +245,15 @@ fn volumes(dm: &Dm, pool: &str) -> Result<Vec<(String, u64)>> {
 }
 
 fn thin_id(dm: &Dm, pool: &str, dev: &str) -> Result<u64> {
-    let i = dm.info(dev)?.ok_or_else(|| {
-        Error::failed(format!("pool {pool} has no volume {dev}"), format!("lvm-snap thin status {pool} lists them"))
-    })?;
+    let Some(i) = dm.info(dev)? else {
+        if !dm.knows() {
+            return Ok(0);
+        }
+        return Err(Error::failed(
+            format!("pool {pool} has no volume {dev}"),
+            format!("lvm-snap thin status {pool} lists them"),
+        ));
+    };
     i.uuid.rsplit('-').next().and_then(|x| x.parse().ok()).ok_or_else(|| {
         Error::failed(format!("{dev} is not a thin volume made by lvm-snap"), "use dmsetup for devices of other tools")
     })
@@ -173,11 +273,28 @@ fn new_id(dm: &Dm, pool: &str, msg: impl Fn(u64) -> String) -> Result<u64> {
     Err(Error::failed(format!("no free thin id in pool {pool}"), "remove unused thin volumes"))
 }
 
-fn create(k: &Kernel, pool: &str, name: &str, size: &str) -> Result<()> {
+/// A thin volume, as the by-name operations make it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThinVolume {
+    /// Its name in the pool (`/dev/mapper/POOL-NAME`).
+    pub name: String,
+    /// Its thin id.
+    pub id: u64,
+    /// Its device node.
+    pub dev: PathBuf,
+    /// Its virtual size, sectors.
+    pub sectors: u64,
+}
+
+/// Create thin volume `name` of `pool`, `sectors` long (it may be larger than the
+/// pool: blocks are allocated on first write), with the next free thin id, and
+/// activate it as `/dev/mapper/POOL-NAME`. If the device cannot be made, the id is
+/// deleted again.
+pub fn volume_create(dm: &Dm, pool: &str, name: &str, sectors: u64) -> Result<ThinVolume> {
+    let k = dm.k;
+    let _s = k.scope(TOOL);
     meta::check_name("thin volume", name)?;
-    let sectors = parse_size(size)?;
-    let dm = Dm::open(k)?;
-    need_pool(&dm, pool)?;
+    need_pool(dm, pool)?;
     let dev = format!("{pool}-{name}");
     if !dm.free_name(&dev)? {
         return Err(Error::failed(format!("{dev} exists already"), "choose another name"));
@@ -192,25 +309,24 @@ fn create(k: &Kernel, pool: &str, name: &str, size: &str) -> Result<()> {
         ));
     }
     k.why("a new, empty volume in the pool's metadata");
-    let id = new_id(&dm, pool, |id| format!("create_thin {id}"))?;
-    if let Err(e) = dm.create(
-        &dev,
-        &format!("{}thin-{pool}-{id}", meta::UUID_PREFIX),
-        &[DmTarget::new(0, sectors, "thin", format!("{pn} {id}"))],
-    ) {
-        let _ = dm.message(pool, &format!("delete {id}"));
-        return Err(e);
+    let id = new_id(dm, pool, |id| format!("create_thin {id}"))?;
+    match activate_on(dm, &pn, pool, id, &dev, sectors) {
+        Ok(node) => Ok(ThinVolume { name: name.into(), id, dev: node, sectors }),
+        Err(e) => {
+            let _ = dm.message(pool, &format!("delete {id}"));
+            Err(e)
+        }
     }
-    println!("{}", Dm::node(&dev).display());
-    Ok(())
 }
 
-fn snap(k: &Kernel, pool: &str, origin: &str, name: &str) -> Result<()> {
+/// Snapshot thin volume `origin` of `pool` as `name` (the origin suspended while the
+/// pool records it), and activate it with the origin's size.
+pub fn volume_snapshot(dm: &Dm, pool: &str, origin: &str, name: &str) -> Result<ThinVolume> {
+    let _s = dm.k.scope(TOOL);
     meta::check_name("thin volume", name)?;
-    let dm = Dm::open(k)?;
-    need_pool(&dm, pool)?;
+    need_pool(dm, pool)?;
     let odev = format!("{pool}-{origin}");
-    let oid = thin_id(&dm, pool, &odev)?;
+    let oid = thin_id(dm, pool, &odev)?;
     let dev = format!("{pool}-{name}");
     if !dm.free_name(&dev)? {
         return Err(Error::failed(format!("{dev} exists already"), "choose another name"));
@@ -220,24 +336,33 @@ fn snap(k: &Kernel, pool: &str, origin: &str, name: &str) -> Result<()> {
     dm.k.why("flush the origin's writes in flight: the snapshot must see all of them");
     dm.suspend(&odev)?;
     dm.k.why("share every block of the origin: O(1), nothing is copied until one side writes");
-    let id = new_id(&dm, pool, |id| format!("create_snap {id} {oid}"));
+    let id = new_id(dm, pool, |id| format!("create_snap {id} {oid}"));
     dm.resume(&odev)?;
     let id = id?;
-    if let Err(e) = dm.create(
-        &dev,
-        &format!("{}thin-{pool}-{id}", meta::UUID_PREFIX),
-        &[DmTarget::new(0, size, "thin", format!("{pn} {id}"))],
-    ) {
-        let _ = dm.message(pool, &format!("delete {id}"));
-        return Err(e);
+    match activate_on(dm, &pn, pool, id, &dev, size) {
+        Ok(node) => Ok(ThinVolume { name: name.into(), id, dev: node, sectors: size }),
+        Err(e) => {
+            let _ = dm.message(pool, &format!("delete {id}"));
+            Err(e)
+        }
     }
-    println!("{}", Dm::node(&dev).display());
+}
+
+/// Remove thin volume `name` of `pool`: its device, then its id and blocks.
+pub fn volume_remove(dm: &Dm, pool: &str, name: &str) -> Result<()> {
+    let _s = dm.k.scope(TOOL);
+    need_pool(dm, pool)?;
+    let dev = format!("{pool}-{name}");
+    let id = thin_id(dm, pool, &dev)?;
+    dm.remove(&dev)?;
+    dm.k.why("free the volume's blocks and forget its mapping");
+    dm.message(pool, &format!("delete {id}"))?;
     Ok(())
 }
 
 /// A thin pool's status line, decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-pub(crate) struct PoolStatus {
+pub struct PoolStatus {
     /// Transaction id (grows with each metadata commit).
     pub transaction: u64,
     /// Metadata blocks (4 KiB) used / total.
@@ -257,7 +382,7 @@ pub(crate) struct PoolStatus {
 }
 
 /// Parse `0 10/4096 3/4096 - rw discard_passdown queue_if_no_space - 1024`.
-pub(crate) fn parse_pool(params: &str) -> Option<PoolStatus> {
+pub fn parse_pool(params: &str) -> Option<PoolStatus> {
     let t: Vec<&str> = params.split_whitespace().collect();
     let frac = |s: &str| -> Option<(u64, u64)> {
         let (a, b) = s.split_once('/')?;
@@ -280,11 +405,47 @@ pub(crate) fn parse_pool(params: &str) -> Option<PoolStatus> {
     })
 }
 
-fn status(k: &Kernel, pool: Option<&str>, json: bool) -> Result<()> {
-    let dm = Dm::open(k)?;
+/// One volume in a [`PoolReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeReport {
+    /// Its name in the pool.
+    pub name: String,
+    /// Its thin id.
+    pub id: u64,
+    /// Its virtual size, sectors.
+    pub size: u64,
+    /// Sectors mapped to data blocks so far.
+    pub mapped: u64,
+}
+
+/// A pool's state: its status line decoded, its block size, its volumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolReport {
+    /// The pool.
+    pub pool: String,
+    /// Block size, sectors.
+    pub block: u64,
+    /// Its status.
+    pub status: PoolStatus,
+    /// Its volumes named `POOL-NAME`.
+    pub volumes: Vec<VolumeReport>,
+}
+
+impl PoolReport {
+    /// Whether every data block is allocated (or the kernel says so).
+    pub fn full(&self) -> bool {
+        let st = &self.status;
+        st.mode == "out_of_data_space" || (st.data_total > 0 && st.data_used == st.data_total)
+    }
+}
+
+/// The state of `pool`, or of every contlab pool (devices whose uuid is
+/// `CONTLAB-thin-NAME`).
+pub fn status(dm: &Dm, pool: Option<&str>) -> Result<Vec<PoolReport>> {
+    let _s = dm.k.scope(TOOL);
     let pools: Vec<String> = match pool {
         Some(p) => {
-            need_pool(&dm, p)?;
+            need_pool(dm, p)?;
             vec![p.to_string()]
         }
         None => dm
@@ -304,7 +465,7 @@ fn status(k: &Kernel, pool: Option<&str>, json: bool) -> Result<()> {
             .unwrap_or(128);
         let st = parse_pool(&line).unwrap_or_default();
         let mut vols = Vec::new();
-        for (v, id) in volumes(&dm, &p)? {
+        for (v, id) in volumes(dm, &p)? {
             let dev = format!("{p}-{v}");
             let size = dm.table(&dev)?.first().map(|t| t.length).unwrap_or(0);
             let mapped = dm
@@ -312,59 +473,82 @@ fn status(k: &Kernel, pool: Option<&str>, json: bool) -> Result<()> {
                 .first()
                 .and_then(|t| t.params.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()))
                 .unwrap_or(0);
-            vols.push(serde_json::json!({"name": v, "id": id, "size": size, "mapped": mapped}));
+            vols.push(VolumeReport { name: v, id, size, mapped });
         }
-        if json {
-            all.push(serde_json::json!({"pool": p, "block": block, "status": st, "volumes": vols}));
-            continue;
-        }
-        let pct = |a: u64, b: u64| if b > 0 { 100.0 * a as f64 / b as f64 } else { 0.0 };
-        println!(
-            "pool {p}: data {}/{} blocks ({:.2}%, {} of {}), metadata {}/{} blocks ({:.2}%), {} {}",
-            st.data_used,
-            st.data_total,
-            pct(st.data_used, st.data_total),
-            human(st.data_used * block),
-            human(st.data_total * block),
-            st.meta_used,
-            st.meta_total,
-            pct(st.meta_used, st.meta_total),
-            st.mode,
-            st.when_full
-        );
-        if st.mode == "out_of_data_space" || (st.data_total > 0 && st.data_used == st.data_total) {
-            let what = if st.when_full == "error_if_no_space" {
-                "writes to unallocated blocks fail at once with ENOSPC (error_if_no_space)"
-            } else {
-                "writes to unallocated blocks are queued, and fail with ENOSPC after 60 s (no_space_timeout) (queue_if_no_space)"
-            };
-            println!("  pool {p} is FULL: {what}; grow its data device and reload the pool, or remove volumes");
-        }
-        if st.needs_check {
-            println!("  pool {p} needs a check: remove it and run thin_check on its metadata device");
-        }
-        for v in vols {
-            let size = v["size"].as_u64().unwrap_or(0);
-            let mapped = v["mapped"].as_u64().unwrap_or(0);
-            println!(
-                "  {:<16} id {:<3} size {:>10}  mapped {:>10} ({:.2}%)",
-                v["name"].as_str().unwrap_or(""),
-                v["id"],
-                human(size),
-                human(mapped),
-                pct(mapped, size)
-            );
-        }
+        all.push(PoolReport { pool: p, block, status: st, volumes: vols });
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-    }
-    Ok(())
+    Ok(all)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::{Event, Kernel};
+
+    /// A recording kernel on which /dev/mapper/control cannot be opened (the first
+    /// openat fails), wherever the test runs: queries are not made, changes recorded.
+    fn no_dm() -> Kernel {
+        let k = Kernel::recording(TOOL);
+        k.inject("openat", 1, Errno::ENOENT);
+        k
+    }
+
+    fn ioctls(events: &[Event]) -> Vec<String> {
+        events.iter().filter(|e| e.call == "ioctl" || e.call == "unlink").map(|e| e.call_text()).collect()
+    }
+
+    #[test]
+    fn by_id_operations_are_the_pool_messages_and_a_thin_table() {
+        let k = no_dm();
+        let dm = Dm::open(&k).unwrap();
+        create_thin(&dm, "pool", 7).unwrap();
+        snapshot(&dm, "pool", 7, 8).unwrap();
+        assert_eq!(activate(&dm, "pool", 8, "ctr-8", 2048).unwrap(), PathBuf::from("/dev/mapper/ctr-8"));
+        deactivate(&dm, "ctr-8").unwrap();
+        delete_thin(&dm, "pool", 8).unwrap();
+        let got = ioctls(&k.events());
+        let msgs: Vec<&String> = got.iter().filter(|c| c.contains("DM_TARGET_MSG")).collect();
+        assert!(msgs[0].contains(r#"message: "create_thin 7""#), "{got:#?}");
+        assert!(msgs[1].contains(r#"message: "create_snap 8 7""#), "{got:#?}");
+        assert!(msgs[2].contains(r#"message: "delete 8""#), "{got:#?}");
+        assert!(got.iter().any(|c| c.contains(r#"DM_DEV_CREATE, {name: "ctr-8", uuid: "CONTLAB-thin-pool-8"}"#)));
+        assert!(got.iter().any(|c| c.contains(r#"table: "0 2048 thin /dev/mapper/pool 8""#)), "{got:#?}");
+        assert!(got.iter().any(|c| c.contains(r#"DM_DEV_REMOVE, {name: "ctr-8"}"#)));
+        assert!(k.events().iter().all(|e| e.lab == TOOL));
+    }
+
+    #[test]
+    fn a_volume_whose_device_cannot_be_made_gives_its_id_back() {
+        // ioctls: VERSION, STATUS pool, STATUS pool-v, STATUS pool, TABLE_STATUS pool,
+        // LIST, TARGET_MSG create_thin, DEV_CREATE, then #9 TABLE_LOAD fails.
+        let k = no_dm();
+        k.inject("ioctl", 9, Errno::EINVAL);
+        let dm = Dm::open(&k).unwrap();
+        let e = volume_create(&dm, "pool", "v", 2048).unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::EINVAL), "{e}");
+        let got = ioctls(&k.events());
+        let at = got.iter().position(|c| c.contains("DM_TABLE_LOAD")).unwrap();
+        assert!(got[at].contains("= -1 EINVAL"), "{got:#?}");
+        let undo = &got[at + 1..];
+        assert_eq!(undo.len(), 3, "{got:#?}");
+        assert!(undo[0].contains(r#"DM_DEV_REMOVE, {name: "pool-v"}"#), "{undo:#?}");
+        assert!(undo[1].starts_with(r#"unlink("/dev/mapper/pool-v")"#), "{undo:#?}");
+        assert!(undo[2].contains(r#"message: "delete 0""#), "{undo:#?}");
+    }
+
+    #[test]
+    fn pool_specs_are_checked_before_the_kernel_is_asked() {
+        let spec = |block, meta: &str| PoolSpec {
+            name: "p".into(),
+            data: "/dev/loop0".into(),
+            meta: meta.into(),
+            block,
+            error_if_no_space: false,
+        };
+        assert!(spec(128, "/dev/loop1").check().is_ok());
+        assert!(matches!(spec(20, "/dev/loop1").check(), Err(Error::Usage(_))));
+        assert!(matches!(spec(128, "/dev/loop0").check(), Err(Error::Usage(_))));
+    }
 
     #[test]
     fn pool_status() {

@@ -11,7 +11,6 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode as Perm, SFlag};
 use serde::Serialize;
 
-use super::errno_of;
 use super::trace::quote;
 use super::{flags, Call, Effect, Errno, Kernel, Kind, SysError};
 
@@ -241,10 +240,39 @@ impl Kernel {
         )
     }
 
-    /// `openat(2)` with `O_CREAT` then `ftruncate(2)` — make a sparse file of `size`
-    /// bytes to back a loop device (no block is allocated until written).
+    /// `openat(2)` with `O_WRONLY|O_CREAT|O_EXCL`, mode 0666 (less the umask): create a
+    /// new, empty file, failing with `EEXIST` if the name is taken. A dry run creates
+    /// nothing and gives a descriptor that is not open.
+    /// <https://man7.org/linux/man-pages/man2/openat.2.html>
+    pub fn create_new(&self, path: &Path) -> Result<DevFd, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "create a new file, failing if the name is taken",
+            effect: Effect::Change,
+        };
+        let fl = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+        let shown = path.to_string_lossy().into_owned();
+        self.perform(
+            &C,
+            vec!["AT_FDCWD".into(), quote(&shown, 256), flags::open_flags(fl.bits()), "0666".into()],
+            || DevFd { fd: None, path: shown.clone() },
+            || {
+                Ok(DevFd {
+                    fd: Some(nix::fcntl::open(path, fl, Perm::from_bits_truncate(0o666))?),
+                    path: shown.clone(),
+                })
+            },
+            // A dry run opens nothing: it shows the descriptor the open would give.
+            |f| f.fd.as_ref().map(|f| f.as_raw_fd().to_string()).unwrap_or_else(|| "3".into()),
+        )
+    }
+
+    /// `ftruncate(2)` — set an open file's size; growing it leaves a hole that takes
+    /// no disk space until written (a sparse file to back a loop device).
     /// <https://man7.org/linux/man-pages/man2/ftruncate.2.html>
-    pub fn create_sparse(&self, path: &Path, size: u64) -> Result<(), SysError> {
+    pub fn ftruncate(&self, file: &DevFd, size: u64) -> Result<(), SysError> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "ftruncate",
@@ -252,14 +280,12 @@ impl Kernel {
             what: "set a file's size; growing it leaves a hole that uses no disk until written",
             effect: Effect::Change,
         };
+        let num = file.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(3);
         self.perform(
             &C,
-            vec![quote(&path.to_string_lossy(), 256), size.to_string()],
+            vec![format!("{num}<{}>", file.path), size.to_string()],
             || (),
-            || {
-                let f = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(errno_of)?;
-                f.set_len(size).map_err(errno_of)
-            },
+            || nix::unistd::ftruncate(file.fd.as_ref().ok_or(Errno::EBADF)?, size as i64),
             |_| "0".into(),
         )
     }

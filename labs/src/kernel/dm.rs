@@ -291,13 +291,19 @@ impl DmReq<'_> {
 
 impl Kernel {
     /// `openat(2)` on `/dev/mapper/control`, device-mapper's one door. In a dry run on
-    /// a machine without device-mapper, the requests are still shown, against a
-    /// control file that is not there.
+    /// a machine without device-mapper (or without the right to open it), the
+    /// requests are still shown, against a control file that is not there: the
+    /// changes as they would be asked, the queries as not asked (`= ?`), since no
+    /// kernel can answer them.
     /// <https://docs.kernel.org/admin-guide/device-mapper/index.html>
     pub fn dm_open(&self) -> Result<DevFd, SysError> {
         match self.open_dev(Path::new(DM_CONTROL), true, false) {
-            Err(_) if self.mode() == super::Mode::DryRun => {
-                self.note("no device-mapper here: the dry run shows the requests without a kernel to answer them");
+            Err(e) if self.mode() == super::Mode::DryRun => {
+                self.note(format!(
+                    "no device-mapper to ask ({DM_CONTROL}: {:?}): the dry run shows the changes it would ask for; \
+                     its queries cannot be made (= ?), so it goes on as if what it needs existed and the names it makes were free",
+                    e.errno
+                ));
                 Ok(DevFd { fd: None, path: DM_CONTROL.into() })
             }
             r => r,
@@ -305,11 +311,13 @@ impl Kernel {
     }
 
     /// One DM ioctl: build the `struct dm_ioctl`, make the call, return the buffer
-    /// the kernel filled. On a control file a dry run could not open, queries are
-    /// recorded like changes (there is no kernel to ask).
+    /// the kernel filled. On a control file a dry run could not open, a query is not
+    /// made: its event says so (`= ? (no device-mapper to ask)`) and it returns None,
+    /// like a change a dry run only records.
     fn dm_call(&self, ctl: &DevFd, req: DmReq<'_>) -> Result<Option<DmBuf>, SysError> {
         let fake;
-        let call = if ctl.fd.is_none() && req.call.effect == Effect::Query {
+        let unanswered = ctl.fd.is_none() && req.call.effect == Effect::Query;
+        let call = if unanswered {
             fake = Call { effect: Effect::Change, ..*req.call };
             &fake
         } else {
@@ -331,6 +339,7 @@ impl Kernel {
                 Ok(Some(buf))
             },
             |b| match b {
+                None if unanswered => ("? (no device-mapper to ask)".into(), None),
                 None => ("0".into(), None),
                 Some(b) => (info_shown(&b.info()), None),
             },
@@ -513,8 +522,9 @@ impl Kernel {
     }
 
     /// `ioctl(DM_DEV_STATUS)` — what the kernel knows of one device (dev number,
-    /// open count, suspended...). `ENXIO` when there is no such device.
-    pub fn dm_info(&self, ctl: &DevFd, name: &str) -> Result<DmInfo, SysError> {
+    /// open count, suspended...). `ENXIO` when there is no such device; `None` when a
+    /// dry run has no device-mapper to ask.
+    pub fn dm_info(&self, ctl: &DevFd, name: &str) -> Result<Option<DmInfo>, SysError> {
         const C: Call = Call {
             kind: Kind::Ioctl,
             name: "DM_DEV_STATUS",
@@ -522,7 +532,7 @@ impl Kernel {
             what: "ask about one mapped device: its number, open count, state",
             effect: Effect::Query,
         };
-        Ok(self.dm_call(ctl, DmReq::new(&C, DM_DEV_STATUS_CMD, name))?.map(|b| b.info()).unwrap_or_default())
+        Ok(self.dm_call(ctl, DmReq::new(&C, DM_DEV_STATUS_CMD, name))?.map(|b| b.info()))
     }
 
     fn dm_table_status(&self, ctl: &DevFd, name: &str, c: &Call, fl: u32) -> Result<(DmInfo, Vec<DmTarget>), SysError> {
@@ -639,6 +649,22 @@ mod tests {
         let buf = DmBuf::new("vg-lv", "", 0, 2, &b, 0);
         assert_eq!(buf.u32_at(12) as usize, buf.bytes().len());
         assert_eq!(buf.cstr_at(48, DM_NAME_LEN), "vg-lv");
+    }
+
+    #[test]
+    fn a_dry_run_without_device_mapper_does_not_pretend_queries_answered() {
+        let k = Kernel::recording("lvm-snap");
+        let ctl = DevFd { fd: None, path: DM_CONTROL.into() };
+        assert_eq!(k.dm_info(&ctl, "pool").unwrap(), None, "no answer, not an empty device");
+        assert!(k.dm_list(&ctl).unwrap().is_empty());
+        k.dm_create(&ctl, "pool-big", "").unwrap();
+        let text: Vec<String> = k.events().iter().map(|e| e.call_text()).collect();
+        assert_eq!(
+            text[0],
+            r#"ioctl(/dev/mapper/control, DM_DEV_STATUS, {name: "pool"}) = ? (no device-mapper to ask)"#
+        );
+        assert_eq!(text[1], "ioctl(/dev/mapper/control, DM_LIST_DEVICES, {}) = ? (no device-mapper to ask)");
+        assert!(text[2].ends_with(") = 0"), "a change is shown as it would be asked: {}", text[2]);
     }
 
     #[test]

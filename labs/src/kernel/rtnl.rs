@@ -16,7 +16,7 @@
 //! <https://man7.org/linux/man-pages/man7/rtnetlink.7.html>
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -77,7 +77,7 @@ impl Rtnl {
 /// the namespace file's path; "" for the process's own namespace). Kept in the
 /// `Kernel` value, so two kernels (or a forked child's) never share sockets by accident.
 #[derive(Default)]
-pub(crate) struct OpenNs(HashMap<PathBuf, (Option<NetnsFile>, Option<Rtnl>)>);
+pub(crate) struct OpenNs(HashMap<PathBuf, (Option<NetnsFile>, Option<Rtnl>)>, HashSet<PathBuf>);
 
 /// The ethernet address as `aa:bb:cc:dd:ee:ff`.
 fn mac_text(b: &[u8]) -> String {
@@ -237,6 +237,10 @@ impl Kernel {
     /// `socket(2)` `AF_NETLINK`/`NETLINK_ROUTE`, opened inside the namespace `ns` (or
     /// this process's own): setns(2) there, open the socket, setns(2) back. The socket
     /// keeps talking to the namespace it was born in. Later requests reuse it.
+    ///
+    /// A dry run that cannot step into `ns` (setns needs CAP_SYS_ADMIN) says so in the
+    /// trace and goes on without a socket there: the changes meant for that namespace
+    /// are still shown (they are only recorded), and queries there cannot be made.
     /// <https://man7.org/linux/man-pages/man7/rtnetlink.7.html>
     fn sock(&self, ns: Option<&Path>) -> Result<(), SysError> {
         const SOCK: Call = Call {
@@ -254,20 +258,35 @@ impl Kernel {
             effect: Effect::Query,
         };
         let key = ns.map(Path::to_path_buf).unwrap_or_default();
-        if self.netns.borrow().0.get(&key).is_some_and(|e| e.1.is_some()) {
-            return Ok(());
+        {
+            let open = self.netns.borrow();
+            if open.0.get(&key).is_some_and(|e| e.1.is_some()) || open.1.contains(&key) {
+                return Ok(());
+            }
         }
         let home = Path::new("/proc/thread-self/ns/net");
         if let Some(ns) = ns {
             self.netns_open(ns)?;
             self.netns_open(home)?;
-            self.perform(
+            let hop = self.perform(
                 &HOP,
                 vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()],
                 || (),
                 || self.netns.borrow().hop(ns),
                 |_| "0".into(),
-            )?;
+            );
+            match hop {
+                Err(e) if self.mode == super::Mode::DryRun => {
+                    self.note(format!(
+                        "the dry run cannot enter {} ({:?}): what it would ask there is shown, not sent; queries there cannot be made",
+                        ns.display(),
+                        e.errno
+                    ));
+                    self.netns.borrow_mut().1.insert(key);
+                    return Ok(());
+                }
+                r => r?,
+            }
         }
         let r = self.perform(
             &SOCK,
@@ -750,5 +769,22 @@ mod tests {
     #[test]
     fn mac_parsing() {
         assert_eq!(mac_text(&[2, 0x42, 0xac, 0x11, 0, 2]), "02:42:ac:11:00:02");
+    }
+
+    #[test]
+    fn a_dry_run_that_cannot_enter_a_namespace_says_so_and_goes_on() {
+        let k = Kernel::recording("netns-bridge");
+        k.inject("setns", 1, Errno::EPERM);
+        let ns = Path::new("/proc/self/ns/net");
+        k.addr_add(Some(ns), 2, "eth0", Ipv4Addr::new(10, 0, 0, 2), 24).unwrap();
+        k.route_add(Some(ns), None, Ipv4Addr::new(10, 0, 0, 1)).unwrap();
+        let text: Vec<String> = k.events().iter().map(|e| e.call_text()).collect();
+        assert!(
+            text.iter().any(|t| t.starts_with("# the dry run cannot enter /proc/self/ns/net (EPERM)")),
+            "{text:#?}"
+        );
+        assert_eq!(text.iter().filter(|t| t.starts_with("setns(")).count(), 1, "no second attempt: {text:#?}");
+        assert!(text.iter().any(|t| t.starts_with("RTM_NEWADDR {dev: \"eth0\"")), "{text:#?}");
+        assert!(text.iter().any(|t| t.starts_with("RTM_NEWROUTE")), "{text:#?}");
     }
 }

@@ -1,6 +1,11 @@
 //! IP address management: subnets, the addresses handed out on each network, and the
-//! state files that remember them (one JSON file per network under the run directory,
+//! state files that remember them (one JSON file per network under the state root,
 //! changed only while holding the lock file, so two `attach` at once never collide).
+//!
+//! The records here are what is written on disk; the values the lab's operations
+//! return ([`super::Network`], [`super::Lease`], [`super::Published`]) are built
+//! from them. Fields added after the first format are written only when they differ
+//! from their default, so a state file netns-bridge wrote before still reads the same.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -70,7 +75,7 @@ pub fn parse_cidr(s: &str, default_len: Option<u8>) -> Result<(Ipv4Addr, u8)> {
 
 /// One address handed out: which namespace and interface holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
+pub struct Host {
     /// The address.
     pub ip: Ipv4Addr,
     /// The namespace as the user named it: `c1`, or `pid:4242`.
@@ -83,6 +88,18 @@ pub struct Lease {
     pub host_if: String,
     /// The name other hosts of the network resolve (hosts file).
     pub hostname: Option<String>,
+    /// Whether the name is listed in the network's hosts file (docker's default
+    /// bridge has no name resolution: a runtime imitating it attaches with `false`).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub hosts: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// A published port: DNAT from the host's HOST_PORT to IP:PORT.
@@ -96,6 +113,10 @@ pub struct Publish {
     pub proto: String,
     /// The address inside the network.
     pub to: Ipv4Addr,
+    /// Only connections to this address of the host (docker's `-p 127.0.0.1:8080:80`);
+    /// None: any local address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<Ipv4Addr>,
 }
 
 /// A vxlan port joining this bridge to the same bridge on another host.
@@ -109,10 +130,14 @@ pub struct Vxlan {
     pub remote: Ipv4Addr,
 }
 
-/// Everything contlab remembers about one bridge network.
+/// Everything contlab remembers about one bridge network: its state file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Network {
-    /// The bridge interface, also the network's name.
+pub struct NetState {
+    /// The network's name, when it is not its bridge's (netns-bridge names a network
+    /// by its bridge; a runtime may call `bridge` a network whose bridge is `docker0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The bridge interface.
     pub bridge: String,
     /// The subnet.
     pub subnet: Subnet,
@@ -123,7 +148,7 @@ pub struct Network {
     pub nat: bool,
     /// Addresses handed out.
     #[serde(default)]
-    pub leases: Vec<Lease>,
+    pub leases: Vec<Host>,
     /// Published ports.
     #[serde(default)]
     pub published: Vec<Publish>,
@@ -132,7 +157,12 @@ pub struct Network {
     pub vxlans: Vec<Vxlan>,
 }
 
-impl Network {
+impl NetState {
+    /// The network's name: its own, or its bridge's.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.bridge)
+    }
+
     /// The first free host address (gateway and leases excluded), or None when full.
     pub fn allocate(&self) -> Option<Ipv4Addr> {
         let first = u32::from(self.subnet.net) + 1;
@@ -140,13 +170,14 @@ impl Network {
         (first..last).map(Ipv4Addr::from).find(|ip| *ip != self.gateway && !self.leases.iter().any(|l| l.ip == *ip))
     }
 
-    /// The hosts file of this network: the gateway, then each named host.
+    /// The hosts file of this network: the gateway, then each named host that asked
+    /// to be listed.
     pub fn hosts_file(&self) -> String {
         use std::fmt::Write;
         let mut s = String::with_capacity(96 + 32 * self.leases.len());
         s.push_str("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         let _ = writeln!(s, "{}\tgateway.{}", self.gateway, self.bridge);
-        for l in &self.leases {
+        for l in self.leases.iter().filter(|l| l.hosts) {
             if let Some(h) = &l.hostname {
                 let _ = writeln!(s, "{}\t{h}", l.ip);
             }
@@ -155,29 +186,29 @@ impl Network {
     }
 }
 
-/// Where contlab keeps its state: `$CONTLAB_RUN_DIR` or /run/contlab.
-pub fn run_dir() -> PathBuf {
+/// netns-bridge's state root: `$CONTLAB_RUN_DIR`, or /run/contlab.
+pub fn default_root() -> PathBuf {
     std::env::var_os("CONTLAB_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/contlab"))
 }
 
-/// The directory of network state files.
-pub fn net_dir(run: &Path) -> PathBuf {
-    run.join("net")
+/// The directory of network state files under the state root.
+pub fn net_dir(root: &Path) -> PathBuf {
+    root.join("net")
 }
 
 /// The state file of network `name`.
-pub fn state_path(run: &Path, name: &str) -> PathBuf {
-    net_dir(run).join(format!("{name}.json"))
+pub fn state_path(root: &Path, name: &str) -> PathBuf {
+    net_dir(root).join(format!("{name}.json"))
 }
 
 /// The hosts file of network `name` (bind-mounted on /etc/hosts by `netns exec`).
-pub fn hosts_path(run: &Path, name: &str) -> PathBuf {
-    net_dir(run).join(format!("{name}.hosts"))
+pub fn hosts_path(root: &Path, name: &str) -> PathBuf {
+    net_dir(root).join(format!("{name}.hosts"))
 }
 
 /// Read every network's state (the tool's own files: plain reads, not kernel requests).
-pub fn load_all(run: &Path) -> Result<Vec<Network>> {
-    let dir = net_dir(run);
+pub fn load_all(root: &Path) -> Result<Vec<NetState>> {
+    let dir = net_dir(root);
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(out) };
     let mut names: Vec<PathBuf> =
@@ -187,7 +218,7 @@ pub fn load_all(run: &Path) -> Result<Vec<Network>> {
         let text = std::fs::read_to_string(&p).map_err(|e| {
             Error::failed(format!("cannot read the network state {}: {e}", p.display()), "check the run directory")
         })?;
-        let n: Network = serde_json::from_str(&text).map_err(|e| {
+        let n: NetState = serde_json::from_str(&text).map_err(|e| {
             Error::failed(
                 format!("the network state {} is damaged: {e}", p.display()),
                 "remove it (and the bridge) by hand: rm that file; netns-bridge cannot repair it",
@@ -212,9 +243,10 @@ pub fn short_hash(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn net(cidr: &str) -> Network {
+    fn net(cidr: &str) -> NetState {
         let (gw, len) = parse_cidr(cidr, None).unwrap();
-        Network {
+        NetState {
+            name: None,
             bridge: "br0".into(),
             subnet: Subnet::of(gw, len),
             gateway: gw,
@@ -249,16 +281,34 @@ mod tests {
     fn allocation_skips_gateway_and_leases_then_runs_out() {
         let mut n = net("10.9.0.1/30");
         assert_eq!(n.allocate(), Some("10.9.0.2".parse().unwrap()));
-        n.leases.push(Lease {
+        n.leases.push(Host {
             ip: "10.9.0.2".parse().unwrap(),
             netns: "a".into(),
             netns_path: "/run/netns/a".into(),
             ifname: "eth0".into(),
             host_if: "veth0".into(),
             hostname: Some("a".into()),
+            hosts: true,
         });
         assert_eq!(n.allocate(), None);
         assert!(n.hosts_file().contains("10.9.0.2\ta\n"));
+        n.leases[0].hosts = false;
+        assert!(!n.hosts_file().contains("10.9.0.2"), "a host attached without the hosts file is not listed");
+    }
+
+    #[test]
+    fn new_fields_are_written_only_when_set() {
+        let mut n = net("10.9.0.1/24");
+        let old = serde_json::to_string(&n).unwrap();
+        assert!(!old.contains("name") && !old.contains("host_ip"), "{old}");
+        n.name = Some("bridge".into());
+        let back: NetState = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+        assert_eq!(back.name(), "bridge");
+        let h: Host = serde_json::from_str(
+            r#"{"ip":"10.9.0.2","netns":"a","netns_path":"/run/netns/a","ifname":"eth0","host_if":"v","hostname":null}"#,
+        )
+        .unwrap();
+        assert!(h.hosts, "a record without the field is listed, as before");
     }
 
     #[test]

@@ -82,21 +82,46 @@ pub fn isolate(from: &str, to: &str, owner: &str) -> NftMsg {
     rule("forward", format!("iifname \"{from}\" oifname \"{to}\" drop"), e, format!("contlab:{owner}:isolate"))
 }
 
-/// The comment of a published port's rules.
-pub fn publish_comment(bridge: &str, host_port: u16, proto: &str) -> String {
-    format!("contlab:{bridge}:publish:{host_port}/{proto}")
+/// The comment of a published port's rules: `contlab:BRIDGE:publish:8080/tcp`, or
+/// `contlab:BRIDGE:publish:127.0.0.1:8080/tcp` for a port published on one address.
+pub fn publish_comment(bridge: &str, host_ip: Option<Ipv4Addr>, host_port: u16, proto: &str) -> String {
+    match host_ip {
+        None => format!("contlab:{bridge}:publish:{host_port}/{proto}"),
+        Some(ip) => format!("contlab:{bridge}:publish:{ip}:{host_port}/{proto}"),
+    }
 }
 
 /// The rules of `publish HOST_PORT:PORT/PROTO --to IP`: DNAT in prerouting and output
-/// for packets to a local address of this host, and masquerade of 127.0.0.0/8 sources
-/// into the bridge (a reply to 127.0.0.1 could not leave the container otherwise).
-pub fn publish(bridge: &str, host_port: u16, to: Ipv4Addr, port: u16, proto: &str) -> Vec<NftMsg> {
+/// for packets to a local address of this host (`fib daddr type local`; with
+/// `host_ip`, to that address only: `ip daddr HOST_IP`), and masquerade of
+/// 127.0.0.0/8 sources into the bridge (a reply to 127.0.0.1 could not leave the
+/// container otherwise).
+pub fn publish(
+    bridge: &str,
+    host_ip: Option<Ipv4Addr>,
+    host_port: u16,
+    to: Ipv4Addr,
+    port: u16,
+    proto: &str,
+) -> Vec<NftMsg> {
     let l4 = if proto == "udp" { 17u8 } else { 6u8 };
-    let comment = publish_comment(bridge, host_port, proto);
+    let comment = publish_comment(bridge, host_ip, host_port, proto);
+    let (daddr, daddr_text) = match host_ip {
+        None => (
+            vec![Expr::FibDaddrType, Expr::Cmp { eq: true, data: 2u32.to_ne_bytes().to_vec() }],
+            "fib daddr type local".to_string(),
+        ),
+        Some(ip) => (
+            vec![
+                Expr::Payload { transport: false, offset: 16, len: 4 },
+                Expr::Cmp { eq: true, data: ip.octets().to_vec() },
+            ],
+            format!("ip daddr {ip}"),
+        ),
+    };
     let dnat = |chain: &str| {
-        let e = vec![
-            Expr::FibDaddrType,
-            Expr::Cmp { eq: true, data: 2u32.to_ne_bytes().to_vec() },
+        let mut e = daddr.clone();
+        e.extend([
             Expr::Meta(MetaKey::L4proto),
             Expr::Cmp { eq: true, data: vec![l4] },
             Expr::Payload { transport: true, offset: 2, len: 2 },
@@ -104,8 +129,8 @@ pub fn publish(bridge: &str, host_port: u16, to: Ipv4Addr, port: u16, proto: &st
             Expr::Imm { reg: 1, data: to.octets().to_vec() },
             Expr::Imm { reg: 2, data: port.to_be_bytes().to_vec() },
             Expr::Dnat,
-        ];
-        rule(chain, format!("fib daddr type local {proto} dport {host_port} dnat to {to}:{port}"), e, comment.clone())
+        ]);
+        rule(chain, format!("{daddr_text} {proto} dport {host_port} dnat to {to}:{port}"), e, comment.clone())
     };
     let mut lo = saddr_in(&Subnet { net: Ipv4Addr::new(127, 0, 0, 0), len: 8 });
     lo.push(Expr::Meta(MetaKey::Oifname));
@@ -134,11 +159,21 @@ mod tests {
 
     #[test]
     fn publish_matches_local_destinations_and_the_port() {
-        let r = publish("br0", 8080, "10.200.0.2".parse().unwrap(), 80, "tcp");
+        let r = publish("br0", None, 8080, "10.200.0.2".parse().unwrap(), 80, "tcp");
         assert_eq!(r.len(), 3);
         let NftMsg::Rule { exprs, chain, .. } = &r[0] else { panic!() };
         assert_eq!(chain, "prerouting");
         assert!(exprs.contains(&Expr::Cmp { eq: true, data: vec![0x1f, 0x90] }));
         assert!(exprs.contains(&Expr::Imm { reg: 2, data: vec![0, 80] }));
+    }
+
+    #[test]
+    fn publish_on_one_host_address_matches_that_destination() {
+        let r = publish("br0", Some("127.0.0.1".parse().unwrap()), 8080, "10.200.0.2".parse().unwrap(), 80, "tcp");
+        let NftMsg::Rule { exprs, text, comment, .. } = &r[1] else { panic!() };
+        assert_eq!(text, "ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.200.0.2:80");
+        assert_eq!(comment, "contlab:br0:publish:127.0.0.1:8080/tcp");
+        assert_eq!(exprs[0], Expr::Payload { transport: false, offset: 16, len: 4 });
+        assert_eq!(exprs[1], Expr::Cmp { eq: true, data: vec![127, 0, 0, 1] });
     }
 }
