@@ -143,10 +143,8 @@ fn changes(text: &str) -> Vec<Change> {
         if !ok || families(name).is_empty() {
             continue;
         }
-        if name.starts_with("open") || name == "creat" {
-            if name != "creat" && !args.contains("O_CREAT") {
-                continue;
-            }
+        if name.starts_with("open") && !args.contains("O_CREAT") {
+            continue;
         }
         let s = strings(args);
         // The path a call changes: its last string (rename's and link's new name),
