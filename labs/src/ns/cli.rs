@@ -148,6 +148,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub masked_path: Vec<PathBuf>,
 
+    /// docker's minimal /dev in the new root (a tmpfs with null, zero, full, random,
+    /// urandom, tty, its own devpts, shm, mqueue; needs --rootfs).
+    #[arg(long, requires = "rootfs")]
+    pub dev: bool,
+    /// /sys read-only in the new root (and the cgroup2 tree on a cgroup v2 host; needs --rootfs).
+    #[arg(long, requires = "rootfs")]
+    pub sys: bool,
+    /// Keep only these capabilities (CAP_CHOWN,CAP_KILL... or `docker` for docker's 14).
+    #[arg(long, value_name = "LIST")]
+    pub caps: Option<String>,
+    /// Everything docker gives a container besides its namespaces: --dev, --sys,
+    /// --caps docker, and docker's masked and read-only paths (needs --rootfs).
+    #[arg(long, requires = "rootfs")]
+    pub docker: bool,
+    /// Join this network namespace before anything is unshared (`/run/netns/NAME`, made
+    /// by `netns-bridge netns add`).
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
+
     /// Start the command in the background and print its PID on stdout.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -208,6 +227,7 @@ impl RunArgs {
         if self.map_root && explicit {
             return Err(Error::Usage("--map-root and --uid-map/--gid-map are exclusive: choose one".into()));
         }
+        let (mut masked, mut readonly) = (self.masked_path.clone(), self.readonly_path.clone());
         let mut mounts: Vec<Mount> = self
             .tmpfs
             .iter()
@@ -246,20 +266,41 @@ impl RunArgs {
                 })
             }
         };
+        if self.docker {
+            masked.extend(super::DOCKER_MASKED.iter().map(PathBuf::from));
+            readonly.extend(super::DOCKER_READONLY.iter().map(PathBuf::from));
+        }
         Ok(Spec {
             kinds,
             hostname: self.hostname.clone(),
             rootfs: self.rootfs.clone(),
             mount_proc: self.mount_proc,
             mounts,
-            masked: self.masked_path.clone(),
-            readonly: self.readonly_path.clone(),
+            masked,
+            readonly,
             uid_map,
             gid_map,
             clocks: super::Clocks { monotonic: self.monotonic.unwrap_or(0), boottime: self.boottime.unwrap_or(0) },
             env: (!self.env.is_empty()).then(|| self.env.clone()),
             cwd: self.cwd.clone(),
             user,
+            dev: (self.dev || self.docker).then(Vec::new),
+            sys: (self.sys || self.docker).then(|| {
+                if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+                    super::SysMount::SysfsAndCgroup2
+                } else {
+                    super::SysMount::Sysfs
+                }
+            }),
+            caps: match (self.caps.as_deref(), self.docker) {
+                (Some("docker"), _) | (None, true) => Some(super::DOCKER_CAPS.iter().map(|c| c.to_string()).collect()),
+                (Some(list), _) => Some(list.split(',').map(|c| {
+                    let c = c.trim().to_uppercase();
+                    if c.starts_with("CAP_") { c } else { format!("CAP_{c}") }
+                }).collect()),
+                (None, false) => None,
+            },
+            netns: self.netns.clone(),
         })
     }
 

@@ -242,7 +242,84 @@ pub struct Spec {
     pub cwd: Option<PathBuf>,
     /// Who the command runs as (`None`: who this process is).
     pub user: Option<User>,
+    /// docker's minimal `/dev` in the new root: a tmpfs with null, zero, full, random,
+    /// urandom, tty, a devpts of its own (pts, ptmx), shm, mqueue and the fd links, then
+    /// these extra device nodes (`--device`).
+    pub dev: Option<Vec<DevNode>>,
+    /// Mount `/sys` read-only in the new root (and, on a cgroup v2 host, the
+    /// container's own cgroup tree read-only at /sys/fs/cgroup).
+    pub sys: Option<SysMount>,
+    /// The capabilities to keep (`CAP_CHOWN`...): the bounding set is dropped to them,
+    /// then they are the permitted, effective and inheritable sets (`None`: all kept).
+    pub caps: Option<Vec<String>>,
+    /// A network namespace to join (`/run/netns/NAME`) before anything is unshared:
+    /// one that netns-bridge made and plugged into a bridge.
+    pub netns: Option<PathBuf>,
 }
+
+/// A device node made in the new root's /dev.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DevNode {
+    /// Its path inside (`/dev/fuse`).
+    pub path: PathBuf,
+    /// `c` (character) or `b` (block).
+    pub kind: char,
+    /// Major number.
+    pub major: u64,
+    /// Minor number.
+    pub minor: u64,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// What [`Spec::sys`] mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SysMount {
+    /// `/sys` read-only.
+    Sysfs,
+    /// `/sys` read-only and a cgroup2 tree read-only at `/sys/fs/cgroup`.
+    SysfsAndCgroup2,
+}
+
+/// The device nodes of docker's default /dev: name, major, minor.
+pub const DOCKER_DEVICES: [(&str, u64, u64); 6] =
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+/// docker's default capabilities (CapEff `00000000a80425fb`).
+pub const DOCKER_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// docker's masked paths: unreadable inside (what they show would leak the host).
+pub const DOCKER_MASKED: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// docker's read-only paths.
+pub const DOCKER_READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 impl Spec {
     /// Whether the id maps must be written by a helper that stays in the parent user
@@ -365,6 +442,13 @@ pub fn create(k: &Kernel, spec: &Spec, ids: UserIds, launch: &Launch) -> Result<
 /// container's first process instead, before [`setup_child`], with the other kinds.
 pub fn unshare(k: &Kernel, spec: &Spec, ids: UserIds, report: fn(&Error)) -> Result<()> {
     let _s = k.scope(TOOL);
+    if let Some(path) = &spec.netns {
+        let fd = k
+            .why("join the network namespace first: its interfaces (eth0, plugged into a bridge) become the command's")
+            .open_read(path)
+            .hint(Errno::ENOENT, "no such network namespace: make one with `netns-bridge netns add NAME`")?;
+        k.setns(&fd, CloneFlags::CLONE_NEWNET).hint(Errno::EPERM, "joining a network namespace needs CAP_SYS_ADMIN: run as root")?;
+    }
     let me = Pid::from_raw(std::process::id() as i32);
     let mut helper = if spec.needs_map_helper(ids) { Some(start_map_helper(k, spec, me, report)?) } else { None };
     let unshared = match spec.kinds.is_empty() {
@@ -510,6 +594,12 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
                     .hint(Errno::EPERM, proc_hint)
                     .hint(Errno::ENOENT, "the new root has no /proc directory to mount on: create DIR/proc")?;
             }
+            if let Some(nodes) = &spec.dev {
+                docker_dev(k, nodes)?;
+            }
+            if let Some(sys) = spec.sys {
+                sys_mounts(k, sys)?;
+            }
             // We are in the new root: a relative target is a path inside it.
             extra_mounts(k, spec, |t| t.strip_prefix("/").unwrap_or(t).to_path_buf())?;
             k.why("make the current directory the root mount; the old root is stacked on top of it")
@@ -539,8 +629,97 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
             .chdir(dir)
             .hint(Errno::ENOENT, "the working directory does not exist inside the container")?;
     }
-    if let Some(u) = &spec.user {
+    confine(k, spec, spec.caps.as_deref(), spec.user.as_ref())
+}
+
+/// The last step before exec: the capabilities (bounding set dropped to `caps`), then
+/// the user (`setgroups`, `setgid`, `setuid`, keeping the capabilities across), then the
+/// permitted/effective/inheritable sets. A runtime that must do something between the
+/// mounts and this (make a terminal) calls it itself.
+pub fn confine(k: &Kernel, spec: &Spec, caps: Option<&[String]>, user: Option<&User>) -> Result<()> {
+    let _s = k.scope(TOOL);
+    let keep: Option<Vec<crate::kernel::Cap>> = caps
+        .map(|c| {
+            c.iter()
+                .map(|n| {
+                    n.parse().map_err(|_| Error::Usage(format!("unknown capability {n:?}: give a name such as CAP_NET_ADMIN")))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    if let Some(keep) = &keep {
+        k.why("root in a container is not all of root: only these capabilities stay possible").drop_bounding(keep)?;
+        k.flush_counts("dropped from the bounding set");
+    }
+    if let Some(u) = user {
+        if keep.is_some() && (u.uid != 0 || u.gid != 0) {
+            k.keep_caps(true)?;
+        }
         become_user(k, spec, u)?;
+    }
+    if let Some(keep) = &keep {
+        k.why("the capabilities the command runs with (a non-root user loses them at exec, as with docker)").set_caps(keep)?;
+    }
+    Ok(())
+}
+
+/// docker's minimal /dev (see [`Spec::dev`]), in the new root (the current directory).
+fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mkdir = |p: &str| match k.mkdir(Path::new(p), 0o755) {
+        Err(e) if e.errno != Errno::EEXIST => Err(e),
+        _ => Ok(()),
+    };
+    mkdir("dev")?;
+    k.why("docker's /dev: a small tmpfs with only the devices a container may use")
+        .mount(Some("tmpfs"), Path::new("dev"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))?;
+    for d in ["dev/pts", "dev/shm", "dev/mqueue"] {
+        mkdir(d)?;
+    }
+    k.why("a devpts of its own: its terminals are /dev/pts/0, 1... not the host's").mount(
+        Some("devpts"),
+        Path::new("dev/pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    k.mount(Some("shm"), Path::new("dev/shm"), Some("tmpfs"), nosuid_nodev_noexec, Some("mode=1777,size=65536k"))?;
+    k.mount(Some("mqueue"), Path::new("dev/mqueue"), Some("mqueue"), nosuid_nodev_noexec, None)?;
+    for (name, major, minor) in DOCKER_DEVICES {
+        k.mknod(&Path::new("dev").join(name), 'c', 0o666, major, minor)?;
+    }
+    for n in nodes {
+        let p = Path::new(".").join(n.path.strip_prefix("/").unwrap_or(&n.path));
+        if let Some(parent) = p.parent() {
+            if !parent.exists() {
+                mkdir(&parent.to_string_lossy())?;
+            }
+        }
+        k.why("the host's device, at the same numbers").mknod(&p, n.kind, n.mode, n.major, n.minor)?;
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        k.symlink(target, &Path::new("dev").join(link))?;
+    }
+    Ok(())
+}
+
+/// `/sys` read-only, and a cgroup2 tree on pure v2 hosts (see [`Spec::sys`]).
+fn sys_mounts(k: &Kernel, sys: SysMount) -> Result<()> {
+    let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    if !Path::new("sys").exists() {
+        k.mkdir(Path::new("sys"), 0o755)?;
+    }
+    k.why("the kernel's view of devices and drivers, read-only").mount(Some("sysfs"), Path::new("sys"), Some("sysfs"), ro, None)?;
+    if sys == SysMount::SysfsAndCgroup2 {
+        k.why("the container's own cgroup tree (its cgroup namespace makes its group the root), read-only")
+            .mount(Some("cgroup"), Path::new("sys/fs/cgroup"), Some("cgroup2"), ro, None)?;
     }
     Ok(())
 }

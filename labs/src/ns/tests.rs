@@ -194,6 +194,7 @@ fn full_spec(rootfs: &str) -> Spec {
         env: Some(vec!["PATH=/opt/bin:/usr/bin".into(), "HOME=/root".into()]),
         cwd: Some("/data".into()),
         user: Some(User { uid: 1000, gid: 100, groups: vec![10, 20] }),
+        ..Spec::default()
     }
 }
 

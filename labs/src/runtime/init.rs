@@ -25,51 +25,13 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::{CloneFlags, Errno, Kernel, MntFlags, MsFlags, Signal, WinSize};
+use crate::kernel::{CloneFlags, Errno, Kernel, MsFlags, NsKind, Signal, WinSize};
 
-/// docker's default capabilities (CapEff `00000000a80425fb`).
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// docker's masked paths: unreadable inside (what they show would leak the host).
-pub const MASKED: [&str; 11] = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// docker's read-only paths.
-pub const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-
-/// The device nodes of docker's default /dev: name, major, minor.
-pub const DEFAULT_DEVICES: [(&str, u64, u64); 6] =
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+pub use crate::ns::{DOCKER_CAPS as DEFAULT_CAPS, DOCKER_MASKED as MASKED, DOCKER_READONLY as READONLY};
 
 /// Where the container's network comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,96 +108,6 @@ pub enum Stdio {
     Console(UnixStream),
 }
 
-fn ms(k: &Kernel, src: Option<&str>, target: &Path, fstype: Option<&str>, fl: MsFlags, data: Option<&str>) -> Result<(), String> {
-    k.mount(src, target, fstype, fl, data).map_err(|e| e.to_string())
-}
-
-fn mkdir_p(k: &Kernel, dir: &Path) -> Result<(), String> {
-    if dir.exists() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        mkdir_p(k, parent)?;
-    }
-    match k.mkdir(dir, 0o755) {
-        Err(e) if e.errno != Errno::EEXIST => Err(e.to_string()),
-        _ => Ok(()),
-    }
-}
-
-/// The mounts of step 5, made at `root` (the merged dir, before pivot_root).
-fn mounts(k: &Kernel, spec: &Spec, root: &Path) -> Result<(), String> {
-    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let at = |p: &str| root.join(p.trim_start_matches('/'));
-    for d in ["proc", "dev", "sys"] {
-        mkdir_p(k, &at(d))?;
-    }
-    k.why("/proc of the container's own PID namespace");
-    ms(k, Some("proc"), &at("/proc"), Some("proc"), nosuid_nodev_noexec, None)?;
-    k.why("docker's /dev: a small tmpfs with only the devices a container may use");
-    ms(k, Some("tmpfs"), &at("/dev"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))?;
-    for d in ["/dev/pts", "/dev/shm", "/dev/mqueue"] {
-        mkdir_p(k, &at(d))?;
-    }
-    k.why("a devpts of its own: its terminals are /dev/pts/0, 1... and not the host's");
-    ms(k, Some("devpts"), &at("/dev/pts"), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
-    ms(k, Some("shm"), &at("/dev/shm"), Some("tmpfs"), nosuid_nodev_noexec, Some("mode=1777,size=65536k"))?;
-    ms(k, Some("mqueue"), &at("/dev/mqueue"), Some("mqueue"), nosuid_nodev_noexec, None)?;
-    for (name, major, minor) in DEFAULT_DEVICES {
-        k.mknod(&at(&format!("/dev/{name}")), 'c', 0o666, major, minor).map_err(|e| e.to_string())?;
-    }
-    for d in &spec.devices {
-        let p = at(&d.path);
-        if let Some(parent) = p.parent() {
-            mkdir_p(k, parent)?;
-        }
-        k.why("--device: the host's device, at the same numbers").mknod(&p, d.kind, d.mode, d.major, d.minor).map_err(|e| e.to_string())?;
-    }
-    for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")] {
-        k.symlink(target, &at(&format!("/dev/{link}"))).map_err(|e| e.to_string())?;
-    }
-    k.why("the kernel's view of devices and drivers, read-only");
-    ms(k, Some("sysfs"), &at("/sys"), Some("sysfs"), nosuid_nodev_noexec | MsFlags::MS_RDONLY, None)?;
-    if spec.cgroup2 {
-        mkdir_p(k, &at("/sys/fs/cgroup")).ok();
-        k.why("the container's own cgroup tree (its cgroup namespace makes its group the root), read-only");
-        ms(k, Some("cgroup"), &at("/sys/fs/cgroup"), Some("cgroup2"), nosuid_nodev_noexec | MsFlags::MS_RDONLY, None)?;
-    }
-    for (src, dst) in &spec.binds {
-        k.why("a file of the container's directory, so the host can rewrite it (docker does the same)");
-        ms(k, Some(&src.to_string_lossy()), &at(dst), None, MsFlags::MS_BIND, None)?;
-    }
-    Ok(())
-}
-
-/// Step 7: docker's masked and read-only paths, after pivot_root.
-fn mask(k: &Kernel) -> Result<(), String> {
-    for p in MASKED {
-        let path = Path::new(p);
-        match k.lstat(path) {
-            Ok(Some(m)) if m.is_dir() => {
-                k.why("hide what this directory shows of the host: an empty read-only tmpfs on top");
-                ms(k, Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
-            }
-            Ok(Some(_)) => {
-                k.why("hide what this file shows of the host: /dev/null on top");
-                ms(k, Some("/dev/null"), path, None, MsFlags::MS_BIND, None)?;
-            }
-            _ => {}
-        }
-    }
-    for p in READONLY {
-        let path = Path::new(p);
-        if !matches!(k.lstat(path), Ok(Some(_))) {
-            continue;
-        }
-        k.why("make it read-only: bind it onto itself, then remount the bind read-only");
-        ms(k, Some(p), path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-        ms(k, Some(p), path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC, None)?;
-    }
-    Ok(())
-}
-
 /// Step 8 with `-t`: open a terminal in the container's devpts, send its master to the
 /// monitor, and make the slave this process's terminal and stdio.
 fn console(k: &Kernel, sock: &UnixStream, size: WinSize) -> Result<(), String> {
@@ -250,6 +122,40 @@ fn console(k: &Kernel, sock: &UnixStream, size: WinSize) -> Result<(), String> {
         k.dup2(pty.slave.as_fd(), fd).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The ns-exec lab's spec for steps 5 to 7: docker's /dev and /sys, the /etc files,
+/// pivot_root, masked and read-only paths, the hostname and working directory.
+pub fn ns_spec(spec: &Spec) -> crate::ns::Spec {
+    use crate::ns::{DevNode, Mount, SysMount};
+    crate::ns::Spec {
+        kinds: vec![NsKind::Mount, NsKind::Uts, NsKind::Ipc, NsKind::Cgroup],
+        hostname: (!spec.hostname.is_empty()).then(|| spec.hostname.clone()),
+        rootfs: Some(spec.rootfs.clone()),
+        mount_proc: true,
+        mounts: spec
+            .binds
+            .iter()
+            .map(|(src, dst)| Mount {
+                source: Some(src.display().to_string()),
+                target: dst.into(),
+                fstype: None,
+                flags: MsFlags::MS_BIND,
+                data: None,
+            })
+            .collect(),
+        masked: MASKED.iter().map(PathBuf::from).collect(),
+        readonly: READONLY.iter().map(PathBuf::from).collect(),
+        dev: Some(
+            spec.devices
+                .iter()
+                .map(|d| DevNode { path: d.path.clone().into(), kind: d.kind, major: d.major, minor: d.minor, mode: d.mode })
+                .collect(),
+        ),
+        sys: Some(if spec.cgroup2 { SysMount::SysfsAndCgroup2 } else { SysMount::Sysfs }),
+        cwd: Some(if spec.cwd.is_empty() { "/".into() } else { spec.cwd.clone().into() }),
+        ..Default::default()
+    }
 }
 
 /// Steps 1 to 10 but the exec (see the module documentation): the setup closure given
@@ -286,69 +192,31 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
                 .map_err(|e| format!("joining the cgroup: {e}"))?;
         }
     }
-    let _s = k.scope("ns-exec");
+    let _s = k.scope(crate::ns::TOOL);
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP;
     k.why("its own mounts, hostname, IPC objects, and a cgroup root at its own group").unshare(flags).map_err(|e| e.to_string())?;
-    k.why("mounts made from here on stay in the container")
-        .mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
-        .map_err(|e| e.to_string())?;
-    let root = spec.rootfs.as_path();
-    mounts(k, spec, root)?;
-    k.chdir(root).map_err(|e| e.to_string())?;
-    k.why("make the overlay the root mount; the old root is stacked on top of it")
-        .pivot_root(Path::new("."), Path::new("."))
-        .map_err(|e| e.to_string())?;
-    k.why("detach the old root: nothing of the host's tree stays reachable")
-        .umount2(Path::new("."), MntFlags::MNT_DETACH)
-        .map_err(|e| e.to_string())?;
-    k.chdir(Path::new("/")).map_err(|e| e.to_string())?;
-    mask(k)?;
-    if !spec.hostname.is_empty() {
-        k.why("the container's hostname, in its own UTS namespace").sethostname(&spec.hostname).map_err(|e| e.to_string())?;
-    }
+    let ns_spec = ns_spec(spec);
+    crate::ns::setup_child(k, &ns_spec).map_err(|e| e.to_string())?;
     if let (Stdio::Console(sock), Some(size)) = (&stdio, spec.tty) {
         console(k, sock, size)?;
     }
     for (name, soft, hard) in &spec.rlimits {
         k.why("--ulimit").set_rlimit(name, *soft, *hard).map_err(|e| e.to_string())?;
     }
-    let keep: Vec<crate::kernel::Cap> = spec.caps.iter().filter_map(|c| c.parse().ok()).collect();
-    k.why("root in a container is not all of root: only docker's 14 capabilities stay possible")
-        .drop_bounding(&keep)
-        .map_err(|e| e.to_string())?;
-    k.flush_counts("dropped from the bounding set");
-    if spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty() {
-        k.keep_caps(true).map_err(|e| e.to_string())?;
-        k.setgroups(&spec.groups).map_err(|e| e.to_string())?;
-        k.setgid(spec.gid).map_err(|e| e.to_string())?;
-        k.setuid(spec.uid).map_err(|e| e.to_string())?;
-    }
-    k.set_caps(&keep).map_err(|e| e.to_string())?;
-    k.chdir(Path::new(if spec.cwd.is_empty() { "/" } else { &spec.cwd })).map_err(|e| e.to_string())?;
-    // The environment execve(2) passes, and the PATH the command is searched in: the
-    // container's, not mini's.
-    for (key, _) in std::env::vars_os() {
-        // SAFETY: this process is single-threaded (a child of fork made to exec).
-        unsafe { std::env::remove_var(key) };
-    }
-    for kv in &spec.env {
-        if let Some((key, v)) = kv.split_once('=') {
-            // SAFETY: as above.
-            unsafe { std::env::set_var(key, v) };
-        }
-    }
-    let _ = std::os::fd::AsRawFd::as_raw_fd(&std::io::stdin());
+    let user = crate::ns::User { uid: spec.uid, gid: spec.gid, groups: spec.groups.clone() };
+    let user = (spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty()).then_some(user);
+    crate::ns::confine(k, &ns_spec, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// The tiny init of `--init`: PID 1 starts the command, forwards the signals it gets,
 /// and reaps every child that ends; it exits with the command's status.
-pub fn tiny_init(k: &Kernel, argv: &[String]) -> i32 {
+pub fn tiny_init(k: &Kernel, argv: &[String], env: &[String]) -> i32 {
     k.note("--init: PID 1 is a tiny init that starts the command, forwards signals and reaps zombies");
     if k.block_forwarded().is_err() {
         return 125;
     }
-    let child = match k.spawn(argv, |_| Ok(())) {
+    let child = match k.spawn_env(argv, Some(env), |_| Ok(())) {
         Ok(s) => s.pid,
         Err(crate::kernel::ExecFailure::Exec { errno: Errno::ENOENT, .. }) => return 127,
         Err(_) => return 126,

@@ -535,13 +535,14 @@ impl Monitor<'_> {
         let started = if spec.init {
             let sp = spec.clone();
             k.fork_with(move |k| match init::setup(k, &sp, child_io) {
-                Ok(()) => init::tiny_init(k, &sp.argv),
+                Ok(()) => init::tiny_init(k, &sp.argv, &sp.env),
                 Err(_) => 125,
             })
             .map_err(|e| (125u8, e.to_string()))
         } else {
             let sp = spec.clone();
-            k.spawn(&argv, move |k| init::setup(k, &sp, child_io)).map(|s| s.pid).map_err(exec_failure)
+            let env = sp.env.clone();
+            k.spawn_env(&argv, Some(&env), move |k| init::setup(k, &sp, child_io)).map(|s| s.pid).map_err(exec_failure)
         };
         let pid = match started {
             Ok(p) => p.as_raw(),
@@ -629,7 +630,8 @@ impl Monitor<'_> {
         spec.tty = if req.tty { Some(req.size.unwrap_or(crate::kernel::WinSize { rows: 24, cols: 80 })) } else { None };
         let target = self.main_pid;
         let _ = c;
-        let started = k.spawn(&req.argv, move |k| exec_setup(k, target, &spec, child_io)).map(|s| s.pid).map_err(exec_failure);
+        let env = spec.env.clone();
+        let started = k.spawn_env(&req.argv, Some(&env), move |k| exec_setup(k, target, &spec, child_io)).map(|s| s.pid).map_err(exec_failure);
         let pid = started?.as_raw();
         session.pid = pid;
         session.owner = Some(owner);
@@ -704,27 +706,9 @@ fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result
             k.dup2(pty.slave.as_fd(), fd).map_err(|e| e.to_string())?;
         }
     }
-    let keep: Vec<crate::kernel::Cap> = spec.caps.iter().filter_map(|c| c.parse().ok()).collect();
-    k.drop_bounding(&keep).map_err(|e| e.to_string())?;
-    k.flush_counts("dropped from the bounding set");
-    if spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty() {
-        k.keep_caps(true).map_err(|e| e.to_string())?;
-        k.setgroups(&spec.groups).map_err(|e| e.to_string())?;
-        k.setgid(spec.gid).map_err(|e| e.to_string())?;
-        k.setuid(spec.uid).map_err(|e| e.to_string())?;
-    }
-    k.set_caps(&keep).map_err(|e| e.to_string())?;
-    k.chdir(Path::new(if spec.cwd.is_empty() { "/" } else { &spec.cwd })).map_err(|e| e.to_string())?;
-    for (key, _) in std::env::vars_os() {
-        // SAFETY: this process is single-threaded (a child of fork made to exec).
-        unsafe { std::env::remove_var(key) };
-    }
-    for kv in &spec.env {
-        if let Some((key, v)) = kv.split_once('=') {
-            // SAFETY: as above.
-            unsafe { std::env::set_var(key, v) };
-        }
-    }
-    let _ = Pid::from_raw(target);
+    let user = crate::ns::User { uid: spec.uid, gid: spec.gid, groups: spec.groups.clone() };
+    let user = (spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty()).then_some(user);
+    k.why("the process's working directory").chdir(Path::new(if spec.cwd.is_empty() { "/" } else { &spec.cwd })).map_err(|e| e.to_string())?;
+    crate::ns::confine(k, &crate::ns::Spec::default(), Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
     Ok(())
 }
