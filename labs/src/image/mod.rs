@@ -1048,7 +1048,7 @@ fn apply_layer(k: &Kernel, layers: &pipe::Layers, img: &Image, i: usize, dest: &
     let l = &img.manifest.layers[i];
     let want = &img.config.rootfs.diff_ids[i];
     let mut h = layers.next()?;
-    let opts = crate::layer::ApplyOptions { overlay_whiteouts: overlay, ..Default::default() };
+    let opts = crate::layer::ApplyOptions { overlay_whiteouts: overlay, ..crate::layer::ApplyOptions::for_caller(k) };
     k.note(format!(
         "layer {}/{}: {} ({}) → {}",
         i + 1,
