@@ -444,9 +444,25 @@ impl Registry {
         method: &str,
         url: &str,
         headers: &[(&str, String)],
-        mut body: Body,
+        body: Body,
         scopes: &[String],
     ) -> Result<Response> {
+        self.request_or(log, method, url, headers, body, scopes).map_err(|(e, _)| e)
+    }
+
+    /// [`Registry::request`], telling a transport failure (`true`: the connection
+    /// broke or timed out, worth retrying) from a refusal (a redirect loop, a refused
+    /// authentication).
+    fn request_or(
+        &self,
+        log: Log,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        mut body: Body,
+        scopes: &[String],
+    ) -> std::result::Result<Response, (Error, bool)> {
+        let refused = |e: Error| (e, false);
         let reg_host = host_of(&self.base);
         let mut url = url.to_string();
         let mut seen = HashSet::new();
@@ -454,7 +470,7 @@ impl Registry {
         loop {
             let mut hs: Vec<(&str, String)> = headers.to_vec();
             if host_of(&url) == reg_host {
-                if let Some(a) = self.auth_header(log, Some(scopes))? {
+                if let Some(a) = self.auth_header(log, Some(scopes)).map_err(refused)? {
                     hs.push(("Authorization", a));
                 }
             }
@@ -463,7 +479,7 @@ impl Registry {
                 Body::Bytes(b) => Body::Bytes(b),
                 Body::Reader(r, n) => Body::Reader(&mut **r, *n),
             };
-            let resp = self.raw(log, method, &url, &hs, b)?;
+            let resp = self.raw(log, method, &url, &hs, b).map_err(|e| (e, true))?;
             if resp.status == 401
                 && !retried_auth
                 && host_of(&url) == reg_host
@@ -475,7 +491,7 @@ impl Registry {
                     let mut st = self.state.lock().expect("auth state");
                     st.tokens.remove(&scopes.join(" "));
                 }
-                self.learn(log, &h, &url)?;
+                self.learn(log, &h, &url).map_err(refused)?;
                 continue;
             }
             if (300..400).contains(&resp.status) && resp.status != 304 && (method == "GET" || method == "HEAD") {
@@ -483,23 +499,23 @@ impl Registry {
                 let next = url::Url::parse(&url)
                     .and_then(|b| b.join(loc))
                     .map_err(|e| {
-                        Error::failed(
+                        refused(Error::failed(
                             format!("bad redirect Location {loc:?} from {url}: {e}"),
                             "the registry is misbehaving",
-                        )
+                        ))
                     })?
                     .to_string();
                 if !seen.insert(url.clone()) || seen.contains(&next) {
-                    return Err(Error::failed(
+                    return Err(refused(Error::failed(
                         format!("redirect loop: {} redirects back to {}", shown_url(&url), shown_url(&next)),
                         "the registry (or its blob storage) is misconfigured",
-                    ));
+                    )));
                 }
                 if seen.len() >= MAX_REDIRECTS {
-                    return Err(Error::failed(
+                    return Err(refused(Error::failed(
                         format!("more than {MAX_REDIRECTS} redirects fetching {}", shown_url(&url)),
                         "the registry (or its blob storage) is misconfigured",
-                    ));
+                    )));
                 }
                 if host_of(&next) != reg_host {
                     log(format!(
@@ -629,12 +645,13 @@ impl Registry {
                 // Already complete from an earlier run: verify only.
                 return finish_partial(file, partial, d, progress, tap);
             }
-            let resp = match self.request(log, "GET", &url, &headers, Body::Empty, &Self::pull_scope(name)) {
+            let resp = match self.request_or(log, "GET", &url, &headers, Body::Empty, &Self::pull_scope(name)) {
                 Ok(r) => r,
-                Err(e) => {
+                Err((e, true)) => {
                     last_err = Some(e);
                     continue;
                 }
+                Err((e, false)) => return Err(Stop::Refused(e)),
             };
             let append = match resp.status {
                 206 if have > 0 => {

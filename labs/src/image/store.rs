@@ -471,6 +471,7 @@ impl Store {
         let mut n = 0;
         let mut bytes = 0;
         k.note(format!("garbage collection: {} blob(s) are still referenced by index.json", keep.len()));
+        let mut infos = Vec::new();
         for name in k.read_dir(&dir)? {
             if keep.contains(&name) {
                 continue;
@@ -479,12 +480,12 @@ impl Store {
             bytes += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
             k.why("no image in index.json refers to this blob any more");
             k.unlink(&p)?;
-            let info = self.layer_info_path(&name);
-            if info.exists() {
-                k.why("the record of a blob that is gone");
-                k.unlink(&info)?;
-            }
+            infos.push(self.layer_info_path(&name));
             n += 1;
+        }
+        for info in infos.iter().filter(|i| i.exists()) {
+            k.why("the record of a blob that is gone");
+            k.unlink(info)?;
         }
         for name in names_in(&self.root.join("layers")) {
             if !keep_diff.contains(&name) {
@@ -551,4 +552,136 @@ pub fn hash_file(path: &Path) -> Result<(String, u64)> {
         n += r as u64;
     }
     Ok((format!("sha256:{}", hex(&h.finalize())), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::kernel::{Event, Ret, Sink, Target, TraceFormat, Tracer};
+
+    fn live() -> (Kernel, Rc<RefCell<Vec<Event>>>) {
+        let k = Kernel::new("img-pull", Mode::Live, Tracer::silent());
+        let mem = Rc::new(RefCell::new(Vec::new()));
+        k.tracer().add_sink(Sink::new(Target::Memory(mem.clone()), TraceFormat::Json, false, false));
+        (k, mem)
+    }
+
+    fn unquote(a: &str) -> String {
+        a.trim_matches('"').to_string()
+    }
+
+    /// Every path the traced requests made: directories, created files, rename targets.
+    fn made(ev: &[Event]) -> BTreeSet<String> {
+        let mut s = BTreeSet::new();
+        for e in ev.iter().filter(|e| matches!(e.ret, Ret::Ok(_))) {
+            match e.call.as_str() {
+                "mkdir" => {
+                    s.insert(unquote(&e.args[0]));
+                }
+                "openat" if e.args.iter().any(|a| a.contains("O_CREAT")) => {
+                    s.insert(unquote(&e.args[1]));
+                }
+                "rename" => {
+                    s.insert(unquote(&e.args[1]));
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn tree(root: &Path) -> BTreeSet<String> {
+        let mut s = BTreeSet::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                }
+                s.insert(e.path().display().to_string());
+            }
+        }
+        s
+    }
+
+    /// What the store's operations leave on disk was made, every bit, by requests of
+    /// the trace (a unit-sized version of the strace cross-check); and `remove`
+    /// takes it all away again with traced unlinks.
+    #[test]
+    fn every_file_of_the_store_is_made_by_a_traced_request() {
+        let root = std::env::temp_dir().join(format!("contlab-store-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (k, mem) = live();
+        let st = Store::open(&k, &root, true).unwrap();
+        let layer = st.put_bytes(&k, b"pretend layer").unwrap();
+        st.put_layer_info(&k, &layer, &LayerInfo { diff_id: layer.clone(), size: 13 }).unwrap();
+        let cfg = st
+            .put_bytes(&k, br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#)
+            .unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(manifest::OCI_MANIFEST.into()),
+            config: Descriptor::new(manifest::OCI_CONFIG, &cfg, 77),
+            layers: vec![],
+            annotations: None,
+        };
+        let mb = serde_json::to_vec(&m).unwrap();
+        let md = st.put_bytes(&k, &mb).unwrap();
+        st.tag(&k, "docker.io/library/x:1", Descriptor::new(manifest::OCI_MANIFEST, &md, mb.len() as u64)).unwrap();
+        // A stale temp file of a killed run: a writer removes it.
+        std::fs::write(root.join("tmp/blob.1.0"), "stale").unwrap();
+        st.clean_tmp(&k).unwrap();
+        let on_disk = tree(&root);
+        let by_requests = made(&mem.borrow());
+        let untraced: Vec<&String> = on_disk.iter().filter(|p| !by_requests.contains(*p)).collect();
+        assert!(untraced.is_empty(), "made beside the kernel layer: {untraced:?}");
+        assert!(on_disk.contains(&root.join("oci/oci-layout").display().to_string()));
+        let img = st.resolve("x:1").unwrap();
+        assert_eq!(img.names, ["docker.io/library/x:1"]);
+        // rm: the name, then every blob and record nothing refers to.
+        mem.borrow_mut().clear();
+        let r = st.remove(&k, &["x:1".to_string()]).unwrap();
+        assert_eq!((r.untagged.len(), r.blobs), (1, 3), "{r:?}");
+        let unlinked: BTreeSet<String> =
+            mem.borrow().iter().filter(|e| e.call == "unlink").map(|e| unquote(&e.args[0])).collect();
+        for p in [st.blob_path(&layer), st.blob_path(&cfg), st.blob_path(&md), st.layer_info_path(&layer)] {
+            assert!(unlinked.contains(&p.display().to_string()), "{} removed by a traced unlink", p.display());
+            assert!(!p.exists());
+        }
+        drop(st);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn dry_run_store_takes_the_lock_without_writing() {
+        let k = Kernel::recording("img-pull");
+        let dir = std::env::temp_dir().join(format!("contlab-img-unit-{}", std::process::id()));
+        let st = Store::open(&k, &dir, true).unwrap();
+        assert!(!dir.exists(), "a dry run creates nothing");
+        st.write_index(&k, &st.index().unwrap()).unwrap();
+        let ev = k.events();
+        assert!(ev.iter().any(|e| e.call == "openat" && e.args[1].ends_with("/lock\"")), "the lock is asked for");
+        assert!(ev.iter().any(|e| e.call == "note" && e.args[0].contains("would write")));
+    }
+
+    /// `mkdir -p` is one traced mkdir(2) per missing level, parents first, and nothing
+    /// for what exists.
+    #[test]
+    fn mkdir_p_makes_each_missing_level() {
+        let root = std::env::temp_dir().join(format!("contlab-mkdirp-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir(&root).unwrap();
+        let (k, mem) = live();
+        mkdir_p(&k, &root.join("a/b/c")).unwrap();
+        mkdir_p(&k, &root.join("a/b")).unwrap();
+        let dirs: Vec<String> =
+            mem.borrow().iter().filter(|e| e.call == "mkdir").map(|e| unquote(&e.args[0])).collect();
+        let want: Vec<String> = ["a", "a/b", "a/b/c"].iter().map(|d| root.join(d).display().to_string()).collect();
+        assert_eq!(dirs, want);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
