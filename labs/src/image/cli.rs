@@ -30,7 +30,7 @@ use crate::kernel::{Event, Kernel, Ret, Sink, Target, TraceFormat};
 /// Every request made of the kernel is printed on stderr, strace-style, and every
 /// HTTP request as a note beside them.
 #[derive(Parser, Debug)]
-#[command(name = "img-pull", version)]
+#[command(name = TOOL, version)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -20,7 +20,7 @@
 //! `img-pull pull alpine:3.17`:
 //!
 //! 1. The reference is normalised as docker does: `docker.io/library/alpine:3.17`
-//!    (see [`reference`]). Docker Hub's API answers at `registry-1.docker.io`.
+//!    (see [`reference`](mod@reference)). Docker Hub's API answers at `registry-1.docker.io`.
 //! 2. `GET /v2/` — the *ping*. `401` with `WWW-Authenticate: Bearer realm=…,service=…`
 //!    says where to get a token; `Basic` asks for a password on every request
 //!    (see [`auth`]).

@@ -118,7 +118,7 @@ pub fn split_name(n: &str) -> (String, String) {
     }
 }
 
-/// The rows of `docker images` (REPOSITORY, TAG, [DIGEST,] IMAGE ID, CREATED, SIZE).
+/// The rows of `docker images`: REPOSITORY, TAG, (DIGEST,) IMAGE ID, CREATED, SIZE.
 pub fn image_rows(st: &Store, imgs: &[Image], digests: bool, now: i64) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let mut rows = vec![];
     for i in imgs {

@@ -564,7 +564,7 @@ mod tests {
     use crate::kernel::{Event, Ret, Sink, Target, TraceFormat, Tracer};
 
     fn live() -> (Kernel, Rc<RefCell<Vec<Event>>>) {
-        let k = Kernel::new("img-pull", Mode::Live, Tracer::silent());
+        let k = Kernel::new(crate::image::TOOL, Mode::Live, Tracer::silent());
         let mem = Rc::new(RefCell::new(Vec::new()));
         k.tracer().add_sink(Sink::new(Target::Memory(mem.clone()), TraceFormat::Json, false, false));
         (k, mem)
@@ -658,7 +658,7 @@ mod tests {
 
     #[test]
     fn dry_run_store_takes_the_lock_without_writing() {
-        let k = Kernel::recording("img-pull");
+        let k = Kernel::recording(crate::image::TOOL);
         let dir = std::env::temp_dir().join(format!("contlab-img-unit-{}", std::process::id()));
         let st = Store::open(&k, &dir, true).unwrap();
         assert!(!dir.exists(), "a dry run creates nothing");

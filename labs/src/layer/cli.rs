@@ -15,7 +15,7 @@ use crate::kernel::{Kernel, Mode};
 ///
 /// Every request made of the kernel is printed on stderr, strace-style.
 #[derive(Parser, Debug)]
-#[command(name = "layer-diff", version)]
+#[command(name = TOOL, version)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -121,7 +121,7 @@ fn opts() -> ApplyOptions {
 
 /// A live kernel that keeps every event in memory.
 fn live() -> (Kernel, Rc<RefCell<Vec<Event>>>) {
-    let k = Kernel::new("layer-diff", Mode::Live, Tracer::silent());
+    let k = Kernel::new(crate::layer::TOOL, Mode::Live, Tracer::silent());
     let mem = Rc::new(RefCell::new(Vec::new()));
     k.tracer().add_sink(Sink::new(Target::Memory(mem.clone()), TraceFormat::Json, false, false));
     (k, mem)
@@ -188,7 +188,7 @@ fn a_refused_layer_leaves_the_tree_as_it_was_at_every_step() {
 fn the_recorded_undo_takes_back_exactly_what_was_made() {
     let t = Tmp::new("dry");
     base(&t.0);
-    let k = Kernel::recording("layer-diff");
+    let k = Kernel::recording(crate::layer::TOOL);
     apply(&k, &layer()[..], &t.0, &opts()).unwrap();
     let all = steps(&k.events());
     assert!(all.iter().any(|(c, _)| c == "renameat2") && all.iter().any(|(c, _)| c == "fchmodat"), "{all:?}");
@@ -199,7 +199,7 @@ fn the_recorded_undo_takes_back_exactly_what_was_made() {
         _ => e.args[1].clone(),
     };
     for (call, nth) in all {
-        let k = Kernel::recording("layer-diff");
+        let k = Kernel::recording(crate::layer::TOOL);
         k.inject(&call, nth, Errno::EIO);
         if apply(&k, &layer()[..], &t.0, &opts()).is_ok() {
             assert_eq!(call, "unlinkat", "{call} #{nth}: only the final clean-up comes after the layer is in");
