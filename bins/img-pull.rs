@@ -3,8 +3,10 @@
 //! the result to an exit code.
 
 use clap::Parser;
+use contlab::image;
 
 fn main() -> std::process::ExitCode {
-    let cli = contlab::image::Cli::parse();
-    contlab::exit::finish("img-pull", contlab::image::run(cli))
+    let cli = image::Cli::parse();
+    let role = cli.role();
+    contlab::exit::report(image::TOOL, role, image::run(cli))
 }

@@ -2,8 +2,10 @@
 //! The lab is `contlab::overlay`; this file only parses and maps the result to an exit code.
 
 use clap::Parser;
+use contlab::overlay;
 
 fn main() -> std::process::ExitCode {
-    let cli = contlab::overlay::Cli::parse();
-    contlab::exit::finish("ovl-mount", contlab::overlay::run(cli))
+    let cli = overlay::Cli::parse();
+    let role = cli.role();
+    contlab::exit::report(overlay::TOOL, role, overlay::run(cli))
 }

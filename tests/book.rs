@@ -213,12 +213,20 @@ fn replace_number(s: &str, num: &str, with: &str) -> String {
     out
 }
 
-/// Run one transcript's command as the reader would, from a fresh temp dir.
-fn run(cmd: &str) -> String {
+/// Run one transcript's command as the reader would, from a fresh temp dir (inside
+/// the network namespace `netns` when given).
+fn run(cmd: &str, netns: Option<&str>) -> String {
     let t = crate::harness::tmp();
     let bins = crate::harness::bin_path("ns-exec").parent().unwrap().to_path_buf();
     let path = format!("/usr/sbin:/usr/bin:/sbin:/bin:{}", bins.display());
-    let mut sh = Command::new("/bin/sh");
+    let mut sh = match netns {
+        Some(ns) => {
+            let mut c = Command::new(registries::ip());
+            c.args(["netns", "exec", ns, "/bin/sh"]);
+            c
+        }
+        None => Command::new("/bin/sh"),
+    };
     crate::harness::no_inherited_fds(&mut sh);
     let o = sh
         .arg("-c")
@@ -257,13 +265,16 @@ fn transcripts_match_what_the_commands_print() {
         return;
     }
     let list = transcripts_for(false);
-    let _registries = list.iter().any(|(n, _)| n.starts_with("img-")).then(registries::start);
-    check(list, |name, _, got| {
+    let regs = list.iter().any(|(n, _)| n.starts_with("img-")).then(registries::start);
+    let netns = |name: &str| regs.as_ref().filter(|_| name.starts_with("img-")).map(|r| r.netns.clone());
+    check(list, netns, |name, _, got| {
         std::fs::write(book().join("transcripts").join(format!("{name}.out")), got).unwrap();
     });
 }
 
-/// The registries the `img-*` transcripts talk to: Debian's docker-registry on
+/// The registries the `img-*` transcripts talk to, in a network namespace of this run
+/// (`contlab-book-PID`, where the `img-*` commands run too), so that the ports the book
+/// shows are this run's own: Debian's docker-registry on
 /// 127.0.0.1:5042 (open, like Docker Hub for pulls) and 127.0.0.1:5043 (htpasswd:
 /// user `student`, password `s3cret`), filled with two reproducible images pushed by
 /// img-pull itself: `lab/busybox:1.0` (one layer: /bin/busybox and links, /etc/os-release)
@@ -273,14 +284,14 @@ fn transcripts_match_what_the_commands_print() {
 /// run and every machine with that package.
 mod registries {
     use super::*;
-    use std::net::TcpStream;
-    use std::os::unix::io::AsRawFd;
+    use std::io::BufRead;
     use std::process::{Child, Stdio};
 
     pub struct Registries {
         children: Vec<Child>,
         _dir: tempfile::TempDir,
-        _lock: std::fs::File,
+        /// The network namespace they listen in.
+        pub netns: String,
     }
 
     impl Drop for Registries {
@@ -289,7 +300,17 @@ mod registries {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+            let _ = Command::new(ip()).args(["netns", "del", &self.netns]).status();
         }
+    }
+
+    /// iproute2's `ip`.
+    pub fn ip() -> PathBuf {
+        ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .expect("book tier: the img-* transcripts run in a network namespace: apt-get install -y iproute2")
     }
 
     const HTPASSWD: &str = "student:$2y$05$IsLKY2R2TeAWNU9YyDobH.YdCzKwWdmdoKC.OB2Nm5fnJm2mpu10u\n";
@@ -362,25 +383,21 @@ mod registries {
     }
 
     pub fn start() -> Registries {
-        // One book run at a time on this machine: the ports are fixed.
-        let lock = std::fs::File::create(std::env::temp_dir().join("contlab-book-registries.lock")).unwrap();
-        // SAFETY: a valid open descriptor.
-        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "flock");
+        // The ports are fixed, but in a network namespace of this run: nothing else
+        // listens there, and two runs never meet.
+        let netns = format!("contlab-book-{}", std::process::id());
+        ok(Command::new(ip()).args(["netns", "add", &netns]));
+        ok(Command::new(ip()).args(["-n", &netns, "link", "set", "lo", "up"]));
         let bin =
             ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"].into_iter().map(Path::new).find(|p| p.is_file());
         let bin =
             bin.expect("book tier: the img-* transcripts need docker-registry: apt-get install -y docker-registry");
         let dir = crate::harness::tmp();
-        for port in [5042, 5043] {
-            assert!(
-                TcpStream::connect(("127.0.0.1", port)).is_err(),
-                "book tier: 127.0.0.1:{port} is in use (a registry left by an interrupted run? see `ss -ltnp 'sport = :{port}'`)"
-            );
-        }
-        let mut children = vec![];
+        let mut regs = Registries { children: vec![], _dir: dir, netns: netns.clone() };
         for (port, auth) in [(5042, false), (5043, true)] {
+            let dir = &regs._dir;
             let mut cfg = format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data{port}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}/data{port}\nhttp:\n  addr: 127.0.0.1:{port}\n",
                 dir.path().display()
             );
             if auth {
@@ -390,26 +407,29 @@ mod registries {
             }
             let yml = dir.path().join(format!("config{port}.yml"));
             std::fs::write(&yml, cfg).unwrap();
-            children.push(
-                Command::new(bin)
-                    .arg("serve")
-                    .arg(&yml)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("start docker-registry"),
-            );
-        }
-        let regs = Registries { children, _dir: dir, _lock: lock };
-        for port in [5042, 5043] {
-            let t = std::time::Instant::now();
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    t.elapsed().as_secs() < 10,
-                    "book tier: docker-registry does not listen on 127.0.0.1:{port} after 10 s"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut child = Command::new(ip())
+                .args(["netns", "exec", &netns])
+                .arg(bin)
+                .arg("serve")
+                .arg(&yml)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start docker-registry");
+            // It says when it listens; the rest of its log is drained, unread.
+            let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+            regs.children.push(child);
+            let mut seen = String::new();
+            loop {
+                let mut line = String::new();
+                let n = log.read_line(&mut line).unwrap_or(0);
+                assert!(n > 0, "book tier: docker-registry on 127.0.0.1:{port} ended before listening:\n{seen}");
+                if line.contains(&format!("listening on 127.0.0.1:{port}")) {
+                    break;
+                }
+                seen.push_str(&line);
             }
+            std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
         }
         // The images, in an OCI layout.
         let d = regs._dir.path();
@@ -456,7 +476,8 @@ mod registries {
         )
         .unwrap();
         let img = || {
-            let mut c = Command::new(crate::harness::bin_path("img-pull"));
+            let mut c = Command::new(ip());
+            c.args(["netns", "exec", &netns]).arg(crate::harness::bin_path("img-pull"));
             c.arg("-q").arg("--root").arg(d.join("store")).env("DOCKER_CONFIG", d.join("docker"));
             c
         };
@@ -469,14 +490,14 @@ mod registries {
     }
 }
 
-/// Run each transcript and compare; with CONTLAB_BLESS set, hand each new output to
-/// `bless` instead.
-fn check(list: Vec<(String, PathBuf)>, bless: impl Fn(&str, &Path, &str)) {
+/// Run each transcript (in the network namespace `netns` gives it, if any) and compare;
+/// with CONTLAB_BLESS set, hand each new output to `bless` instead.
+fn check(list: Vec<(String, PathBuf)>, netns: impl Fn(&str) -> Option<String>, bless: impl Fn(&str, &Path, &str)) {
     let blessing = std::env::var_os("CONTLAB_BLESS").is_some();
     let mut wrong = Vec::new();
     for (name, sh) in list {
         let cmd = std::fs::read_to_string(&sh).unwrap().trim_end().to_string();
-        let got = run(&cmd);
+        let got = run(&cmd, netns(&name).as_deref());
         if blessing {
             bless(&name, &sh, &got);
             continue;
@@ -507,12 +528,16 @@ mod guest {
         if !require(Tier::Guest) {
             return;
         }
-        check(transcripts_for(true), |name, _, got| {
-            // The guest's filesystem is thrown away at power-off: send the output to
-            // the host through stdout (not captured by the test harness).
-            let msg = format!("{BLESS_MARK}{name} {}\n{got}\n", got.len());
-            let _ = std::io::stdout().write_all(msg.as_bytes());
-        });
+        check(
+            transcripts_for(true),
+            |_| None,
+            |name, _, got| {
+                // The guest's filesystem is thrown away at power-off: send the output to
+                // the host through stdout (not captured by the test harness).
+                let msg = format!("{BLESS_MARK}{name} {}\n{got}\n", got.len());
+                let _ = std::io::stdout().write_all(msg.as_bytes());
+            },
+        );
     }
 }
 

@@ -21,6 +21,7 @@ fn s(p: &Path) -> &str {
 /// link target, hard-link group, xattrs (overlay's own left out). Two trees are
 /// equal for a layer's purposes when their listings are.
 pub(crate) fn listing(root: &Path) -> Vec<String> {
+    need("getfattr", "attr");
     let mut out = Vec::new();
     let mut inodes: std::collections::HashMap<u64, String> = Default::default();
     walk(root, root, &mut out, &mut inodes);
@@ -61,15 +62,17 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>, inodes: &mut std::collec
             "other".into()
         };
         let mode = if ft.is_symlink() { 0 } else { m.mode() & 0o7777 };
-        let xattrs = Command::new("getfattr").args(["-h", "-d", "-m", "-", "--absolute-names"]).arg(&p).output();
-        let xa = match xattrs {
-            Ok(o) => String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| l.contains('=') && !l.contains("overlay."))
-                .collect::<Vec<_>>()
-                .join(";"),
-            Err(_) => String::new(),
-        };
+        let o = Command::new("getfattr")
+            .args(["-h", "-d", "-m", "-", "--absolute-names"])
+            .arg(&p)
+            .output()
+            .expect("run getfattr (Debian package attr)");
+        assert!(o.status.success(), "getfattr {}: {}", p.display(), stderr_of(&o));
+        let xa = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains('=') && !l.contains("overlay."))
+            .collect::<Vec<_>>()
+            .join(";");
         out.push(format!("{rel} {what} mode={mode:o} owner={}:{} xattrs=[{xa}]", m.uid(), m.gid()));
         if ft.is_dir() {
             walk(root, &p, out, inodes);
@@ -200,6 +203,7 @@ fn apply_handles_whiteouts_flat_and_overlay_in_and_out_of_order() {
     let m = std::fs::symlink_metadata(ov.join("gone")).unwrap();
     assert!(m.file_type().is_char_device() && m.rdev() == 0);
     let w = cmd("ovl-mount").args(["-q", "whiteouts", s(&ov)]).output().unwrap();
+    assert!(w.status.success(), "{}", stderr_of(&w));
     assert_eq!(stdout_of(&w), "opaque /d\nwhiteout /gone\nopaque /opt\n");
 }
 
@@ -215,6 +219,12 @@ fn diff_tree_compares_two_directories() {
     std::fs::write(a.join("usr/bin/uniq"), "u").unwrap();
     std::fs::write(b.join("etc/new"), "n").unwrap();
     std::fs::create_dir(a.join("mnt")).unwrap();
+    // A naive diff compares mtimes: the two copies of etc/keep must have the same one,
+    // whatever the clock did between the two writes.
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for d in [&a, &b] {
+        std::fs::File::options().write(true).open(d.join("etc/keep")).unwrap().set_modified(t).unwrap();
+    }
     let o = ld(&["-q", "diff", "--tree", s(&a), s(&b)]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert_eq!(stdout_of(&o), "C /etc\nA /etc/new\nC /usr\nC /usr/bin\nD /usr/bin/uniq\nD /mnt\n");
@@ -233,7 +243,14 @@ fn dry_run_apply_writes_nothing() {
     let o = ld(&["--dry-run", "apply", s(&tar), s(&dest)]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
-    harness::snapshot_settings().bind(|| insta::assert_snapshot!("layer_diff_dry_run_apply", stderr_of(&o)));
+    let mut st = harness::snapshot_settings();
+    // Who runs it (root keeps owners and devices) and which descriptor numbers the
+    // process inherited are not what the snapshot is about.
+    st.add_filter(r"ruid=\d+, euid=\d+, suid=\d+", "ruid=UID, euid=UID, suid=UID");
+    st.add_filter(r"rgid=\d+, egid=\d+, sgid=\d+", "rgid=GID, egid=GID, sgid=GID");
+    st.add_filter(r"O_CLOEXEC\) = \d+", "O_CLOEXEC) = FD");
+    st.add_filter(r"f_bavail\*f_frsize=(\d+|\[INODE\])", "f_bavail*f_frsize=FREE");
+    st.bind(|| insta::assert_snapshot!("layer_diff_dry_run_apply", stderr_of(&o)));
 }
 
 // ------------------------------------------------------------ bad input ----------
@@ -268,7 +285,9 @@ fn bad_inputs_fail_clearly_and_leave_nothing() {
     let empty = t.path().join("empty");
     std::fs::write(&empty, b"").unwrap();
     let o = ld(&["-q", "apply", s(&empty), s(&t.path().join("d3"))]);
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("empty"), "{}", stderr_of(&o));
+    assert!(!t.path().join("d3").exists() && !t.path().join(".d3.partial").exists());
     let o = ld(&["-q", "diff", s(&t.path().join("nope")), "--lower", s(t.path())]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("does not exist"));
@@ -395,11 +414,15 @@ impl Scene {
         assert_eq!(top.len(), 3, "nothing new beside dest: {top:?}");
         o
     }
+    /// The layer must be refused with `needle` in the message, and leave dest exactly
+    /// as it was (what the layer wrote before the bad entry is taken back).
     fn refused(&self, b: RawTar, extra: &[&str], needle: &str) {
+        let dest = listing(&self.root.join("dest"));
         let o = self.apply(b, extra);
         assert_eq!(o.status.code(), Some(1), "must be refused: {}", stderr_of(&o));
         let e = stderr_of(&o);
         assert!(e.contains("refusing layer entry") && e.contains(needle), "{e}");
+        assert_eq!(listing(&self.root.join("dest")), dest, "dest is as it was before the refused layer");
     }
 }
 
@@ -587,9 +610,64 @@ fn hostile_20_overlay_xattrs_never_taken_from_a_layer() {
     b.dir("d/");
     let o = sc.apply(b, &["--overlay"]);
     assert!(o.status.success(), "{}", stderr_of(&o));
+    need("getfattr", "attr");
     let x = Command::new("getfattr").args(["-n", "trusted.overlay.redirect"]).arg(sc.root.join("dest/d")).output();
-    if let Ok(x) = x {
-        assert!(!x.status.success(), "trusted.overlay.redirect must not be set");
+    let x = x.expect("run getfattr (Debian package attr)");
+    assert!(!x.status.success(), "trusted.overlay.redirect must not be set");
+    assert!(stderr_of(&x).contains("No such attribute"), "getfattr says why: {}", stderr_of(&x));
+}
+
+/// A hostile layer over a tree that holds files: it replaces one, whites another out,
+/// plants a symlink to the outside and then writes through it. Refused, and the tree
+/// is exactly as it was: the planted symlink and the new files are gone, the replaced
+/// and the whited-out files are back.
+#[test]
+fn hostile_22_refused_over_an_existing_tree_leaves_it_as_it_was() {
+    let sc = Scene::new();
+    let dest = sc.root.join("dest");
+    std::fs::create_dir_all(dest.join("etc")).unwrap();
+    std::fs::write(dest.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    std::fs::write(dest.join("etc/motd"), "from the layer below\n").unwrap();
+    let mut b = RawTar::default();
+    b.file("etc/passwd", b"evil::0:0::/:/bin/sh\n");
+    b.file("etc/.wh.motd", b"");
+    b.file("new", b"n");
+    b.symlink("escape", &sc.outside());
+    b.file("escape/evil", b"x");
+    sc.refused(b, &[], "leaves");
+    assert_eq!(std::fs::read_to_string(dest.join("etc/passwd")).unwrap(), "root:x:0:0::/root:/bin/sh\n");
+    assert!(!dest.join(".contlab-apply").exists());
+}
+
+/// `layer-diff apply` into a new directory, killed (SIGKILL) at each kind of step: DIR
+/// never appears half-made, only .DIR.partial is left, and running the same command
+/// again removes it and makes DIR whole.
+#[test]
+fn a_killed_apply_leaves_only_a_partial_directory_that_the_next_run_removes() {
+    let t = harness::tmp();
+    let mut b = RawTar::default();
+    b.dir("etc/");
+    b.file("etc/motd", b"hello\n");
+    b.symlink("link", "etc/motd");
+    b.file("last", b"z");
+    let tar = t.path().join("l.tar");
+    b.write(&tar);
+    let dest = t.path().join("rootfs");
+    let partial = t.path().join(".rootfs.partial");
+    for (call, nth) in [("mkdirat", 1), ("openat", 3), ("symlinkat", 1), ("rename", 1)] {
+        let mut c = Command::new(harness::bin_path("layer-diff"));
+        c.args(["apply", "--no-same-owner"]).arg(&tar).arg(&dest);
+        let killed = harness::kill9(harness::stopped_at(c, call, nth));
+        assert!(!killed.status.success(), "{call} #{nth}");
+        assert!(!dest.exists(), "{call} #{nth}: no half-made rootfs");
+        assert!(partial.is_dir(), "{call} #{nth}: what remains is .rootfs.partial");
+        let o = ld(&["apply", "--no-same-owner", s(&tar), s(&dest)]);
+        assert!(o.status.success(), "{call} #{nth}: {}", stderr_of(&o));
+        assert!(stderr_of(&o).contains("left by an earlier run that did not finish"), "{}", stderr_of(&o));
+        assert!(!partial.exists(), "{call} #{nth}: the next run removed it");
+        assert_eq!(std::fs::read_to_string(dest.join("etc/motd")).unwrap(), "hello\n");
+        assert_eq!(std::fs::read_link(dest.join("link")).unwrap(), Path::new("etc/motd"));
+        std::fs::remove_dir_all(&dest).unwrap();
     }
 }
 

@@ -16,6 +16,12 @@ fn ld(args: &[&str]) -> std::process::Output {
     cmd("layer-diff").args(args).output().unwrap()
 }
 
+/// The stdout of a command that must succeed.
+fn ok_out(o: std::process::Output) -> String {
+    assert!(o.status.success(), "{:?}: {}", o.status, stderr_of(&o));
+    stdout_of(&o)
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -74,7 +80,10 @@ fn dry_run_mount_shows_the_new_mount_api() {
     ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert!(!is_mounted(&d[4]));
-    harness::snapshot_settings().bind(|| insta::assert_snapshot!("ovl_mount_dry_run_mount", stderr_of(&o)));
+    let mut st = harness::snapshot_settings();
+    // A directory's st_size is the filesystem's business (4096 on ext4, less on tmpfs).
+    st.add_filter(r"S_IFDIR\|(\d+), st_size=\d+", "S_IFDIR|$1, st_size=SIZE");
+    st.bind(|| insta::assert_snapshot!("ovl_mount_dry_run_mount", stderr_of(&o)));
 }
 
 #[test]
@@ -97,6 +106,7 @@ fn usage_and_bad_input() {
     let nested = d[1].join("work");
     std::fs::create_dir_all(&nested).unwrap();
     let o = ovl(&["mount", "--lower", s(&d[0]), "--upper", s(&d[1]), "--work", s(&nested), s(&d[3])]);
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("overlap"), "{}", stderr_of(&o));
     // Not an overlay.
     for sub in ["inspect", "umount"] {
@@ -105,8 +115,10 @@ fn usage_and_bad_input() {
         assert!(stderr_of(&o).contains("is not an overlay mount point"), "{}", stderr_of(&o));
     }
     let o = ovl(&["-q", "which", s(&d[3]), "/x"]);
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("is not an overlay mount point"));
     let o = ovl(&["whiteouts", s(&t.path().join("nope"))]);
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("is not a directory"));
     assert!(!is_mounted(&d[3]));
 }
@@ -177,11 +189,10 @@ fn two_hundred_lower_layers_with_lowerdir_plus() {
     assert_eq!(e.matches("\"lowerdir+\"").count(), 200);
     assert!(d[2].join("f000").exists() && d[2].join("f199").exists());
     assert_eq!(std::fs::read_to_string(d[2].join("same")).unwrap(), "0", "the first lower is on top");
-    let o = ovl(&["-q", "inspect", "--json", s(&d[2])]);
-    let v: serde_json::Value = serde_json::from_str(&stdout_of(&o)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok_out(ovl(&["-q", "inspect", "--json", s(&d[2])]))).unwrap();
     assert_eq!(v["Layers"], 200);
-    let o = ovl(&["-q", "which", s(&d[2]), "/f150"]);
-    assert!(stdout_of(&o).contains("lower151"), "{}", stdout_of(&o));
+    let w = ok_out(ovl(&["-q", "which", s(&d[2]), "/f150"]));
+    assert!(w.contains("lower151"), "{w}");
 }
 
 #[test]
@@ -210,8 +221,7 @@ fn options_reach_the_kernel() {
     ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     let _g = Mounted(d[3].clone());
-    let o = ovl(&["-q", "inspect", s(&d[3])]);
-    let out = stdout_of(&o);
+    let out = ok_out(ovl(&["-q", "inspect", s(&d[3])]));
     // (xino=on is not listed when every layer is on one filesystem: nothing to do.)
     for opt in ["index=on", "redirect_dir=on", "volatile"] {
         assert!(out.contains(opt), "{opt} in {out}");
@@ -280,27 +290,25 @@ fn course_exercise_1_add_modify_delete() {
     // Added in merged → created in upper; lower unchanged.
     std::fs::write(merged.join("added"), "new\n").unwrap();
     assert!(upper.join("added").exists() && !lower.join("added").exists());
-    let o = ovl(&["-q", "which", s(merged), "/added"]);
-    assert!(stdout_of(&o).starts_with("/added: created in upper"), "{}", stdout_of(&o));
+    let w = ok_out(ovl(&["-q", "which", s(merged), "/added"]));
+    assert!(w.starts_with("/added: created in upper"), "{w}");
     // Modified → copied up whole; the lower keeps the original.
     let mut f = std::fs::OpenOptions::new().append(true).open(merged.join("existing")).unwrap();
     std::io::Write::write_all(&mut f, b"changed\n").unwrap();
     drop(f);
     assert_eq!(std::fs::read_to_string(upper.join("existing")).unwrap(), "from the image\nchanged\n");
     assert_eq!(std::fs::read_to_string(lower.join("existing")).unwrap(), "from the image\n");
-    let o = ovl(&["-q", "which", s(merged), "/existing"]);
-    assert!(stdout_of(&o).contains("copied up") && stdout_of(&o).contains("lower1"), "{}", stdout_of(&o));
+    let w = ok_out(ovl(&["-q", "which", s(merged), "/existing"]));
+    assert!(w.contains("copied up") && w.contains("lower1"), "{w}");
     // Deleted → a whiteout (char device 0/0) in upper; the lower still has it.
     std::fs::remove_file(merged.join("doomed")).unwrap();
     let m = std::fs::symlink_metadata(upper.join("doomed")).unwrap();
     assert!(m.file_type().is_char_device() && m.rdev() == 0, "ls -l upper shows c--------- 0, 0");
     assert!(lower.join("doomed").exists());
-    let o = ovl(&["-q", "whiteouts", s(upper)]);
-    assert_eq!(stdout_of(&o), "whiteout /doomed\n");
-    let o = ovl(&["-q", "which", s(merged), "/doomed"]);
-    assert!(stdout_of(&o).contains("whited out"), "{}", stdout_of(&o));
-    let o = ld(&["-q", "diff", s(upper), "--lower", s(lower)]);
-    assert_eq!(stdout_of(&o), "A /added\nC /existing\nD /doomed\n");
+    assert_eq!(ok_out(ovl(&["-q", "whiteouts", s(upper)])), "whiteout /doomed\n");
+    let w = ok_out(ovl(&["-q", "which", s(merged), "/doomed"]));
+    assert!(w.contains("whited out"), "{w}");
+    assert_eq!(ok_out(ld(&["-q", "diff", s(upper), "--lower", s(lower)])), "A /added\nC /existing\nD /doomed\n");
 }
 
 /// A small image in layers: the base (like fedora:26) and Docker's `-init` layer.
@@ -355,8 +363,7 @@ fn course_exercise_2_graphdriver_and_mount_grep_overlay() {
     let line = stdout_of(&mnt).lines().find(|l| l.contains(s(merged))).unwrap_or_default().to_string();
     assert!(line.contains(&format!("upperdir={}", s(upper))), "{line}");
     // The upper layer holds exactly the container's changes (tree upper).
-    let o = ovl(&["-q", "whiteouts", s(upper)]);
-    assert_eq!(stdout_of(&o), "whiteout /etc/issue\n");
+    assert_eq!(ok_out(ovl(&["-q", "whiteouts", s(upper)])), "whiteout /etc/issue\n");
     let mut upper_files: Vec<String> = Vec::new();
     for e in ["patate.txt", "etc/issue", "etc/passwd"] {
         if upper.join(e).symlink_metadata().is_ok() {
@@ -422,4 +429,56 @@ fn course_exercise_3_diff_commit_and_a_new_container() {
     assert_eq!(std::fs::metadata(m2.join("home/random")).unwrap().len(), 8500);
     assert!(std::fs::read_to_string(m2.join("etc/motd")).unwrap().ends_with("Tagada tsoin tsoin\n"));
     assert!(m2.join("etc/passwd").exists());
+}
+
+// ------------------------------------------------------------ killed (SIGKILL) ---
+
+/// `ovl-mount mount --mkdir` killed at each step of the new mount API (fsopen, every
+/// fsconfig, fsmount, move_mount): nothing is mounted (a context or a detached mount
+/// goes with the process), only the directories --mkdir made remain, and the same
+/// command then mounts, `ovl-mount umount` unmounts. An `umount` killed before its
+/// umount2(2) leaves the overlay mounted, and `ovl-mount umount` again removes it.
+#[test]
+fn a_killed_mount_leaves_no_mount_and_umount_cleans_up() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let t = harness::tmp();
+    let lower = t.path().join("lower");
+    std::fs::create_dir_all(&lower).unwrap();
+    std::fs::write(lower.join("f"), "x").unwrap();
+    let c = t.path().join("c");
+    let (upper, work, merged) = (c.join("upper"), c.join("work"), c.join("merged"));
+    let mount_cmd = || {
+        let mut m = Command::new(harness::bin_path("ovl-mount"));
+        m.args(["mount", "--mkdir", "--lower", s(&lower), "--upper", s(&upper), "--work", s(&work), s(&merged)]);
+        m
+    };
+    // source, lowerdir+, upperdir, workdir, FSCONFIG_CMD_CREATE.
+    let mut steps = vec![("fsopen", 1), ("fsmount", 1), ("move_mount", 1)];
+    steps.extend((1..=5).map(|n| ("fsconfig", n)));
+    for (call, nth) in steps {
+        std::fs::create_dir_all(&c).unwrap();
+        let killed = harness::kill9(harness::stopped_at(mount_cmd(), call, nth));
+        assert!(!killed.status.success(), "{call} #{nth}");
+        assert!(!is_mounted(&merged), "{call} #{nth}: a killed mount leaves no mount");
+        for d in [&upper, &work, &merged] {
+            assert!(d.is_dir(), "{call} #{nth}: {} made by --mkdir stays", d.display());
+        }
+        let _g = Mounted(merged.clone());
+        ok_out(mount_cmd().output().unwrap());
+        assert!(is_mounted(&merged), "{call} #{nth}: the same command mounts");
+        ok_out(ovl(&["-q", "umount", s(&merged)]));
+        assert!(!is_mounted(&merged));
+        std::fs::remove_dir_all(&c).unwrap();
+    }
+    std::fs::create_dir_all(&c).unwrap();
+    let _g = Mounted(merged.clone());
+    ok_out(mount_cmd().output().unwrap());
+    let mut u = Command::new(harness::bin_path("ovl-mount"));
+    u.args(["umount", s(&merged)]);
+    harness::kill9(harness::stopped_at(u, "umount2", 1));
+    assert!(is_mounted(&merged), "killed before umount2(2): still mounted");
+    ok_out(ovl(&["-q", "umount", s(&merged)]));
+    assert!(!is_mounted(&merged));
 }

@@ -33,7 +33,7 @@ pub fn create_file(k: &Kernel, file: &Path, sectors: u64) -> Result<()> {
     let _s = k.scope(TOOL);
     let f = k
         .why("the file that will back the loop device")
-        .create_new(file)
+        .create_backing_file(file)
         .hint(Errno::EEXIST, &format!("{} exists already: drop --create to attach it", file.display()))?;
     if let Err(e) = k.why("a sparse file: it takes no disk space until written").ftruncate(&f, sectors * 512) {
         drop(f);

@@ -9,6 +9,13 @@
 //!
 //! An OCI layout directory is the store's own format: exporting one copies the blobs
 //! an image needs and names it in that directory's index.json.
+//!
+//! Every file these operations create, link, rename or remove is a request of the
+//! kernel layer (`openat(2)` with `O_CREAT|O_EXCL`, `linkat(2)`, `rename(2)`,
+//! `unlink(2)`, `mkdir(2)`); the bytes of the archive, of a copied blob or of a
+//! decompressed layer are plain writes into a file it created. Nothing is published
+//! (renamed into place) before everything it needs has been checked, and the temp
+//! files of a failed run are removed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -18,10 +25,10 @@ use std::path::{Path, PathBuf};
 use sha2::Digest as _;
 
 use super::manifest::{self, Descriptor, Manifest};
+use super::pull::{verify_diff_id, HashReader};
 use super::reference::Reference;
 use super::registry::{hex, short};
-use super::store::{self, hash_file, LayerInfo, Store};
-use super::{verify_diff_id, HashReader};
+use super::store::{self, create_fresh, hash_file, mkdir_p, Image, LayerInfo, Store};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Mode};
 
@@ -44,121 +51,147 @@ fn header(size: u64, mode: u32) -> tar::Header {
     h
 }
 
-/// `img-pull save`: images to a docker-save tar (a file, atomically, or stdout).
-pub fn save(k: &Kernel, root: &Path, images: &[String], output: Option<&Path>) -> Result<()> {
-    let st = Store::open(k, root, false)?;
-    let imgs = images.iter().map(|i| st.resolve(i).map(|img| (i, img))).collect::<Result<Vec<_>>>()?;
+/// `img-pull save` to a file: the archive is written as `OUT.partial` (made with
+/// `O_CREAT|O_EXCL`), `fsync(2)`ed, then `rename(2)`d to `output`. `images` are what
+/// the user named (their names pick the `RepoTags`), resolved. A dry run writes
+/// nothing.
+pub fn save_file(k: &Kernel, st: &Store, images: &[(String, Image)], output: &Path) -> Result<()> {
     if k.mode() == Mode::DryRun {
-        k.note(format!("would write {} image(s) in docker save format", imgs.len()));
+        k.note(format!("would write {} image(s) in docker save format", images.len()));
         return Ok(());
     }
-    let tmp_out = output.map(|o| o.with_extension("tar.partial"));
-    let sink: Box<dyn Write> = match &tmp_out {
-        Some(p) => Box::new(std::io::BufWriter::new(File::create(p).map_err(|e| io("cannot create", p, e))?)),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut tb = tar::Builder::new(sink);
-    let mut written: std::collections::HashSet<String> = Default::default();
-    let mut entries = vec![];
-    let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let res: Result<()> = (|| {
-        for (asked, img) in &imgs {
-            let cfg_name = format!("{}.json", hex_of(img.id()));
-            if written.insert(cfg_name.clone()) {
-                let mut h = header(img.config_bytes.len() as u64, 0o644);
-                tb.append_data(&mut h, &cfg_name, &img.config_bytes[..])
-                    .map_err(|e| io("cannot write", Path::new(&cfg_name), e))?;
-            }
-            let mut layers = vec![];
-            for (i, l) in img.manifest.layers.iter().enumerate() {
-                let di = &img.config.rootfs.diff_ids[i];
-                let name = format!("{}/layer.tar", hex_of(di));
-                if written.insert(name.clone()) {
-                    // The tar header needs the size first: decompress to a temp file.
-                    let tmp = st.temp_path("save-layer");
-                    let blob = File::open(st.blob_path(&l.digest))
-                        .map_err(|e| io("cannot read", &st.blob_path(&l.digest), e))?;
-                    let mut h = HashReader::new(crate::layer::decompress(std::io::BufReader::new(blob))?);
-                    let mut t = File::create(&tmp).map_err(|e| io("cannot create", &tmp, e))?;
-                    let copied = std::io::copy(&mut h, &mut t);
-                    drop(t);
-                    let ok = copied.is_ok() && h.digest() == *di;
-                    if !ok {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(Error::failed(
-                            format!("layer {} does not decompress to its diff_id {di}", l.digest),
-                            "the store is corrupt: pull the image again",
-                        ));
-                    }
-                    let size = std::fs::metadata(&tmp).map_err(|e| io("cannot stat", &tmp, e))?.len();
-                    let mut hd = header(size, 0o644);
-                    let f = File::open(&tmp).map_err(|e| io("cannot read", &tmp, e))?;
-                    let r = tb.append_data(&mut hd, &name, f);
-                    let _ = std::fs::remove_file(&tmp);
-                    r.map_err(|e| io("cannot write", Path::new(&name), e))?;
-                    let v = b"1.0";
-                    tb.append_data(&mut header(3, 0o644), format!("{}/VERSION", hex_of(di)), &v[..])
-                        .map_err(|e| io("cannot write", Path::new("VERSION"), e))?;
-                }
-                layers.push(name);
-            }
-            let tags: Vec<String> = match Reference::parse(asked) {
-                Ok(r) if img.names.contains(&r.to_string()) && r.digest.is_none() => vec![r.familiar()],
-                _ => img
-                    .names
-                    .iter()
-                    .filter_map(|n| Reference::parse(n).ok())
-                    .filter(|r| r.digest.is_none())
-                    .map(|r| r.familiar())
-                    .collect(),
-            };
-            for t in &tags {
-                if let Ok(r) = Reference::parse(t) {
-                    let top = layers.last().map(|l| l.trim_end_matches("/layer.tar").to_string()).unwrap_or_default();
-                    repos.entry(r.familiar_name()).or_default().insert(r.tag.clone().unwrap_or_default(), top);
-                }
-            }
-            entries.push(serde_json::json!({"Config": cfg_name, "RepoTags": tags, "Layers": layers}));
-            k.note(format!("saved {} ({} layer(s), image ID {})", asked, layers.len(), short(img.id())));
-        }
-        let m = serde_json::to_vec(&entries).expect("json");
-        tb.append_data(&mut header(m.len() as u64, 0o644), "manifest.json", &m[..])
-            .map_err(|e| io("cannot write", Path::new("manifest.json"), e))?;
-        let r = serde_json::to_vec(&repos).expect("json");
-        tb.append_data(&mut header(r.len() as u64, 0o644), "repositories", &r[..])
-            .map_err(|e| io("cannot write", Path::new("repositories"), e))?;
-        let mut inner = tb.into_inner().map_err(|e| io("cannot finish", Path::new("the archive"), e))?;
-        inner.flush().map_err(|e| io("cannot write", Path::new("the archive"), e))?;
-        Ok(())
-    })();
-    if let Err(e) = res {
-        if let Some(t) = &tmp_out {
-            let _ = std::fs::remove_file(t);
-        }
+    let tmp = output.with_extension("tar.partial");
+    let Some(f) = create_fresh(k, &tmp, 0o644, "create the archive beside its final name")? else { return Ok(()) };
+    let mut w = std::io::BufWriter::new(f);
+    if let Err(e) = save(k, st, images, &mut w) {
+        drop(w);
+        let _ = k.unlink(&tmp);
         return Err(e);
     }
-    if let (Some(t), Some(o)) = (&tmp_out, output) {
-        let f = File::open(t).map_err(|e| io("cannot open", t, e))?;
-        k.fsync_file(&f, t)?;
-        k.rename_over(t, o)?;
-    }
+    let f = w.into_inner().map_err(|e| io("cannot write", &tmp, e.into_error()))?;
+    k.fsync_file(&f, &tmp)?;
+    drop(f);
+    k.rename_over(&tmp, output)?;
     Ok(())
 }
 
-/// Reads through, copying what it reads to a file and hashing it.
+/// `img-pull save`: `images` to `out` as a `docker save` tar. Each layer is
+/// decompressed to a temp file in ROOT/tmp first (a tar header needs the size), removed
+/// once copied. A dry run writes nothing.
+pub fn save(k: &Kernel, st: &Store, images: &[(String, Image)], out: &mut dyn Write) -> Result<()> {
+    if k.mode() == Mode::DryRun {
+        k.note(format!("would write {} image(s) in docker save format", images.len()));
+        return Ok(());
+    }
+    let mut tb = tar::Builder::new(out);
+    let mut written: std::collections::HashSet<String> = Default::default();
+    let mut entries = vec![];
+    let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (asked, img) in images {
+        let cfg_name = format!("{}.json", hex_of(img.id()));
+        if written.insert(cfg_name.clone()) {
+            let mut h = header(img.config_bytes.len() as u64, 0o644);
+            tb.append_data(&mut h, &cfg_name, &img.config_bytes[..]).map_err(output_error)?;
+        }
+        let mut layers = vec![];
+        for (i, l) in img.manifest.layers.iter().enumerate() {
+            let di = &img.config.rootfs.diff_ids[i];
+            let name = format!("{}/layer.tar", hex_of(di));
+            if written.insert(name.clone()) {
+                let (tmp, t) = st.create_temp(k, "save-layer")?;
+                let t = t.ok_or_else(|| Error::failed("no temp file in a dry run", "run without --dry-run"))?;
+                let r = save_layer(&mut tb, st, &l.digest, di, &name, t, &tmp);
+                k.why("the decompressed copy of the layer is in the archive now");
+                let gone = k.unlink(&tmp);
+                r?;
+                gone?;
+                let v = b"1.0";
+                tb.append_data(&mut header(3, 0o644), format!("{}/VERSION", hex_of(di)), &v[..])
+                    .map_err(output_error)?;
+            }
+            layers.push(name);
+        }
+        let tags: Vec<String> = match Reference::parse(asked) {
+            Ok(r) if img.names.contains(&r.to_string()) && r.digest.is_none() => vec![r.familiar()],
+            _ => img
+                .names
+                .iter()
+                .filter_map(|n| Reference::parse(n).ok())
+                .filter(|r| r.digest.is_none())
+                .map(|r| r.familiar())
+                .collect(),
+        };
+        for t in &tags {
+            if let Ok(r) = Reference::parse(t) {
+                let top = layers.last().map(|l| l.trim_end_matches("/layer.tar").to_string()).unwrap_or_default();
+                repos.entry(r.familiar_name()).or_default().insert(r.tag.clone().unwrap_or_default(), top);
+            }
+        }
+        entries.push(serde_json::json!({"Config": cfg_name, "RepoTags": tags, "Layers": layers}));
+        k.note(format!("saved {} ({} layer(s), image ID {})", asked, layers.len(), short(img.id())));
+    }
+    let m = serde_json::to_vec(&entries).expect("json");
+    tb.append_data(&mut header(m.len() as u64, 0o644), "manifest.json", &m[..]).map_err(output_error)?;
+    let r = serde_json::to_vec(&repos).expect("json");
+    tb.append_data(&mut header(r.len() as u64, 0o644), "repositories", &r[..]).map_err(output_error)?;
+    let inner = tb.into_inner().map_err(output_error)?;
+    inner.flush().map_err(output_error)
+}
+
+/// Writing the archive failed (a closed stdout is a quiet end, as for every tool).
+fn output_error(e: std::io::Error) -> Error {
+    Error::Output(e)
+}
+
+/// Decompress the blob `digest` into the temp file `t` (`tmp`), check its diff_id, and
+/// append it to the archive as `name`.
+fn save_layer(
+    tb: &mut tar::Builder<&mut dyn Write>,
+    st: &Store,
+    digest: &str,
+    di: &str,
+    name: &str,
+    mut t: File,
+    tmp: &Path,
+) -> Result<()> {
+    let bp = st.blob_path(digest);
+    let blob = File::open(&bp).map_err(|e| io("cannot read", &bp, e))?;
+    let mut h = HashReader::new(crate::layer::decompress(std::io::BufReader::new(blob))?);
+    let copied = std::io::copy(&mut h, &mut t);
+    if copied.is_err() || h.digest() != di {
+        return Err(Error::failed(
+            format!("layer {digest} does not decompress to its diff_id {di}"),
+            "the store is corrupt: pull the image again",
+        ));
+    }
+    let size = t.metadata().map_err(|e| io("cannot stat", tmp, e))?.len();
+    let mut hd = header(size, 0o644);
+    let f = File::open(tmp).map_err(|e| io("cannot read", tmp, e))?;
+    tb.append_data(&mut hd, name, f).map_err(output_error)
+}
+
+/// Reads through, copying what it reads to a file (none in a dry run), hashing it, and
+/// keeping its first bytes.
 struct Tee<R> {
     inner: R,
-    file: File,
+    file: Option<File>,
     hasher: sha2::Sha256,
     count: u64,
+    head: Vec<u8>,
 }
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.file.write_all(&buf[..n])?;
+        if let Some(f) = &mut self.file {
+            f.write_all(&buf[..n])?;
+        }
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
+        if self.head.len() < 4 {
+            let more = (4 - self.head.len()).min(n);
+            self.head.extend_from_slice(&buf[..more]);
+        }
         Ok(n)
     }
 }
@@ -178,8 +211,9 @@ struct SaveEntry {
     layers: Vec<String>,
 }
 
-struct Loaded {
-    tmp: PathBuf,
+/// A layer read from the archive into a temp file (none in a dry run).
+struct Staged {
+    tmp: Option<PathBuf>,
     digest: String,
     size: u64,
     media_type: String,
@@ -187,10 +221,27 @@ struct Loaded {
     usize: u64,
 }
 
-/// `img-pull load`: read a docker-save tar into the store. Nothing is published
-/// until every layer has been checked against its image's diff_ids.
-pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Result<()> {
-    let st = Store::open(k, root, true)?;
+/// What [`load`] put in the store, for each image of the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// An image with a name (`Loaded image: NAME`, docker's familiar form).
+    Image(String),
+    /// An image without a name (`Loaded image ID: sha256:…`).
+    Id(String),
+}
+
+/// Remove the temp files of staged layers.
+fn unstage<'a>(k: &Kernel, staged: impl Iterator<Item = &'a Option<PathBuf>>) {
+    for t in staged.flatten() {
+        k.why("a temp file of a load that did not go through");
+        let _ = k.unlink(t);
+    }
+}
+
+/// `img-pull load`: read a docker-save tar into the store (open for writing). Nothing
+/// is published until every layer has been checked against its image's diff_ids;
+/// on a refusal the temp files go and the store is left as it was.
+pub fn load(k: &Kernel, st: &Store, input: &Path) -> Result<Vec<Loaded>> {
     let open = || -> Result<tar::Archive<File>> {
         Ok(tar::Archive::new(File::open(input).map_err(|e| io("cannot open", input, e))?))
     };
@@ -222,7 +273,7 @@ pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Resul
         ));
     };
     let mut configs: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut layers: HashMap<String, Loaded> = HashMap::new();
+    let mut layers: HashMap<String, Staged> = HashMap::new();
     for en in &entries {
         if en.config.contains("..") || en.layers.iter().any(|l| l.contains("..")) {
             return Err(Error::failed("manifest.json names a path with ..", "the archive is malformed"));
@@ -238,19 +289,24 @@ pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Resul
             if let Some(slot) = configs.get_mut(&p) {
                 (&mut e).take(manifest::MAX_CONFIG).read_to_end(slot).map_err(bad)?;
             } else if wanted_layers.contains(&p) && !layers.contains_key(&p) {
-                let tmp = st.temp_path("load-layer");
-                let file = File::create(&tmp).map_err(|er| io("cannot create", &tmp, er))?;
-                let mut head = [0u8; 4];
-                let mut tee = Tee { inner: &mut e, file, hasher: sha2::Sha256::new(), count: 0 };
-                let mut hr = HashReader::new(crate::layer::decompress(&mut tee)?);
-                std::io::copy(&mut hr, &mut std::io::sink()).map_err(bad)?;
-                let usize = hr.count;
-                let diff_id = hr.digest();
-                std::io::copy(&mut tee, &mut std::io::sink()).map_err(bad)?;
+                let (tmp, file) = st.create_temp(k, "load-layer")?;
+                let tmp = file.as_ref().map(|_| tmp);
+                let mut tee = Tee { inner: &mut e, file, hasher: sha2::Sha256::new(), count: 0, head: Vec::new() };
+                let read = (|| -> Result<(u64, String)> {
+                    let mut hr = HashReader::new(crate::layer::decompress(&mut tee)?);
+                    std::io::copy(&mut hr, &mut std::io::sink()).map_err(bad)?;
+                    Ok((hr.count, hr.digest()))
+                })()
+                .and_then(|r| std::io::copy(&mut tee, &mut std::io::sink()).map(|_| r).map_err(bad));
+                let (usize, diff_id) = match read {
+                    Ok(r) => r,
+                    Err(er) => {
+                        unstage(k, std::iter::once(&tmp));
+                        return Err(er);
+                    }
+                };
                 let digest = format!("sha256:{}", hex(&tee.hasher.clone().finalize()));
-                let size = tee.count;
-                drop(tee);
-                File::open(&tmp).and_then(|mut f| f.read(&mut head)).map_err(|er| io("cannot read", &tmp, er))?;
+                let (size, head) = (tee.count, tee.head.clone());
                 let media_type = if head.starts_with(&[0x1f, 0x8b]) {
                     manifest::OCI_LAYER_GZIP
                 } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -258,16 +314,12 @@ pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Resul
                 } else {
                     manifest::OCI_LAYER_TAR
                 };
-                layers.insert(p, Loaded { tmp, digest, size, media_type: media_type.into(), diff_id, usize });
+                layers.insert(p, Staged { tmp, digest, size, media_type: media_type.into(), diff_id, usize });
             }
         }
         Ok(())
     })();
-    let cleanup = |layers: &HashMap<String, Loaded>| {
-        for l in layers.values() {
-            let _ = std::fs::remove_file(&l.tmp);
-        }
-    };
+    let cleanup = |layers: &HashMap<String, Staged>| unstage(k, layers.values().map(|l| &l.tmp));
     if let Err(e) = res {
         cleanup(&layers);
         return Err(e);
@@ -314,18 +366,20 @@ pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Resul
         plans.push((en, cb.clone(), descs));
     }
     if k.mode() == Mode::DryRun {
-        cleanup(&layers);
         k.note(format!("would load {} image(s)", plans.len()));
-        return Ok(());
+        return Ok(vec![]);
     }
     for l in layers.values() {
+        let Some(tmp) = &l.tmp else { continue };
         if st.has_blob(&l.digest) {
-            let _ = std::fs::remove_file(&l.tmp);
+            k.why("the store has this blob already");
+            k.unlink(tmp)?;
         } else {
-            st.commit(k, &l.tmp, &l.digest)?;
+            st.commit(k, tmp, &l.digest)?;
         }
-        st.put_layer_info(&l.digest, &LayerInfo { diff_id: l.diff_id.clone(), size: l.usize })?;
+        st.put_layer_info(k, &l.digest, &LayerInfo { diff_id: l.diff_id.clone(), size: l.usize })?;
     }
+    let mut loaded = vec![];
     for (en, cb, descs) in plans {
         let cd = st.put_bytes(k, &cb)?;
         let m = Manifest {
@@ -345,52 +399,78 @@ pub fn load(k: &Kernel, root: &Path, input: &Path, out: &mut dyn Write) -> Resul
             let mut ix = st.index()?;
             ix.manifests.push(d.clone());
             st.write_index(k, &ix)?;
-            writeln!(out, "Loaded image ID: {cd}")?;
+            loaded.push(Loaded::Id(cd.clone()));
         }
         for t in tags {
             let r = Reference::parse(&t)
                 .map_err(|e| Error::failed(format!("RepoTags {t:?}: {e}"), "the archive is malformed"))?;
             st.tag(k, &r.to_string(), d.clone())?;
-            writeln!(out, "Loaded image: {}", r.familiar())?;
+            loaded.push(Loaded::Image(r.familiar()));
         }
     }
-    Ok(())
+    Ok(loaded)
 }
 
-fn copy_blob(src: &Path, dst: &Path) -> Result<()> {
+/// Copy the blob `src` to `dst` (skipped when there): a hard link (`linkat(2)`) when
+/// both are on one filesystem, else a new file (`O_CREAT|O_EXCL`) the bytes are
+/// copied into; made as `DST.partial`, then `rename(2)`d.
+fn copy_blob(k: &Kernel, src: &Path, dst: &Path) -> Result<()> {
     if dst.exists() {
         return Ok(());
     }
     let tmp = dst.with_extension("partial");
-    if std::fs::hard_link(src, &tmp).is_err() {
-        std::fs::copy(src, &tmp).map_err(|e| io("cannot copy to", &tmp, e))?;
+    if std::fs::symlink_metadata(&tmp).is_ok() {
+        k.why("left by an earlier run that did not finish");
+        k.unlink(&tmp)?;
     }
-    std::fs::rename(&tmp, dst).map_err(|e| io("cannot write", dst, e))
+    if k.hard_link(src, &tmp).is_err() {
+        let Some(mut f) = create_fresh(k, &tmp, 0o644, "create a copy of a blob beside its final name")? else {
+            return Ok(());
+        };
+        let mut from = File::open(src).map_err(|e| io("cannot read", src, e))?;
+        if let Err(e) = std::io::copy(&mut from, &mut f) {
+            let _ = k.unlink(&tmp);
+            return Err(io("cannot copy to", &tmp, e));
+        }
+    }
+    k.rename_over(&tmp, dst)?;
+    Ok(())
 }
 
-/// `img-pull export IMAGE DIR`: the image into an OCI layout directory, named by
-/// its tag (as `skopeo copy … oci:DIR:TAG` does).
-pub fn export(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
-    let st = Store::open(k, root, false)?;
-    let img = st.resolve(image)?;
-    let tag = Reference::parse(image)
-        .ok()
-        .and_then(|r| r.tag)
-        .or_else(|| img.names.iter().filter_map(|n| Reference::parse(n).ok()?.tag).next())
-        .unwrap_or_else(|| "latest".into());
+/// Write `bytes` to `dest` in a layout directory: `DEST.tmp` (made with
+/// `O_CREAT|O_EXCL`), then `rename(2)`.
+fn write_atomic(k: &Kernel, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = dest.with_extension(format!(
+        "{}tmp",
+        dest.extension().map(|e| format!("{}.", e.to_string_lossy())).unwrap_or_default()
+    ));
+    let Some(mut f) = create_fresh(k, &tmp, 0o644, "create a file of the layout beside its final name")? else {
+        return Ok(());
+    };
+    if let Err(e) = f.write_all(bytes) {
+        let _ = k.unlink(&tmp);
+        return Err(io("cannot write", &tmp, e));
+    }
+    drop(f);
+    k.rename_over(&tmp, dest)?;
+    Ok(())
+}
+
+/// `img-pull export`: `img` into the OCI layout directory `dir` (created if missing),
+/// named `tag` in its index.json (as `skopeo copy … oci:DIR:TAG` does).
+pub fn export(k: &Kernel, st: &Store, img: &Image, tag: &str, dir: &Path) -> Result<()> {
     if k.mode() == Mode::DryRun {
-        k.note(format!("would export {image} to {}:{tag}", dir.display()));
+        k.note(format!("would export {} to {}:{tag}", short(&img.desc.digest), dir.display()));
         return Ok(());
     }
     let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| io("cannot create", &blobs, e))?;
-    std::fs::write(dir.join("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}")
-        .map_err(|e| io("cannot write", &dir.join("oci-layout"), e))?;
+    mkdir_p(k, &blobs)?;
+    write_atomic(k, &dir.join("oci-layout"), b"{\"imageLayoutVersion\":\"1.0.0\"}")?;
     let mut all: Vec<&str> = img.manifest.layers.iter().map(|l| l.digest.as_str()).collect();
     all.push(&img.manifest.config.digest);
     all.push(&img.desc.digest);
     for d in all {
-        copy_blob(&st.blob_path(d), &blobs.join(hex_of(d)))?;
+        copy_blob(k, &st.blob_path(d), &blobs.join(hex_of(d)))?;
     }
     let ixp = dir.join("index.json");
     let mut ix: manifest::Index = match std::fs::read(&ixp) {
@@ -403,20 +483,37 @@ pub fn export(k: &Kernel, root: &Path, image: &str, dir: &Path, out: &mut dyn Wr
             annotations: None,
         },
     };
-    ix.manifests.retain(|d| d.annotation(store::REF_NAME) != Some(tag.as_str()));
+    ix.manifests.retain(|d| d.annotation(store::REF_NAME) != Some(tag));
     let mut d = Descriptor::new(&img.desc.media_type, &img.desc.digest, img.desc.size);
-    d.annotations = Some(BTreeMap::from([(store::REF_NAME.to_string(), tag.clone())]));
+    d.annotations = Some(BTreeMap::from([(store::REF_NAME.to_string(), tag.to_string())]));
     ix.manifests.push(d);
-    let tmp = dir.join("index.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&ix).expect("json")).map_err(|e| io("cannot write", &tmp, e))?;
-    k.rename_over(&tmp, &ixp)?;
-    writeln!(out, "{}:{tag}", dir.display())?;
+    write_atomic(k, &ixp, &serde_json::to_vec_pretty(&ix).expect("json"))?;
     Ok(())
 }
 
-/// `img-pull import DIR[:NAME]`: an image from an OCI layout directory, every blob
-/// verified on the way in.
-pub fn import(k: &Kernel, root: &Path, source: &str, tag: Option<&str>, out: &mut dyn Write) -> Result<()> {
+/// The tag `export` gives an image in a layout: the tag of the reference the user
+/// typed, else of one of its names, else `latest`.
+pub fn export_tag(image: &str, img: &Image) -> String {
+    Reference::parse(image)
+        .ok()
+        .and_then(|r| r.tag)
+        .or_else(|| img.names.iter().filter_map(|n| Reference::parse(n).ok()?.tag).next())
+        .unwrap_or_else(|| "latest".into())
+}
+
+/// What [`import`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// The manifest's digest.
+    pub digest: String,
+    /// The name it has in the store.
+    pub name: Reference,
+}
+
+/// `img-pull import DIR[:NAME]`: an image from an OCI layout directory into the store
+/// (open for writing), every blob verified on the way in; the name is `tag`, else the
+/// layout's (when it is a full reference).
+pub fn import(k: &Kernel, st: &Store, source: &str, tag: Option<&str>) -> Result<Imported> {
     let (dir, name) = if Path::new(source).is_dir() {
         (PathBuf::from(source), None)
     } else {
@@ -449,7 +546,6 @@ pub fn import(k: &Kernel, root: &Path, source: &str, tag: Option<&str>, out: &mu
         Some(t) => Reference::parse(&t).map_err(Error::Usage)?,
         None => return Err(Error::Usage("give the image a name in the store with --tag REF".into())),
     };
-    let st = Store::open(k, root, true)?;
     let src = |d: &str| -> Result<PathBuf> {
         super::reference::check_digest(d).map_err(|e| Error::failed(e, "the layout is malformed"))?;
         Ok(dir.join("blobs/sha256").join(hex_of(d)))
@@ -483,49 +579,48 @@ pub fn import(k: &Kernel, root: &Path, source: &str, tag: Option<&str>, out: &mu
     if cfg.rootfs.diff_ids.len() != m.layers.len() {
         return Err(Error::failed("the config's diff_ids do not match the layers", "the layout is malformed"));
     }
-    let mut staged = vec![];
+    if k.mode() == Mode::DryRun {
+        k.note(format!("would import {} as {target}", mdesc.digest));
+        return Ok(Imported { digest: mdesc.digest, name: target });
+    }
+    let mut staged: Vec<(PathBuf, String, LayerInfo)> = vec![];
+    let give_up = |staged: &[(PathBuf, String, LayerInfo)], e: Error| -> Error {
+        unstage(k, staged.iter().map(|(t, _, _)| Some(t.clone())).collect::<Vec<_>>().iter());
+        e
+    };
     for (i, l) in m.layers.iter().enumerate() {
         if st.has_blob(&l.digest) {
             continue;
         }
-        let tmp = st.temp_path("import");
-        let p = src(&l.digest)?;
-        if let Err(e) = std::fs::copy(&p, &tmp) {
-            staged.iter().for_each(|(t, _, _): &(PathBuf, String, LayerInfo)| {
-                let _ = std::fs::remove_file(t);
-            });
-            return Err(io("cannot copy", &p, e));
-        }
-        let (dg, n) = hash_file(&tmp)?;
-        let info = if dg == l.digest && n == l.size {
-            verify_diff_id(&tmp, &cfg.rootfs.diff_ids[i])
-        } else {
-            Err(Error::failed(
-                format!("blob {} in {} hashes to {dg} ({n} bytes)", l.digest, dir.display()),
-                "the layout is corrupt; nothing was imported",
-            ))
+        let p = src(&l.digest).map_err(|e| give_up(&staged, e))?;
+        let (tmp, f) = st.create_temp(k, "import").map_err(|e| give_up(&staged, e))?;
+        let Some(mut f) = f else { continue };
+        let copied = File::open(&p).and_then(|mut from| std::io::copy(&mut from, &mut f));
+        drop(f);
+        let info = match copied {
+            Err(e) => Err(io("cannot copy", &p, e)),
+            Ok(_) => hash_file(&tmp).and_then(|(dg, n)| {
+                if dg == l.digest && n == l.size {
+                    verify_diff_id(&tmp, &cfg.rootfs.diff_ids[i])
+                } else {
+                    Err(Error::failed(
+                        format!("blob {} in {} hashes to {dg} ({n} bytes)", l.digest, dir.display()),
+                        "the layout is corrupt; nothing was imported",
+                    ))
+                }
+            }),
         };
         match info {
             Ok(info) => staged.push((tmp, l.digest.clone(), info)),
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                staged.iter().for_each(|(t, _, _)| {
-                    let _ = std::fs::remove_file(t);
-                });
-                return Err(e);
+                staged.push((tmp, l.digest.clone(), LayerInfo { diff_id: String::new(), size: 0 }));
+                return Err(give_up(&staged, e));
             }
         }
     }
-    if k.mode() == Mode::DryRun {
-        staged.iter().for_each(|(t, _, _)| {
-            let _ = std::fs::remove_file(t);
-        });
-        k.note(format!("would import {} as {target}", mdesc.digest));
-        return Ok(());
-    }
     for (tmp, dg, info) in &staged {
         st.commit(k, tmp, dg)?;
-        st.put_layer_info(dg, info)?;
+        st.put_layer_info(k, dg, info)?;
     }
     st.put_bytes(k, &cb)?;
     st.put_bytes(k, &mb)?;
@@ -533,6 +628,5 @@ pub fn import(k: &Kernel, root: &Path, source: &str, tag: Option<&str>, out: &mu
     let mut d = Descriptor::new(&mt, &mdesc.digest, mb.len() as u64);
     d.annotations = Some(BTreeMap::from([(store::SIZE.to_string(), total.to_string())]));
     st.tag(k, &target.to_string(), d)?;
-    writeln!(out, "Imported {} as {}", short(&mdesc.digest), target.familiar())?;
-    Ok(())
+    Ok(Imported { digest: mdesc.digest, name: target })
 }

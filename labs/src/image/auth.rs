@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use base64::Engine;
 
 use super::reference::DOCKER_HUB;
+use crate::kernel::Kernel;
 
 /// The key docker uses for Docker Hub in config.json.
 pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
@@ -195,8 +196,10 @@ pub fn lookup(domain: &str) -> Result<Option<Credentials>, String> {
 }
 
 /// Store (or with `None`, remove) the credentials for `domain` in config.json, keeping
-/// every other field, written atomically with mode 0600. Returns the file's path.
-pub fn store(domain: &str, creds: Option<&Credentials>) -> Result<(PathBuf, bool), String> {
+/// every other field: its directory made if missing (`mkdir(2)`), the new file written
+/// beside it with mode 0600 (`O_CREAT|O_EXCL`) and `rename(2)`d over it. Returns the
+/// file's path and whether the credentials changed.
+pub fn store(k: &Kernel, domain: &str, creds: Option<&Credentials>) -> Result<(PathBuf, bool), String> {
     let path = config_path();
     let mut cfg = load_config()?;
     if !cfg.is_object() {
@@ -217,23 +220,21 @@ pub fn store(domain: &str, creds: Option<&Credentials>) -> Result<(PathBuf, bool
         None => auths.remove(&key).is_some(),
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        super::store::mkdir_p(k, dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(&cfg).expect("json") + "\n";
-    {
+    let what = "create the new credentials file (mode 0600) beside the old one";
+    let f =
+        super::store::create_fresh(k, &tmp, 0o600, what).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    if let Some(mut f) = f {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        f.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        if let Err(e) = f.write_all(text.as_bytes()) {
+            let _ = k.unlink(&tmp);
+            return Err(format!("cannot write {}: {e}", tmp.display()));
+        }
     }
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+    k.rename_over(&tmp, &path).map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
     Ok((path, changed))
 }
 

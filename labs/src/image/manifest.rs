@@ -309,6 +309,53 @@ pub struct Config {
     /// One entry per build step (some made no layer: `empty_layer`).
     #[serde(default)]
     pub history: Vec<History>,
+    /// How a container of the image runs (`Env`, `Cmd`...).
+    #[serde(default, deserialize_with = "null_default")]
+    pub config: RunConfig,
+}
+
+/// `config` in an image configuration: how a container of it runs, what `docker run`
+/// starts from (flags override each field).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+pub struct RunConfig {
+    /// `NAME=value` environment entries.
+    #[serde(rename = "Env", default, deserialize_with = "null_default")]
+    pub env: Vec<String>,
+    /// The default command (arguments of the entrypoint when there is one).
+    #[serde(rename = "Cmd", default)]
+    pub cmd: Option<Vec<String>>,
+    /// The program the command is given to.
+    #[serde(rename = "Entrypoint", default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// The working directory (`""`: `/`).
+    #[serde(rename = "WorkingDir", default, deserialize_with = "null_default")]
+    pub working_dir: String,
+    /// `user`, `uid`, `user:group` or `uid:gid` (`""`: root).
+    #[serde(rename = "User", default, deserialize_with = "null_default")]
+    pub user: String,
+    /// The signal `docker stop` sends (default `SIGTERM`).
+    #[serde(rename = "StopSignal", default)]
+    pub stop_signal: Option<String>,
+    /// Labels.
+    #[serde(rename = "Labels", default, deserialize_with = "null_default")]
+    pub labels: BTreeMap<String, String>,
+    /// Ports the image documents (`80/tcp`).
+    #[serde(rename = "ExposedPorts", default, deserialize_with = "keys")]
+    pub exposed_ports: Vec<String>,
+    /// Directories meant to be volumes (`/data`).
+    #[serde(rename = "Volumes", default, deserialize_with = "keys")]
+    pub volumes: Vec<String>,
+}
+
+/// A field docker may write as `null`: its default then.
+fn null_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A JSON object used as a set (`{"80/tcp": {}}`): its keys, sorted.
+fn keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let m = Option::<BTreeMap<String, serde::de::IgnoredAny>>::deserialize(d)?;
+    Ok(m.map(|m| m.into_keys().collect()).unwrap_or_default())
 }
 
 /// `rootfs` in the config.
@@ -370,5 +417,28 @@ mod tests {
         assert!(parse(b"{}", "text/html").is_err());
         let bad = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:../../etc","size":1},"layers":[]}"#;
         assert!(parse(bad, OCI_MANIFEST).is_err());
+    }
+
+    #[test]
+    fn run_config_as_docker_writes_it() {
+        let c = parse_config(br#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"],
+            "Entrypoint":null,"WorkingDir":"/srv","User":"1000:1000","StopSignal":"SIGQUIT","Labels":{"a":"b"},
+            "ExposedPorts":{"80/tcp":{},"53/udp":{}},"Volumes":{"/data":{}}},"rootfs":{"type":"layers","diff_ids":[]}}"#)
+        .unwrap();
+        let r = &c.config;
+        assert_eq!(
+            (r.env.clone(), r.cmd.clone(), r.entrypoint.clone()),
+            (vec!["PATH=/bin".into()], Some(vec!["sh".into()]), None)
+        );
+        assert_eq!(
+            (r.working_dir.as_str(), r.user.as_str(), r.stop_signal.as_deref()),
+            ("/srv", "1000:1000", Some("SIGQUIT"))
+        );
+        assert_eq!(r.labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(r.exposed_ports, ["53/udp", "80/tcp"]);
+        assert_eq!(r.volumes, ["/data"]);
+        let empty = parse_config(br#"{"config":{"Env":null,"Labels":null,"ExposedPorts":null}}"#).unwrap();
+        assert_eq!(empty.config, RunConfig::default());
+        assert_eq!(parse_config(b"{}").unwrap().config, RunConfig::default());
     }
 }

@@ -46,6 +46,25 @@ pub enum Tap<'a> {
     Bytes(&'a [u8]),
 }
 
+/// Why [`Registry::download`] stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// The bytes are wrong (digest, size, status): the partial download must go.
+    Refused(Error),
+    /// The connection broke (or the disk failed): what arrived is good so far, kept to
+    /// resume.
+    Interrupted(Error),
+}
+
+impl Stop {
+    /// The error inside.
+    pub fn into_error(self) -> Error {
+        match self {
+            Stop::Refused(e) | Stop::Interrupted(e) => e,
+        }
+    }
+}
+
 /// How to reach a registry.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -425,9 +444,25 @@ impl Registry {
         method: &str,
         url: &str,
         headers: &[(&str, String)],
-        mut body: Body,
+        body: Body,
         scopes: &[String],
     ) -> Result<Response> {
+        self.request_or(log, method, url, headers, body, scopes).map_err(|(e, _)| e)
+    }
+
+    /// [`Registry::request`], telling a transport failure (`true`: the connection
+    /// broke or timed out, worth retrying) from a refusal (a redirect loop, a refused
+    /// authentication).
+    fn request_or(
+        &self,
+        log: Log,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        mut body: Body,
+        scopes: &[String],
+    ) -> std::result::Result<Response, (Error, bool)> {
+        let refused = |e: Error| (e, false);
         let reg_host = host_of(&self.base);
         let mut url = url.to_string();
         let mut seen = HashSet::new();
@@ -435,7 +470,7 @@ impl Registry {
         loop {
             let mut hs: Vec<(&str, String)> = headers.to_vec();
             if host_of(&url) == reg_host {
-                if let Some(a) = self.auth_header(log, Some(scopes))? {
+                if let Some(a) = self.auth_header(log, Some(scopes)).map_err(refused)? {
                     hs.push(("Authorization", a));
                 }
             }
@@ -444,7 +479,7 @@ impl Registry {
                 Body::Bytes(b) => Body::Bytes(b),
                 Body::Reader(r, n) => Body::Reader(&mut **r, *n),
             };
-            let resp = self.raw(log, method, &url, &hs, b)?;
+            let resp = self.raw(log, method, &url, &hs, b).map_err(|e| (e, true))?;
             if resp.status == 401
                 && !retried_auth
                 && host_of(&url) == reg_host
@@ -456,7 +491,7 @@ impl Registry {
                     let mut st = self.state.lock().expect("auth state");
                     st.tokens.remove(&scopes.join(" "));
                 }
-                self.learn(log, &h, &url)?;
+                self.learn(log, &h, &url).map_err(refused)?;
                 continue;
             }
             if (300..400).contains(&resp.status) && resp.status != 304 && (method == "GET" || method == "HEAD") {
@@ -464,23 +499,23 @@ impl Registry {
                 let next = url::Url::parse(&url)
                     .and_then(|b| b.join(loc))
                     .map_err(|e| {
-                        Error::failed(
+                        refused(Error::failed(
                             format!("bad redirect Location {loc:?} from {url}: {e}"),
                             "the registry is misbehaving",
-                        )
+                        ))
                     })?
                     .to_string();
                 if !seen.insert(url.clone()) || seen.contains(&next) {
-                    return Err(Error::failed(
+                    return Err(refused(Error::failed(
                         format!("redirect loop: {} redirects back to {}", shown_url(&url), shown_url(&next)),
                         "the registry (or its blob storage) is misconfigured",
-                    ));
+                    )));
                 }
                 if seen.len() >= MAX_REDIRECTS {
-                    return Err(Error::failed(
+                    return Err(refused(Error::failed(
                         format!("more than {MAX_REDIRECTS} redirects fetching {}", shown_url(&url)),
                         "the registry (or its blob storage) is misconfigured",
-                    ));
+                    )));
                 }
                 if host_of(&next) != reg_host {
                     log(format!(
@@ -569,24 +604,35 @@ impl Registry {
         Ok(bytes)
     }
 
-    /// Download a blob into `partial` (resumed with `Range` if it holds a start),
-    /// verifying its size and sha256 as it streams; `progress` gets the byte count,
-    /// `tap` the blob's bytes in order from byte 0 (after a [`Tap::Restart`]: a
-    /// resumed download first hands over the part already on disk).
-    /// On a digest mismatch the partial file is removed and nothing else is kept.
+    /// Download a blob into `file` (the partial download `partial`, opened by the
+    /// caller: resumed with `Range` if it holds a start), verifying its size and
+    /// sha256 as it streams; `progress` gets the byte count, `tap` the blob's bytes in
+    /// order from byte 0 (after a [`Tap::Restart`]: a resumed download first hands over
+    /// the part already on disk).
+    ///
+    /// The file is only written (never created, renamed or removed here: the caller
+    /// does that through the kernel layer). [`Stop::Refused`] means the bytes are
+    /// wrong (digest, size, status): the caller removes the file;
+    /// [`Stop::Interrupted`] means what arrived is good so far: kept, a next attempt
+    /// resumes it.
+    #[allow(clippy::too_many_arguments)]
     pub fn download(
         &self,
         log: Log,
         name: &str,
         d: &Descriptor,
+        file: &mut File,
         partial: &Path,
         progress: &dyn Fn(u64),
         tap: &mut dyn FnMut(Tap<'_>),
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Stop> {
         let url = self.url(name, &format!("blobs/{}", d.digest));
+        let disk = |e: std::io::Error| {
+            Stop::Interrupted(Error::failed(format!("{}: {e}", partial.display()), "check the store's disk"))
+        };
         let mut last_err = None;
         for attempt in 0..RESUME_ATTEMPTS {
-            let mut have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+            let mut have = file.metadata().map(|m| m.len()).unwrap_or(0);
             if have > d.size {
                 have = 0;
             }
@@ -597,14 +643,15 @@ impl Registry {
             }
             if have == d.size && have > 0 {
                 // Already complete from an earlier run: verify only.
-                return finish_partial(partial, d, progress, tap);
+                return finish_partial(file, partial, d, progress, tap);
             }
-            let resp = match self.request(log, "GET", &url, &headers, Body::Empty, &Self::pull_scope(name)) {
+            let resp = match self.request_or(log, "GET", &url, &headers, Body::Empty, &Self::pull_scope(name)) {
                 Ok(r) => r,
-                Err(e) => {
+                Err((e, true)) => {
                     last_err = Some(e);
                     continue;
                 }
+                Err((e, false)) => return Err(Stop::Refused(e)),
             };
             let append = match resp.status {
                 206 if have > 0 => {
@@ -625,31 +672,26 @@ impl Registry {
                     false
                 }
                 416 => {
-                    let _ = std::fs::remove_file(partial);
+                    // What we hold is not a start of this blob: start over.
+                    file.set_len(0).map_err(disk)?;
                     continue;
                 }
                 s => {
-                    return Err(Error::failed(
+                    return Err(Stop::Refused(Error::failed(
                         format!("GET {} answered {s}", shown_url(&resp.url)),
                         "the blob is missing or access was refused; nothing was stored",
-                    ))
+                    )))
                 }
             };
             if let Some(n) = resp.header("Content-Length").and_then(|v| v.parse::<u64>().ok()) {
                 if have + n > d.size {
-                    let _ = std::fs::remove_file(partial);
-                    return Err(size_lie(d, have + n));
+                    return Err(Stop::Refused(size_lie(d, have + n)));
                 }
             }
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(!append)
-                .read(true)
-                .open(partial)
-                .map_err(|e| {
-                    Error::failed(format!("cannot write {}: {e}", partial.display()), "check the store's disk")
-                })?;
+            if !append {
+                file.set_len(0).map_err(disk)?;
+            }
+            file.seek(SeekFrom::Start(0)).map_err(disk)?;
             // The sha256 is computed as the bytes stream in: a resumed download hashes
             // the part it already has first, so the blob is never read back.
             let mut h = Sha256::new();
@@ -659,7 +701,7 @@ impl Registry {
                 let mut left = have;
                 while left > 0 {
                     let want = buf.len().min(left as usize);
-                    match f.read(&mut buf[..want]) {
+                    match file.read(&mut buf[..want]) {
                         Ok(0) => break,
                         Ok(n) => {
                             h.update(&buf[..n]);
@@ -667,12 +709,7 @@ impl Registry {
                             left -= n as u64;
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            return Err(Error::failed(
-                                format!("cannot read {}: {e}", partial.display()),
-                                "check the disk",
-                            ))
-                        }
+                        Err(e) => return Err(disk(e)),
                     }
                 }
                 if left > 0 {
@@ -680,10 +717,9 @@ impl Registry {
                     have = 0;
                     h = Sha256::new();
                     tap(Tap::Restart);
-                    f.set_len(0).map_err(|e| Error::failed(format!("{}: {e}", partial.display()), "check the disk"))?;
+                    file.set_len(0).map_err(disk)?;
                 }
-                f.seek(SeekFrom::Start(have))
-                    .map_err(|e| Error::failed(format!("{}: {e}", partial.display()), "check the disk"))?;
+                file.seek(SeekFrom::Start(have)).map_err(disk)?;
             }
             progress(have);
             let mut r = resp.into_reader();
@@ -699,17 +735,15 @@ impl Registry {
                 };
                 got += n as u64;
                 if got > d.size {
-                    drop(f);
-                    let _ = std::fs::remove_file(partial);
-                    return Err(size_lie(d, got));
+                    return Err(Stop::Refused(size_lie(d, got)));
                 }
                 fill += n;
                 if fill == buf.len() || (n == 0 && fill > 0) {
-                    if let Err(e) = f.write_all(&buf[..fill]) {
-                        return Err(Error::failed(
+                    if let Err(e) = file.write_all(&buf[..fill]) {
+                        return Err(Stop::Interrupted(Error::failed(
                             format!("cannot write {}: {e}", partial.display()),
                             "check the disk space",
-                        ));
+                        )));
                     }
                     h.update(&buf[..fill]);
                     tap(Tap::Bytes(&buf[..fill]));
@@ -722,15 +756,14 @@ impl Registry {
             };
             if fill > 0 {
                 // Keep what arrived before the error: the next attempt resumes after it.
-                if f.write_all(&buf[..fill]).is_err() {
+                if file.write_all(&buf[..fill]).is_err() {
                     got -= fill as u64;
-                    let _ = f.set_len(got);
+                    let _ = file.set_len(got);
                 }
             }
-            drop(f);
             match res {
                 Ok(()) if got == d.size => {
-                    return check_digest(partial, d, &format!("sha256:{}", hex(&h.finalize())), got)
+                    return check_digest(d, &format!("sha256:{}", hex(&h.finalize())), got).map_err(Stop::Refused)
                 }
                 Ok(()) => {
                     log(format!("{}: connection ended after {got} of {} bytes", short(&d.digest), d.size));
@@ -748,7 +781,9 @@ impl Registry {
                 std::thread::sleep(Duration::from_millis(200 * (attempt as u64 + 1)));
             }
         }
-        Err(last_err.unwrap_or_else(|| Error::failed(format!("could not download {}", d.digest), "try again")))
+        Err(Stop::Interrupted(
+            last_err.unwrap_or_else(|| Error::failed(format!("could not download {}", d.digest), "try again")),
+        ))
     }
 
     // ---- push ----
@@ -921,10 +956,9 @@ fn size_lie(d: &Descriptor, got: u64) -> Error {
     )
 }
 
-/// A complete download's sha256 must be its digest; a mismatch removes the file.
-fn check_digest(partial: &Path, d: &Descriptor, got: &str, n_total: u64) -> Result<()> {
+/// A complete download's sha256 must be its digest.
+fn check_digest(d: &Descriptor, got: &str, n_total: u64) -> Result<()> {
     if got != d.digest || n_total != d.size {
-        let _ = std::fs::remove_file(partial);
         return Err(Error::failed(
             format!("digest mismatch: blob {} ({n_total} bytes) hashes to {got}", d.digest),
             "the registry served corrupt content; the download was discarded and nothing was stored",
@@ -933,18 +967,24 @@ fn check_digest(partial: &Path, d: &Descriptor, got: &str, n_total: u64) -> Resu
     Ok(())
 }
 
-/// Verify a complete partial file: size and sha256. A mismatch removes it.
-fn finish_partial(partial: &Path, d: &Descriptor, progress: &dyn Fn(u64), tap: &mut dyn FnMut(Tap<'_>)) -> Result<()> {
-    let mut f = File::open(partial)
-        .map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
+/// Verify a complete partial file: size and sha256 (a mismatch is a refusal).
+fn finish_partial(
+    f: &mut File,
+    partial: &Path,
+    d: &Descriptor,
+    progress: &dyn Fn(u64),
+    tap: &mut dyn FnMut(Tap<'_>),
+) -> std::result::Result<(), Stop> {
+    let disk = |e: std::io::Error| {
+        Stop::Interrupted(Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))
+    };
+    f.seek(SeekFrom::Start(0)).map_err(disk)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; BUF];
     let mut n_total = 0u64;
     tap(Tap::Restart);
     loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| Error::failed(format!("cannot read {}: {e}", partial.display()), "check the disk"))?;
+        let n = f.read(&mut buf).map_err(disk)?;
         if n == 0 {
             break;
         }
@@ -953,7 +993,7 @@ fn finish_partial(partial: &Path, d: &Descriptor, progress: &dyn Fn(u64), tap: &
         tap(Tap::Bytes(&buf[..n]));
     }
     progress(n_total);
-    check_digest(partial, d, &format!("sha256:{}", hex(&h.finalize())), n_total)
+    check_digest(d, &format!("sha256:{}", hex(&h.finalize())), n_total).map_err(Stop::Refused)
 }
 
 /// Check bytes against a descriptor.

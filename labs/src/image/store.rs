@@ -10,12 +10,20 @@
 //!     blobs/sha256/HEX       manifests, configs and layers, each stored once
 //!   layerinfo/HEX.json       per layer blob: its diff_id and uncompressed size
 //!   layers/HEX/              a layer extracted on its own (unpack --layers), by diff_id
-//!   tmp/                     downloads in progress (HEX.partial, kept to resume)
+//!   tmp/                     downloads in progress (HEX.partial, kept to resume) and
+//!                            files being written (blob.PID.N)
 //! ```
 //!
 //! Every file that others read is written beside its final place and then
 //! `rename(2)`d over it: a blob appears whole or not at all, and index.json is
 //! always either the old or the new one.
+//!
+//! Every change to the store is a request of the kernel layer, so it is in the trace:
+//! its directories (`mkdir(2)`, one per missing level), every file it creates
+//! (`openat(2)` with `O_CREAT|O_EXCL`), renames, links and removals (a directory's is
+//! the kernel layer's walk of `unlinkat(2)`). What is not a request: writing the bytes
+//! of a blob, a record or an archive into a file the kernel layer created, and reading
+//! the store's own files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -25,8 +33,9 @@ use std::path::{Path, PathBuf};
 use super::manifest::{self, Config, Descriptor, Index, Manifest};
 use super::reference::Reference;
 use super::registry::{hex, sha256_digest};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::kernel::{Errno, Kernel, Mode};
+use crate::lock::FileLock;
 
 /// The annotation OCI layouts name images by.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -35,16 +44,19 @@ pub const REPO_DIGEST: &str = "io.contlab.repo-digest";
 /// The total uncompressed size of the layers.
 pub const SIZE: &str = "io.contlab.size";
 
-/// The store, opened (and locked).
+/// The store, opened (and locked: shared for readers, exclusive for writers, until
+/// dropped).
 pub struct Store {
     /// ROOT.
     pub root: PathBuf,
     /// ROOT/oci, the OCI layout.
     pub oci: PathBuf,
-    _lock: Option<File>,
+    exclusive: bool,
+    _lock: FileLock,
 }
 
 /// One image of the store, resolved.
+#[derive(Debug, Clone)]
 pub struct Image {
     /// Its names in index.json (`docker.io/library/alpine:3.17`).
     pub names: Vec<String>,
@@ -56,7 +68,9 @@ pub struct Image {
     pub manifest: Manifest,
     /// The config bytes.
     pub config_bytes: Vec<u8>,
-    /// The config.
+    /// The config: how a container of it runs ([`Config::config`]: Env, Cmd,
+    /// Entrypoint, WorkingDir, User, StopSignal, Labels, ExposedPorts, Volumes), its
+    /// layers' diff_ids and its history.
     pub config: Config,
 }
 
@@ -76,7 +90,18 @@ pub struct LayerInfo {
     pub size: u64,
 }
 
-fn hex_of(digest: &str) -> &str {
+/// What [`Store::remove`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The names taken away, as given in index.json.
+    pub untagged: Vec<String>,
+    /// Blobs deleted because nothing refers to them any more.
+    pub blobs: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+pub(crate) fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
@@ -89,47 +114,64 @@ pub fn default_root() -> PathBuf {
     std::env::var_os("CONTLAB_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/contlab"))
 }
 
+/// `mkdir -p`, as a recipe of single requests: `mkdir(2)` of each missing level,
+/// parents first (whether a level is there is read, not asked). A dry run makes none.
+pub fn mkdir_p(k: &Kernel, p: &Path) -> Result<()> {
+    if k.mode() == Mode::DryRun || p.as_os_str().is_empty() || p.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = p.parent() {
+        mkdir_p(k, parent)?;
+    }
+    match k.mkdir(p, 0o755) {
+        Err(e) if e.errno == Errno::EEXIST && p.is_dir() => Ok(()),
+        r => r
+            .hint(Errno::EACCES, "run as root, or choose a store you own with --root DIR (or $CONTLAB_ROOT)")
+            .hint(Errno::EPERM, "run as root, or choose a store you own with --root DIR (or $CONTLAB_ROOT)"),
+    }
+}
+
+/// Create `path` with `O_CREAT|O_EXCL` for writing; one left by a killed run (the
+/// name is taken: `EEXIST`) is removed first. A dry run creates nothing (`None`).
+pub(crate) fn create_fresh(k: &Kernel, path: &Path, mode: u32, what: &'static str) -> Result<Option<File>> {
+    match k.create_new(path, mode, what) {
+        Err(e) if e.errno == Errno::EEXIST => {
+            k.why("left by an earlier run that did not finish");
+            k.unlink(path)?;
+            Ok(k.create_new(path, mode, what)?)
+        }
+        r => Ok(r?),
+    }
+}
+
 impl Store {
     /// Open the store at `root`, creating it if needed, and take its lock
     /// (exclusive for writers). Waiting for another writer is announced.
     pub fn open(k: &Kernel, root: &Path, exclusive: bool) -> Result<Store> {
         let oci = root.join("oci");
-        let dry = k.mode() == Mode::DryRun;
-        if !dry {
-            for d in [oci.join("blobs/sha256"), root.join("tmp"), root.join("layerinfo"), root.join("layers")] {
-                std::fs::create_dir_all(&d).map_err(|e| {
-                    let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-                        "run as root, or choose a store you own with --root DIR (or $CONTLAB_ROOT)"
-                    } else {
-                        "check the path given with --root"
-                    };
-                    Error::failed(format!("cannot create the store directory {}: {e}", d.display()), hint)
-                })?;
-            }
-            let layout = oci.join("oci-layout");
-            if !layout.exists() {
-                std::fs::write(&layout, "{\"imageLayoutVersion\":\"1.0.0\"}")
-                    .map_err(|e| io("cannot write", &layout, e))?;
-            }
+        mkdir_p(k, root)?;
+        k.why("one writer at a time: concurrent pulls of the same image must not interleave");
+        let lock = crate::lock::lock(
+            k,
+            &root.join("lock"),
+            exclusive,
+            Some("the store is locked by another img-pull: waiting"),
+        )
+        .hint(Errno::EACCES, "run as root, or choose a store you own with --root DIR (or $CONTLAB_ROOT)")?;
+        let st = Store { root: root.to_path_buf(), oci, exclusive, _lock: lock };
+        for d in [st.oci.join("blobs/sha256"), root.join("tmp"), root.join("layerinfo"), root.join("layers")] {
+            mkdir_p(k, &d)?;
         }
-        let lock_path = root.join("lock");
-        let lock = match std::fs::OpenOptions::new().create(!dry).truncate(false).write(true).open(&lock_path) {
-            Ok(f) => {
-                k.why("one writer at a time: concurrent pulls of the same image must not interleave");
-                match k.flock(&f, &lock_path, exclusive, true) {
-                    Ok(()) => {}
-                    Err(e) if e.errno == Errno::EWOULDBLOCK => {
-                        k.note("the store is locked by another img-pull: waiting");
-                        k.flock(&f, &lock_path, exclusive, false)?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                Some(f)
-            }
-            Err(_) if dry => None,
-            Err(e) => return Err(io("cannot open the lock file", &lock_path, e)),
-        };
-        Ok(Store { root: root.to_path_buf(), oci, _lock: lock })
+        let layout = st.oci.join("oci-layout");
+        if k.mode() == Mode::Live && !layout.exists() {
+            st.write_file(k, &layout, b"{\"imageLayoutVersion\":\"1.0.0\"}", false)?;
+        }
+        Ok(st)
+    }
+
+    /// Whether the store was opened for writing.
+    pub fn exclusive(&self) -> bool {
+        self.exclusive
     }
 
     /// Where a blob lives.
@@ -154,6 +196,30 @@ impl Store {
         self.root.join("tmp").join(format!("{what}.{}.{n}", std::process::id()))
     }
 
+    /// Create a temp file in ROOT/tmp to write into (`None` in a dry run).
+    pub fn create_temp(&self, k: &Kernel, what: &str) -> Result<(PathBuf, Option<File>)> {
+        let p = self.temp_path(what);
+        let f = create_fresh(k, &p, 0o644, "create a file to write, beside its final place")?;
+        Ok((p, f))
+    }
+
+    /// Write `bytes` to `dest` atomically: a temp file in ROOT/tmp, written (and with
+    /// `sync`, `fsync(2)`ed), then `rename(2)`d over `dest`. A dry run writes nothing.
+    pub fn write_file(&self, k: &Kernel, dest: &Path, bytes: &[u8], sync: bool) -> Result<()> {
+        let (tmp, f) = self.create_temp(k, "blob")?;
+        let Some(mut f) = f else { return Ok(()) };
+        if let Err(e) = f.write_all(bytes) {
+            let _ = k.unlink(&tmp);
+            return Err(io("cannot write", &tmp, e));
+        }
+        if sync {
+            k.fsync_file(&f, &tmp)?;
+        }
+        drop(f);
+        k.rename_over(&tmp, dest)?;
+        Ok(())
+    }
+
     /// Publish a verified temp file as the blob `digest`: rename(2) makes it appear whole.
     pub fn commit(&self, k: &Kernel, tmp: &Path, digest: &str) -> Result<()> {
         let dest = self.blob_path(digest);
@@ -168,8 +234,13 @@ impl Store {
         if self.has_blob(&digest) || k.mode() == Mode::DryRun {
             return Ok(digest);
         }
-        let tmp = self.temp_path("blob");
-        std::fs::write(&tmp, bytes).map_err(|e| io("cannot write", &tmp, e))?;
+        let (tmp, f) = self.create_temp(k, "blob")?;
+        if let Some(mut f) = f {
+            if let Err(e) = f.write_all(bytes) {
+                let _ = k.unlink(&tmp);
+                return Err(io("cannot write", &tmp, e));
+            }
+        }
         self.commit(k, &tmp, &digest)?;
         Ok(digest)
     }
@@ -214,7 +285,8 @@ impl Store {
         }
     }
 
-    /// Replace index.json: write a temp file, fsync(2), rename(2).
+    /// Replace index.json: write `index.json.tmp` (made with `O_CREAT|O_EXCL`; one
+    /// left by a killed run is removed), `fsync(2)`, `rename(2)`.
     pub fn write_index(&self, k: &Kernel, ix: &Index) -> Result<()> {
         if k.mode() == Mode::DryRun {
             k.note(format!(
@@ -227,7 +299,9 @@ impl Store {
         let p = self.oci.join("index.json");
         let tmp = self.oci.join("index.json.tmp");
         let text = serde_json::to_vec_pretty(ix).expect("json");
-        let mut f = File::create(&tmp).map_err(|e| io("cannot write", &tmp, e))?;
+        let Some(mut f) = create_fresh(k, &tmp, 0o644, "create the new index beside the old one")? else {
+            return Ok(());
+        };
         f.write_all(&text).map_err(|e| io("cannot write", &tmp, e))?;
         k.why("the new index must be on disk before it replaces the old one");
         k.fsync_file(&f, &tmp)?;
@@ -244,6 +318,11 @@ impl Store {
         desc.annotations.get_or_insert_with(BTreeMap::new).insert(REF_NAME.into(), name.into());
         ix.manifests.push(desc);
         self.write_index(k, &ix)
+    }
+
+    /// Give `img` the name `target` too (docker tag).
+    pub fn tag_image(&self, k: &Kernel, img: &Image, target: &Reference) -> Result<()> {
+        self.tag(k, &target.to_string(), img.desc.clone())
     }
 
     /// Resolve what the user typed: a reference (`alpine`, `localhost:5000/x:1`), an
@@ -327,22 +406,48 @@ impl Store {
         Ok(out)
     }
 
+    fn layer_info_path(&self, digest: &str) -> PathBuf {
+        self.root.join("layerinfo").join(format!("{}.json", hex_of(digest)))
+    }
+
     /// What is known of a layer blob (from layerinfo/).
     pub fn layer_info(&self, digest: &str) -> Option<LayerInfo> {
-        let b = std::fs::read(self.root.join("layerinfo").join(format!("{}.json", hex_of(digest)))).ok()?;
+        let b = std::fs::read(self.layer_info_path(digest)).ok()?;
         serde_json::from_slice(&b).ok()
     }
 
-    /// Record what is known of a layer blob.
-    pub fn put_layer_info(&self, digest: &str, info: &LayerInfo) -> Result<()> {
-        let p = self.root.join("layerinfo").join(format!("{}.json", hex_of(digest)));
-        let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(info).expect("json")).map_err(|e| io("cannot write", &tmp, e))?;
-        std::fs::rename(&tmp, &p).map_err(|e| io("cannot write", &p, e))
+    /// Record what is known of a layer blob: written beside, renamed into place.
+    pub fn put_layer_info(&self, k: &Kernel, digest: &str, info: &LayerInfo) -> Result<()> {
+        let p = self.layer_info_path(digest);
+        self.write_file(k, &p, &serde_json::to_vec(info).expect("json"), false)
     }
 
-    /// Remove every blob (and layer cache) that no image in index.json refers to.
-    /// Returns (blobs removed, bytes freed).
+    /// Untag what the user named (a reference: that name only; an image ID: every name
+    /// of the image), in one new index.json, then collect the garbage (see
+    /// [`Store::gc`]). Every name is resolved before anything changes.
+    pub fn remove(&self, k: &Kernel, what: &[String]) -> Result<Removed> {
+        let mut ix = self.index()?;
+        let mut gone_all = Vec::new();
+        for w in what {
+            let img = self.resolve(w)?;
+            let by_name = Reference::parse(w).ok().map(|r| r.to_string()).filter(|n| img.names.contains(n));
+            let gone: Vec<String> = match &by_name {
+                Some(n) => vec![n.clone()],
+                None => img.names.clone(),
+            };
+            ix.manifests.retain(|d| {
+                !(d.digest == img.desc.digest && d.annotation(REF_NAME).is_some_and(|n| gone.iter().any(|g| g == n)))
+            });
+            gone_all.extend(gone);
+        }
+        self.write_index(k, &ix)?;
+        let (blobs, bytes) = self.gc(k, &ix)?;
+        Ok(Removed { untagged: gone_all, blobs, bytes })
+    }
+
+    /// Remove every blob (with its layerinfo record) and extracted layer that no
+    /// image in `ix` refers to, and what interrupted commands left in ROOT/tmp
+    /// (partial downloads included). Returns (blobs removed, bytes freed).
     /// `ix` is the index to keep (in a dry run, the one that would have been written).
     pub fn gc(&self, k: &Kernel, ix: &Index) -> Result<(usize, u64)> {
         let mut keep: HashSet<String> = HashSet::new();
@@ -366,6 +471,7 @@ impl Store {
         let mut n = 0;
         let mut bytes = 0;
         k.note(format!("garbage collection: {} blob(s) are still referenced by index.json", keep.len()));
+        let mut infos = Vec::new();
         for name in k.read_dir(&dir)? {
             if keep.contains(&name) {
                 continue;
@@ -374,26 +480,60 @@ impl Store {
             bytes += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
             k.why("no image in index.json refers to this blob any more");
             k.unlink(&p)?;
-            let info = self.root.join("layerinfo").join(format!("{name}.json"));
-            if info.exists() && k.mode() == Mode::Live {
-                let _ = std::fs::remove_file(info);
-            }
+            infos.push(self.layer_info_path(&name));
             n += 1;
         }
-        let layers = self.root.join("layers");
-        if let Ok(rd) = std::fs::read_dir(&layers) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !keep_diff.contains(&name) {
-                    k.note(format!("removing the extracted layer {} (no image uses it)", e.path().display()));
-                    if k.mode() == Mode::Live {
-                        std::fs::remove_dir_all(e.path()).map_err(|er| io("cannot remove", &e.path(), er))?;
-                    }
-                }
+        for info in infos.iter().filter(|i| i.exists()) {
+            k.why("the record of a blob that is gone");
+            k.unlink(info)?;
+        }
+        for name in names_in(&self.root.join("layers")) {
+            if !keep_diff.contains(&name) {
+                k.why("an extracted layer no image uses");
+                remove(k, &self.root.join("layers").join(&name))?;
             }
+        }
+        for name in names_in(&self.root.join("tmp")) {
+            k.why("left in tmp/ by a command that did not finish");
+            remove(k, &self.root.join("tmp").join(&name))?;
         }
         Ok((n, bytes))
     }
+
+    /// Remove what a killed command left in ROOT/tmp, except partial downloads (which
+    /// the next pull resumes): only a writer (exclusive lock) may, as nobody else is
+    /// writing then.
+    pub fn clean_tmp(&self, k: &Kernel) -> Result<()> {
+        if !self.exclusive || k.mode() == Mode::DryRun {
+            return Ok(());
+        }
+        for name in names_in(&self.root.join("tmp")).into_iter().filter(|n| !n.ends_with(".partial")) {
+            k.why("left in tmp/ by a command that did not finish");
+            remove(k, &self.root.join("tmp").join(&name))?;
+        }
+        Ok(())
+    }
+}
+
+/// The names in one of the store's own directories, sorted (a read: nothing when it
+/// is missing).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Remove a file (`unlink(2)`) or a directory with its content (the kernel layer's
+/// walk of `unlinkat(2)`).
+fn remove(k: &Kernel, p: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
+        crate::layer::remove_tree(k, p)?;
+    } else {
+        k.unlink(p)?;
+    }
+    Ok(())
 }
 
 /// Hash a file: `sha256:HEX` and its size.
@@ -412,4 +552,136 @@ pub fn hash_file(path: &Path) -> Result<(String, u64)> {
         n += r as u64;
     }
     Ok((format!("sha256:{}", hex(&h.finalize())), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::kernel::{Event, Ret, Sink, Target, TraceFormat, Tracer};
+
+    fn live() -> (Kernel, Rc<RefCell<Vec<Event>>>) {
+        let k = Kernel::new(crate::image::TOOL, Mode::Live, Tracer::silent());
+        let mem = Rc::new(RefCell::new(Vec::new()));
+        k.tracer().add_sink(Sink::new(Target::Memory(mem.clone()), TraceFormat::Json, false, false));
+        (k, mem)
+    }
+
+    fn unquote(a: &str) -> String {
+        a.trim_matches('"').to_string()
+    }
+
+    /// Every path the traced requests made: directories, created files, rename targets.
+    fn made(ev: &[Event]) -> BTreeSet<String> {
+        let mut s = BTreeSet::new();
+        for e in ev.iter().filter(|e| matches!(e.ret, Ret::Ok(_))) {
+            match e.call.as_str() {
+                "mkdir" => {
+                    s.insert(unquote(&e.args[0]));
+                }
+                "openat" if e.args.iter().any(|a| a.contains("O_CREAT")) => {
+                    s.insert(unquote(&e.args[1]));
+                }
+                "rename" => {
+                    s.insert(unquote(&e.args[1]));
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn tree(root: &Path) -> BTreeSet<String> {
+        let mut s = BTreeSet::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                }
+                s.insert(e.path().display().to_string());
+            }
+        }
+        s
+    }
+
+    /// What the store's operations leave on disk was made, every bit, by requests of
+    /// the trace (a unit-sized version of the strace cross-check); and `remove`
+    /// takes it all away again with traced unlinks.
+    #[test]
+    fn every_file_of_the_store_is_made_by_a_traced_request() {
+        let root = std::env::temp_dir().join(format!("contlab-store-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (k, mem) = live();
+        let st = Store::open(&k, &root, true).unwrap();
+        let layer = st.put_bytes(&k, b"pretend layer").unwrap();
+        st.put_layer_info(&k, &layer, &LayerInfo { diff_id: layer.clone(), size: 13 }).unwrap();
+        let cfg = st
+            .put_bytes(&k, br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#)
+            .unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(manifest::OCI_MANIFEST.into()),
+            config: Descriptor::new(manifest::OCI_CONFIG, &cfg, 77),
+            layers: vec![],
+            annotations: None,
+        };
+        let mb = serde_json::to_vec(&m).unwrap();
+        let md = st.put_bytes(&k, &mb).unwrap();
+        st.tag(&k, "docker.io/library/x:1", Descriptor::new(manifest::OCI_MANIFEST, &md, mb.len() as u64)).unwrap();
+        // A stale temp file of a killed run: a writer removes it.
+        std::fs::write(root.join("tmp/blob.1.0"), "stale").unwrap();
+        st.clean_tmp(&k).unwrap();
+        let on_disk = tree(&root);
+        let by_requests = made(&mem.borrow());
+        let untraced: Vec<&String> = on_disk.iter().filter(|p| !by_requests.contains(*p)).collect();
+        assert!(untraced.is_empty(), "made beside the kernel layer: {untraced:?}");
+        assert!(on_disk.contains(&root.join("oci/oci-layout").display().to_string()));
+        let img = st.resolve("x:1").unwrap();
+        assert_eq!(img.names, ["docker.io/library/x:1"]);
+        // rm: the name, then every blob and record nothing refers to.
+        mem.borrow_mut().clear();
+        let r = st.remove(&k, &["x:1".to_string()]).unwrap();
+        assert_eq!((r.untagged.len(), r.blobs), (1, 3), "{r:?}");
+        let unlinked: BTreeSet<String> =
+            mem.borrow().iter().filter(|e| e.call == "unlink").map(|e| unquote(&e.args[0])).collect();
+        for p in [st.blob_path(&layer), st.blob_path(&cfg), st.blob_path(&md), st.layer_info_path(&layer)] {
+            assert!(unlinked.contains(&p.display().to_string()), "{} removed by a traced unlink", p.display());
+            assert!(!p.exists());
+        }
+        drop(st);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn dry_run_store_takes_the_lock_without_writing() {
+        let k = Kernel::recording(crate::image::TOOL);
+        let dir = std::env::temp_dir().join(format!("contlab-img-unit-{}", std::process::id()));
+        let st = Store::open(&k, &dir, true).unwrap();
+        assert!(!dir.exists(), "a dry run creates nothing");
+        st.write_index(&k, &st.index().unwrap()).unwrap();
+        let ev = k.events();
+        assert!(ev.iter().any(|e| e.call == "openat" && e.args[1].ends_with("/lock\"")), "the lock is asked for");
+        assert!(ev.iter().any(|e| e.call == "note" && e.args[0].contains("would write")));
+    }
+
+    /// `mkdir -p` is one traced mkdir(2) per missing level, parents first, and nothing
+    /// for what exists.
+    #[test]
+    fn mkdir_p_makes_each_missing_level() {
+        let root = std::env::temp_dir().join(format!("contlab-mkdirp-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir(&root).unwrap();
+        let (k, mem) = live();
+        mkdir_p(&k, &root.join("a/b/c")).unwrap();
+        mkdir_p(&k, &root.join("a/b")).unwrap();
+        let dirs: Vec<String> =
+            mem.borrow().iter().filter(|e| e.call == "mkdir").map(|e| unquote(&e.args[0])).collect();
+        let want: Vec<String> = ["a", "a/b", "a/b/c"].iter().map(|d| root.join(d).display().to_string()).collect();
+        assert_eq!(dirs, want);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -244,7 +244,7 @@ impl Kernel {
     /// new, empty file, failing with `EEXIST` if the name is taken. A dry run creates
     /// nothing and gives a descriptor that is not open.
     /// <https://man7.org/linux/man-pages/man2/openat.2.html>
-    pub fn create_new(&self, path: &Path) -> Result<DevFd, SysError> {
+    pub fn create_backing_file(&self, path: &Path) -> Result<DevFd, SysError> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "openat",

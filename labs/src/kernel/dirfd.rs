@@ -1,17 +1,20 @@
 //! Requests relative to directory descriptors: how a layer is extracted safely
-//! (`openat2(2)` with `RESOLVE_BENEATH`, `mkdirat`, `openat`, (`openat2(2)` with `RESOLVE_BENEATH`, `mkdirat`, `openat`,
-//! `symlinkat`, `linkat`, `mknodat`, `fchownat`, `fchmodat`, `utimensat`, xattrs).
+//! (`openat2(2)` with `RESOLVE_BENEATH`, `mkdirat`, `openat`, `symlinkat`, `linkat`,
+//! `mknodat`, `fchownat`, `fchmodat`, `utimensat`, `renameat2`, `unlinkat`, xattrs).
 //!
 //! ## Traced, or counted
 //!
 //! A layer holds thousands of files; printing five requests for each would bury the
 //! few that matter. So the requests a lab is *about* are traced one by one: whiteouts
-//! (`mknodat` 0/0, the opaque `lsetxattr`), deletions a whiteout causes, device nodes,
-//! extended attributes, and the root `openat`. The bulk work of writing ordinary
-//! entries (directories, files, symlinks, hard links, owners, modes, times) is made
-//! through [`Kernel::bulk`]: a success is not printed (the lab prints a summary note),
-//! a failure is printed like any other request, so a refused path shows as
-//! `openat2(3</dest>, "a/b", ...) = -1 EXDEV`. A dry run makes none of these changes.
+//! (`mknodat` 0/0, the opaque `lsetxattr`), what a whiteout deletes (put aside with
+//! `renameat2`), device nodes, extended attributes, and the root `openat`. The bulk
+//! work of writing ordinary entries (directories, files, symlinks, hard links, owners,
+//! modes, times, the entries a layer replaces, and the walk of a recursive removal) is
+//! made through [`Kernel::bulk`]: its events are marked bulk, so the JSON trace lists
+//! every one of them while a text trace does not print a success (the lab prints a
+//! summary note); a failure is printed like any other request, so a refused path
+//! shows as `openat2(3</dest>, "a/b", ...) = -1 EXDEV`. A dry run makes none of these
+//! changes.
 
 use std::fs::{File, Metadata};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -23,7 +26,7 @@ use nix::unistd::{FchownatFlags, Gid, LinkatFlags, Uid, UnlinkatFlags};
 
 use super::errno_of as super_errno;
 use super::trace::quote;
-use super::xattr::{lgetxattr, llistxattr, lsetxattr};
+use super::xattr::{lgetxattr, llistxattr, lremovexattr, lsetxattr};
 use super::{Call, Effect, Errno, Kernel, Kind, SysError};
 
 fn at(dir: &str, name: &str) -> Vec<String> {
@@ -462,6 +465,95 @@ impl Kernel {
         Ok(())
     }
 
+    /// `unlinkat(2)` of one name (`AT_REMOVEDIR` for an empty directory), counted:
+    /// how a refused layer's entries are taken back, newest first.
+    /// <https://man7.org/linux/man-pages/man2/unlinkat.2.html>
+    #[doc(alias = "unlinkat")]
+    pub fn unlink_at(&self, dir: &OwnedFd, shown: &str, name: &str, is_dir: bool) -> Result<(), SysError> {
+        self.unlink_at_counted(dir, shown, name, is_dir)
+    }
+
+    /// `renameat(2)` — move `oname` of directory `odir` to `nname` of `ndir` (same
+    /// filesystem), replacing nothing: the target must not exist. How a layer puts
+    /// aside what it replaces or deletes until it is complete, so a refused layer can
+    /// put it back. <https://man7.org/linux/man-pages/man2/renameat.2.html>
+    #[doc(alias = "renameat")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn rename_at(
+        &self,
+        odir: &OwnedFd,
+        oshown: &str,
+        oname: &str,
+        ndir: &OwnedFd,
+        nshown: &str,
+        nname: &str,
+    ) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "renameat2",
+            man: "renameat2(2)",
+            what: "move a name to another directory of the same filesystem, failing if the new name is taken",
+            effect: Effect::Change,
+        };
+        let mut args = at(oshown, oname);
+        args.extend(at(nshown, nname));
+        args.push("RENAME_NOREPLACE".into());
+        self.perform(&C, args, || (), || renameat_noreplace(odir, oname, ndir, nname), |_| "0".into())
+    }
+
+    /// [`Kernel::rename_at`], counted: one of many alike (the entries a layer replaces).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rename_at_counted(
+        &self,
+        odir: &OwnedFd,
+        oshown: &str,
+        oname: &str,
+        ndir: &OwnedFd,
+        nshown: &str,
+        nname: &str,
+    ) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "renameat2",
+            man: "renameat2(2)",
+            what: "move a name to another directory of the same filesystem, failing if the new name is taken",
+            effect: Effect::Change,
+        };
+        self.bulk(
+            &C,
+            || {
+                let mut a = at(oshown, oname);
+                a.extend(at(nshown, nname));
+                a.push("RENAME_NOREPLACE".into());
+                a
+            },
+            || (),
+            || renameat_noreplace(odir, oname, ndir, nname),
+        )
+    }
+
+    /// `llistxattr(2)` + `lgetxattr(2)` of an entry under a directory descriptor,
+    /// counted: its extended attributes, sorted by name.
+    pub fn xattrs_at(&self, dir: &OwnedFd, name: &str) -> Result<Vec<(String, Vec<u8>)>, SysError> {
+        self.xattrs_bulk(&proc_path(dir, name))
+    }
+
+    /// `lremovexattr(2)` on an entry under a directory descriptor: take an extended
+    /// attribute away (a refused layer's, from a directory that was there before).
+    /// <https://man7.org/linux/man-pages/man2/removexattr.2.html>
+    #[doc(alias = "lremovexattr")]
+    pub fn removexattr_at(&self, dir: &OwnedFd, shown: &str, name: &str, key: &str) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "lremovexattr",
+            man: "removexattr(2)",
+            what: "remove an extended attribute from a file (not following a symlink)",
+            effect: Effect::Change,
+        };
+        let args = vec![quote(&format!("{shown}/{name}"), 256), quote(key, 64)];
+        self.perform(&C, args, || (), || lremovexattr(&proc_path(dir, name), key), |_| "0".into())
+    }
+
     /// `unlinkat(2)` of one name (`AT_REMOVEDIR` for an empty directory), counted.
     fn unlink_at_counted(&self, dir: &OwnedFd, shown: &str, name: &str, is_dir: bool) -> Result<(), SysError> {
         const C: Call = Call {
@@ -574,6 +666,10 @@ impl Kernel {
             },
         )
     }
+}
+
+fn renameat_noreplace(odir: &OwnedFd, oname: &str, ndir: &OwnedFd, nname: &str) -> Result<(), Errno> {
+    nix::fcntl::renameat2(odir.as_fd(), oname, ndir.as_fd(), nname, nix::fcntl::RenameFlags::RENAME_NOREPLACE)
 }
 
 fn list_dir(dir: &OwnedFd, name: &str) -> Result<Vec<String>, Errno> {

@@ -358,6 +358,70 @@ impl Kernel {
 }
 
 impl Kernel {
+    /// `openat(2)` with `O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC`: create a new file, failing
+    /// (`EEXIST`) if the name is taken, so nothing already there (a planted symlink, a
+    /// file another process writes) is ever written through. The caller then writes
+    /// the content through the returned file: a blob, an archive, a JSON record. A
+    /// dry run creates nothing and gives `None`.
+    /// <https://man7.org/linux/man-pages/man2/openat.2.html>
+    #[doc(alias = "openat")]
+    pub fn create_new(&self, path: &Path, mode: u32, what: &'static str) -> Result<Option<File>, SysError> {
+        let call = Call { kind: Kind::Syscall, name: "openat", man: "openat(2)", what, effect: Effect::Change };
+        let fl = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+        let args = vec!["AT_FDCWD".into(), p(path), flags::open_flags(fl.bits()), format!("{mode:#o}")];
+        self.perform(
+            &call,
+            args,
+            || None,
+            || nix::fcntl::open(path, fl, Perm::from_bits_truncate(mode)).map(|fd| Some(File::from(fd))),
+            |f| f.as_ref().map(|f| f.as_raw_fd().to_string()).unwrap_or_else(|| "3".into()),
+        )
+    }
+
+    /// `symlinkat(2)` relative to the current directory: make `link` a symbolic link
+    /// holding `target` (which is not checked: a symlink may dangle).
+    /// <https://man7.org/linux/man-pages/man2/symlinkat.2.html>
+    #[doc(alias = "symlinkat")]
+    pub fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "symlinkat",
+            man: "symlinkat(2)",
+            what: "create a symbolic link: a small file holding a path",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![p(target), "AT_FDCWD".into(), p(link)],
+            || (),
+            || nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, link),
+            |_| "0".into(),
+        )
+    }
+
+    /// `linkat(2)` relative to the current directory, without `AT_SYMLINK_FOLLOW`: a
+    /// second name `new` for the file `old` (same filesystem; `EXDEV` otherwise).
+    /// <https://man7.org/linux/man-pages/man2/linkat.2.html>
+    #[doc(alias = "linkat")]
+    pub fn hard_link(&self, old: &Path, new: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "linkat",
+            man: "linkat(2)",
+            what: "create a hard link: a second name for the same file",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec!["AT_FDCWD".into(), p(old), "AT_FDCWD".into(), p(new), "0".into()],
+            || (),
+            || std::fs::hard_link(old, new).map_err(errno_of),
+            |_| "0".into(),
+        )
+    }
+}
+
+impl Kernel {
     /// `rename(2)` — atomically replace `to` by `from` (same file system). A reader
     /// opening `to` gets either the old file or the new one, never a partial write:
     /// the basis of every "write a temp file, then rename" update.
@@ -562,26 +626,6 @@ impl Kernel {
 }
 
 impl Kernel {
-    /// `symlinkat(2)` — make `path` a symbolic link to `target` (`/dev/fd` →
-    /// `/proc/self/fd`). <https://man7.org/linux/man-pages/man2/symlink.2.html>
-    #[doc(alias = "symlinkat")]
-    pub fn symlink(&self, target: &str, path: &Path) -> Result<(), SysError> {
-        const C: Call = Call {
-            kind: Kind::Syscall,
-            name: "symlinkat",
-            man: "symlink(2)",
-            what: "make a symbolic link: a name that points to another path",
-            effect: Effect::Change,
-        };
-        self.perform(
-            &C,
-            vec![quote(target, 256), "AT_FDCWD".into(), p(path)],
-            || (),
-            || nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, path),
-            |_| "0".into(),
-        )
-    }
-
     /// `mknod(2)` a device node (`c` character, `b` block) with `mode` permission bits.
     /// <https://man7.org/linux/man-pages/man2/mknod.2.html>
     pub fn mknod(&self, path: &Path, kind: char, mode: u32, major: u64, minor: u64) -> Result<(), SysError> {

@@ -147,3 +147,15 @@ pub(crate) fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Err
         Ok(())
     }
 }
+
+pub(crate) fn lremovexattr(path: &Path, name: &str) -> Result<(), Errno> {
+    let c = cstr(path.as_os_str().as_bytes())?;
+    let n = cstr(name.as_bytes())?;
+    // SAFETY: valid C strings.
+    let r = unsafe { libc::lremovexattr(c.as_ptr(), n.as_ptr()) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}

@@ -62,9 +62,12 @@ fn need_dir(k: &Kernel, p: &Path, what: &str) -> Result<()> {
     }
 }
 
-/// `docker diff` computed from an overlay upper directory and its lowers (top
-/// first): only the upper is walked, each of its entries is looked up in the lowers.
-pub fn diff_upper(k: &Kernel, upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
+/// `docker diff` computed from an overlay upper directory and its lowers (**top
+/// first**, as overlayfs' `lowerdir=`): only the upper is walked, each of its entries
+/// is looked up in the lowers. The changes come in `docker diff`'s order: a directory
+/// holding changes before its content, deletions after the other entries of their
+/// directory.
+pub fn diff(k: &Kernel, upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
     need_dir(k, upper, "the upper directory")?;
     for l in lowers {
         need_dir(k, l, "the lower directory")?;

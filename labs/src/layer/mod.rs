@@ -61,27 +61,39 @@
 //! symlink or a relative one climbing out. Absolute names, `..` components, hard
 //! links to outside, devices when not permitted and sizes beyond the free space are
 //! refused with an error naming the entry; nothing is ever written outside DIR.
+//! A refused layer is taken back whole: what it created is removed, what it replaced
+//! or deleted is put back (see [`apply`](fn@apply)), so DIR holds what it held before.
+//!
+//! ## As a library
+//!
+//! [`diff`], [`diff_tree`], [`pack`] and [`apply`](fn@apply) take paths and streams
+//! and print nothing; the `layer-diff` command line is an adapter over them
+//! (`layer::cli`). [`Staging`] fills a new directory beside its final place and
+//! renames it there when complete, so that even a killed run (`kill -9`) leaves no
+//! half-filled directory under the final name: only a `.NAME.partial` that the next
+//! run removes before it starts.
 
 mod apply;
+mod cli;
 mod diff;
 mod pack;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::cli::CommonOpts;
 use crate::error::{Error, Result};
-use crate::exit::{Exit, Role};
 use crate::kernel::{Kernel, Mode};
 
-pub use apply::apply;
-pub use diff::{diff_tree, diff_upper, Change, ChangeKind};
-pub use pack::{pack, PackOptions, Packed};
+pub use apply::{apply, ASIDE};
+pub use cli::{run, Cli};
+pub use diff::{diff, diff_tree, Change, ChangeKind};
+pub use pack::{pack, pack_to_file, PackOptions, Packed};
 
-/// How [`apply`] writes a layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The tool this lab is, as its trace and messages name it.
+pub const TOOL: &str = "layer-diff";
+
+/// How [`apply`](fn@apply) writes a layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyOptions {
     /// `false`: a flat rootfs, whiteouts delete; `true`: a layer directory for
     /// overlayfs, whiteouts become 0/0 character devices and the opaque xattr.
@@ -92,22 +104,16 @@ pub struct ApplyOptions {
     pub allow_devices: bool,
 }
 
-impl Default for ApplyOptions {
-    /// A flat rootfs; owners and devices kept when running as root.
-    fn default() -> ApplyOptions {
-        let root = nix_free_euid_is_root();
+impl ApplyOptions {
+    /// A flat rootfs, owners and devices kept when the caller is root: asks the
+    /// kernel who this process is (`getresuid(2)`).
+    pub fn for_caller(k: &Kernel) -> ApplyOptions {
+        let root = k.ids().euid == 0;
         ApplyOptions { overlay_whiteouts: false, same_owner: root, allow_devices: root }
     }
 }
 
-fn nix_free_euid_is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // The owner of a file we just created is our effective uid; /proc/self is owned
-    // by it too, which answers without a system call of our own.
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
-}
-
-/// What [`apply`] did.
+/// What [`apply`](fn@apply) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ApplyStats {
     /// Entries written (directories, files, links, devices).
@@ -156,191 +162,64 @@ pub(crate) fn read_error(what: &str, e: std::io::Error) -> Error {
     Error::failed(format!("reading {what}: {e}"), hint)
 }
 
-/// Show a layer's diff, pack an upper directory into an OCI layer, or apply one.
-///
-/// Every request made of the kernel is printed on stderr, strace-style.
-#[derive(Parser, Debug)]
-#[command(name = "layer-diff", version)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub sub: Sub,
-    /// Trace options shared by every binary.
-    #[command(flatten)]
-    pub common: CommonOpts,
-}
-
-/// The subcommands.
-#[derive(Subcommand, Debug)]
-pub enum Sub {
-    /// Print the changes as `docker diff` does (A added, C changed, D deleted).
-    Diff(DiffArgs),
-    /// Pack an upper directory into an OCI layer tarball; print its diff_id and digest.
-    Pack(PackArgs),
-    /// Extract a layer into a directory, applying its whiteouts.
-    Apply(ApplyArgs),
-}
-
-/// `layer-diff diff`.
-#[derive(Args, Debug)]
-pub struct DiffArgs {
-    /// The overlay upper directory (or, with --tree, the OLD directory).
-    pub upper: PathBuf,
-    /// With --tree: the NEW directory.
-    pub new: Option<PathBuf>,
-    /// The lower layers, top first, colon-separated (as overlayfs' lowerdir).
-    #[arg(long, value_name = "L1:L2...")]
-    pub lower: Option<String>,
-    /// Compare two plain directories, OLD and NEW, instead of an upper with its lowers.
-    #[arg(long, conflicts_with = "lower")]
-    pub tree: bool,
-    /// Print JSON (a list of {kind, path}).
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `layer-diff pack`.
-#[derive(Args, Debug)]
-pub struct PackArgs {
-    /// The upper directory (or any directory) to pack.
-    pub upper: PathBuf,
-    /// Where to write the layer; `.gz`/`.tgz` means gzip, anything else a plain tar.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
-    /// Clamp every mtime to at most this Unix time, for reproducible layers
-    /// (default: $SOURCE_DATE_EPOCH when set).
-    #[arg(long, value_name = "EPOCH", env = "SOURCE_DATE_EPOCH")]
-    pub clamp_mtime: Option<i64>,
-    /// gzip level 0-9 (default 6, as gzip and docker).
-    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
-    pub level: u32,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `layer-diff apply`.
-#[derive(Args, Debug)]
-pub struct ApplyArgs {
-    /// The layer: a tar, possibly gzip- or zstd-compressed.
-    pub layer: PathBuf,
-    /// The directory to extract into (created if missing).
-    pub dir: PathBuf,
-    /// Write overlay whiteouts (0/0 devices, opaque xattr) instead of deleting: for a
-    /// layer directory that overlayfs will stack.
-    #[arg(long)]
-    pub overlay: bool,
-    /// Do not give entries their recorded owners (default: kept when root).
-    #[arg(long)]
-    pub no_same_owner: bool,
-    /// Refuse device nodes even as root.
-    #[arg(long)]
-    pub no_devices: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Run `layer-diff`.
-pub fn run(cli: Cli) -> std::result::Result<(Exit, Role), (Error, Role)> {
-    let k = cli.common.kernel("layer-diff").map_err(|e| (e, Role::Tool))?;
-    let r = match cli.sub {
-        Sub::Diff(a) => cmd_diff(&k, a),
-        Sub::Pack(a) => cmd_pack(&k, a),
-        Sub::Apply(a) => cmd_apply(&k, a),
-    };
-    r.map(|_| (Exit::Ok, Role::Tool)).map_err(|e| (e, Role::Tool))
-}
-
-fn split_lowers(s: &str) -> Vec<PathBuf> {
-    s.split(':').filter(|x| !x.is_empty()).map(PathBuf::from).collect()
-}
-
-fn out(text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut o = std::io::stdout().lock();
-    o.write_all(text.as_bytes())?;
-    o.flush()?;
-    Ok(())
-}
-
-fn cmd_diff(k: &Kernel, a: DiffArgs) -> Result<()> {
-    let changes = if a.tree {
-        let new = a.new.as_deref().ok_or_else(|| Error::Usage("--tree needs two directories: OLD NEW".into()))?;
-        diff_tree(k, &a.upper, new)?
-    } else {
-        if a.new.is_some() {
-            return Err(Error::Usage("one UPPER directory expected (did you mean --tree OLD NEW?)".into()));
-        }
-        let lowers = a.lower.as_deref().map(split_lowers).unwrap_or_default();
-        diff_upper(k, &a.upper, &lowers)?
-    };
-    if a.json {
-        let v: Vec<_> =
-            changes.iter().map(|c| serde_json::json!({"kind": c.kind.letter().to_string(), "path": c.path})).collect();
-        out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()))
-    } else {
-        let mut s = String::new();
-        for c in &changes {
-            s.push_str(&format!("{} {}\n", c.kind.letter(), c.path));
-        }
-        out(&s)
-    }
-}
-
-fn cmd_pack(k: &Kernel, a: PackArgs) -> Result<()> {
-    let gzip = a.output.extension().is_some_and(|e| e == "gz" || e == "tgz");
-    let opts = PackOptions { clamp_mtime: a.clamp_mtime, gzip_level: if gzip { Some(a.level) } else { None } };
-    let p = pack::pack_to_file(k, &a.upper, &a.output, &opts)?;
-    if a.json {
-        out(&format!("{}\n", serde_json::to_string_pretty(&p).unwrap_or_default()))
-    } else {
-        out(&format!(
-            "diff_id {}\ndigest {}\nsize {}\nentries {}\nwhiteouts {}\n",
-            p.diff_id, p.digest, p.size, p.entries, p.whiteouts
-        ))
-    }
-}
-
-fn cmd_apply(k: &Kernel, a: ApplyArgs) -> Result<()> {
-    let mut opts = ApplyOptions { overlay_whiteouts: a.overlay, ..ApplyOptions::default() };
-    if a.no_same_owner {
-        opts.same_owner = false;
-    }
-    if a.no_devices {
-        opts.allow_devices = false;
-    }
-    let f = std::fs::File::open(&a.layer)
-        .map_err(|e| Error::failed(format!("cannot open the layer {}: {e}", a.layer.display()), "check the path"))?;
-    let created = !a.dir.exists();
-    if created && k.mode() == Mode::Live {
-        k.mkdir(&a.dir, 0o755)?;
-    }
-    let r = decompress(f).and_then(|r| apply(k, r, &a.dir, &opts));
-    let stats = match r {
-        Ok(s) => s,
-        Err(e) => {
-            if created && k.mode() == Mode::Live {
-                k.note(format!("removing {} (created by this run) after the failure", a.dir.display()));
-                let _ = std::fs::remove_dir_all(&a.dir);
-            } else if k.mode() == Mode::Live {
-                k.note(format!(
-                    "{} may hold part of the layer: remove it with `rm -rf {}` before retrying",
-                    a.dir.display(),
-                    a.dir.display()
-                ));
-            }
-            return Err(e);
-        }
-    };
-    if a.json {
-        out(&format!("{}\n", serde_json::to_string_pretty(&stats).unwrap_or_default()))
-    } else {
-        out(&format!("entries {}\nbytes {}\nwhiteouts {}\n", stats.entries, stats.bytes, stats.whiteouts))
-    }
-}
-
 /// `path` shown relative to nothing: for messages.
 pub(crate) fn shown(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+/// Remove `path` and everything below it, never following a symlink: `openat(2)` of
+/// its parent, then the kernel layer's walk of `unlinkat(2)` (each removal an event
+/// of the JSON trace). Returns whether something was there.
+pub fn remove_tree(k: &Kernel, path: &Path) -> Result<bool> {
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(p), Some(n)) => (if p.as_os_str().is_empty() { Path::new(".") } else { p }, n.to_string_lossy()),
+        _ => return Err(Error::failed(format!("cannot remove {}", path.display()), "give a path below a directory")),
+    };
+    let fd = k.open_tree(parent)?;
+    Ok(k.remove_all_at(&fd, &shown(parent), &name)?)
+}
+
+/// A new directory filled beside its final place, then renamed there: `NAME` appears
+/// complete or not at all. The work is done in `.NAME.partial`, in the same parent
+/// (so that `rename(2)` can move it); a `.NAME.partial` left by a killed run is
+/// removed first.
+#[derive(Debug)]
+pub struct Staging {
+    /// Where to fill it: `PARENT/.NAME.partial`.
+    pub path: PathBuf,
+    dest: PathBuf,
+}
+
+impl Staging {
+    /// The staging path for `dest`.
+    pub fn path_for(dest: &Path) -> PathBuf {
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        dest.with_file_name(format!(".{name}.partial"))
+    }
+
+    /// Start filling `dest` (which must not exist): remove a stale `.NAME.partial`,
+    /// then `mkdir(2)` it.
+    pub fn begin(k: &Kernel, dest: &Path) -> Result<Staging> {
+        let path = Staging::path_for(dest);
+        // A stat of the tool's own scratch directory: a read, not a change.
+        if k.mode() == Mode::Live && std::fs::symlink_metadata(&path).is_ok() {
+            k.note(format!("removing {} (left by an earlier run that did not finish)", path.display()));
+            remove_tree(k, &path)?;
+        }
+        k.mkdir(&path, 0o755)?;
+        Ok(Staging { path, dest: dest.to_path_buf() })
+    }
+
+    /// Complete: `rename(2)` it to its final name.
+    pub fn commit(self, k: &Kernel) -> Result<()> {
+        k.why("the directory is complete: it appears under its name whole");
+        k.rename_over(&self.path, &self.dest)?;
+        Ok(())
+    }
+
+    /// Give up: remove it and what it holds.
+    pub fn abort(self, k: &Kernel) -> Result<()> {
+        remove_tree(k, &self.path)?;
+        Ok(())
+    }
 }

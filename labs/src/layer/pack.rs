@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
 use crate::error::{Error, Result};
-use crate::kernel::Kernel;
+use crate::kernel::{Errno, Kernel, Mode};
 
 /// How [`pack`] writes a layer.
 #[derive(Debug, Clone, Default)]
@@ -102,25 +102,39 @@ pub fn pack(k: &Kernel, upper: &Path, w: impl Write, opts: &PackOptions) -> Resu
     Ok(Packed { diff_id, digest, size, media_type: media_type.into(), entries: counts.0, whiteouts: counts.1 })
 }
 
-/// [`pack`] into the file `out`, written beside it then renamed, so a failure leaves
-/// no partial layer.
+/// [`pack`] into the file `out`: written beside it (`OUT.partial`, made with
+/// `O_CREAT|O_EXCL`, replacing one left by a killed run) then `rename(2)`d over it, so
+/// a failure leaves no partial layer. The bytes are plain writes to that file. A dry
+/// run computes the digests and writes nothing.
 pub fn pack_to_file(k: &Kernel, upper: &Path, out: &Path, opts: &PackOptions) -> Result<Packed> {
     let tmp = out.with_extension("partial");
-    let f = std::fs::File::create(&tmp)
-        .map_err(|e| Error::failed(format!("cannot create {}: {e}", tmp.display()), "check the output directory"))?;
-    let r = pack(k, upper, std::io::BufWriter::with_capacity(1 << 20, f), opts);
+    let what = "create the layer file beside its final name";
+    let file = match k.create_new(&tmp, 0o644, what) {
+        Err(e) if e.errno == Errno::EEXIST => {
+            k.why("left by an earlier run that did not finish");
+            k.unlink(&tmp)?;
+            k.create_new(&tmp, 0o644, what)?
+        }
+        r => r?,
+    };
+    let r = match file {
+        Some(f) => {
+            let w = std::io::BufWriter::with_capacity(1 << 20, f);
+            pack(k, upper, w, opts)
+        }
+        None => pack(k, upper, std::io::sink(), opts),
+    };
     match r {
         Ok(p) => {
-            std::fs::rename(&tmp, out).map_err(|e| {
-                Error::failed(
-                    format!("cannot rename {} to {}: {e}", tmp.display(), out.display()),
-                    "check the output directory",
-                )
+            k.rename_over(&tmp, out).map_err(|e| {
+                Error::failed(format!("cannot publish the layer {}: {e}", out.display()), "check the output directory")
             })?;
             Ok(p)
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            if k.mode() == Mode::Live {
+                let _ = k.unlink(&tmp);
+            }
             Err(e)
         }
     }

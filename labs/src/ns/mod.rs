@@ -705,7 +705,7 @@ fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
-        k.symlink(target, &Path::new("dev").join(link))?;
+        k.symlink(Path::new(target), &Path::new("dev").join(link))?;
     }
     Ok(())
 }

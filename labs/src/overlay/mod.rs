@@ -60,57 +60,39 @@
 //! and says which layer provides it, or that it was copied up or whited out.
 //! `whiteouts` lists the whiteouts and opaque directories of an upper directory.
 
+//!
+//! ## As a library
+//!
+//! A runtime mounts a container's root with [`mount`]: a [`Spec`] (the layers, top
+//! first, an upper and a work directory, the options) and a target give a [`Mounted`]
+//! handle, whose [`Mounted::umount`] undoes it. A mount that fails half-way leaves
+//! nothing behind: the context and detached-mount descriptors are closed (the kernel
+//! frees a detached mount whose last descriptor goes), and the directories the
+//! mount created (`create_dirs`) are removed again, newest first. [`find`],
+//! [`inspect`], [`which`] and [`whiteouts`] read an overlay back. The `ovl-mount`
+//! command line is an adapter over these (`overlay::cli`).
+
+mod cli;
+
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::cli::CommonOpts;
 use crate::error::{Error, Hint, Result};
-use crate::exit::{Exit, Role};
-use crate::kernel::{unescape, Errno, Kernel, MntFlags, Mode, MsFlags};
+use crate::kernel::{unescape, Errno, Kernel, MntFlags, Mode, MsFlags, SysError};
 
-/// Mount, unmount and look into overlay filesystems.
-///
-/// Every request made of the kernel is printed on stderr, strace-style.
-#[derive(Parser, Debug)]
-#[command(name = "ovl-mount", version)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub sub: Sub,
-    /// Trace options shared by every binary.
-    #[command(flatten)]
-    pub common: CommonOpts,
-}
+pub use cli::{run, Cli};
 
-/// The subcommands.
-#[derive(Subcommand, Debug)]
-pub enum Sub {
-    /// Mount an overlay at MERGED (read-only without --upper).
-    Mount(MountArgs),
-    /// Unmount the overlay at MERGED.
-    Umount(UmountArgs),
-    /// Show the layers of the overlay mounted at MERGED, from /proc/self/mountinfo.
-    Inspect(InspectArgs),
-    /// Say which layer provides PATH in the overlay at MERGED.
-    Which(WhichArgs),
-    /// List the whiteouts and opaque directories of an upper (or layer) directory.
-    Whiteouts(WhiteoutsArgs),
-}
+/// The tool this lab is, as its trace and messages name it.
+pub const TOOL: &str = "ovl-mount";
 
-/// on/off options.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum OnOff {
-    /// Enabled.
-    On,
-    /// Disabled.
-    Off,
-}
+/// overlayfs stacks at most this many lower layers.
+pub const MAX_LOWERS: usize = 500;
 
-/// `redirect_dir` values.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+/// `redirect_dir=` values: whether renaming a lower directory records a redirect
+/// instead of copying the directory up whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Redirect {
     /// Create and follow redirects.
     On,
@@ -122,8 +104,8 @@ pub enum Redirect {
     Nofollow,
 }
 
-/// `xino` values.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+/// `xino=` values: unique inode numbers across layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Xino {
     /// Always.
     On,
@@ -133,123 +115,125 @@ pub enum Xino {
     Auto,
 }
 
-/// `ovl-mount mount`.
-#[derive(Args, Debug)]
-pub struct MountArgs {
-    /// The lower (image) layers, top first, colon-separated; repeatable.
-    #[arg(long, short, value_name = "L1:L2...", required = true)]
-    pub lower: Vec<String>,
-    /// The writable layer (needs --work).
-    #[arg(long, short, value_name = "DIR", requires = "work")]
-    pub upper: Option<PathBuf>,
-    /// The work directory, on the same filesystem as --upper.
-    #[arg(long, short, value_name = "DIR", requires = "upper")]
-    pub work: Option<PathBuf>,
-    /// Where the merged tree appears.
-    pub merged: PathBuf,
-    /// index=on|off.
-    #[arg(long, value_enum)]
-    pub index: Option<OnOff>,
-    /// redirect_dir=on|off|follow|nofollow.
-    #[arg(long, value_enum)]
+/// The overlayfs options a runtime chooses (see the module documentation); `None`
+/// leaves the kernel's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `index=on|off`.
+    pub index: Option<bool>,
+    /// `redirect_dir=...`.
     pub redirect_dir: Option<Redirect>,
-    /// xino=on|off|auto.
-    #[arg(long, value_enum)]
+    /// `xino=...`.
     pub xino: Option<Xino>,
-    /// metacopy=on|off.
-    #[arg(long, value_enum)]
-    pub metacopy: Option<OnOff>,
-    /// Keep overlay state in user.overlay.* xattrs (rootless, in a user namespace).
-    #[arg(long)]
+    /// `metacopy=on|off`.
+    pub metacopy: Option<bool>,
+    /// `userxattr`: state in `user.overlay.*` (rootless, in a user namespace).
     pub userxattr: bool,
-    /// Never sync the upper layer (throwaway containers).
-    #[arg(long)]
+    /// `volatile`: never sync the upper layer (needs an upper directory).
     pub volatile: bool,
-    /// Create upper, work and merged when missing.
-    #[arg(long)]
-    pub mkdir: bool,
-    /// Use mount(2) and its one-page option string, not the new mount API.
-    #[arg(long)]
-    pub legacy: bool,
 }
 
-/// `ovl-mount umount`.
-#[derive(Args, Debug)]
-pub struct UmountArgs {
-    /// The mount point.
-    pub merged: PathBuf,
-    /// Detach now, clean up when no longer used (MNT_DETACH).
-    #[arg(long)]
-    pub lazy: bool,
+impl Options {
+    /// The options as overlayfs takes them, `key` or `key=value`, in a fixed order.
+    pub fn to_vec(&self) -> Vec<String> {
+        let on = |b: bool| if b { "on" } else { "off" };
+        let mut v = Vec::new();
+        if let Some(b) = self.index {
+            v.push(format!("index={}", on(b)));
+        }
+        if let Some(r) = self.redirect_dir {
+            let s = match r {
+                Redirect::On => "on",
+                Redirect::Off => "off",
+                Redirect::Follow => "follow",
+                Redirect::Nofollow => "nofollow",
+            };
+            v.push(format!("redirect_dir={s}"));
+        }
+        if let Some(x) = self.xino {
+            let s = match x {
+                Xino::On => "on",
+                Xino::Off => "off",
+                Xino::Auto => "auto",
+            };
+            v.push(format!("xino={s}"));
+        }
+        if let Some(b) = self.metacopy {
+            v.push(format!("metacopy={}", on(b)));
+        }
+        if self.userxattr {
+            v.push("userxattr".into());
+        }
+        if self.volatile {
+            v.push("volatile".into());
+        }
+        v
+    }
 }
 
-/// `ovl-mount inspect`.
-#[derive(Args, Debug)]
-pub struct InspectArgs {
-    /// The mount point.
-    pub merged: PathBuf,
-    /// Print JSON (Docker's GraphDriver.Data names: LowerDir, UpperDir, WorkDir, MergedDir).
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `ovl-mount which`.
-#[derive(Args, Debug)]
-pub struct WhichArgs {
-    /// The mount point.
-    pub merged: PathBuf,
-    /// A path inside the overlay (`/etc/passwd` or `etc/passwd`).
-    pub path: String,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `ovl-mount whiteouts`.
-#[derive(Args, Debug)]
-pub struct WhiteoutsArgs {
-    /// The upper directory (or a layer directory).
-    pub dir: PathBuf,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Run `ovl-mount`.
-pub fn run(cli: Cli) -> std::result::Result<(Exit, Role), (Error, Role)> {
-    let k = cli.common.kernel("ovl-mount").map_err(|e| (e, Role::Tool))?;
-    let r = match cli.sub {
-        Sub::Mount(a) => mount(&k, &a),
-        Sub::Umount(a) => umount(&k, &a),
-        Sub::Inspect(a) => cmd_inspect(&k, &a),
-        Sub::Which(a) => cmd_which(&k, &a),
-        Sub::Whiteouts(a) => cmd_whiteouts(&k, &a),
-    };
-    r.map(|_| (Exit::Ok, Role::Tool)).map_err(|e| (e, Role::Tool))
-}
-
-fn out(text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut o = std::io::stdout().lock();
-    o.write_all(text.as_bytes())?;
-    o.flush()?;
-    Ok(())
-}
-
-/// An overlay to mount: what `mount` was asked, resolved to absolute paths.
-#[derive(Debug, Clone, Default)]
+/// An overlay to mount, as plain data. Paths may be relative (to the current
+/// directory); the kernel is given absolute ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Spec {
-    /// Lower layers, top first.
+    /// The lower (image) layers, **top first**, as in `lowerdir=L1:L2`: `lowers[0]`
+    /// hides what the ones after it hold. At least one, at most [`MAX_LOWERS`].
     pub lowers: Vec<PathBuf>,
-    /// Upper and work, or neither.
-    pub upper: Option<(PathBuf, PathBuf)>,
-    /// Options as `key` or `key=value`, in the order given.
-    pub options: Vec<String>,
+    /// The writable layer (with `work`); without, the overlay is read-only.
+    pub upper: Option<PathBuf>,
+    /// The work directory, on the same filesystem as `upper`.
+    pub work: Option<PathBuf>,
+    /// The overlayfs options.
+    pub options: Options,
+    /// Create the target, upper and work directories when missing (removed again
+    /// if the mount fails).
+    pub create_dirs: bool,
 }
 
-impl Spec {
+/// A mounted overlay: the handle [`mount`] returns; [`Mounted::umount`] undoes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mounted {
+    /// The mount point, absolute.
+    pub target: PathBuf,
+    /// The directories the mount created (target, upper, work), in the order made.
+    /// Unmounting leaves them: the upper directory holds the container's changes.
+    pub created: Vec<PathBuf>,
+}
+
+impl Mounted {
+    /// The overlay mounted at `target` (checked in `/proc/self/mountinfo`, except in
+    /// a dry run): how another process (`ovl-mount umount`, `mini rm`) gets a handle.
+    pub fn existing(k: &Kernel, target: &Path) -> Result<Mounted> {
+        let target = abs(target);
+        if k.mode() == Mode::Live && find(k, &target)?.is_none() {
+            return Err(Error::failed(
+                format!("{} is not an overlay mount point", target.display()),
+                "`ovl-mount inspect` or `findmnt -t overlay` lists overlay mounts",
+            ));
+        }
+        Ok(Mounted { target, created: Vec::new() })
+    }
+
+    /// `umount2(2)`: detach the overlay; `lazy` (`MNT_DETACH`) detaches it now and
+    /// lets the kernel clean up once no process uses it.
+    pub fn umount(self, k: &Kernel, lazy: bool) -> Result<()> {
+        k.umount2(&self.target, if lazy { MntFlags::MNT_DETACH } else { MntFlags::empty() })
+            .hint(Errno::EBUSY, "a process still uses it (fuser -vm MERGED); or detach it with --lazy")
+            .hint(Errno::EINVAL, "it is not a mount point")?;
+        Ok(())
+    }
+}
+
+/// The layers of a mount resolved to absolute paths, and its options as strings.
+#[derive(Debug, Clone, Default)]
+struct Resolved {
+    lowers: Vec<PathBuf>,
+    upper: Option<(PathBuf, PathBuf)>,
+    options: Vec<String>,
+}
+
+impl Resolved {
     /// The classic mount(2) data string.
-    pub fn data(&self) -> String {
+    fn data(&self) -> String {
         let esc = |p: &Path| p.to_string_lossy().replace('\\', "\\\\").replace(':', "\\:").replace(',', "\\,");
         let mut s = format!("lowerdir={}", self.lowers.iter().map(|l| esc(l)).collect::<Vec<_>>().join(":"));
         if let Some((u, w)) = &self.upper {
@@ -263,6 +247,8 @@ impl Spec {
     }
 }
 
+/// `path` made absolute: resolved (`realpath(3)`, a read) when it exists, else
+/// joined to the current directory.
 fn abs(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| {
         if p.is_absolute() {
@@ -273,15 +259,20 @@ fn abs(p: &Path) -> PathBuf {
     })
 }
 
-fn check_dir(k: &Kernel, p: &Path, what: &str, create: bool) -> Result<std::fs::Metadata> {
+/// `lstat(2)` a directory the mount needs; `mkdir(2)` it when missing and `create`
+/// (recording it in `made`).
+fn check_dir(k: &Kernel, p: &Path, what: &str, create: bool, made: &mut Vec<PathBuf>) -> Result<std::fs::Metadata> {
     match k.lstat(p)? {
         Some(m) if m.is_dir() => Ok(m),
         Some(_) => Err(Error::failed(format!("the {what} {} is not a directory", p.display()), "give a directory")),
         None if create => {
             k.mkdir(p, 0o755)?;
+            made.push(p.to_path_buf());
             match k.lstat(p)? {
                 Some(m) => Ok(m),
-                None if k.mode() == Mode::DryRun => Ok(std::fs::symlink_metadata("/").map_err(Error::Output)?),
+                // A dry run made nothing: stand in with the metadata of `/`.
+                None if k.mode() == Mode::DryRun => std::fs::symlink_metadata("/")
+                    .map_err(|e| Error::failed(format!("cannot stat /: {e}"), "check the machine")),
                 None => Err(Error::failed(format!("{} vanished", p.display()), "retry")),
             }
         }
@@ -292,104 +283,117 @@ fn check_dir(k: &Kernel, p: &Path, what: &str, create: bool) -> Result<std::fs::
     }
 }
 
-/// Check the layers of a mount and build its [`Spec`].
-pub fn plan(k: &Kernel, a: &MountArgs) -> Result<Spec> {
-    let mut spec = Spec::default();
-    for l in a.lower.iter().flat_map(|s| s.split(':')).filter(|s| !s.is_empty()) {
-        let p = abs(Path::new(l));
-        check_dir(k, &p, "lower directory", false)?;
-        spec.lowers.push(p);
+/// Check the layers of `spec` (creating missing directories when asked) and resolve
+/// them. Directories made are pushed on `made` as they are made.
+fn prepare(k: &Kernel, spec: &Spec, target: &Path, made: &mut Vec<PathBuf>) -> Result<Resolved> {
+    let mut r = Resolved::default();
+    for l in &spec.lowers {
+        let p = abs(l);
+        check_dir(k, &p, "lower directory", false, made)?;
+        r.lowers.push(p);
     }
-    if spec.lowers.is_empty() {
+    if r.lowers.is_empty() {
         return Err(Error::Usage("--lower needs at least one directory".into()));
     }
-    if spec.lowers.len() > 500 {
+    if r.lowers.len() > MAX_LOWERS {
         return Err(Error::failed(
-            format!("{} lower layers: overlayfs stacks at most 500", spec.lowers.len()),
+            format!("{} lower layers: overlayfs stacks at most {MAX_LOWERS}", r.lowers.len()),
             "squash some layers",
         ));
     }
-    check_dir(k, &a.merged, "mount point", a.mkdir)?;
-    if let (Some(u), Some(w)) = (&a.upper, &a.work) {
-        let um = check_dir(k, u, "upper directory", a.mkdir)?;
-        let wm = check_dir(k, w, "work directory", a.mkdir)?;
-        let (u, w) = (abs(u), abs(w));
-        if spec.lowers.contains(&u) {
-            return Err(Error::failed(
-                format!("{} is both the upper and a lower directory", u.display()),
-                "the upper directory must be a separate, empty or previous-upper directory",
-            ));
+    check_dir(k, target, "mount point", spec.create_dirs, made)?;
+    match (&spec.upper, &spec.work) {
+        (Some(u), Some(w)) => {
+            let um = check_dir(k, u, "upper directory", spec.create_dirs, made)?;
+            let wm = check_dir(k, w, "work directory", spec.create_dirs, made)?;
+            let (u, w) = (abs(u), abs(w));
+            if r.lowers.contains(&u) {
+                return Err(Error::failed(
+                    format!("{} is both the upper and a lower directory", u.display()),
+                    "the upper directory must be a separate, empty or previous-upper directory",
+                ));
+            }
+            if u == w || u.starts_with(&w) || w.starts_with(&u) {
+                return Err(Error::failed(
+                    format!("the upper {} and work {} directories overlap", u.display(), w.display()),
+                    "give two sibling directories, e.g. DIR/upper and DIR/work",
+                ));
+            }
+            if um.dev() != wm.dev() && k.mode() == Mode::Live {
+                return Err(Error::failed(
+                    format!(
+                        "the work directory {} is not on the same filesystem as the upper {}",
+                        w.display(),
+                        u.display()
+                    ),
+                    "overlayfs moves files from work into upper with rename(2): put both on one filesystem",
+                ));
+            }
+            r.upper = Some((u, w));
         }
-        if u == w || u.starts_with(&w) || w.starts_with(&u) {
-            return Err(Error::failed(
-                format!("the upper {} and work {} directories overlap", u.display(), w.display()),
-                "give two sibling directories, e.g. DIR/upper and DIR/work",
-            ));
-        }
-        if um.dev() != wm.dev() && k.mode() == Mode::Live {
-            return Err(Error::failed(
-                format!(
-                    "the work directory {} is not on the same filesystem as the upper {}",
-                    w.display(),
-                    u.display()
-                ),
-                "overlayfs moves files from work into upper with rename(2): put both on one filesystem",
-            ));
-        }
-        spec.upper = Some((u, w));
-    } else {
-        k.note("no upper directory: the overlay is read-only");
+        (None, None) => k.note("no upper directory: the overlay is read-only"),
+        _ => return Err(Error::Usage("an upper directory needs a work directory, and the reverse".into())),
     }
-    if let Some(v) = a.index {
-        spec.options.push(format!("index={}", if v == OnOff::On { "on" } else { "off" }));
+    if spec.options.volatile && r.upper.is_none() {
+        return Err(Error::Usage("--volatile needs --upper and --work".into()));
     }
-    if let Some(v) = a.redirect_dir {
-        let s = match v {
-            Redirect::On => "on",
-            Redirect::Off => "off",
-            Redirect::Follow => "follow",
-            Redirect::Nofollow => "nofollow",
-        };
-        spec.options.push(format!("redirect_dir={s}"));
-    }
-    if let Some(v) = a.xino {
-        let s = match v {
-            Xino::On => "on",
-            Xino::Off => "off",
-            Xino::Auto => "auto",
-        };
-        spec.options.push(format!("xino={s}"));
-    }
-    if let Some(v) = a.metacopy {
-        spec.options.push(format!("metacopy={}", if v == OnOff::On { "on" } else { "off" }));
-    }
-    if a.userxattr {
-        spec.options.push("userxattr".into());
-    }
-    if a.volatile {
-        if spec.upper.is_none() {
-            return Err(Error::Usage("--volatile needs --upper and --work".into()));
-        }
-        spec.options.push("volatile".into());
-    }
-    Ok(spec)
+    r.options = spec.options.to_vec();
+    Ok(r)
 }
 
-/// Mount `spec` at `merged`: the new mount API, or mount(2) when the kernel lacks it
-/// (or `legacy` asks for it).
-pub fn mount_spec(k: &Kernel, spec: &Spec, merged: &Path, legacy: bool) -> Result<()> {
+/// Mount the overlay `spec` at `target`: the new mount API, or `mount(2)` when the
+/// kernel lacks it or `legacy` asks for it (see the module documentation).
+///
+/// On failure nothing is left: no mount, and the directories this call created are
+/// removed again (`rmdir(2)`, newest first).
+pub fn mount(k: &Kernel, spec: &Spec, target: &Path, legacy: bool) -> Result<Mounted> {
+    let mut made = Vec::new();
+    let r = prepare(k, spec, target, &mut made).and_then(|r| attach(k, &r, &abs(target), legacy));
+    match r {
+        Ok(()) => Ok(Mounted { target: abs(target), created: made }),
+        Err(e) => Err(rollback(k, &made, e)),
+    }
+}
+
+/// Remove the directories a failed mount made, newest first; the error says what
+/// could not be removed.
+fn rollback(k: &Kernel, made: &[PathBuf], err: Error) -> Error {
+    if made.is_empty() {
+        return err;
+    }
+    k.note(format!("the mount failed: removing the {} directories it created", made.len()));
+    let left: Vec<String> =
+        made.iter().rev().filter(|d| k.rmdir(d).is_err()).map(|d| d.display().to_string()).collect();
+    if left.is_empty() {
+        return err;
+    }
+    match err {
+        Error::Kernel { err, hint } => Error::Kernel {
+            err,
+            hint: Some(format!("{}; also left behind: {}", hint.unwrap_or_default(), left.join(", "))),
+        },
+        Error::Failed { what, hint } => Error::Failed {
+            what,
+            hint: Some(format!("{}; also left behind: {}", hint.unwrap_or_default(), left.join(", "))),
+        },
+        other => other,
+    }
+}
+
+/// Attach the resolved overlay at `merged` (absolute).
+fn attach(k: &Kernel, r: &Resolved, merged: &Path, legacy: bool) -> Result<()> {
     if !legacy {
-        match mount_new_api(k, spec, merged)? {
+        match mount_new_api(k, r, merged)? {
             true => return Ok(()),
             false => k.note("falling back to mount(2): its option string is limited to one page (4096 bytes)"),
         }
     }
-    let data = spec.data();
+    let data = r.data();
     if data.len() >= 4096 {
         return Err(Error::failed(
             format!(
                 "{} lower layers make a mount(2) option string of {} bytes, more than one page (4095 usable)",
-                spec.lowers.len(),
+                r.lowers.len(),
                 data.len()
             ),
             "use a kernel with the new mount API and lowerdir+ (Linux 6.8+), drop --legacy, or use shorter layer paths (Docker links them as overlay2/l/<short id>)",
@@ -403,7 +407,9 @@ pub fn mount_spec(k: &Kernel, spec: &Spec, merged: &Path, legacy: bool) -> Resul
 }
 
 /// The new mount API. `Ok(false)` when the kernel lacks it (nothing was mounted).
-fn mount_new_api(k: &Kernel, spec: &Spec, merged: &Path) -> Result<bool> {
+/// Every descriptor it opens is closed when it returns, so a failure at any step
+/// leaves no context and no detached mount.
+fn mount_new_api(k: &Kernel, r: &Resolved, merged: &Path) -> Result<bool> {
     k.why("the new mount API passes options one by one: no one-page limit on the layer list");
     let fc = match k.fsopen("overlay") {
         Ok(fc) => fc,
@@ -417,7 +423,7 @@ fn mount_new_api(k: &Kernel, spec: &Spec, merged: &Path) -> Result<bool> {
                 .hint(Errno::ENODEV, "the overlay module is not loaded: modprobe overlay");
         }
     };
-    let fail = |e: crate::kernel::SysError, what: &str| -> Error {
+    let fail = |e: SysError, what: &str| -> Error {
         let msgs = k.fs_messages(&fc);
         let hint = if msgs.is_empty() {
             format!("overlayfs refused {what}; `dmesg | tail` shows the kernel's reason")
@@ -427,9 +433,8 @@ fn mount_new_api(k: &Kernel, spec: &Spec, merged: &Path) -> Result<bool> {
         Error::Kernel { err: e, hint: Some(hint) }
     };
     k.fsconfig_string(&fc, "source", "overlay").map_err(|e| fail(e, "the source"))?;
-    for (i, l) in spec.lowers.iter().enumerate() {
-        let r = k.fsconfig_string(&fc, "lowerdir+", &l.to_string_lossy());
-        match r {
+    for (i, l) in r.lowers.iter().enumerate() {
+        match k.fsconfig_string(&fc, "lowerdir+", &l.to_string_lossy()) {
             Ok(()) => {}
             Err(e)
                 if i == 0
@@ -444,14 +449,14 @@ fn mount_new_api(k: &Kernel, spec: &Spec, merged: &Path) -> Result<bool> {
             Err(e) => return Err(fail(e, &format!("the lower layer {}", l.display()))),
         }
     }
-    if spec.lowers.len() > 1 {
-        k.note(format!("{} lower layers given one by one", spec.lowers.len()));
+    if r.lowers.len() > 1 {
+        k.note(format!("{} lower layers given one by one", r.lowers.len()));
     }
-    if let Some((u, w)) = &spec.upper {
+    if let Some((u, w)) = &r.upper {
         k.fsconfig_string(&fc, "upperdir", &u.to_string_lossy()).map_err(|e| fail(e, "the upper directory"))?;
         k.fsconfig_string(&fc, "workdir", &w.to_string_lossy()).map_err(|e| fail(e, "the work directory"))?;
     }
-    for o in &spec.options {
+    for o in &r.options {
         match o.split_once('=') {
             Some((key, v)) => k.fsconfig_string(&fc, key, v),
             None => k.fsconfig_flag(&fc, o),
@@ -462,30 +467,6 @@ fn mount_new_api(k: &Kernel, spec: &Spec, merged: &Path) -> Result<bool> {
     let m = k.fsmount(&fc)?;
     k.move_mount(&m, merged)?;
     Ok(true)
-}
-
-fn mount(k: &Kernel, a: &MountArgs) -> Result<()> {
-    let spec = plan(k, a)?;
-    let merged = abs(&a.merged);
-    mount_spec(k, &spec, &merged, a.legacy)?;
-    if k.mode() == Mode::Live {
-        out(&format!("{}\n", merged.display()))?;
-    }
-    Ok(())
-}
-
-fn umount(k: &Kernel, a: &UmountArgs) -> Result<()> {
-    let merged = abs(&a.merged);
-    if k.mode() == Mode::Live && find_overlay(k, &merged)?.is_none() {
-        return Err(Error::failed(
-            format!("{} is not an overlay mount point", merged.display()),
-            "`ovl-mount inspect` or `findmnt -t overlay` lists overlay mounts",
-        ));
-    }
-    k.umount2(&merged, if a.lazy { MntFlags::MNT_DETACH } else { MntFlags::empty() })
-        .hint(Errno::EBUSY, "a process still uses it (fuser -vm MERGED); or detach it with --lazy")
-        .hint(Errno::EINVAL, "it is not a mount point")?;
-    Ok(())
 }
 
 /// An overlay mount, as /proc/self/mountinfo describes it.
@@ -507,23 +488,53 @@ pub struct Overlay {
     pub mount_options: String,
 }
 
+/// Docker's `GraphDriver.Data` for an overlay: where its layers are.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GraphDriverData {
+    /// The lower layers, top first, joined by `:`.
+    #[serde(rename = "LowerDir")]
+    pub lower_dir: String,
+    /// The upper directory.
+    #[serde(rename = "UpperDir")]
+    pub upper_dir: Option<String>,
+    /// The work directory.
+    #[serde(rename = "WorkDir")]
+    pub work_dir: Option<String>,
+    /// The mount point.
+    #[serde(rename = "MergedDir")]
+    pub merged_dir: String,
+}
+
+impl Overlay {
+    /// What `docker inspect` shows as `GraphDriver.Data`.
+    pub fn graph_driver_data(&self) -> GraphDriverData {
+        GraphDriverData {
+            lower_dir: self.lower.join(":"),
+            upper_dir: self.upper.clone(),
+            work_dir: self.work.clone(),
+            merged_dir: self.merged.clone(),
+        }
+    }
+}
+
 /// Split on `sep` unless escaped by a backslash, removing those backslashes (or
 /// keeping them, for a later split).
 fn split_escaped_keep(s: &str, sep: char, keep: bool) -> Vec<String> {
     let mut parts = vec![String::new()];
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
+        let last = parts.len() - 1;
         if c == '\\' {
             if let Some(n) = chars.next() {
                 if keep {
-                    parts.last_mut().unwrap().push(c);
+                    parts[last].push(c);
                 }
-                parts.last_mut().unwrap().push(n);
+                parts[last].push(n);
             }
         } else if c == sep {
             parts.push(String::new());
         } else {
-            parts.last_mut().unwrap().push(c);
+            parts[last].push(c);
         }
     }
     parts
@@ -569,53 +580,22 @@ pub fn parse_mountinfo(text: &str) -> Vec<Overlay> {
     v
 }
 
-/// The overlay mounted at `merged` (the topmost, if several are stacked).
-pub fn find_overlay(k: &Kernel, merged: &Path) -> Result<Option<Overlay>> {
+/// The overlay mounted at `merged` (the topmost, if several are stacked), read from
+/// `/proc/self/mountinfo`.
+pub fn find(k: &Kernel, merged: &Path) -> Result<Option<Overlay>> {
     let text = k.read_file(Path::new("/proc/self/mountinfo"))?;
     let want = abs(merged);
     Ok(parse_mountinfo(&text).into_iter().rfind(|o| Path::new(&o.merged) == want))
 }
 
-fn need_overlay(k: &Kernel, merged: &Path) -> Result<Overlay> {
-    find_overlay(k, merged)?.ok_or_else(|| {
+/// The overlay mounted at `merged`, or an error saying it is not one.
+pub fn inspect(k: &Kernel, merged: &Path) -> Result<Overlay> {
+    find(k, merged)?.ok_or_else(|| {
         Error::failed(
             format!("{} is not an overlay mount point", abs(merged).display()),
             "mount one with `ovl-mount mount`; `findmnt -t overlay` lists them",
         )
     })
-}
-
-fn cmd_inspect(k: &Kernel, a: &InspectArgs) -> Result<()> {
-    let o = need_overlay(k, &a.merged)?;
-    if a.json {
-        let v = serde_json::json!({
-            "GraphDriver": {
-                "Name": "overlay",
-                "Data": {
-                    "LowerDir": o.lower.join(":"),
-                    "UpperDir": o.upper,
-                    "WorkDir": o.work,
-                    "MergedDir": o.merged,
-                }
-            },
-            "MountId": o.mount_id,
-            "Layers": o.lower.len(),
-            "Options": o.options,
-            "MountOptions": o.mount_options,
-        });
-        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
-    }
-    let mut s = format!("merged  {}\n", o.merged);
-    for (i, l) in o.lower.iter().enumerate() {
-        s.push_str(&format!("lower{}  {}\n", i + 1, l));
-    }
-    s.push_str(&format!("upper   {}\n", o.upper.as_deref().unwrap_or("-  (read-only overlay)")));
-    s.push_str(&format!("work    {}\n", o.work.as_deref().unwrap_or("-")));
-    s.push_str(&format!(
-        "options {}\n",
-        [o.mount_options.clone()].into_iter().chain(o.options.clone()).collect::<Vec<_>>().join(",")
-    ));
-    out(&s)
 }
 
 /// What a layer stack holds at a path, found as overlayfs finds it.
@@ -691,8 +671,26 @@ pub fn lookup(k: &Kernel, layers: &[PathBuf], rel: &str) -> Result<Found> {
     Ok(Found::Absent)
 }
 
-fn cmd_which(k: &Kernel, a: &WhichArgs) -> Result<()> {
-    let o = need_overlay(k, &a.merged)?;
+/// Which layer of an overlay provides a path: what `ovl-mount which` answers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Which {
+    /// The path inside the overlay (`/etc/passwd`).
+    pub path: String,
+    /// `from the image`, `created in upper`, `copied up`, `opaque directory in
+    /// upper`, `whited out` or `absent`.
+    pub state: String,
+    /// The layer's name: `upper`, `lower1` (the top lower), `lower2`...
+    pub layer: Option<String>,
+    /// The layer's directory.
+    pub dir: Option<String>,
+    /// More: where the original of a copied-up file is, or the whiteout's path.
+    pub detail: Option<String>,
+}
+
+/// Say which layer of the overlay mounted at `merged` provides `path` (`/etc/passwd`
+/// or `etc/passwd`), looking it up as overlayfs does.
+pub fn which(k: &Kernel, merged: &Path, path: &str) -> Result<Which> {
+    let o = inspect(k, merged)?;
     let mut layers: Vec<PathBuf> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     if let Some(u) = &o.upper {
@@ -703,7 +701,7 @@ fn cmd_which(k: &Kernel, a: &WhichArgs) -> Result<()> {
         layers.push(l.into());
         names.push(format!("lower{}", i + 1));
     }
-    let rel = a.path.trim_start_matches('/');
+    let rel = path.trim_start_matches('/');
     let found = lookup(k, &layers, rel)?;
     let shown = format!("/{rel}");
     let (layer, dir, state, detail) = match &found {
@@ -730,19 +728,7 @@ fn cmd_which(k: &Kernel, a: &WhichArgs) -> Result<()> {
         ),
         Found::Absent => (None, None, "absent".into(), None),
     };
-    if a.json {
-        let v = serde_json::json!({"path": shown, "state": state, "layer": layer, "dir": dir, "detail": detail});
-        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
-    }
-    let mut s = format!("{shown}: {state}");
-    if let (Some(l), Some(d)) = (&layer, &dir) {
-        s.push_str(&format!(" ({l} {d})"));
-    }
-    if let Some(d) = detail {
-        s.push_str(&format!("; {d}"));
-    }
-    s.push('\n');
-    out(&s)
+    Ok(Which { path: shown, state, layer, dir, detail })
 }
 
 /// A whiteout or an opaque directory found in an upper directory.
@@ -789,53 +775,5 @@ fn walk_marks(k: &Kernel, root: &Path, rel: &str, v: &mut Vec<Mark>) -> Result<(
     Ok(())
 }
 
-fn cmd_whiteouts(k: &Kernel, a: &WhiteoutsArgs) -> Result<()> {
-    let v = whiteouts(k, &a.dir)?;
-    if a.json {
-        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
-    }
-    let mut s = String::new();
-    for m in &v {
-        s.push_str(&format!("{} {}\n", m.kind, m.path));
-    }
-    out(&s)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_overlay_lines() {
-        let t = "36 35 98:0 / /mnt1 rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n\
-                 120 29 0:52 / /tmp/m\\040x rw,relatime - overlay overlay rw,lowerdir=/l1:/l\\:2,upperdir=/u,workdir=/w,index=off\n";
-        let v = parse_mountinfo(t);
-        assert_eq!(v.len(), 1);
-        assert_eq!(v[0].merged, "/tmp/m x");
-        assert_eq!(v[0].lower, vec!["/l1", "/l:2"]);
-        assert_eq!(v[0].upper.as_deref(), Some("/u"));
-        assert_eq!(v[0].options, vec!["index=off"]);
-    }
-
-    #[test]
-    fn data_string_escapes_colons() {
-        let s = Spec { lowers: vec!["/a:b".into(), "/c".into()], upper: None, options: vec!["index=on".into()] };
-        assert_eq!(s.data(), "lowerdir=/a\\:b:/c,index=on");
-    }
-
-    #[test]
-    fn dry_run_records_the_new_mount_api() {
-        let k = Kernel::recording("ovl-mount");
-        let spec = Spec {
-            lowers: vec!["/l1".into(), "/l2".into()],
-            upper: Some(("/u".into(), "/w".into())),
-            options: vec!["volatile".into(), "index=off".into()],
-        };
-        mount_spec(&k, &spec, Path::new("/m"), false).unwrap();
-        let calls: Vec<String> = k.events().iter().filter(|e| e.call != "note").map(|e| e.call_text()).collect();
-        assert_eq!(calls[0], "fsopen(\"overlay\", FSOPEN_CLOEXEC) = 3");
-        assert!(calls.iter().any(|c| c.contains("\"lowerdir+\", \"/l2\"")), "{calls:?}");
-        assert!(calls.iter().any(|c| c.contains("FSCONFIG_SET_FLAG, \"volatile\"")), "{calls:?}");
-        assert!(calls.last().unwrap().starts_with("move_mount(4<detached mount>"), "{calls:?}");
-    }
-}
+mod tests;

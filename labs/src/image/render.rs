@@ -1,0 +1,330 @@
+//! How the store looks to a user: sizes and ages as docker prints them, the tables of
+//! `images` and `history`, the JSON of `inspect` and its `--format` templates. Pure
+//! functions of the store's data: they print nothing themselves.
+
+use std::io::Write;
+
+use super::manifest;
+use super::reference::Reference;
+use super::registry::short;
+use super::store::{self, Image, Store};
+use crate::error::{Error, Result};
+
+/// Seconds since the epoch, now (for [`ago`]).
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A size as docker prints it: decimal units, four significant digits (`7.05MB`).
+pub fn human_size(n: u64) -> String {
+    // docker uses decimal units (units.HumanSize).
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        // Go's %.4g: four significant digits, trailing zeros dropped.
+        let int_digits = if v >= 100.0 {
+            3
+        } else if v >= 10.0 {
+            2
+        } else {
+            1
+        };
+        let s = format!("{v:.prec$}", prec = 4 - int_digits);
+        let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
+        format!("{s}{}", units[u])
+    }
+}
+
+/// Days since the epoch for a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`2023-01-09T17:05:20.656498097Z`).
+pub fn parse_time(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let n = |a: usize, z: usize| s.get(a..z)?.parse::<i64>().ok();
+    let days = days_from_civil(n(0, 4)?, n(5, 7)?, n(8, 10)?);
+    let mut t = days * 86400 + n(11, 13)? * 3600 + n(14, 16)? * 60 + n(17, 19)?;
+    let rest = &s[19..];
+    let tz = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    if let Some(off) = tz.strip_prefix('+').or_else(|| tz.strip_prefix('-')) {
+        let sign = if tz.starts_with('+') { 1 } else { -1 };
+        let h = off.get(0..2)?.parse::<i64>().ok()?;
+        let m = off.get(3..5)?.parse::<i64>().ok()?;
+        t -= sign * (h * 3600 + m * 60);
+    }
+    Some(t)
+}
+
+/// "3 weeks ago", as docker's units.HumanDuration, at `now` (seconds since the epoch).
+pub fn ago(created: Option<&str>, now: i64) -> String {
+    let Some(t) = created.and_then(parse_time) else { return "N/A".into() };
+    let s = (now - t).max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    let txt = if s < 1 {
+        "Less than a second".to_string()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if m == 1 {
+        "About a minute".into()
+    } else if m < 60 {
+        format!("{m} minutes")
+    } else if h == 1 {
+        "About an hour".into()
+    } else if h < 48 {
+        format!("{h} hours")
+    } else if d < 14 {
+        format!("{d} days")
+    } else if d < 60 {
+        format!("{} weeks", d / 7)
+    } else if d < 365 * 2 {
+        format!("{} months", d / 30)
+    } else {
+        format!("{} years", d / 365)
+    };
+    format!("{txt} ago")
+}
+
+/// An image's size: its uncompressed layers (what `docker images` shows).
+pub fn image_size(st: &Store, img: &Image) -> u64 {
+    if let Some(s) = img.desc.annotation(store::SIZE).and_then(|s| s.parse().ok()) {
+        return s;
+    }
+    img.manifest.layers.iter().map(|l| st.layer_info(&l.digest).map(|i| i.size).unwrap_or(l.size)).sum()
+}
+
+/// `docker.io/library/alpine:3.17` → (`alpine`, `3.17`).
+pub fn split_name(n: &str) -> (String, String) {
+    match Reference::parse(n) {
+        Ok(r) => (r.familiar_name(), r.tag.clone().unwrap_or_else(|| "<none>".into())),
+        Err(_) => (n.to_string(), "<none>".into()),
+    }
+}
+
+/// The rows of `docker images`: REPOSITORY, TAG, (DIGEST,) IMAGE ID, CREATED, SIZE.
+pub fn image_rows(st: &Store, imgs: &[Image], digests: bool, now: i64) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let mut rows = vec![];
+    for i in imgs {
+        let (repo, tag) = split_name(i.names.first().map(String::as_str).unwrap_or("<none>"));
+        let mut row = vec![repo, tag];
+        if digests {
+            row.push(i.desc.annotation(store::REPO_DIGEST).unwrap_or(&i.desc.digest).to_string());
+        }
+        row.extend([short(i.id()), ago(i.config.created.as_deref(), now), human_size(image_size(st, i))]);
+        rows.push(row);
+    }
+    let mut head = vec!["REPOSITORY", "TAG"];
+    if digests {
+        head.push("DIGEST");
+    }
+    head.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    (head, rows)
+}
+
+/// The rows of `docker history` (IMAGE, CREATED, CREATED BY, SIZE, COMMENT), newest first.
+pub fn history_rows(st: &Store, img: &Image, no_trunc: bool, now: i64) -> Vec<Vec<String>> {
+    let mut layer_i = 0;
+    let mut rows = vec![];
+    let hist = if img.config.history.is_empty() {
+        img.manifest.layers.iter().map(|_| manifest::History::default()).collect()
+    } else {
+        img.config.history.clone()
+    };
+    for h in &hist {
+        let size = if h.empty_layer {
+            0
+        } else {
+            let s = img
+                .manifest
+                .layers
+                .get(layer_i)
+                .map(|l| st.layer_info(&l.digest).map(|i| i.size).unwrap_or(l.size))
+                .unwrap_or(0);
+            layer_i += 1;
+            s
+        };
+        let mut by = h.created_by.clone().unwrap_or_default();
+        if !no_trunc && by.chars().count() > 45 {
+            by = by.chars().take(44).collect::<String>() + "…";
+        }
+        rows.push(vec![
+            "<missing>".to_string(),
+            ago(h.created.as_deref(), now),
+            by,
+            human_size(size),
+            h.comment.clone().unwrap_or_default(),
+        ]);
+    }
+    rows.reverse();
+    if let Some(first) = rows.first_mut() {
+        first[0] = short(img.id());
+    }
+    rows
+}
+
+/// A table as docker prints one: columns padded to their widest cell, three spaces apart.
+pub fn table(out: &mut dyn Write, head: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let n = cells.len();
+        cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| if i + 1 == n { c } else { format!("{c:<width$}   ", width = w[i]) })
+            .collect::<String>()
+    };
+    writeln!(out, "{}", line(head.iter().map(|s| s.to_string()).collect()))?;
+    for r in rows {
+        writeln!(out, "{}", line(r.clone()))?;
+    }
+    Ok(())
+}
+
+/// The JSON `docker inspect` shows for an image (the fields students use).
+pub fn inspect_json(st: &Store, img: &Image) -> serde_json::Value {
+    let cfg: serde_json::Value = serde_json::from_slice(&img.config_bytes).unwrap_or_default();
+    let tags: Vec<String> = img
+        .names
+        .iter()
+        .filter_map(|n| Reference::parse(n).ok())
+        .filter(|r| r.digest.is_none())
+        .map(|r| r.familiar())
+        .collect();
+    let repo_digests: Vec<String> = img
+        .names
+        .iter()
+        .filter_map(|n| Reference::parse(n).ok())
+        .map(|r| {
+            format!("{}@{}", r.familiar_name(), img.desc.annotation(store::REPO_DIGEST).unwrap_or(&img.desc.digest))
+        })
+        .collect();
+    serde_json::json!({
+        "Id": img.id(),
+        "RepoTags": tags,
+        "RepoDigests": repo_digests,
+        "Created": cfg.get("created"),
+        "Author": cfg.get("author"),
+        "Architecture": cfg.get("architecture"),
+        "Variant": cfg.get("variant"),
+        "Os": cfg.get("os"),
+        "Size": image_size(st, img),
+        "Config": cfg.get("config"),
+        "RootFS": {"Type": img.config.rootfs.kind, "Layers": img.config.rootfs.diff_ids},
+        "Manifest": {"Digest": img.desc.digest, "MediaType": img.desc.media_type,
+            "Layers": img.manifest.layers.iter().map(|l| serde_json::json!({"Digest": l.digest, "Size": l.size, "MediaType": l.media_type})).collect::<Vec<_>>()},
+        "Metadata": {"Store": st.oci.display().to_string()},
+    })
+}
+
+/// A small Go-template subset: `{{.A.B}}`, `{{json .A.B}}`, text around them.
+pub fn render_format(fmt: &str, v: &serde_json::Value) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = fmt;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| Error::Usage(format!("unclosed {{{{ in --format {fmt:?}")))?;
+        let expr = after[..end].trim();
+        let (json, path) = match expr.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, expr),
+        };
+        if !path.starts_with('.') {
+            return Err(Error::Usage(format!(
+                "--format supports {{{{.Field.Sub}}}} and {{{{json .Field}}}}, not {expr:?}"
+            )));
+        }
+        let mut cur = v;
+        for part in path[1..].split('.').filter(|p| !p.is_empty()) {
+            cur = cur.get(part).ok_or_else(|| {
+                Error::failed(format!("no field {part:?} in {path}"), "`img-pull inspect IMAGE` shows the fields")
+            })?;
+        }
+        if json {
+            out.push_str(&serde_json::to_string(cur).expect("json"));
+        } else {
+            out.push_str(&go_text(cur));
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn go_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "<no value>".into(),
+        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(go_text).collect::<Vec<_>>().join(" ")),
+        serde_json::Value::Object(o) => {
+            format!("map[{}]", o.iter().map(|(k, v)| format!("{k}:{}", go_text(v))).collect::<Vec<_>>().join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_docker() {
+        assert_eq!(human_size(7_050_000), "7.05MB");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_500), "1.5kB");
+        assert_eq!(parse_time("1970-01-02T00:00:00Z"), Some(86400));
+        assert_eq!(parse_time("1970-01-02T01:00:00.5+01:00"), Some(86400));
+        let v =
+            serde_json::json!({"RootFS": {"Layers": ["sha256:a"]}, "Id": "sha256:x", "Config": {"Cmd": ["sh", "-c"]}});
+        assert_eq!(render_format("{{json .RootFS.Layers}}", &v).unwrap(), r#"["sha256:a"]"#);
+        assert_eq!(render_format("id={{.Id}} {{.Config.Cmd}}", &v).unwrap(), "id=sha256:x [sh -c]");
+        assert!(render_format("{{.Nope}}", &v).is_err());
+    }
+
+    /// Ages as docker's units.HumanDuration, at a fixed "now" (no wall clock).
+    #[test]
+    fn ages_like_docker() {
+        let t = "2023-11-14T22:13:20Z";
+        let at = parse_time(t).unwrap();
+        assert_eq!(at, 1_700_000_000);
+        let cases = [
+            (0, "Less than a second ago"),
+            (30, "30 seconds ago"),
+            (60, "About a minute ago"),
+            (600, "10 minutes ago"),
+            (3600, "About an hour ago"),
+            (5 * 3600, "5 hours ago"),
+            (3 * 86400, "3 days ago"),
+            (21 * 86400, "3 weeks ago"),
+            (90 * 86400, "3 months ago"),
+            (3 * 365 * 86400, "3 years ago"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(ago(Some(t), at + d), want, "{d} s");
+        }
+        assert_eq!(ago(None, at), "N/A");
+        assert_eq!(ago(Some(t), at - 10), "Less than a second ago", "a clock behind the image");
+    }
+}
