@@ -8,7 +8,18 @@ use std::path::PathBuf;
 /// A command for one of contlab's binaries, with color off and no inherited trace
 /// settings, so outputs are stable.
 pub fn cmd(bin: &str) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin(bin).unwrap_or_else(|e| panic!("binary {bin}: {e}"));
+    let mut std_cmd = std::process::Command::new(bin_path(bin));
+    // The tool starts with only stdin, stdout and stderr, as from a shell: descriptors
+    // this test process inherited (`flock LOCK cargo test` passes its lock as fd 3)
+    // would shift the descriptor numbers a trace shows.
+    // SAFETY: close_range(2) is async-signal-safe and touches only the child's table.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut std_cmd, || {
+            libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0);
+            Ok(())
+        });
+    }
+    let mut c = assert_cmd::Command::from_std(std_cmd);
     c.env("NO_COLOR", "1").env_remove("CONTLAB_ROOT");
     c
 }
