@@ -29,7 +29,7 @@ pub mod lock;
 pub mod netns;
 pub mod ns;
 pub mod overlay;
-// pub mod runtime; (enabled once the storage labs are libraries)
+pub mod runtime;
 pub mod units;
 
 pub use error::{Error, Hint, Result};

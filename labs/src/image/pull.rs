@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -382,13 +383,18 @@ fn download_all(
     progress: &mut dyn FnMut(Progress),
 ) -> Vec<(usize, std::result::Result<LayerInfo, Stop>)> {
     let queue = Mutex::new(queue);
+    // Set by the first worker that fails: no worker takes a new layer after it.
+    let failed = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut results = Vec::new();
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let tx = tx.clone();
-            let queue = &queue;
+            let (queue, failed) = (&queue, &failed);
             s.spawn(move || loop {
+                if failed.load(Ordering::SeqCst) {
+                    break;
+                }
                 let Some((i, mut file)) = queue.lock().expect("queue").pop_front() else { break };
                 let d = &m.layers[i];
                 let note = |t: String| {
@@ -413,6 +419,9 @@ fn download_all(
                         let _ = tx.send(Msg::Downloaded(i));
                         check.finish(&part).map_err(Stop::Refused)
                     });
+                if res.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
                 let _ = tx.send(Msg::Done(i, res));
             });
         }
@@ -435,7 +444,8 @@ fn download_all(
                 }
                 Msg::Done(i, Err(e)) => {
                     progress(Progress::Failed { index: i });
-                    // Stop handing out work; running downloads end on their own.
+                    // No more work is handed out (the failing worker said so before it
+                    // reported); running downloads end on their own.
                     queue.lock().expect("queue").clear();
                     results.push((i, Err(e)));
                 }

@@ -418,3 +418,35 @@ impl Kernel {
         )
     }
 }
+
+impl Kernel {
+    /// `fcntl(F_DUPFD)` — a copy of `fd` at the lowest free number ≥ `min`, *without*
+    /// close-on-exec: how a parent hands a descriptor (a pipe end) to a program it
+    /// executes, telling it the number on its command line.
+    /// <https://man7.org/linux/man-pages/man2/fcntl.2.html>
+    pub fn dup_inheritable(&self, fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "fcntl",
+            man: "fcntl(2)",
+            what: "copy a descriptor that the next program executed will inherit (no close-on-exec)",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![fd.as_raw_fd().to_string(), "F_DUPFD".into(), min.to_string()],
+            || unreachable!("descriptors are live-only"),
+            || {
+                // SAFETY: F_DUPFD returns a new descriptor we then own.
+                let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, min) };
+                if r < 0 {
+                    Err(Errno::last())
+                } else {
+                    // SAFETY: a new descriptor, owned by nothing else.
+                    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+                }
+            },
+            |f| f.as_raw_fd().to_string(),
+        )
+    }
+}

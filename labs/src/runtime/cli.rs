@@ -51,8 +51,10 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Create and start a container (pulling the image if needed).
+    #[command(disable_help_flag = true)]
     Run(RunArgs),
     /// Create a container without starting it; print its ID.
+    #[command(disable_help_flag = true)]
     Create(RunArgs),
     /// Start stopped containers.
     Start {
@@ -250,6 +252,9 @@ pub enum Cmd {
 /// `run` and `create`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// Print help (`-h` is --hostname, as with docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Run in the background; print the container's ID.
     #[arg(short, long)]
     pub detach: bool,
@@ -914,15 +919,15 @@ fn stats(k: &Kernel, root: &Path, no_stream: bool, names: &[String]) -> Result<E
             let a = sample(c);
             let (cpu, mem, lim, pids) = match (b, a) {
                 (Some((b, _)), Some((a, p))) => {
-                    let used = a.cpu_usage_us.unwrap_or(0).saturating_sub(b.cpu_usage_us.unwrap_or(0));
+                    let used = a.cpu.usage_usec.unwrap_or(0).saturating_sub(b.cpu.usage_usec.unwrap_or(0));
                     let pct = used as f64 / 5_000.0;
                     let total = std::fs::read_to_string("/proc/meminfo")
                         .ok()
                         .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
                         .unwrap_or(0)
                         * 1024;
-                    let lim = a.memory_max.and_then(|m| if let crate::cgroup::Max::Value(v) = m { Some(v) } else { None }).unwrap_or(total);
-                    (pct, a.memory_current.unwrap_or(0), lim, p)
+                    let lim = a.limits.memory_max.and_then(|m| if let crate::cgroup::Max::Value(v) = m { Some(v) } else { None }).unwrap_or(total);
+                    (pct, a.memory.current.unwrap_or(0), lim, p)
                 }
                 _ => (0.0, 0, 0, 0),
             };
@@ -954,7 +959,7 @@ fn inspect(k: &Kernel, root: &Path, format: Option<&str>, targets: &[String]) ->
     for t in targets {
         match store.find(t) {
             Ok(c) => objs.push(view::inspect(&c, &store.paths)),
-            Err(_) => match crate::image::Store::open(k, root, false).and_then(|st| st.resolve(t).map(|img| crate::image::inspect_json(&st, &img))) {
+            Err(_) => match crate::image::Store::open(k, root, false).and_then(|st| st.resolve(t).map(|img| crate::image::render::inspect_json(&st, &img))) {
                 Ok(v) => objs.push(v),
                 Err(_) => {
                     stderr_line(&format!("Error: No such object: {t}"));
@@ -1041,7 +1046,7 @@ fn images(k: &Kernel, root: &Path, quiet: bool) -> Result<Exit> {
         let size: u64 = img.config.rootfs.diff_ids.iter().filter_map(|_| None::<u64>).sum();
         for name in &img.names {
             let r = crate::image::Reference::parse(name).ok();
-            let (repo, tag) = r.map(|r| (r.familiar_repo(), r.tag.clone().unwrap_or_else(|| "<none>".into()))).unwrap_or((name.clone(), "<none>".into()));
+            let (repo, tag) = r.map(|r| (r.familiar_name(), r.tag.clone().unwrap_or_else(|| "<none>".into()))).unwrap_or((name.clone(), "<none>".into()));
             rows.push(vec![repo, tag, id.clone(), created.clone(), crate::units::human_size(size)]);
         }
     }
@@ -1078,4 +1083,28 @@ fn info(k: &Kernel, root: &Path) -> Result<Exit> {
         root.display(),
     ))?;
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_after_the_image_belong_to_the_command() {
+        let c = Cli::try_parse_from(["mini", "run", "-it", "--rm", "-h", "box", "alpine", "ls", "-la"]).unwrap();
+        let Cmd::Run(a) = c.cmd else { panic!() };
+        assert!(a.interactive && a.tty && a.rm);
+        assert_eq!(a.hostname.as_deref(), Some("box"));
+        assert_eq!(a.image_and_command, ["alpine", "ls", "-la"]);
+        let c = Cli::try_parse_from(["mini", "-q", "ps", "-aq"]).unwrap();
+        assert!(c.quiet);
+        let Cmd::Ps(p) = c.cmd else { panic!() };
+        assert!(p.all && p.quiet);
+    }
 }

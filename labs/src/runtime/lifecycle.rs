@@ -109,9 +109,9 @@ fn image_config(img: &image::Image) -> ImageConfig {
         env: c.env.clone(),
         user: c.user.clone(),
         working_dir: c.working_dir.clone(),
-        stop_signal: c.stop_signal.clone(),
+        stop_signal: c.stop_signal.clone().unwrap_or_default(),
         labels: c.labels.clone(),
-        exposed_ports: c.exposed_ports.keys().cloned().collect(),
+        exposed_ports: c.exposed_ports.clone(),
     }
 }
 
@@ -261,15 +261,18 @@ pub fn start(k: &Kernel, root: &Path, c: &Container, mode: &StartMode) -> Result
         c
     };
     let (sync_r, sync_w) = k.pipe()?;
+    // The monitor says `ready` on this pipe; it inherits the write end at a number of
+    // its own (not a fixed one: a low number may be a trace file this process writes).
+    let sync_w = k.dup_inheritable(std::os::fd::AsFd::as_fd(&sync_w), 10)?;
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "/proc/self/exe".into());
     let mut argv = vec![exe];
     argv.extend(mode.trace_args.iter().cloned());
-    argv.extend(["--root".into(), root.display().to_string(), "__monitor".into(), c.id.clone(), "--sync-fd".into(), "3".into()]);
+    argv.extend(["--root".into(), root.display().to_string(), "__monitor".into(), c.id.clone()]);
+    argv.extend(["--sync-fd".into(), sync_w.as_raw_fd().to_string()]);
     let spawned = {
         let _s = k.scope(super::TOOL);
         k.note("start the container's monitor: mini itself, executed again");
         k.spawn(&argv, |k| {
-            k.dup2(sync_w.as_fd(), 3).map_err(|e| e.to_string())?;
             // Not our stdin and stdout: a `$(mini run -d ...)` must not wait for the
             // monitor to close them. stderr carries the start's trace, until handover.
             k.redirect_fds(Path::new("/dev/null"), &[0, 1]).map_err(|e| e.to_string())

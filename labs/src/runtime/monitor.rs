@@ -25,12 +25,12 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::kernel::{CloneFlags, ExecFailure, Exited, Kernel, Pid, Signal, SignalFd, Sink, Target, TraceFormat, Want};
+use crate::kernel::{CloneFlags, ExecFailure, Exited, Kernel, Signal, SignalFd, Sink, Target, TraceFormat, Want};
 
 use super::init::{self, Spec, Stdio};
 use super::logs::{self, LineSplitter};
