@@ -227,20 +227,7 @@ fn run(cmd: &str, netns: Option<&str>) -> String {
         }
         None => Command::new("/bin/sh"),
     };
-<<<<<<< HEAD
     crate::harness::no_inherited_fds(&mut sh);
-=======
-    // The reader's shell has only stdin, stdout and stderr open: descriptors this test
-    // process inherited (`flock LOCK cargo test` passes its lock as fd 3) would shift
-    // every descriptor number the transcripts show.
-    // SAFETY: close_range(2) is async-signal-safe and touches only the child's table.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut sh, || {
-            libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0);
-            Ok(())
-        });
-    }
->>>>>>> lab-storage
     let o = sh
         .arg("-c")
         // Everything the shell runs writes its stderr where stdout goes, in order.
