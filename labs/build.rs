@@ -11,11 +11,25 @@ fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let target = std::env::var("TARGET").unwrap();
     let st = Command::new(rustc)
-        .args(["--edition", "2021", "-C", "opt-level=s", "-C", "panic=abort", "-C", "strip=symbols", "-C", "target-feature=+crt-static"])
+        .args([
+            "--edition",
+            "2021",
+            "-C",
+            "opt-level=s",
+            "-C",
+            "panic=abort",
+            "-C",
+            "strip=symbols",
+            "-C",
+            "target-feature=+crt-static",
+        ])
         .args(["--target", &target, "-o"])
         .arg(&out)
         .arg(&src)
         .status()
         .expect("run rustc for labs/hello/hello.rs");
-    assert!(st.success(), "building labs/hello/hello.rs (a static executable) failed: a static C library (libc6-dev) is needed");
+    assert!(
+        st.success(),
+        "building labs/hello/hello.rs (a static executable) failed: a static C library (libc6-dev) is needed"
+    );
 }

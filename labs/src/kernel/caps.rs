@@ -33,10 +33,8 @@ fn caps_errno(e: caps::errors::CapsError) -> Errno {
 
 /// Every capability this kernel knows (`/proc/sys/kernel/cap_last_cap`).
 pub fn all_caps() -> Vec<Capability> {
-    let mut v: Vec<Capability> = caps::runtime::procfs_all_supported(None)
-        .unwrap_or_else(|_| caps::all())
-        .into_iter()
-        .collect();
+    let mut v: Vec<Capability> =
+        caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all()).into_iter().collect();
     v.sort_by_key(|c| c.index());
     v
 }
@@ -114,7 +112,13 @@ impl Kernel {
     /// <https://man7.org/linux/man-pages/man2/PR_SET_NO_NEW_PRIVS.2const.html>
     #[doc(alias = "PR_SET_NO_NEW_PRIVS")]
     pub fn no_new_privs(&self) -> Result<(), SysError> {
-        self.prctl("PR_SET_NO_NEW_PRIVS", libc::PR_SET_NO_NEW_PRIVS, 1, "1", "exec can no longer gain privileges (setuid bits, file capabilities)")
+        self.prctl(
+            "PR_SET_NO_NEW_PRIVS",
+            libc::PR_SET_NO_NEW_PRIVS,
+            1,
+            "1",
+            "exec can no longer gain privileges (setuid bits, file capabilities)",
+        )
     }
 
     /// `prctl(PR_SET_CHILD_SUBREAPER, 1)` — orphaned descendants are re-parented to
@@ -122,14 +126,26 @@ impl Kernel {
     /// container's processes. <https://man7.org/linux/man-pages/man2/PR_SET_CHILD_SUBREAPER.2const.html>
     #[doc(alias = "PR_SET_CHILD_SUBREAPER")]
     pub fn set_child_subreaper(&self) -> Result<(), SysError> {
-        self.prctl("PR_SET_CHILD_SUBREAPER", libc::PR_SET_CHILD_SUBREAPER, 1, "1", "orphaned descendants become this process's children, so it reaps them")
+        self.prctl(
+            "PR_SET_CHILD_SUBREAPER",
+            libc::PR_SET_CHILD_SUBREAPER,
+            1,
+            "1",
+            "orphaned descendants become this process's children, so it reaps them",
+        )
     }
 
     /// `prctl(PR_SET_PDEATHSIG, SIG)` — get `sig` when the parent dies.
     /// <https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html>
     #[doc(alias = "PR_SET_PDEATHSIG")]
     pub fn set_parent_death_signal(&self, sig: super::Signal) -> Result<(), SysError> {
-        self.prctl("PR_SET_PDEATHSIG", libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, sig.as_str(), "get this signal when the parent process dies")
+        self.prctl(
+            "PR_SET_PDEATHSIG",
+            libc::PR_SET_PDEATHSIG,
+            sig as libc::c_ulong,
+            sig.as_str(),
+            "get this signal when the parent process dies",
+        )
     }
 
     /// `prctl(PR_SET_KEEPCAPS, on)` — keep the permitted capabilities across the
@@ -137,10 +153,23 @@ impl Kernel {
     #[doc(alias = "PR_SET_KEEPCAPS")]
     pub fn keep_caps(&self, on: bool) -> Result<(), SysError> {
         let v = if on { 1 } else { 0 };
-        self.prctl("PR_SET_KEEPCAPS", libc::PR_SET_KEEPCAPS, v, if on { "1" } else { "0" }, "keep (or not) the permitted capabilities across setuid(2)")
+        self.prctl(
+            "PR_SET_KEEPCAPS",
+            libc::PR_SET_KEEPCAPS,
+            v,
+            if on { "1" } else { "0" },
+            "keep (or not) the permitted capabilities across setuid(2)",
+        )
     }
 
-    fn prctl(&self, opt: &'static str, op: libc::c_int, arg: libc::c_ulong, shown: &str, what: &'static str) -> Result<(), SysError> {
+    fn prctl(
+        &self,
+        opt: &'static str,
+        op: libc::c_int,
+        arg: libc::c_ulong,
+        shown: &str,
+        what: &'static str,
+    ) -> Result<(), SysError> {
         let call = Call { kind: Kind::Syscall, name: "prctl", man: "prctl(2)", what, effect: Effect::Change };
         self.perform(
             &call,
@@ -171,7 +200,12 @@ impl Kernel {
         let res = rlimit_named(name);
         self.perform(
             &C,
-            vec!["0".into(), format!("RLIMIT_{}", name.to_uppercase()), format!("{{rlim_cur={soft}, rlim_max={hard}}}"), "NULL".into()],
+            vec![
+                "0".into(),
+                format!("RLIMIT_{}", name.to_uppercase()),
+                format!("{{rlim_cur={soft}, rlim_max={hard}}}"),
+                "NULL".into(),
+            ],
             || (),
             || {
                 let r = res.ok_or(Errno::EINVAL)?;

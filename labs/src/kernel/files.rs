@@ -692,7 +692,11 @@ impl Kernel {
         };
         let r = self.perform(
             &C,
-            vec![p(root), quote(rel, 256), "{flags=O_RDONLY|O_CLOEXEC, resolve=RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS}".into()],
+            vec![
+                p(root),
+                quote(rel, 256),
+                "{flags=O_RDONLY|O_CLOEXEC, resolve=RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS}".into(),
+            ],
             || unreachable!(),
             || {
                 use std::io::Read;

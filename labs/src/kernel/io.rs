@@ -287,7 +287,11 @@ impl Io {
             .iter()
             .map(|(fd, w)| PollFd::new(*fd, if *w == Want::Read { PollFlags::POLLIN } else { PollFlags::POLLOUT }))
             .collect();
-        let t = if timeout_ms < 0 { PollTimeout::NONE } else { PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::MAX) };
+        let t = if timeout_ms < 0 {
+            PollTimeout::NONE
+        } else {
+            PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::MAX)
+        };
         loop {
             match nix::poll::poll(&mut pfds, t) {
                 Ok(_) => break,

@@ -57,8 +57,8 @@ pub use nix::sys::signal::{SigmaskHow, Signal};
 pub use nix::unistd::Pid;
 pub use process::{ExecFailure, Exited, Gated, Spawned, UserIds, FORWARDED};
 pub use rtnl::{Addr, Link, LinkChange, Route};
-pub use tty::{Pty, TermModes, WinSize};
 pub use trace::{man_url, quote, ColorChoice, Event, Kind, Ret, Sink, Target, TraceFormat, Tracer};
+pub use tty::{Pty, TermModes, WinSize};
 
 /// Whether requests that change the system are performed or only recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -324,6 +324,21 @@ impl Tracer {
         self.sinks.borrow_mut().push(sink);
     }
 
+    /// Point the sinks that write to stderr at a copy of it (close-on-exec), so they
+    /// keep writing there after descriptor 2 is replaced: a container's first process
+    /// traces its setup on the caller's terminal, then makes its stderr the
+    /// container's, then execs (and the copy closes).
+    pub fn detach_from_stderr(&self) {
+        use std::os::fd::AsFd;
+        for s in self.sinks.borrow_mut().iter_mut() {
+            if matches!(s.target, Target::Stderr) {
+                if let Ok(fd) = io::stderr().as_fd().try_clone_to_owned() {
+                    s.target = Target::File(File::from(fd));
+                }
+            }
+        }
+    }
+
     /// Remove every destination (a process that hands its terminal to a container
     /// stops writing there), returning them.
     pub fn take_sinks(&self) -> Vec<Sink> {

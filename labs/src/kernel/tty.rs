@@ -92,7 +92,11 @@ impl Kernel {
         let ws = libc::winsize { ws_row: size.rows, ws_col: size.cols, ws_xpixel: 0, ws_ypixel: 0 };
         self.perform(
             &C,
-            vec![fd.as_raw_fd().to_string(), "TIOCSWINSZ".into(), format!("{{ws_row={}, ws_col={}}}", size.rows, size.cols)],
+            vec![
+                fd.as_raw_fd().to_string(),
+                "TIOCSWINSZ".into(),
+                format!("{{ws_row={}, ws_col={}}}", size.rows, size.cols),
+            ],
             || (),
             // SAFETY: a valid descriptor and a pointer to a live winsize.
             || unsafe { tiocswinsz(fd.as_raw_fd(), &ws) }.map(|_| ()),

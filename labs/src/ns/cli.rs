@@ -294,10 +294,18 @@ impl RunArgs {
             }),
             caps: match (self.caps.as_deref(), self.docker) {
                 (Some("docker"), _) | (None, true) => Some(super::DOCKER_CAPS.iter().map(|c| c.to_string()).collect()),
-                (Some(list), _) => Some(list.split(',').map(|c| {
-                    let c = c.trim().to_uppercase();
-                    if c.starts_with("CAP_") { c } else { format!("CAP_{c}") }
-                }).collect()),
+                (Some(list), _) => Some(
+                    list.split(',')
+                        .map(|c| {
+                            let c = c.trim().to_uppercase();
+                            if c.starts_with("CAP_") {
+                                c
+                            } else {
+                                format!("CAP_{c}")
+                            }
+                        })
+                        .collect(),
+                ),
                 (None, false) => None,
             },
             netns: self.netns.clone(),

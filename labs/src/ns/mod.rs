@@ -447,7 +447,8 @@ pub fn unshare(k: &Kernel, spec: &Spec, ids: UserIds, report: fn(&Error)) -> Res
             .why("join the network namespace first: its interfaces (eth0, plugged into a bridge) become the command's")
             .open_read(path)
             .hint(Errno::ENOENT, "no such network namespace: make one with `netns-bridge netns add NAME`")?;
-        k.setns(&fd, CloneFlags::CLONE_NEWNET).hint(Errno::EPERM, "joining a network namespace needs CAP_SYS_ADMIN: run as root")?;
+        k.setns(&fd, CloneFlags::CLONE_NEWNET)
+            .hint(Errno::EPERM, "joining a network namespace needs CAP_SYS_ADMIN: run as root")?;
     }
     let me = Pid::from_raw(std::process::id() as i32);
     let mut helper = if spec.needs_map_helper(ids) { Some(start_map_helper(k, spec, me, report)?) } else { None };
@@ -642,7 +643,9 @@ pub fn confine(k: &Kernel, spec: &Spec, caps: Option<&[String]>, user: Option<&U
         .map(|c| {
             c.iter()
                 .map(|n| {
-                    n.parse().map_err(|_| Error::Usage(format!("unknown capability {n:?}: give a name such as CAP_NET_ADMIN")))
+                    n.parse().map_err(|_| {
+                        Error::Usage(format!("unknown capability {n:?}: give a name such as CAP_NET_ADMIN"))
+                    })
                 })
                 .collect::<Result<Vec<_>>>()
         })
@@ -658,7 +661,8 @@ pub fn confine(k: &Kernel, spec: &Spec, caps: Option<&[String]>, user: Option<&U
         become_user(k, spec, u)?;
     }
     if let Some(keep) = &keep {
-        k.why("the capabilities the command runs with (a non-root user loses them at exec, as with docker)").set_caps(keep)?;
+        k.why("the capabilities the command runs with (a non-root user loses them at exec, as with docker)")
+            .set_caps(keep)?;
     }
     Ok(())
 }
@@ -671,8 +675,13 @@ fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
         _ => Ok(()),
     };
     mkdir("dev")?;
-    k.why("docker's /dev: a small tmpfs with only the devices a container may use")
-        .mount(Some("tmpfs"), Path::new("dev"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))?;
+    k.why("docker's /dev: a small tmpfs with only the devices a container may use").mount(
+        Some("tmpfs"),
+        Path::new("dev"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
     for d in ["dev/pts", "dev/shm", "dev/mqueue"] {
         mkdir(d)?;
     }
@@ -716,10 +725,21 @@ fn sys_mounts(k: &Kernel, sys: SysMount) -> Result<()> {
     if !Path::new("sys").exists() {
         k.mkdir(Path::new("sys"), 0o755)?;
     }
-    k.why("the kernel's view of devices and drivers, read-only").mount(Some("sysfs"), Path::new("sys"), Some("sysfs"), ro, None)?;
+    k.why("the kernel's view of devices and drivers, read-only").mount(
+        Some("sysfs"),
+        Path::new("sys"),
+        Some("sysfs"),
+        ro,
+        None,
+    )?;
     if sys == SysMount::SysfsAndCgroup2 {
-        k.why("the container's own cgroup tree (its cgroup namespace makes its group the root), read-only")
-            .mount(Some("cgroup"), Path::new("sys/fs/cgroup"), Some("cgroup2"), ro, None)?;
+        k.why("the container's own cgroup tree (its cgroup namespace makes its group the root), read-only").mount(
+            Some("cgroup"),
+            Path::new("sys/fs/cgroup"),
+            Some("cgroup2"),
+            ro,
+            None,
+        )?;
     }
     Ok(())
 }

@@ -72,7 +72,8 @@ pub fn connect(k: &Kernel, sock: &Path, hello: &Hello) -> Result<UnixStream> {
             "the container is not running (`mini ps -a` shows its state)",
         )
     })?;
-    proto::send_json(&mut s, Kind::Hello, hello).map_err(|e| Error::failed(format!("talking to the monitor: {e}"), "see `mini trace CONTAINER`"))?;
+    proto::send_json(&mut s, Kind::Hello, hello)
+        .map_err(|e| Error::failed(format!("talking to the monitor: {e}"), "see `mini trace CONTAINER`"))?;
     Ok(s)
 }
 
@@ -81,16 +82,22 @@ pub fn started(s: &mut UnixStream) -> Result<i32> {
     loop {
         match proto::recv(s) {
             Ok(Some((Kind::Started, b))) => {
-                let st: proto::Started = serde_json::from_slice(&b).map_err(|e| Error::failed(format!("bad answer from the monitor: {e}"), "see `mini trace CONTAINER`"))?;
+                let st: proto::Started = serde_json::from_slice(&b).map_err(|e| {
+                    Error::failed(format!("bad answer from the monitor: {e}"), "see `mini trace CONTAINER`")
+                })?;
                 return Ok(st.pid);
             }
             Ok(Some((Kind::Failure, b))) => {
-                let f: proto::Failure = serde_json::from_slice(&b).unwrap_or(proto::Failure { code: 125, message: String::from_utf8_lossy(&b).into() });
+                let f: proto::Failure = serde_json::from_slice(&b)
+                    .unwrap_or(proto::Failure { code: 125, message: String::from_utf8_lossy(&b).into() });
                 return Err(Error::Container { code: f.code, message: f.message });
             }
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => {
-                return Err(Error::failed("the container's monitor ended before the process started", "see `mini trace CONTAINER` and `mini logs CONTAINER`"))
+                return Err(Error::failed(
+                    "the container's monitor ended before the process started",
+                    "see `mini trace CONTAINER` and `mini logs CONTAINER`",
+                ))
             }
         }
     }
@@ -116,10 +123,19 @@ pub fn relay(mut s: UnixStream, r: &Relay<'_>) -> Result<Ended> {
     let io = k.io();
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    let raw_modes = if r.tty && std::io::IsTerminal::is_terminal(&stdin) { k.make_raw(stdin.as_fd()).ok() } else { None };
+    let raw_modes =
+        if r.tty && std::io::IsTerminal::is_terminal(&stdin) { k.make_raw(stdin.as_fd()).ok() } else { None };
     // Everything below runs with the modes to restore: restore them on every way out.
     let out = (|| -> Result<Ended> {
-        let sigs = [Signal::SIGWINCH, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+        let sigs = [
+            Signal::SIGWINCH,
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+        ];
         k.sigprocmask(crate::kernel::SigmaskHow::SIG_BLOCK, &sigs)?;
         let mut sig = k.signalfd(&sigs)?;
         if r.tty {
@@ -144,7 +160,9 @@ pub fn relay(mut s: UnixStream, r: &Relay<'_>) -> Result<Ended> {
                             send_resize(&mut s, size)?;
                         }
                     } else if let (Some(pid), Ok(sg)) = (r.sig_proxy, Signal::try_from(n)) {
-                        let _ = k.why("pass the signal on to the container's process (sig-proxy)").kill(Pid::from_raw(pid), sg);
+                        let _ = k
+                            .why("pass the signal on to the container's process (sig-proxy)")
+                            .kill(Pid::from_raw(pid), sg);
                     }
                 }
             }
@@ -197,11 +215,13 @@ pub fn relay(mut s: UnixStream, r: &Relay<'_>) -> Result<Ended> {
                             let _ = std::io::stderr().lock().write_all(&body);
                         }
                         Kind::Exit => {
-                            let e: proto::Exit = serde_json::from_slice(&body).unwrap_or(proto::Exit { code: 0, oom_killed: false });
+                            let e: proto::Exit =
+                                serde_json::from_slice(&body).unwrap_or(proto::Exit { code: 0, oom_killed: false });
                             return Ok(Ended::Exit(e.code, e.oom_killed));
                         }
                         Kind::Failure => {
-                            let f: proto::Failure = serde_json::from_slice(&body).unwrap_or(proto::Failure { code: 1, message: "failed".into() });
+                            let f: proto::Failure = serde_json::from_slice(&body)
+                                .unwrap_or(proto::Failure { code: 1, message: "failed".into() });
                             return Err(Error::Container { code: f.code, message: f.message });
                         }
                         _ => {}
@@ -219,7 +239,8 @@ pub fn relay(mut s: UnixStream, r: &Relay<'_>) -> Result<Ended> {
 fn send_resize(s: &mut UnixStream, size: WinSize) -> Result<()> {
     let mut b = size.rows.to_be_bytes().to_vec();
     b.extend_from_slice(&size.cols.to_be_bytes());
-    proto::send(s, Kind::Resize, &b).map_err(|e| Error::failed(format!("talking to the monitor: {e}"), "see `mini trace CONTAINER`"))
+    proto::send(s, Kind::Resize, &b)
+        .map_err(|e| Error::failed(format!("talking to the monitor: {e}"), "see `mini trace CONTAINER`"))
 }
 
 #[cfg(test)]

@@ -335,7 +335,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub script: bool,
     /// The image, then the command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
     pub image_and_command: Vec<String>,
 }
 
@@ -390,7 +395,12 @@ pub struct ExecArgs {
     #[arg(long, value_name = "KEYS")]
     pub detach_keys: Option<String>,
     /// The container, then the command.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONTAINER COMMAND [ARG...]"
+    )]
     pub target_and_command: Vec<String>,
 }
 
@@ -431,7 +441,10 @@ impl Cli {
             v.push("--trace-file".into());
             v.push(f.display().to_string());
         }
-        v.push(format!("--color={}", if self.common().kernel(TOOL).map(|k| k.color()).unwrap_or(false) { "always" } else { "never" }));
+        v.push(format!(
+            "--color={}",
+            if self.common().kernel(TOOL).map(|k| k.color()).unwrap_or(false) { "always" } else { "never" }
+        ));
         v
     }
 }
@@ -460,8 +473,12 @@ impl<'a> PullPrinter<'a> {
         match p {
             Resolving { tag, path } => (self.report)(&format!("{tag}: Pulling from {path}")),
             Layers(l) => self.layers = l.into_iter().map(|(d, _)| short(&d)).collect(),
-            Exists { index } => (self.report)(&format!("{}: Already exists", self.layers.get(index).cloned().unwrap_or_default())),
-            PullComplete { index } => (self.report)(&format!("{}: Pull complete", self.layers.get(index).cloned().unwrap_or_default())),
+            Exists { index } => {
+                (self.report)(&format!("{}: Already exists", self.layers.get(index).cloned().unwrap_or_default()))
+            }
+            PullComplete { index } => {
+                (self.report)(&format!("{}: Pull complete", self.layers.get(index).cloned().unwrap_or_default()))
+            }
             Digest(d) => (self.report)(&format!("Digest: {d}")),
             Status { up_to_date, name } => (self.report)(&if up_to_date {
                 format!("Status: Image is up to date for {name}")
@@ -508,7 +525,11 @@ fn create_spec(a: &RunArgs) -> Result<CreateSpec> {
         init: a.init,
         network: a.network.clone(),
         labels: a.label.clone(),
-        stop_signal: a.stop_signal.as_deref().map(|s| spec::parse_signal(s).map(|sg| sg.as_str().to_string())).transpose()?,
+        stop_signal: a
+            .stop_signal
+            .as_deref()
+            .map(|s| spec::parse_signal(s).map(|sg| sg.as_str().to_string()))
+            .transpose()?,
         stop_timeout: a.stop_timeout,
         memory,
         memory_swap,
@@ -557,7 +578,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 out(&format!("{}\n", c.id))?;
                 return Ok(Exit::Ok);
             }
-            let mode = StartMode { attach: !a.detach, stdin: a.interactive, detach_keys: keys, trace_args: cli.trace_args() };
+            let mode =
+                StartMode { attach: !a.detach, stdin: a.interactive, detach_keys: keys, trace_args: cli.trace_args() };
             match lifecycle::start(&k, &root, &c, &mode)? {
                 Started::Detached => {
                     out(&format!("{}\n", c.id))?;
@@ -578,7 +600,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
             for name in containers {
                 let r = lifecycle::find(&store, name).and_then(|c| {
                     lifecycle::trace_into(&k, &root, &c.id);
-                    let mode = StartMode { attach: *attach || *interactive, stdin: *interactive, detach_keys: keys.clone(), trace_args: cli.trace_args() };
+                    let mode = StartMode {
+                        attach: *attach || *interactive,
+                        stdin: *interactive,
+                        detach_keys: keys.clone(),
+                        trace_args: cli.trace_args(),
+                    };
                     lifecycle::start(&k, &root, &c, &mode)
                 });
                 match r {
@@ -618,16 +645,22 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }),
         Cmd::Ps(a) => ps(&k, &root, a),
         Cmd::Exec(a) => exec(&k, &root, a),
-        Cmd::Logs { follow, tail, timestamps, since, container } => logs(&k, &root, *follow, tail, *timestamps, since, container),
+        Cmd::Logs { follow, tail, timestamps, since, container } => {
+            logs(&k, &root, *follow, tail, *timestamps, since, container)
+        }
         Cmd::Attach { detach_keys: dk, no_stdin, sig_proxy, container } => {
             let store = Containers::open(&k, &root)?;
             let c = lifecycle::find(&store, container)?;
             if !c.state.status.is_up() {
-                return Err(Error::Failed { what: "You cannot attach to a stopped container, start it first".into(), hint: None });
+                return Err(Error::Failed {
+                    what: "You cannot attach to a stopped container, start it first".into(),
+                    hint: None,
+                });
             }
             let stdin = c.config.open_stdin && !no_stdin;
             let size = if c.config.tty { k.winsize(std::os::fd::AsFd::as_fd(&std::io::stdout())) } else { None };
-            let s = super::attach::connect(&k, &store.paths.socket(&c.id), &super::proto::Hello::Attach { stdin, size })?;
+            let s =
+                super::attach::connect(&k, &store.paths.socket(&c.id), &super::proto::Hello::Attach { stdin, size })?;
             let relay = super::attach::Relay {
                 tty: c.config.tty,
                 stdin,
@@ -644,7 +677,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 super::attach::Ended::Lost => Ok(Exit::Ok),
             }
         }
-        Cmd::Wait { containers } => each(&k, &root, containers, |k, st, c, _| out(&format!("{}\n", lifecycle::wait(k, st, c)?))),
+        Cmd::Wait { containers } => {
+            each(&k, &root, containers, |k, st, c, _| out(&format!("{}\n", lifecycle::wait(k, st, c)?)))
+        }
         Cmd::Rename { container, new_name } => {
             let store = Containers::open(&k, &root)?;
             let c = lifecycle::find(&store, container)?;
@@ -680,7 +715,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Cmd::Inspect { format, targets } => inspect(&k, &root, format.as_deref(), targets),
         Cmd::Trace { by_primitive, container } => trace(&root, &k, container, *by_primitive, cli.explain),
         Cmd::Pull { image } => {
-            let r = crate::image::Reference::parse(image).map_err(|e| Error::Usage(format!("invalid reference format: {e}")))?;
+            let r = crate::image::Reference::parse(image)
+                .map_err(|e| Error::Usage(format!("invalid reference format: {e}")))?;
             if super::hello::is_hello(&r) {
                 super::hello::make(&k, &root, &r)?;
                 out(&format!("Using default tag: latest\nlatest: made locally from contlab's hello program\nStatus: Image is up to date for {}\n", r.familiar()))?;
@@ -715,7 +751,12 @@ fn nix_free_uname() -> String {
 
 /// Apply `f` to each named container; an unknown one is reported on stderr and the
 /// command exits 1 at the end, as docker's do.
-fn each(k: &Kernel, root: &Path, names: &[String], mut f: impl FnMut(&Kernel, &Containers, &Container, &str) -> Result<()>) -> Result<Exit> {
+fn each(
+    k: &Kernel,
+    root: &Path,
+    names: &[String],
+    mut f: impl FnMut(&Kernel, &Containers, &Container, &str) -> Result<()>,
+) -> Result<Exit> {
     let store = Containers::open(k, root)?;
     let mut failed = false;
     for name in names {
@@ -740,17 +781,23 @@ fn ps(k: &Kernel, root: &Path, a: &PsArgs) -> Result<Exit> {
     let show_all = a.all || limit.is_some();
     all.retain(|c| show_all || c.state.status.is_up());
     for f in &a.filter {
-        let (key, v) = f.split_once('=').ok_or_else(|| Error::Usage(format!("Error response from daemon: invalid filter '{f}'")))?;
+        let (key, v) = f
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("Error response from daemon: invalid filter '{f}'")))?;
         match key {
             "status" => all.retain(|c| c.state.status.as_str() == v),
             "name" => all.retain(|c| c.name.contains(v)),
             "id" => all.retain(|c| c.id.starts_with(v)),
-            "ancestor" => all.retain(|c| c.config.image == v || c.config.image.split(':').next() == Some(v) || c.config.image_id.contains(v)),
+            "ancestor" => all.retain(|c| {
+                c.config.image == v || c.config.image.split(':').next() == Some(v) || c.config.image_id.contains(v)
+            }),
             "label" => all.retain(|c| match v.split_once('=') {
                 Some((lk, lv)) => c.config.labels.get(lk).is_some_and(|x| x == lv),
                 None => c.config.labels.contains_key(v),
             }),
-            "exited" => all.retain(|c| c.state.status == super::state::Status::Exited && c.state.exit_code.to_string() == v),
+            "exited" => {
+                all.retain(|c| c.state.status == super::state::Status::Exited && c.state.exit_code.to_string() == v)
+            }
             other => return Err(Error::Usage(format!("Error response from daemon: invalid filter '{other}'"))),
         }
     }
@@ -792,10 +839,19 @@ fn exec(k: &Kernel, root: &Path, a: &ExecArgs) -> Result<Exit> {
     }
     let c = lifecycle::find(&store, target)?;
     if !c.state.status.is_up() {
-        return Err(Error::Failed { what: format!("Error response from daemon: Container {} is not running", c.id), hint: None });
+        return Err(Error::Failed {
+            what: format!("Error response from daemon: Container {} is not running", c.id),
+            hint: None,
+        });
     }
     if c.state.status == super::state::Status::Paused {
-        return Err(Error::Failed { what: format!("Error response from daemon: Container {} is paused, unpause the container before exec", c.id), hint: None });
+        return Err(Error::Failed {
+            what: format!(
+                "Error response from daemon: Container {} is paused, unpause the container before exec",
+                c.id
+            ),
+            hint: None,
+        });
     }
     let size = if a.tty { k.winsize(std::os::fd::AsFd::as_fd(&std::io::stdout())) } else { None };
     let req = super::proto::ExecRequest {
@@ -809,7 +865,11 @@ fn exec(k: &Kernel, root: &Path, a: &ExecArgs) -> Result<Exit> {
         size,
     };
     lifecycle::trace_into(k, root, &c.id);
-    let mut s = super::attach::connect(k, &store.paths.socket(&c.id), &super::proto::Hello::Exec { req, trace: Default::default() })?;
+    let mut s = super::attach::connect(
+        k,
+        &store.paths.socket(&c.id),
+        &super::proto::Hello::Exec { req, trace: Default::default() },
+    )?;
     let pid = super::attach::started(&mut s)?;
     if a.detach {
         return Ok(Exit::Ok);
@@ -827,7 +887,15 @@ fn exec(k: &Kernel, root: &Path, a: &ExecArgs) -> Result<Exit> {
     }
 }
 
-fn logs(k: &Kernel, root: &Path, follow: bool, tail: &Option<String>, timestamps: bool, since: &Option<String>, container: &str) -> Result<Exit> {
+fn logs(
+    k: &Kernel,
+    root: &Path,
+    follow: bool,
+    tail: &Option<String>,
+    timestamps: bool,
+    since: &Option<String>,
+    container: &str,
+) -> Result<Exit> {
     use super::logs as l;
     let store = Containers::open(k, root)?;
     let c = lifecycle::find(&store, container)?;
@@ -836,7 +904,10 @@ fn logs(k: &Kernel, root: &Path, follow: bool, tail: &Option<String>, timestamps
         Some(n) => Some(n.parse::<usize>().map_err(|_| Error::Usage(format!("invalid value for --tail: {n}")))?),
     };
     let now = crate::units::now_nanos();
-    let since = since.as_deref().map(|s| l::parse_since(s, now).ok_or_else(|| Error::Usage(format!("invalid value for --since: {s}")))).transpose()?;
+    let since = since
+        .as_deref()
+        .map(|s| l::parse_since(s, now).ok_or_else(|| Error::Usage(format!("invalid value for --since: {s}"))))
+        .transpose()?;
     let path = store.paths.log(&c.id);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut offset = text.len();
@@ -882,7 +953,10 @@ fn top(k: &Kernel, root: &Path, container: &str, ps_args: &[String]) -> Result<E
         .output()
         .map_err(|e| Error::failed(format!("cannot run ps: {e}"), "install procps (apt-get install procps)"))?;
     if !o.status.success() {
-        return Err(Error::Failed { what: format!("Error response from daemon: ps: {}", String::from_utf8_lossy(&o.stderr).trim()), hint: None });
+        return Err(Error::Failed {
+            what: format!("Error response from daemon: ps: {}", String::from_utf8_lossy(&o.stderr).trim()),
+            hint: None,
+        });
     }
     let text = String::from_utf8_lossy(&o.stdout);
     let mut lines = text.lines();
@@ -914,7 +988,10 @@ fn stats(k: &Kernel, root: &Path, no_stream: bool, names: &[String]) -> Result<E
         let sample = |c: &Container| lifecycle::stats(k, c).ok().map(|(s, p)| (s, p.len()));
         let before: Vec<_> = list.iter().map(sample).collect();
         k.sleep(std::time::Duration::from_millis(500))?;
-        let mut rows = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+        let mut rows = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()];
         for (c, b) in list.iter().zip(before) {
             let a = sample(c);
             let (cpu, mem, lim, pids) = match (b, a) {
@@ -923,10 +1000,19 @@ fn stats(k: &Kernel, root: &Path, no_stream: bool, names: &[String]) -> Result<E
                     let pct = used as f64 / 5_000.0;
                     let total = std::fs::read_to_string("/proc/meminfo")
                         .ok()
-                        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+                        .and_then(|m| {
+                            m.lines()
+                                .next()
+                                .and_then(|l| l.split_whitespace().nth(1))
+                                .and_then(|v| v.parse::<u64>().ok())
+                        })
                         .unwrap_or(0)
                         * 1024;
-                    let lim = a.limits.memory_max.and_then(|m| if let crate::cgroup::Max::Value(v) = m { Some(v) } else { None }).unwrap_or(total);
+                    let lim = a
+                        .limits
+                        .memory_max
+                        .and_then(|m| if let crate::cgroup::Max::Value(v) = m { Some(v) } else { None })
+                        .unwrap_or(total);
                     (pct, a.memory.current.unwrap_or(0), lim, p)
                 }
                 _ => (0.0, 0, 0, 0),
@@ -959,7 +1045,9 @@ fn inspect(k: &Kernel, root: &Path, format: Option<&str>, targets: &[String]) ->
     for t in targets {
         match store.find(t) {
             Ok(c) => objs.push(view::inspect(&c, &store.paths)),
-            Err(_) => match crate::image::Store::open(k, root, false).and_then(|st| st.resolve(t).map(|img| crate::image::render::inspect_json(&st, &img))) {
+            Err(_) => match crate::image::Store::open(k, root, false)
+                .and_then(|st| st.resolve(t).map(|img| crate::image::render::inspect_json(&st, &img)))
+            {
                 Ok(v) => objs.push(v),
                 Err(_) => {
                     stderr_line(&format!("Error: No such object: {t}"));
@@ -987,8 +1075,15 @@ fn trace(root: &Path, k: &Kernel, container: &str, by_primitive: bool, explain: 
     let line = |e: &serde_json::Value| -> String {
         let s = |f: &str| e[f].as_str().unwrap_or_default().to_string();
         let (tool, lab) = (s("tool"), s("lab"));
-        let prefix = if lab == tool || lab.is_empty() { format!("[{tool} {}]", e["pid"]) } else { format!("[{tool} \u{25b8} {lab} {}]", e["pid"]) };
-        let args: Vec<String> = e["args"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let prefix = if lab == tool || lab.is_empty() {
+            format!("[{tool} {}]", e["pid"])
+        } else {
+            format!("[{tool} \u{25b8} {lab} {}]", e["pid"])
+        };
+        let args: Vec<String> = e["args"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
         let mut body = match s("kind").as_str() {
             "note" => format!("# {}", args.join(" ")),
             "netlink" => format!("{} {}", s("call"), args.join(", ")),
@@ -998,7 +1093,9 @@ fn trace(root: &Path, k: &Kernel, container: &str, by_primitive: bool, explain: 
             match (&e["ret"], e["errno"].as_str()) {
                 (_, Some(errno)) => body.push_str(&format!(" = -1 {errno}")),
                 (serde_json::Value::Null, None) => {}
-                (r, None) => body.push_str(&format!(" = {}", r.as_str().map(str::to_string).unwrap_or_else(|| r.to_string()))),
+                (r, None) => {
+                    body.push_str(&format!(" = {}", r.as_str().map(str::to_string).unwrap_or_else(|| r.to_string())))
+                }
             }
         }
         let mut l = format!("{prefix} {body}\n");
@@ -1019,7 +1116,8 @@ fn trace(root: &Path, k: &Kernel, container: &str, by_primitive: bool, explain: 
             }
         }
         for lab in labs {
-            let mine: Vec<&serde_json::Value> = events.iter().filter(|e| e["lab"].as_str().unwrap_or("mini") == lab).collect();
+            let mine: Vec<&serde_json::Value> =
+                events.iter().filter(|e| e["lab"].as_str().unwrap_or("mini") == lab).collect();
             shown.push_str(&format!("── {lab} ({} requests) ──\n", mine.len()));
             for e in mine {
                 shown.push_str(&line(e));
@@ -1036,17 +1134,26 @@ fn trace(root: &Path, k: &Kernel, container: &str, by_primitive: bool, explain: 
 
 fn images(k: &Kernel, root: &Path, quiet: bool) -> Result<Exit> {
     let st = crate::image::Store::open(k, root, false)?;
-    let mut rows = vec![vec!["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
+    let mut rows =
+        vec![vec!["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
     let now = crate::units::now_nanos();
     let mut ids = String::new();
     for img in st.images()? {
         let id: String = img.id().trim_start_matches("sha256:").chars().take(12).collect();
         ids.push_str(&format!("{id}\n"));
-        let created = img.config.created.as_deref().and_then(crate::units::parse_rfc3339).map(|t| crate::units::ago(t, now)).unwrap_or_else(|| "N/A".into());
+        let created = img
+            .config
+            .created
+            .as_deref()
+            .and_then(crate::units::parse_rfc3339)
+            .map(|t| crate::units::ago(t, now))
+            .unwrap_or_else(|| "N/A".into());
         let size: u64 = img.config.rootfs.diff_ids.iter().filter_map(|_| None::<u64>).sum();
         for name in &img.names {
             let r = crate::image::Reference::parse(name).ok();
-            let (repo, tag) = r.map(|r| (r.familiar_name(), r.tag.clone().unwrap_or_else(|| "<none>".into()))).unwrap_or((name.clone(), "<none>".into()));
+            let (repo, tag) = r
+                .map(|r| (r.familiar_name(), r.tag.clone().unwrap_or_else(|| "<none>".into())))
+                .unwrap_or((name.clone(), "<none>".into()));
             rows.push(vec![repo, tag, id.clone(), created.clone(), crate::units::human_size(size)]);
         }
     }
@@ -1066,7 +1173,10 @@ fn info(k: &Kernel, root: &Path) -> Result<Exit> {
     let settings = super::resources::Settings::load()?;
     let cg = crate::cgroup::Cgroups::detect(k, &settings.cgroup_root)?;
     let version = if matches!(cg, crate::cgroup::Cgroups::V2(_)) { "2" } else { "1" };
-    let mem = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     out(&format!(
         "Client: mini (contlab) {}\n\nServer: none (daemonless)\n Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n Images: {images}\n Storage Driver: overlay2\n Logging Driver: json-file\n Cgroup Driver: cgroupfs\n Cgroup Version: {version}\n Default Bridge: {} ({})\n Kernel Version: {}\n Architecture: {}\n CPUs: {cpus}\n Total Memory: {}\n Root Dir: {}\n",

@@ -116,6 +116,7 @@ fn console(k: &Kernel, sock: &UnixStream, size: WinSize) -> Result<(), String> {
         .send_fds(sock, b"console", &[pty.master.as_fd()])
         .map_err(|e| e.to_string())?;
     drop(pty.master);
+    k.tracer().detach_from_stderr();
     k.setsid().map_err(|e| e.to_string())?;
     k.set_controlling_tty(pty.slave.as_fd()).map_err(|e| e.to_string())?;
     for fd in 0..3 {
@@ -149,7 +150,13 @@ pub fn ns_spec(spec: &Spec) -> crate::ns::Spec {
         dev: Some(
             spec.devices
                 .iter()
-                .map(|d| DevNode { path: d.path.clone().into(), kind: d.kind, major: d.major, minor: d.minor, mode: d.mode })
+                .map(|d| DevNode {
+                    path: d.path.clone().into(),
+                    kind: d.kind,
+                    major: d.major,
+                    minor: d.minor,
+                    mode: d.mode,
+                })
                 .collect(),
         ),
         sys: Some(if spec.cgroup2 { SysMount::SysfsAndCgroup2 } else { SysMount::Sysfs }),
@@ -164,6 +171,7 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
     k.why("die with the monitor: a container never outlives the process responsible for it")
         .set_parent_death_signal(Signal::SIGKILL)
         .map_err(|e| e.to_string())?;
+    k.tracer().detach_from_stderr();
     if let Stdio::Pipes(i, o, e) = &stdio {
         for (fd, n) in [(i, 0), (o, 1), (e, 2)] {
             k.dup2(fd.as_fd(), n).map_err(|e| e.to_string())?;
@@ -179,7 +187,9 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
             }
             Some(Net::New) => {
-                k.why("--network none: a network namespace with only lo").unshare(CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
+                k.why("--network none: a network namespace with only lo")
+                    .unshare(CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| e.to_string())?;
             }
             Some(Net::Host) | None => {}
         }
@@ -193,8 +203,11 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
         }
     }
     let _s = k.scope(crate::ns::TOOL);
-    let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP;
-    k.why("its own mounts, hostname, IPC objects, and a cgroup root at its own group").unshare(flags).map_err(|e| e.to_string())?;
+    let flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP;
+    k.why("its own mounts, hostname, IPC objects, and a cgroup root at its own group")
+        .unshare(flags)
+        .map_err(|e| e.to_string())?;
     let ns_spec = ns_spec(spec);
     crate::ns::setup_child(k, &ns_spec).map_err(|e| e.to_string())?;
     if let (Stdio::Console(sock), Some(size)) = (&stdio, spec.tty) {

@@ -120,7 +120,9 @@ fn image_config(img: &image::Image) -> ImageConfig {
 pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>) -> Result<Container> {
     if let Some(n) = &spec.name {
         if !super::names::valid_name(n) {
-            return Err(Error::Usage(format!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+            return Err(Error::Usage(format!(
+                "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
         }
     }
     if !["", "bridge", "none", "host", "default"].contains(&spec.network.as_str()) {
@@ -181,7 +183,13 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             working_dir: spec.workdir.clone().unwrap_or(ic.working_dir),
             hostname,
             labels,
-            stop_signal: spec.stop_signal.clone().unwrap_or_else(|| if ic.stop_signal.is_empty() { spec::DEFAULT_STOP_SIGNAL.into() } else { ic.stop_signal }),
+            stop_signal: spec.stop_signal.clone().unwrap_or_else(|| {
+                if ic.stop_signal.is_empty() {
+                    spec::DEFAULT_STOP_SIGNAL.into()
+                } else {
+                    ic.stop_signal
+                }
+            }),
             stop_timeout: spec.stop_timeout,
             tty: spec.tty,
             open_stdin: spec.stdin,
@@ -213,7 +221,12 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
 pub fn trace_into(k: &Kernel, root: &Path, id: &str) {
     let path = super::state::Paths::new(root).trace(id);
     if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-        k.tracer().add_sink(crate::kernel::Sink::new(crate::kernel::Target::File(f), crate::kernel::TraceFormat::Json, false, false));
+        k.tracer().add_sink(crate::kernel::Sink::new(
+            crate::kernel::Target::File(f),
+            crate::kernel::TraceFormat::Json,
+            false,
+            false,
+        ));
     }
 }
 
@@ -263,7 +276,9 @@ pub fn start(k: &Kernel, root: &Path, c: &Container, mode: &StartMode) -> Result
     let (sync_r, sync_w) = k.pipe()?;
     // The monitor says `ready` on this pipe; it inherits the write end at a number of
     // its own (not a fixed one: a low number may be a trace file this process writes).
-    let sync_w = k.dup_inheritable(std::os::fd::AsFd::as_fd(&sync_w), 10)?;
+    let inherited = k.dup_inheritable(std::os::fd::AsFd::as_fd(&sync_w), 10)?;
+    drop(sync_w);
+    let sync_w = inherited;
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "/proc/self/exe".into());
     let mut argv = vec![exe];
     argv.extend(mode.trace_args.iter().cloned());
@@ -330,7 +345,10 @@ pub fn wait_monitor(k: &Kernel, c: &Container, timeout_ms: i32) -> Result<bool> 
         Ok(fd) => fd,
         Err(_) => return Ok(true),
     };
-    let r = k.io().poll(&[(fd.as_fd(), Want::Read)], timeout_ms).map_err(|e| Error::failed(format!("poll: {e}"), "retry"))?;
+    let r = k
+        .io()
+        .poll(&[(fd.as_fd(), Want::Read)], timeout_ms)
+        .map_err(|e| Error::failed(format!("poll: {e}"), "retry"))?;
     Ok(r[0].read || r[0].hup)
 }
 
@@ -344,9 +362,13 @@ pub fn stop(k: &Kernel, store: &Containers, c: &Container, timeout: Option<u32>)
     if c.state.status == Status::Paused {
         let _ = unpause(k, store, c);
     }
-    k.why("ask the container's first process to end (its image's StopSignal, else SIGTERM)").kill(Pid::from_raw(c.state.pid), sig).ok();
+    k.why("ask the container's first process to end (its image's StopSignal, else SIGTERM)")
+        .kill(Pid::from_raw(c.state.pid), sig)
+        .ok();
     if !wait_monitor(k, c, (secs * 1000) as i32)? {
-        k.note(format!("still running after {secs} s: SIGKILL (PID 1 of a PID namespace ignores signals it has no handler for)"));
+        k.note(format!(
+            "still running after {secs} s: SIGKILL (PID 1 of a PID namespace ignores signals it has no handler for)"
+        ));
         k.kill(Pid::from_raw(c.state.pid), Signal::SIGKILL).ok();
         wait_monitor(k, c, 30_000)?;
     }
@@ -357,7 +379,10 @@ pub fn stop(k: &Kernel, store: &Containers, c: &Container, timeout: Option<u32>)
 pub fn kill(k: &Kernel, c: &Container, sig: Signal) -> Result<()> {
     if !c.state.status.is_up() || c.state.pid <= 0 {
         return Err(Error::Failed {
-            what: format!("Error response from daemon: Cannot kill container: {}: Container {} is not running", c.name, c.id),
+            what: format!(
+                "Error response from daemon: Cannot kill container: {}: Container {} is not running",
+                c.name, c.id
+            ),
             hint: None,
         });
     }
@@ -401,7 +426,9 @@ pub fn wait(k: &Kernel, store: &Containers, c: &Container) -> Result<i32> {
 /// `mini rename`.
 pub fn rename(store: &Containers, c: &Container, new: &str) -> Result<()> {
     if !super::names::valid_name(new) {
-        return Err(Error::Usage(format!("Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+        return Err(Error::Usage(format!(
+            "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
     }
     let _n = store.lock_names()?;
     if let Some(other) = store.by_name(new)? {
@@ -428,7 +455,10 @@ fn must_run(c: &Container) -> Result<()> {
     if c.state.status.is_up() {
         Ok(())
     } else {
-        Err(Error::Failed { what: format!("Error response from daemon: Container {} is not running", c.id), hint: None })
+        Err(Error::Failed {
+            what: format!("Error response from daemon: Container {} is not running", c.id),
+            hint: None,
+        })
     }
 }
 
@@ -436,7 +466,10 @@ fn must_run(c: &Container) -> Result<()> {
 pub fn pause(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
     must_run(c)?;
     if c.state.status == Status::Paused {
-        return Err(Error::Failed { what: format!("Error response from daemon: Container {} is already paused", c.id), hint: None });
+        return Err(Error::Failed {
+            what: format!("Error response from daemon: Container {} is already paused", c.id),
+            hint: None,
+        });
     }
     let (_, mut g) = group(k, c)?;
     {
@@ -452,7 +485,10 @@ pub fn pause(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
 /// `mini unpause`: thaw it.
 pub fn unpause(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
     if c.state.status != Status::Paused {
-        return Err(Error::Failed { what: format!("Error response from daemon: Container {} is not paused", c.id), hint: None });
+        return Err(Error::Failed {
+            what: format!("Error response from daemon: Container {} is not paused", c.id),
+            hint: None,
+        });
     }
     let (_, g) = group(k, c)?;
     {
@@ -493,7 +529,9 @@ pub fn update(k: &Kernel, store: &Containers, c: &Container, u: &Update) -> Resu
         let (_, mut g) = group(k, &now)?;
         let limits = Limits {
             memory: u.memory.map(Max::Value),
-            cpus: u.nano_cpus.map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 }),
+            cpus: u
+                .nano_cpus
+                .map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 }),
             pids: u.pids_limit.map(|p| if p <= 0 { Max::Max } else { Max::Value(p as u64) }),
             ..Default::default()
         };

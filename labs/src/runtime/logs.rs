@@ -62,7 +62,9 @@ pub fn parse(text: &str) -> Vec<Entry> {
 /// `tail` ones.
 pub fn select(entries: Vec<Entry>, tail: Option<usize>, since: Option<i128>) -> Vec<Entry> {
     let mut v: Vec<Entry> = match since {
-        Some(t) => entries.into_iter().filter(|e| crate::units::parse_rfc3339(&e.time).is_some_and(|x| x >= t)).collect(),
+        Some(t) => {
+            entries.into_iter().filter(|e| crate::units::parse_rfc3339(&e.time).is_some_and(|x| x >= t)).collect()
+        }
         None => entries,
     };
     if let Some(n) = tail {
@@ -130,7 +132,10 @@ mod tests {
     fn entries_are_dockers_json_file() {
         let mut out = Vec::new();
         append(&mut out, b"hi\n", "stdout", "2026-12-01T09:00:00.000000001Z").unwrap();
-        assert_eq!(String::from_utf8(out.clone()).unwrap(), "{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"time\":\"2026-12-01T09:00:00.000000001Z\"}\n");
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"time\":\"2026-12-01T09:00:00.000000001Z\"}\n"
+        );
         let e = parse(&String::from_utf8(out).unwrap());
         assert_eq!(render(&e[0], true), "2026-12-01T09:00:00.000000001Z hi\n");
     }

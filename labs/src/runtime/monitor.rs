@@ -102,6 +102,17 @@ pub fn run(k: &Kernel, root: &Path, id: &str, sync: Option<OwnedFd>) -> Result<(
         .append(true)
         .open(paths.trace(id))
         .map_err(|e| io_err(&format!("cannot open the trace file {}", paths.trace(id).display()), e))?;
+    if let Ok(copy) = trace.try_clone() {
+        // A monitor has no terminal to die loudly on: a panic goes to the trace file.
+        let copy = std::sync::Mutex::new(copy);
+        std::panic::set_hook(Box::new(move |info| {
+            let line = serde_json::json!({"tool": "mini", "lab": "mini", "pid": std::process::id(), "kind": "note",
+                "call": "note", "args": [format!("the monitor panicked: {info}")], "ret": null, "errno": null});
+            if let Ok(mut f) = copy.lock() {
+                let _ = writeln!(f, "{line}");
+            }
+        }));
+    }
     k.tracer().add_sink(Sink::new(Target::File(trace), TraceFormat::Json, false, false));
     let spec: Spec = {
         let p = paths.dir(id).join("spec.json");
@@ -173,7 +184,8 @@ impl Monitor<'_> {
                 Client(usize),
                 ClientOut(usize),
             }
-            let mut fds: Vec<(BorrowedFd<'_>, Want)> = vec![(self.listener.as_fd(), Want::Read), (self.sig.fd(), Want::Read)];
+            let mut fds: Vec<(BorrowedFd<'_>, Want)> =
+                vec![(self.listener.as_fd(), Want::Read), (self.sig.fd(), Want::Read)];
             let mut slots = vec![Slot::Listener, Slot::Signal];
             for (i, s) in self.sessions.iter().enumerate() {
                 for (j, fd) in [&s.tty, &s.stdout, &s.stderr].into_iter().enumerate() {
@@ -227,18 +239,33 @@ impl Monitor<'_> {
                     if self.k.io().set_nonblocking(s.as_fd()).is_ok() {
                         let id = self.next_client;
                         self.next_client += 1;
-                        self.clients.push(Client { id, stream: s, dec: Decoder::default(), out: Vec::new(), session: None, stdin: false, gone: false });
+                        self.clients.push(Client {
+                            id,
+                            stream: s,
+                            dec: Decoder::default(),
+                            out: Vec::new(),
+                            session: None,
+                            stdin: false,
+                            gone: false,
+                        });
                     }
                 }
             }
             self.clients.retain(|c| !c.gone);
             // An exec session that ended and whose output is drained: tell its client.
-            let finished: Vec<(i32, i32, Option<u64>)> =
-                self.sessions.iter().filter(|s| !s.main && s.done()).map(|s| (s.pid, s.exit.unwrap_or(0), s.owner)).collect();
+            let finished: Vec<(i32, i32, Option<u64>)> = self
+                .sessions
+                .iter()
+                .filter(|s| !s.main && s.done())
+                .map(|s| (s.pid, s.exit.unwrap_or(0), s.owner))
+                .collect();
             for (pid, code, owner) in finished {
                 self.k.note(format!("exec session {pid} ended with status {code}"));
                 if let Some(c) = self.clients.iter_mut().find(|c| Some(c.id) == owner) {
-                    c.out.extend(proto::frame(Kind::Exit, &serde_json::to_vec(&proto::Exit { code, oom_killed: false }).unwrap_or_default()));
+                    c.out.extend(proto::frame(
+                        Kind::Exit,
+                        &serde_json::to_vec(&proto::Exit { code, oom_killed: false }).unwrap_or_default(),
+                    ));
                 }
                 self.sessions.retain(|s| s.pid != pid);
             }
@@ -287,7 +314,8 @@ impl Monitor<'_> {
             }
             if s.main {
                 if let Some(rest) = s.split[j.min(1)].finish() {
-                    let _ = logs::append(&mut self.log, &rest, stream, &crate::units::rfc3339(crate::units::now_nanos()));
+                    let _ =
+                        logs::append(&mut self.log, &rest, stream, &crate::units::rfc3339(crate::units::now_nanos()));
                 }
             }
             return;
@@ -377,7 +405,10 @@ impl Monitor<'_> {
                 }
             }
             Kind::Resize if body.len() == 4 => {
-                let size = crate::kernel::WinSize { rows: u16::from_be_bytes([body[0], body[1]]), cols: u16::from_be_bytes([body[2], body[3]]) };
+                let size = crate::kernel::WinSize {
+                    rows: u16::from_be_bytes([body[0], body[1]]),
+                    cols: u16::from_be_bytes([body[2], body[3]]),
+                };
                 let k = self.k;
                 if let Some(s) = self.session_of(i) {
                     if let Some(t) = &s.tty {
@@ -403,7 +434,10 @@ impl Monitor<'_> {
                 match self.start_main(size) {
                     Ok(pid) => {
                         let c = &mut self.clients[i];
-                        c.out.extend(proto::frame(Kind::Started, &serde_json::to_vec(&proto::Started { pid }).unwrap_or_default()));
+                        c.out.extend(proto::frame(
+                            Kind::Started,
+                            &serde_json::to_vec(&proto::Started { pid }).unwrap_or_default(),
+                        ));
                         if attach {
                             c.session = Some(pid);
                             c.stdin = stdin;
@@ -435,7 +469,10 @@ impl Monitor<'_> {
                 match self.start_exec(&req, owner) {
                     Ok(pid) => {
                         let c = &mut self.clients[i];
-                        c.out.extend(proto::frame(Kind::Started, &serde_json::to_vec(&proto::Started { pid }).unwrap_or_default()));
+                        c.out.extend(proto::frame(
+                            Kind::Started,
+                            &serde_json::to_vec(&proto::Started { pid }).unwrap_or_default(),
+                        ));
                         c.stdin = req.stdin;
                         if req.detach {
                             if let Some(s) = self.sessions.iter_mut().find(|s| s.pid == pid) {
@@ -463,7 +500,9 @@ pub fn exec_failure(f: ExecFailure) -> (u8, String) {
         ExecFailure::Exec { program, errno: crate::kernel::Errno::ENOENT } if !program.contains('/') => {
             (127, format!("exec: \"{program}\": executable file not found in $PATH"))
         }
-        ExecFailure::Exec { program, errno: crate::kernel::Errno::ENOENT } => (127, format!("exec: \"{program}\": no such file or directory")),
+        ExecFailure::Exec { program, errno: crate::kernel::Errno::ENOENT } => {
+            (127, format!("exec: \"{program}\": no such file or directory"))
+        }
         ExecFailure::Exec { program, errno } => (126, format!("exec: \"{program}\": {}", errno.desc().to_lowercase())),
         ExecFailure::Setup(m) => (125, m),
         ExecFailure::Sys(e) => (125, e.to_string()),
@@ -488,7 +527,10 @@ impl Monitor<'_> {
             owner: None,
         };
         if tty {
-            let (mine, theirs) = k.why("the container's process will send back the master of the terminal it makes").socketpair().map_err(err)?;
+            let (mine, theirs) = k
+                .why("the container's process will send back the master of the terminal it makes")
+                .socketpair()
+                .map_err(err)?;
             s.tty = Some(OwnedFd::from(mine));
             return Ok((Stdio::Console(theirs), s));
         }
@@ -507,7 +549,11 @@ impl Monitor<'_> {
     fn take_console(&self, s: &mut Session) -> std::result::Result<(), (u8, String)> {
         let Some(sock) = s.tty.take() else { return Ok(()) };
         let sock = UnixStream::from(sock);
-        let (_, mut fds) = self.k.why("the terminal's master, made inside the container").recv_fds(&sock, 16).map_err(|e| (125u8, e.to_string()))?;
+        let (_, mut fds) = self
+            .k
+            .why("the terminal's master, made inside the container")
+            .recv_fds(&sock, 16)
+            .map_err(|e| (125u8, e.to_string()))?;
         if fds.is_empty() {
             return Err((125, "the container's process sent no terminal".into()));
         }
@@ -613,10 +659,15 @@ impl Monitor<'_> {
         let (child_io, mut session) = self.stdio(req.tty, req.stdin)?;
         let proc_root = format!("/proc/{}/root", self.main_pid);
         let read = |f: &str| {
-            k.read_in_root(Path::new(&proc_root), f).ok().flatten().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+            k.read_in_root(Path::new(&proc_root), f)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
         };
         if !req.user.is_empty() {
-            let u = super::spec::resolve_user(&req.user, &read("etc/passwd"), &read("etc/group")).map_err(|e| (126u8, e.to_string()))?;
+            let u = super::spec::resolve_user(&req.user, &read("etc/passwd"), &read("etc/group"))
+                .map_err(|e| (126u8, e.to_string()))?;
             spec.uid = u.uid;
             spec.gid = u.gid;
             spec.groups = u.groups;
@@ -631,7 +682,10 @@ impl Monitor<'_> {
         let target = self.main_pid;
         let _ = c;
         let env = spec.env.clone();
-        let started = k.spawn_env(&req.argv, Some(&env), move |k| exec_setup(k, target, &spec, child_io)).map(|s| s.pid).map_err(exec_failure);
+        let started = k
+            .spawn_env(&req.argv, Some(&env), move |k| exec_setup(k, target, &spec, child_io))
+            .map(|s| s.pid)
+            .map_err(exec_failure);
         let pid = started?.as_raw();
         session.pid = pid;
         session.owner = Some(owner);
@@ -640,32 +694,39 @@ impl Monitor<'_> {
         Ok(pid)
     }
 
-    /// The first process ended and its output is drained: record it, tell the clients,
-    /// remove what the run needed (and, with `--rm`, the container).
+    /// The first process ended and its output is drained: remove what the run needed
+    /// (and, with `--rm`, the container), record the end, then tell the clients — so
+    /// that when `mini run` returns, `mini ps` already shows the container exited.
     fn finish(&mut self) -> Result<()> {
         let code = self.sessions.iter().find(|s| s.main).and_then(|s| s.exit).unwrap_or(0);
-        let _l = self.store.lock(&self.id)?;
-        let mut c = self.store.load(&self.id)?;
-        let oom = super::resources::oom_killed(self.k, &c);
-        let exit = proto::frame(Kind::Exit, &serde_json::to_vec(&proto::Exit { code, oom_killed: oom }).unwrap_or_default());
+        let done = (|| -> Result<bool> {
+            let _l = self.store.lock(&self.id)?;
+            let mut c = self.store.load(&self.id)?;
+            let oom = super::resources::oom_killed(self.k, &c);
+            super::resources::release(self.k, &self.store, &mut c);
+            c.state.status = Status::Exited;
+            c.state.exit_code = code;
+            c.state.oom_killed = oom;
+            c.state.pid = 0;
+            c.state.finished_at = crate::units::rfc3339(crate::units::now_nanos());
+            let _ = self.k.unlink(&self.store.paths.socket(&self.id));
+            if c.config.auto_remove {
+                super::resources::remove(self.k, &self.store, &c)?;
+            } else {
+                self.store.save(&c)?;
+            }
+            Ok(oom)
+        })();
+        let oom = *done.as_ref().unwrap_or(&false);
+        let exit =
+            proto::frame(Kind::Exit, &serde_json::to_vec(&proto::Exit { code, oom_killed: oom }).unwrap_or_default());
         for cl in self.clients.iter_mut().filter(|cl| cl.session == Some(self.main_pid)) {
             cl.out.extend_from_slice(&exit);
             let _ = cl.stream.set_nonblocking(false);
             let _ = (&cl.stream).write_all(&cl.out);
             cl.out.clear();
         }
-        super::resources::release(self.k, &self.store, &mut c);
-        c.state.status = Status::Exited;
-        c.state.exit_code = code;
-        c.state.oom_killed = oom;
-        c.state.pid = 0;
-        c.state.finished_at = crate::units::rfc3339(crate::units::now_nanos());
-        let _ = self.k.unlink(&self.store.paths.socket(&self.id));
-        if c.config.auto_remove {
-            drop(_l);
-            return super::resources::remove(self.k, &self.store, &c);
-        }
-        self.store.save(&c)
+        done.map(|_| ())
     }
 }
 
@@ -675,6 +736,7 @@ impl Monitor<'_> {
 fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result::Result<(), String> {
     use crate::kernel::NsKind;
     k.set_parent_death_signal(Signal::SIGKILL).map_err(|e| e.to_string())?;
+    k.tracer().detach_from_stderr();
     if let Stdio::Pipes(i, o, e) = &stdio {
         for (fd, n) in [(i, 0), (o, 1), (e, 2)] {
             k.dup2(fd.as_fd(), n).map_err(|e| e.to_string())?;
@@ -685,7 +747,12 @@ fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result
     let mut fds = Vec::new();
     for n in kinds {
         let p = std::path::PathBuf::from(format!("/proc/{target}/ns/{}", n.proc_name()));
-        fds.push((n, k.why("open every namespace first: joining the mount namespace changes what /proc shows").open_read(&p).map_err(|e| e.to_string())?));
+        fds.push((
+            n,
+            k.why("open every namespace first: joining the mount namespace changes what /proc shows")
+                .open_read(&p)
+                .map_err(|e| e.to_string())?,
+        ));
     }
     {
         let _c = k.scope("cg-limit");
@@ -708,7 +775,9 @@ fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result
     }
     let user = crate::ns::User { uid: spec.uid, gid: spec.gid, groups: spec.groups.clone() };
     let user = (spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty()).then_some(user);
-    k.why("the process's working directory").chdir(Path::new(if spec.cwd.is_empty() { "/" } else { &spec.cwd })).map_err(|e| e.to_string())?;
+    k.why("the process's working directory")
+        .chdir(Path::new(if spec.cwd.is_empty() { "/" } else { &spec.cwd }))
+        .map_err(|e| e.to_string())?;
     crate::ns::confine(k, &crate::ns::Spec::default(), Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
     Ok(())
 }

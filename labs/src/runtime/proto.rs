@@ -89,7 +89,8 @@ pub fn recv(r: &mut impl Read) -> std::io::Result<Option<(Kind, Vec<u8>)>> {
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    let kind = Kind::from(head[0]).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "unknown frame kind"))?;
+    let kind = Kind::from(head[0])
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "unknown frame kind"))?;
     Ok(Some((kind, body)))
 }
 

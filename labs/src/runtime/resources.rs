@@ -51,7 +51,9 @@ impl Default for Settings {
         Settings {
             bip: "10.87.0.1/16".into(),
             bridge: "mini0".into(),
-            cgroup_root: std::env::var_os("CONTLAB_CGROUP_ROOT").map(PathBuf::from).unwrap_or_else(|| "/sys/fs/cgroup".into()),
+            cgroup_root: std::env::var_os("CONTLAB_CGROUP_ROOT")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/sys/fs/cgroup".into()),
             netns_dir: "/run/netns".into(),
         }
     }
@@ -60,10 +62,15 @@ impl Default for Settings {
 impl Settings {
     /// Read the settings file (missing: the defaults).
     pub fn load() -> Result<Settings> {
-        let path = std::env::var_os("CONTLAB_MINI_CONFIG").map(PathBuf::from).unwrap_or_else(|| "/etc/contlab/mini.json".into());
+        let path = std::env::var_os("CONTLAB_MINI_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/etc/contlab/mini.json".into());
         match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                Error::failed(format!("mini's settings {} are not valid: {e}", path.display()), "fix the JSON, e.g. {\"bip\": \"10.87.0.1/16\"}")
+                Error::failed(
+                    format!("mini's settings {} are not valid: {e}", path.display()),
+                    "fix the JSON, e.g. {\"bip\": \"10.87.0.1/16\"}",
+                )
             }),
             Err(_) => Ok(Settings::default()),
         }
@@ -113,7 +120,11 @@ pub fn create_dirs(k: &Kernel, store: &Containers, c: &Container) -> Result<()> 
         mkdir_once(k, &init.join(d), 0o755)?;
     }
     for f in ["etc/hostname", "etc/hosts", "etc/resolv.conf", "dev/console"] {
-        k.why("an empty mount point in the init layer, as docker's -init layer holds").write_new_file(&init.join(f), b"", 0o644)?;
+        k.why("an empty mount point in the init layer, as docker's -init layer holds").write_new_file(
+            &init.join(f),
+            b"",
+            0o644,
+        )?;
     }
     let dir = p.dir(&c.id);
     k.write_new_file(&dir.join("hostname"), format!("{}\n", c.config.hostname).as_bytes(), 0o644)?;
@@ -206,7 +217,10 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             options: overlay::Options::default(),
             create_dirs: false,
         };
-        k.note(format!("the container's root: an overlay of {} image layers, the init layer and its own", c.layers.len()));
+        k.note(format!(
+            "the container's root: an overlay of {} image layers, the init layer and its own",
+            c.layers.len()
+        ));
         overlay::mount(k, &spec, &layer.join("merged"), false)?;
     }
     made(store, c, "overlay")?;
@@ -253,7 +267,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
                 c.net.veth = lease.host_veth.clone();
                 made(store, c, "lease")?;
                 let hosts = hosts_file(c, Some(lease.ip));
-                k.why("the container's /etc/hosts, with its own address").rewrite_file(&p.dir(&c.id).join("hosts"), &hosts)?;
+                k.why("the container's /etc/hosts, with its own address")
+                    .rewrite_file(&p.dir(&c.id).join("hosts"), &hosts)?;
             }
             Net::Join(path)
         }
@@ -290,7 +305,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
     let bytes = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     let path = dir.join("spec.json");
     let _ = k.unlink(&path);
-    k.why("what the first process becomes: mini's counterpart of an OCI bundle's config.json").write_new_file(&path, &bytes, 0o600)?;
+    k.why("what the first process becomes: mini's counterpart of an OCI bundle's config.json")
+        .write_new_file(&path, &bytes, 0o600)?;
     Ok(spec)
 }
 
@@ -313,17 +329,29 @@ fn devices(c: &Container) -> Result<Vec<Device>> {
     let mut v = Vec::new();
     for (host, ctr, _perms) in &c.config.devices {
         let m = std::fs::metadata(host).map_err(|e| {
-            Error::failed(format!("Error gathering device information while adding custom device \"{host}\": {e}"), "give a device node of this host, e.g. /dev/fuse")
+            Error::failed(
+                format!("Error gathering device information while adding custom device \"{host}\": {e}"),
+                "give a device node of this host, e.g. /dev/fuse",
+            )
         })?;
         let kind = if m.file_type().is_block_device() {
             'b'
         } else if m.file_type().is_char_device() {
             'c'
         } else {
-            return Err(Error::failed(format!("error gathering device information while adding custom device \"{host}\": not a device node"), "give a device node, e.g. /dev/fuse"));
+            return Err(Error::failed(
+                format!("error gathering device information while adding custom device \"{host}\": not a device node"),
+                "give a device node, e.g. /dev/fuse",
+            ));
         };
         let rdev = m.rdev();
-        v.push(Device { path: ctr.clone(), kind, major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00), mode: m.mode() & 0o7777 });
+        v.push(Device {
+            path: ctr.clone(),
+            kind,
+            major: (rdev >> 8) & 0xfff,
+            minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
+            mode: m.mode() & 0o7777,
+        });
     }
     Ok(v)
 }
@@ -332,8 +360,18 @@ fn devices(c: &Container) -> Result<Vec<Device>> {
 /// `--device`s.
 fn device_rules(c: &Container) -> Vec<crate::cgroup::DeviceRule> {
     let mut rules: Vec<String> = [
-        "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",
-        "c 136:* rwm", "c 10:200 rwm",
+        "c *:* m",
+        "b *:* m",
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 5:1 rwm",
+        "c 5:2 rwm",
+        "c 136:* rwm",
+        "c 10:200 rwm",
     ]
     .iter()
     .map(|s| s.to_string())

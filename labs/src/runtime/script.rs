@@ -19,7 +19,11 @@ fn q(s: &str) -> String {
 pub fn script(spec: &CreateSpec, root: &Path) -> String {
     let s = Settings::load().unwrap_or_default();
     let cmd: Vec<String> = spec.args.iter().map(|a| q(a)).collect();
-    let cmd = if cmd.is_empty() { "# the image's command (img-pull inspect --format '{{json .Config.Cmd}}' IMAGE)".to_string() } else { cmd.join(" ") };
+    let cmd = if cmd.is_empty() {
+        "# the image's command (img-pull inspect --format '{{json .Config.Cmd}}' IMAGE)".to_string()
+    } else {
+        cmd.join(" ")
+    };
     let mut limits = String::new();
     if let Some(m) = spec.memory {
         limits.push_str(&format!(" --memory {m}"));
@@ -45,7 +49,9 @@ pub fn script(spec: &CreateSpec, root: &Path) -> String {
                 bip = s.bip
             ),
             "--netns \"/run/netns/$id\" ".to_string(),
-            "netns-bridge detach --netns \"$id\" --bridge ".to_string() + &s.bridge + " >/dev/null\nnetns-bridge netns rm \"$id\"\n",
+            "netns-bridge detach --netns \"$id\" --bridge ".to_string()
+                + &s.bridge
+                + " >/dev/null\nnetns-bridge netns rm \"$id\"\n",
         ),
     };
     let tty = if spec.tty { "  # (no terminal of its own: -t is mini's job, the monitor's)" } else { "" };
@@ -80,7 +86,11 @@ pub fn script(spec: &CreateSpec, root: &Path) -> String {
          ovl-mount umount \"$dir/merged\"\n\
          rm -rf \"$dir\"\n\
          exit $status\n",
-        flags = if spec.network.is_empty() || spec.network == "bridge" { String::new() } else { format!(" --network {net}") },
+        flags = if spec.network.is_empty() || spec.network == "bridge" {
+            String::new()
+        } else {
+            format!(" --network {net}")
+        },
         image = q(&spec.image),
         args = if spec.args.is_empty() { String::new() } else { format!(" {}", spec.args.join(" ")) },
         root = q(&root.display().to_string()),

@@ -110,7 +110,10 @@ pub fn parse_env_file(text: &str, path: &str) -> Result<Vec<String>> {
         }
         let key = key_of(l);
         if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(Error::Usage(format!("invalid env file {path}, line {}: variable '{key}' contains whitespaces", i + 1)));
+            return Err(Error::Usage(format!(
+                "invalid env file {path}, line {}: variable '{key}' contains whitespaces",
+                i + 1
+            )));
         }
         out.push(l.to_string());
     }
@@ -168,8 +171,10 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User> {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let entries: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
-    let groups: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 3).collect();
+    let entries: Vec<Vec<&str>> =
+        passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
+    let groups: Vec<Vec<&str>> =
+        group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 3).collect();
     let by_uid = |uid: u32| entries.iter().find(|f| f[2].parse::<u32>().ok() == Some(uid));
     let (uid, mut gid, name, home) = match u.parse::<u32>() {
         Ok(uid) => match by_uid(uid) {
@@ -235,7 +240,9 @@ pub fn ram_in_bytes(s: &str) -> Result<u64> {
 
 /// `--cpus 1.5` → docker's NanoCpus (1500000000).
 pub fn nano_cpus(s: &str) -> Result<u64> {
-    let v: f64 = s.trim().parse().map_err(|_| Error::Usage(format!("invalid argument \"{s}\" for \"--cpus\" flag: failed to parse {s} as a rational number")))?;
+    let v: f64 = s.trim().parse().map_err(|_| {
+        Error::Usage(format!("invalid argument \"{s}\" for \"--cpus\" flag: failed to parse {s} as a rational number"))
+    })?;
     if v < 0.0 {
         return Err(Error::Usage(format!("invalid argument \"{s}\" for \"--cpus\" flag: value must be positive")));
     }
@@ -247,7 +254,9 @@ pub fn parse_ulimit(s: &str) -> Result<(String, u64, u64)> {
     let bad = || Error::Usage(format!("invalid argument \"{s}\" for \"--ulimit\" flag: expected NAME=SOFT[:HARD]"));
     let (name, v) = s.split_once('=').ok_or_else(bad)?;
     if crate::kernel::rlimit_named(name).is_none() {
-        return Err(Error::Usage(format!("invalid argument \"{s}\" for \"--ulimit\" flag: invalid ulimit type: {name}")));
+        return Err(Error::Usage(format!(
+            "invalid argument \"{s}\" for \"--ulimit\" flag: invalid ulimit type: {name}"
+        )));
     }
     let num = |x: &str| -> Result<u64> {
         if x == "-1" || x == "unlimited" {
@@ -278,7 +287,9 @@ pub fn parse_device(s: &str) -> Result<(String, String, String)> {
         _ => return Err(Error::Usage(format!("invalid argument \"{s}\" for \"--device\" flag: bad format"))),
     };
     if !host.starts_with('/') || !ctr.starts_with('/') {
-        return Err(Error::Usage(format!("invalid argument \"{s}\" for \"--device\" flag: the paths must be absolute")));
+        return Err(Error::Usage(format!(
+            "invalid argument \"{s}\" for \"--device\" flag: the paths must be absolute"
+        )));
     }
     Ok((host.into(), ctr.into(), perms.into()))
 }
@@ -310,7 +321,10 @@ mod tests {
     #[test]
     fn entrypoint_and_cmd_combine_as_docker_does() {
         let nginx = img(Some(&["/docker-entrypoint.sh"]), Some(&["nginx", "-g", "daemon off;"]));
-        assert_eq!(command(&nginx, None, &[]).unwrap().argv(), s(&["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]));
+        assert_eq!(
+            command(&nginx, None, &[]).unwrap().argv(),
+            s(&["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"])
+        );
         assert_eq!(command(&nginx, None, &s(&["sh"])).unwrap().argv(), s(&["/docker-entrypoint.sh", "sh"]));
         // --entrypoint drops the image's Cmd.
         assert_eq!(command(&nginx, Some("sh"), &[]).unwrap().argv(), s(&["sh"]));
@@ -325,13 +339,9 @@ mod tests {
 
     #[test]
     fn environment_order_and_overrides() {
-        let env = environment(
-            &s(&["PATH=/x", "A=1"]),
-            &s(&["A=2", "B=3", "FROM_HOST", "ABSENT"]),
-            "abc",
-            true,
-            |k| (k == "FROM_HOST").then(|| "yes".into()),
-        );
+        let env = environment(&s(&["PATH=/x", "A=1"]), &s(&["A=2", "B=3", "FROM_HOST", "ABSENT"]), "abc", true, |k| {
+            (k == "FROM_HOST").then(|| "yes".into())
+        });
         assert_eq!(env, s(&["HOSTNAME=abc", "PATH=/x", "A=2", "B=3", "FROM_HOST=yes", "TERM=xterm"]));
         let env = environment(&[], &[], "h", false, |_| None);
         assert_eq!(env[0], format!("PATH={DEFAULT_PATH}"));
@@ -341,11 +351,23 @@ mod tests {
     fn users_come_from_the_containers_files() {
         let passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nuser1:x:1111:1111::/home/user1:/bin/bash\n";
         let group = "root:x:0:\nuser1:x:1111:\nwheel:x:10:user1,other\nnogroup:x:65534:\n";
-        assert_eq!(resolve_user("", passwd, group).unwrap(), User { uid: 0, gid: 0, groups: vec![], home: "/root".into() });
-        assert_eq!(resolve_user("user1", passwd, group).unwrap(), User { uid: 1111, gid: 1111, groups: vec![10], home: "/home/user1".into() });
-        assert_eq!(resolve_user("1113", passwd, group).unwrap(), User { uid: 1113, gid: 0, groups: vec![], home: "/".into() });
+        assert_eq!(
+            resolve_user("", passwd, group).unwrap(),
+            User { uid: 0, gid: 0, groups: vec![], home: "/root".into() }
+        );
+        assert_eq!(
+            resolve_user("user1", passwd, group).unwrap(),
+            User { uid: 1111, gid: 1111, groups: vec![10], home: "/home/user1".into() }
+        );
+        assert_eq!(
+            resolve_user("1113", passwd, group).unwrap(),
+            User { uid: 1113, gid: 0, groups: vec![], home: "/".into() }
+        );
         assert_eq!(resolve_user("1000:nogroup", passwd, group).unwrap().gid, 65534);
-        assert!(resolve_user("ghost", passwd, group).unwrap_err().to_string().contains("no matching entries in passwd file"));
+        assert!(resolve_user("ghost", passwd, group)
+            .unwrap_err()
+            .to_string()
+            .contains("no matching entries in passwd file"));
     }
 
     #[test]

@@ -301,13 +301,23 @@ impl<'k> Containers<'k> {
     /// Take the names lock (held while the returned guard lives).
     pub fn lock_names(&self) -> Result<FileLock> {
         let path = self.paths.containers().join("names.lock");
-        Ok(lock(self.k.why("one name per container: take the names lock"), &path, true, Some("waiting for another mini to free the names lock"))?)
+        Ok(lock(
+            self.k.why("one name per container: take the names lock"),
+            &path,
+            true,
+            Some("waiting for another mini to free the names lock"),
+        )?)
     }
 
     /// Take a container's lock.
     pub fn lock(&self, id: &str) -> Result<FileLock> {
         let path = self.paths.dir(id).join("lock");
-        Ok(lock(self.k.why("change the container's state, one mini at a time"), &path, true, Some("waiting for another mini to finish with this container"))?)
+        Ok(lock(
+            self.k.why("change the container's state, one mini at a time"),
+            &path,
+            true,
+            Some("waiting for another mini to finish with this container"),
+        )?)
     }
 
     /// Every container's ID, sorted.
@@ -353,7 +363,8 @@ impl<'k> Containers<'k> {
     pub fn save(&self, c: &Container) -> Result<()> {
         let path = self.paths.config(&c.id);
         let tmp = self.paths.dir(&c.id).join(format!(".config.json.{}", std::process::id()));
-        let bytes = serde_json::to_vec_pretty(c).map_err(|e| Error::failed(format!("cannot encode the container record: {e}"), "this is a bug in mini"))?;
+        let bytes = serde_json::to_vec_pretty(c)
+            .map_err(|e| Error::failed(format!("cannot encode the container record: {e}"), "this is a bug in mini"))?;
         let _ = self.k.unlink(&tmp);
         self.k.why("write the new record beside the old one").write_new_file(&tmp, &bytes, 0o600)?;
         self.k.why("publish it: readers see the old record or the new one, never half").rename_over(&tmp, &path)?;
@@ -443,7 +454,10 @@ pub fn mkdir_once(k: &Kernel, dir: &Path, mode: u32) -> Result<()> {
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::failed(format!("{what} {}: {e}", path.display()), "check the store root (--root, $CONTLAB_ROOT) and its disk")
+    Error::failed(
+        format!("{what} {}: {e}", path.display()),
+        "check the store root (--root, $CONTLAB_ROOT) and its disk",
+    )
 }
 
 #[cfg(test)]

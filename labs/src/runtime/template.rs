@@ -108,7 +108,9 @@ fn value_json(v: &Value) -> serde_json::Value {
         Value::Bool(b) => (*b).into(),
         Value::Int(i) => (*i).into(),
         Value::Uint(u) => (*u).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+        Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+        }
         Value::String(s) => serde_json::Value::String(s.to_string()),
         Value::List(l) => serde_json::Value::Array(l.iter().map(value_json).collect()),
         Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), value_json(v))).collect()),
@@ -154,9 +156,10 @@ impl Format {
     /// Render one object (the JSON `inspect` prints, or a `ps` row's fields).
     pub fn render(&self, data: &serde_json::Value) -> Result<String> {
         let v = to_value(data).map_err(|e| Error::failed(format!("template: {e}"), "check the --format string"))?;
-        self.tpl
-            .execute_to_string(&v)
-            .map_err(|e| Error::Failed { what: format!("template: {e}"), hint: Some("check the --format string".into()) })
+        self.tpl.execute_to_string(&v).map_err(|e| Error::Failed {
+            what: format!("template: {e}"),
+            hint: Some("check the --format string".into()),
+        })
     }
 }
 

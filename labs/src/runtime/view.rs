@@ -24,7 +24,8 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
     let cfg = &c.config;
     let layer = paths.layer(&c.id);
     let init = paths.init_layer(&c.id);
-    let lower: Vec<String> = std::iter::once(init.join("diff").display().to_string()).chain(c.layers.iter().rev().cloned()).collect();
+    let lower: Vec<String> =
+        std::iter::once(init.join("diff").display().to_string()).chain(c.layers.iter().rev().cloned()).collect();
     let networks = if cfg.network == "none" || cfg.network == "host" {
         json!({ cfg.network.clone(): {"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0} })
     } else {
@@ -145,8 +146,15 @@ pub fn status_text(c: &Container, now: i128) -> String {
 /// The COMMAND column: the command, quoted, cut to 20 characters with `…` unless
 /// `--no-trunc`.
 pub fn command_text(c: &Container, trunc: bool) -> String {
-    let full = std::iter::once(c.config.path.as_str()).chain(c.config.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
-    let shown = if trunc && full.chars().count() > 20 { format!("{}…", full.chars().take(19).collect::<String>()) } else { full };
+    let full = std::iter::once(c.config.path.as_str())
+        .chain(c.config.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let shown = if trunc && full.chars().count() > 20 {
+        format!("{}…", full.chars().take(19).collect::<String>())
+    } else {
+        full
+    };
     format!("\"{shown}\"")
 }
 
@@ -196,7 +204,12 @@ mod tests {
     use crate::units::parse_rfc3339;
 
     fn ctr(status: Status, started: &str, finished: &str, code: i32) -> Container {
-        let mut c = Container { id: "a".repeat(64), name: "c1".into(), created: "2026-12-01T09:00:00Z".into(), ..Default::default() };
+        let mut c = Container {
+            id: "a".repeat(64),
+            name: "c1".into(),
+            created: "2026-12-01T09:00:00Z".into(),
+            ..Default::default()
+        };
         c.config.path = "sh".into();
         c.config.args = vec!["-c".into(), "echo hello world, from a long command".into()];
         c.state.status = status;
@@ -213,7 +226,10 @@ mod tests {
         assert_eq!(status_text(&ctr(Status::Running, "2026-12-01T09:02:00Z", "", 0), now), "Up 3 minutes");
         assert_eq!(status_text(&ctr(Status::Paused, "2026-12-01T09:04:00Z", "", 0), now), "Up About a minute (Paused)");
         assert_eq!(status_text(&ctr(Status::Exited, "", "2026-12-01T09:04:58Z", 0), now), "Exited (0) 2 seconds ago");
-        assert_eq!(status_text(&ctr(Status::Exited, "", "2026-12-01T08:05:00Z", 137), now), "Exited (137) About an hour ago");
+        assert_eq!(
+            status_text(&ctr(Status::Exited, "", "2026-12-01T08:05:00Z", 137), now),
+            "Exited (137) About an hour ago"
+        );
     }
 
     #[test]
