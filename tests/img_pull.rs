@@ -139,7 +139,7 @@ impl Drop for LocalRegistry {
 
 // ------------------------------------------------------------------ test images
 
-fn gz_layer(dir: &Path) -> (Vec<u8>, String) {
+pub fn gz_layer(dir: &Path) -> (Vec<u8>, String) {
     let tar = need("tar", "tar");
     need("gzip", "gzip");
     let out = Command::new(tar)
@@ -162,7 +162,7 @@ fn gz_layer(dir: &Path) -> (Vec<u8>, String) {
     (o.stdout, diff)
 }
 
-fn put_blob(layout: &Path, bytes: &[u8]) -> String {
+pub fn put_blob(layout: &Path, bytes: &[u8]) -> String {
     let d = sha256_digest(bytes);
     let p = layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -12,6 +12,7 @@ mod img_pull;
 mod kernel;
 mod layer_diff;
 mod lvm_snap;
+mod mini;
 mod netns_bridge;
 mod ns_exec;
 mod ovl_mount;

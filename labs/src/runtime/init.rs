@@ -112,6 +112,11 @@ pub enum Stdio {
 /// monitor, and make the slave this process's terminal and stdio.
 fn console(k: &Kernel, sock: &UnixStream, size: WinSize) -> Result<(), String> {
     let pty = k.openpty(Some(size)).map_err(|e| e.to_string())?;
+    let console = std::path::Path::new("/dev/console");
+    k.why("docker's /dev/console: the container's terminal, bound on an empty file")
+        .write_new_file(console, b"", 0o600)
+        .map_err(|e| e.to_string())?;
+    k.mount(Some(&pty.name), console, None, MsFlags::MS_BIND, None).map_err(|e| e.to_string())?;
     k.why("hand the terminal's master to the monitor, which relays it to the user")
         .send_fds(sock, b"console", &[pty.master.as_fd()])
         .map_err(|e| e.to_string())?;

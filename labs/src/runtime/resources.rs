@@ -93,13 +93,14 @@ pub fn netns_path(s: &Settings, c: &Container) -> PathBuf {
 
 fn limits(c: &Container) -> Limits {
     let cfg = &c.config;
-    let mut l = Limits::default();
-    l.memory = cfg.memory.map(Max::Value);
-    // docker's NanoCpus over a 100 ms period: 1.5 CPUs = 150000 us every 100000 us.
-    l.cpus = cfg.nano_cpus.map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 });
-    l.pids = cfg.pids_limit.filter(|p| *p > 0).map(|p| Max::Value(p as u64));
-    l.cpuset = cfg.cpuset_cpus.clone();
-    l
+    Limits {
+        memory: cfg.memory.map(Max::Value),
+        // docker's NanoCpus over a 100 ms period: 1.5 CPUs = 150000 us every 100000 us.
+        cpus: cfg.nano_cpus.map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 }),
+        pids: cfg.pids_limit.filter(|p| *p > 0).map(|p| Max::Value(p as u64)),
+        cpuset: cfg.cpuset_cpus.clone(),
+        ..Limits::default()
+    }
 }
 
 /// Make the container's directories at create: its own layer (diff, work, merged), the

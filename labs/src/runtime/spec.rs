@@ -211,7 +211,9 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User> {
             .filter_map(|f| f[2].parse().ok())
             .collect()
     };
+    // runc's rule (docker's): the supplementary groups start with the primary group.
     supp.retain(|x| *x != gid);
+    supp.insert(0, gid);
     let home = if home.is_empty() { "/".into() } else { home };
     Ok(User { uid, gid, groups: supp, home })
 }

@@ -1,0 +1,423 @@
+//! mini, the runtime: the course's basics exercises (BASICS-EX1..3, RUN-*) as tests,
+//! its lifecycle commands against docker's strings and exit codes, and its faults.
+//!
+//! Every test runs its script as PID 1 of fresh network, mount and PID namespaces
+//! (so the default bridge, its veths and the containers' network namespaces are the
+//! test's own, and nothing outlives it), with a store of its own holding the course's
+//! images, built here from Debian's static busybox: `test/alpine` (an Alpine-like
+//! root with /etc/os-release and users), `test/ex01` (with /flag and /.dockerenv),
+//! `test/ex03` (with /ex03).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::harness::{bin_path, busybox_rootfs, no_inherited_fds, require, tmp, Tier};
+
+/// The OCI layout holding the test images, built once per test binary.
+fn layout() -> &'static Path {
+    static L: OnceLock<PathBuf> = OnceLock::new();
+    L.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("contlab-mini-images-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("base");
+        busybox_rootfs(&base);
+        std::fs::write(base.join("etc/os-release"), "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.17.3\nPRETTY_NAME=\"Alpine Linux v3.17\"\n").unwrap();
+        std::fs::write(
+            base.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\nuser1:x:1111:1111::/home/user1:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(base.join("etc/group"), "root:x:0:\nwheel:x:10:user1\nnogroup:x:65534:\nuser1:x:1111:\n").unwrap();
+        let ex01 = dir.join("ex01");
+        std::fs::create_dir_all(&ex01).unwrap();
+        std::fs::write(ex01.join("flag"), "Well done !!! you've finished exercice\n").unwrap();
+        std::fs::write(ex01.join(".dockerenv"), "").unwrap();
+        let ex03 = dir.join("ex03");
+        std::fs::create_dir_all(ex03.join("ex03")).unwrap();
+        let layout = dir.join("layout");
+        let env = serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
+        image(&layout, "alpine", &[&base], serde_json::json!({"Cmd": ["/bin/sh"], "Env": env}));
+        image(&layout, "ex01", &[&base, &ex01], serde_json::json!({"Cmd": ["/bin/sh"], "Env": env}));
+        image(&layout, "ex03", &[&base, &ex03], serde_json::json!({"Cmd": ["/bin/sh"], "Env": env}));
+        image(
+            &layout,
+            "entry",
+            &[&base],
+            serde_json::json!({"Entrypoint": ["/bin/echo", "entry"], "Cmd": ["default"], "Env": env, "WorkingDir": "/srv/app", "StopSignal": "SIGUSR1"}),
+        );
+        layout
+    })
+}
+
+/// One image of layers `dirs` (bottom first) with `config`, named `name` in `layout`.
+fn image(layout: &Path, name: &str, dirs: &[&Path], config: serde_json::Value) {
+    let mut descs = vec![];
+    let mut diffs = vec![];
+    for d in dirs {
+        let (gz, diff) = crate::img_pull::gz_layer(d);
+        let digest = crate::img_pull::put_blob(layout, &gz);
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": gz.len()}));
+        diffs.push(diff);
+    }
+    let cfg = serde_json::json!({"created": "2023-11-14T22:13:20Z", "architecture": "amd64", "os": "linux",
+        "config": config, "rootfs": {"type": "layers", "diff_ids": diffs}});
+    let cb = serde_json::to_vec(&cfg).unwrap();
+    let cd = crate::img_pull::put_blob(layout, &cb);
+    let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cb.len()}, "layers": descs});
+    let mb = serde_json::to_vec(&m).unwrap();
+    let md = crate::img_pull::put_blob(layout, &mb);
+    crate::img_pull::name_in_layout(layout, name, "application/vnd.oci.image.manifest.v1+json", &md, mb.len());
+}
+
+/// The result of a sandboxed script.
+struct Ran {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+/// Run `script` (sh, `set -u`, not `-e`: scripts check codes themselves) in fresh net,
+/// mount and PID namespaces with a store of its own holding the test images; `mini`
+/// and the other tools first in PATH, and `T` the store's directory.
+fn sandbox(script: &str) -> Ran {
+    let t = tmp();
+    let store = t.path().join("store");
+    let layout = layout();
+    for name in ["alpine", "ex01", "ex03", "entry"] {
+        let o = Command::new(bin_path("img-pull"))
+            .args(["-q", "--root"])
+            .arg(&store)
+            .arg("import")
+            .arg(format!("{}:{name}", layout.display()))
+            .args(["-t", &format!("test/{name}")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "import {name}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let bins = bin_path("mini").parent().unwrap().to_path_buf();
+    let prelude = format!(
+        "mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns\n\
+         export CONTLAB_RUN_DIR={run} CONTLAB_ROOT={store} PATH={bins}:/usr/sbin:/usr/bin:/sbin:/bin NO_COLOR=1 T={dir}\n\
+         echo 0 > /proc/sys/net/ipv4/ip_forward\n\
+         ip link set lo up\n\
+         m() {{ mini -q \"$@\"; }}\n",
+        run = t.path().join("run").display(),
+        store = store.display(),
+        bins = bins.display(),
+        dir = t.path().display(),
+    );
+    let mut c = Command::new("unshare");
+    no_inherited_fds(&mut c);
+    let o = c
+        .args(["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "sh", "-uc"])
+        .arg(format!("{prelude}{script}"))
+        .current_dir(t.path())
+        .output()
+        .expect("unshare (util-linux)");
+    Ran {
+        code: o.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&o.stdout).into(),
+        err: String::from_utf8_lossy(&o.stderr).into(),
+    }
+}
+
+fn ok(script: &str) -> String {
+    let r = sandbox(script);
+    assert_eq!(r.code, 0, "script failed ({}):\n{script}\n--- stdout\n{}\n--- stderr\n{}", r.code, r.out, r.err);
+    r.out
+}
+
+/// The lines after `marker` up to the next marker line (`== name`).
+fn section<'a>(out: &'a str, marker: &str) -> &'a str {
+    let start = out
+        .find(&format!("== {marker}\n"))
+        .map(|i| i + marker.len() + 4)
+        .unwrap_or_else(|| panic!("no section {marker} in:\n{out}"));
+    let rest = &out[start..];
+    &rest[..rest.find("\n== ").map(|i| i + 1).unwrap_or(rest.len())]
+}
+
+#[test]
+fn run_prints_the_command_output_and_ps_shows_it_exited() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+echo "== run"; m run test/alpine echo "Hello world"; echo "code $?"
+echo "== ps"; m ps -a --format '{{.Image}} {{.Command}} {{.Status}}'
+echo "== ps-q"; m ps -q | wc -l; m ps -aq | wc -l
+"#);
+    assert_eq!(section(&out, "run"), "Hello world\ncode 0\n");
+    let ps = section(&out, "ps");
+    assert!(ps.starts_with("test/alpine \"echo Hello world\" Exited (0) "), "{ps}");
+    assert_eq!(section(&out, "ps-q"), "0\n1\n");
+}
+
+#[test]
+fn exit_codes_are_dockers() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let r = sandbox(
+        r#"
+m run test/alpine sh -c 'exit 3'; echo "code $?"
+m run test/alpine nosuchcommand; echo "code $?"
+m run test/alpine /etc/passwd; echo "code $?"
+m run test/alpine sh -c 'kill -9 $$'; echo "code $?"
+m run test/alpine sh -c 'sleep 60 & kill -9 $!; wait $!'; echo "code $?"
+m run no/such-image true; echo "code $?"
+m run --memory 64x test/alpine true; echo "code $?"
+"#,
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    // PID 1 of a PID namespace ignores the signals it has no handler for, SIGKILL from
+    // inside included: docker's container exits 0 there too.
+    assert_eq!(r.out, "code 3\ncode 127\ncode 126\ncode 0\ncode 137\ncode 125\ncode 2\n", "{}", r.err);
+    assert!(r.err.contains("exec: \"nosuchcommand\": executable file not found in $PATH"), "{}", r.err);
+    assert!(r.err.contains("exec: \"/etc/passwd\": permission denied"), "{}", r.err);
+    assert!(r.err.contains("invalid size: '64x'"), "{}", r.err);
+}
+
+#[test]
+fn basics_ex1_one_container_per_run_named_and_from_one_image() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+echo "== pwd"; m run test/ex01 pwd
+echo "== flag"; m run test/ex01 cat flag
+echo "== dockerenv"; m run test/ex01 ls -a / | grep -c '^.dockerenv$'
+echo "== count"; m ps -a --filter ancestor=test/ex01 -q | wc -l
+echo "== states"; m ps -a --filter ancestor=test/ex01 --format '{{.State}}' | sort -u
+echo "== names"; m ps -a --format '{{.Names}}' | grep -c '^[a-z]*_[a-z]*[0-9]*$'
+echo "== images"; for c in $(m ps -aq); do m inspect --format '{{.Image}}' $c; done | sort -u | wc -l
+echo "== image-id"; m inspect --format '{{.Image}}' $(m ps -lq) | cut -c1-19
+echo "== store-id"; img-pull -q inspect --format '{{.Id}}' test/ex01 | cut -c1-19
+"#);
+    assert_eq!(section(&out, "pwd"), "/\n");
+    assert_eq!(section(&out, "flag"), "Well done !!! you've finished exercice\n");
+    assert_eq!(section(&out, "dockerenv"), "1\n");
+    assert_eq!(section(&out, "count"), "3\n");
+    assert_eq!(section(&out, "states"), "exited\n");
+    assert_eq!(section(&out, "names"), "3\n");
+    assert_eq!(section(&out, "images"), "1\n");
+    assert_eq!(section(&out, "image-id"), section(&out, "store-id"));
+}
+
+#[test]
+fn a_new_container_gets_a_new_layer_and_start_keeps_the_old_one() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+m run --name first test/ex03 touch /ex03/fantasio
+echo "== new"; m run --rm test/ex03 ls /ex03 | wc -l
+echo "== diff"; ls "$T/store/overlay/$(m inspect --format '{{.Id}}' first)/diff/ex03"
+m rename first zorglub
+echo "== renamed"; m ps -a --format '{{.Names}}' | grep zorglub
+m start -a zorglub
+echo "== kept"; m run --rm test/ex03 true; cat "$(m inspect --format '{{.GraphDriver.Data.UpperDir}}' zorglub)/ex03/fantasio" && echo kept
+"#);
+    assert_eq!(section(&out, "new"), "0\n");
+    assert_eq!(section(&out, "diff"), "fantasio\n");
+    assert_eq!(section(&out, "renamed"), "zorglub\n");
+    assert_eq!(section(&out, "kept"), "kept\n");
+}
+
+#[test]
+fn detached_containers_logs_exec_stop_start_kill_wait_rm() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+id=$(m run -d --name c1 test/alpine sh -c 'echo started; echo oops >&2; while :; do sleep 1; done')
+echo "== id"; echo "$id" | grep -c '^[0-9a-f]\{64\}$'
+until m logs c1 2>&1 | grep -q oops; do sleep 0.1; done
+echo "== logs"; m logs c1 2>/dev/null
+echo "== logs-stderr"; m logs c1 2>&1 >/dev/null
+echo "== logs-t"; m logs -t c1 2>/dev/null | grep -c '^20[0-9-]*T[0-9:.]*Z started$'
+echo "== exec"; m exec c1 sh -c 'echo $$; hostname; ps -o pid,comm | sed 1d | wc -l'
+echo "== exec-code"; m exec c1 sh -c 'exit 7'; echo $?
+echo "== up"; m ps --format '{{.Names}} {{.State}}'
+echo "== stop"; m stop -t 1 c1; m inspect --format '{{.State.Status}} {{.State.ExitCode}}' c1
+echo "== start"; m start c1; m inspect --format '{{.State.Status}} {{.RestartCount}}' c1
+echo "== kill"; m kill -s KILL c1; m wait c1
+echo "== rm"; m rm c1; m ps -aq | wc -l
+"#);
+    assert_eq!(section(&out, "id"), "1\n");
+    assert_eq!(section(&out, "logs"), "started\n");
+    assert_eq!(section(&out, "logs-stderr"), "oops\n");
+    assert_eq!(section(&out, "logs-t"), "1\n");
+    let exec = section(&out, "exec");
+    let lines: Vec<&str> = exec.lines().collect();
+    assert_ne!(lines[0], "1", "an exec'd process is not PID 1: {exec}");
+    assert_eq!(lines[1].len(), 12, "the hostname is the short ID: {exec}");
+    assert_eq!(section(&out, "exec-code"), "7\n");
+    assert_eq!(section(&out, "up"), "c1 running\n");
+    assert_eq!(section(&out, "stop"), "c1\nexited 137\n", "sh as PID 1 ignores SIGTERM: killed after -t");
+    assert_eq!(section(&out, "start"), "c1\nrunning 0\n");
+    assert_eq!(section(&out, "kill"), "c1\n137\n");
+    assert_eq!(section(&out, "rm"), "c1\n0\n");
+}
+
+#[test]
+fn root_inside_is_root_outside_and_pid_1_and_the_kernel_are_shared() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+m run -d --name top test/alpine sleep 300 >/dev/null
+pid=$(m inspect --format '{{.State.Pid}}' top)
+echo "== host-user"; ps -o user= -p $pid
+echo "== host-comm"; ps -o comm= -p $pid
+echo "== inside"; m exec top ps -o pid,user,comm | awk 'NR==2 {print $1, $2, $3}'
+echo "== uname"; [ "$(m run --rm test/alpine uname -rv)" = "$(uname -rv)" ] && echo same
+echo "== dev"; m run --rm -t test/alpine ls -1 /dev | tr -d '\r' | tr '\n' ' '; echo
+echo "== device"; m run --rm --device /dev/loop-control test/alpine ls /dev/loop-control
+echo "== mount"; m run --rm test/alpine mount | head -1 | cut -d' ' -f1-5
+echo "== host-sees-overlay"; grep -c "$(m inspect --format '{{.GraphDriver.Data.MergedDir}}' top)" /proc/self/mountinfo
+echo "== caps"; m run --rm test/alpine grep CapEff /proc/self/status
+echo "== masked"; m run --rm test/alpine cat /proc/kcore | wc -c
+echo "== ro"; m run --rm test/alpine sh -c 'echo 1 > /proc/sys/kernel/hostname' 2>&1 | grep -c 'Read-only'
+m rm -f top >/dev/null
+"#);
+    assert_eq!(section(&out, "host-user"), "root\n");
+    assert_eq!(section(&out, "host-comm"), "sleep\n");
+    assert_eq!(section(&out, "inside"), "1 root sleep\n");
+    assert_eq!(section(&out, "uname"), "same\n");
+    let dev = section(&out, "dev");
+    for d in [
+        "console", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty",
+        "urandom", "zero",
+    ] {
+        assert!(dev.split_whitespace().any(|x| x == d), "{d} missing in /dev: {dev}");
+    }
+    assert!(!dev.contains("sda") && !dev.contains("loop-control"), "{dev}");
+    assert_eq!(section(&out, "device"), "/dev/loop-control\n");
+    assert_eq!(section(&out, "mount"), "overlay on / type overlay\n");
+    assert_eq!(section(&out, "host-sees-overlay"), "1\n");
+    assert_eq!(section(&out, "caps"), "CapEff:\t00000000a80425fb\n");
+    assert_eq!(section(&out, "masked"), "0\n");
+    assert_eq!(section(&out, "ro"), "1\n");
+}
+
+#[test]
+fn image_config_and_flags_follow_dockers_rules() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+echo "== entry"; m run --rm test/entry
+echo "== entry-args"; m run --rm test/entry a b
+echo "== entrypoint-flag"; m run --rm --entrypoint /bin/echo test/entry
+echo "== entrypoint-empty"; m run --rm --entrypoint "" test/entry echo plain
+echo "== workdir"; m run --rm --entrypoint pwd test/entry
+echo "== w"; m run --rm -w /tmp test/alpine pwd
+echo "== env"; printf 'A=from-file\n# comment\nB=b\n' > envfile; C=host m run --rm --env-file envfile -e A=from-flag -e C test/alpine sh -c 'echo $A $B $C $HOSTNAME'
+echo "== hostname"; m run --rm -h host1 test/alpine hostname
+echo "== user"; m run --rm -u user1 test/alpine id
+echo "== uid-gid"; m run --rm -u 1113:1113 test/alpine id
+echo "== stop-signal"; m create --name sig test/entry >/dev/null; m inspect --format '{{.Config.StopSignal}} {{.Config.WorkingDir}}' sig
+echo "== labels"; m create --name lb -l a=1 -l b test/alpine >/dev/null; m inspect --format '{{json .Config.Labels}}' lb
+echo "== init"; m run --rm --init test/alpine ps -o pid,comm | sed 1d | awk '{print $1}' | tr '\n' ' '; echo
+echo "== ulimit"; m run --rm --ulimit nofile=512:1024 test/alpine sh -c 'ulimit -n; ulimit -Hn'
+echo "== memory"; m run -d --name mem --memory 64m --pids-limit 50 test/alpine sleep 60 >/dev/null; cat /sys/fs/cgroup/memory/contlab/mini/$(m inspect --format '{{.Id}}' mem)/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/contlab/mini/$(m inspect --format '{{.Id}}' mem)/memory.max
+m rm -f mem >/dev/null
+"#);
+    assert_eq!(section(&out, "entry"), "entry default\n");
+    assert_eq!(section(&out, "entry-args"), "entry a b\n");
+    assert_eq!(section(&out, "entrypoint-flag"), "\n", "--entrypoint drops the image's Cmd");
+    assert_eq!(section(&out, "entrypoint-empty"), "plain\n");
+    assert_eq!(section(&out, "workdir"), "/srv/app\n", "the image's WorkingDir, made when missing");
+    assert_eq!(section(&out, "w"), "/tmp\n");
+    assert_eq!(section(&out, "env").split_whitespace().take(3).collect::<Vec<_>>(), ["from-flag", "b", "host"]);
+    assert_eq!(section(&out, "hostname"), "host1\n");
+    assert_eq!(
+        section(&out, "user"),
+        "uid=1111(user1) gid=1111(user1) groups=10(wheel),1111(user1)\n",
+        "the kernel keeps groups sorted"
+    );
+    assert_eq!(section(&out, "uid-gid"), "uid=1113 gid=1113 groups=1113\n");
+    assert_eq!(section(&out, "stop-signal"), "SIGUSR1 /srv/app\n");
+    assert_eq!(section(&out, "labels"), "{\"a\":\"1\",\"b\":\"\"}\n");
+    assert_eq!(section(&out, "init"), "1 2 \n", "PID 1 is the tiny init, the command its child");
+    assert_eq!(section(&out, "ulimit"), "512\n1024\n");
+    assert_eq!(section(&out, "memory"), "67108864\n");
+}
+
+#[test]
+fn bad_input_gets_dockers_messages_and_leaves_nothing() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let r = sandbox(
+        r#"
+m rm nosuch; echo "code $?"
+m run --name twin test/alpine true; m run --name twin test/alpine true; echo "code $?"
+m create test/alpine >/dev/null; m create test/alpine >/dev/null
+p=$(m ps -aq | cut -c1 | sort | uniq -d | head -1); [ -n "$p" ] && { m inspect --format x $p >/dev/null; echo "ambiguous $?"; } || echo "ambiguous 1"
+m exec twin true; echo "code $?"
+m run -d --name up test/alpine sleep 60 >/dev/null; m rm up; echo "code $?"
+m rm -f up >/dev/null
+m kill twin; echo "code $?"
+echo "== left"; ls "$T/store/overlay" | wc -l; ls /run/netns | wc -l
+"#,
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.starts_with("code 1\ncode 125\n"), "{}\n{}", r.out, r.err);
+    assert!(r.err.contains("Error response from daemon: No such container: nosuch"), "{}", r.err);
+    assert!(r.err.contains("Conflict. The container name \"/twin\" is already in use by container"), "{}", r.err);
+    assert!(r.err.contains("is not running"), "{}", r.err);
+    assert!(r.err.contains("You cannot remove a running container"), "{}", r.err);
+    assert!(r.out.contains("code 1\ncode 1\n"), "{}", r.out);
+}
+
+#[test]
+fn rm_f_removes_every_kernel_object_and_rm_f_after_kill_9_of_the_monitor_too() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+m run -d --name ka test/alpine sleep 300 >/dev/null
+id=$(m inspect --format '{{.Id}}' ka)
+mon=$(python3 -c "import json;print(json.load(open('$T/store/containers/$id/config.json'))['state']['monitor_pid'])")
+kill -9 $mon; sleep 0.2
+echo "== dead"; m ps -a --format '{{.Names}} {{.State}}'
+echo "== rm"; m rm -f ka
+echo "== mounts"; grep -c "$id" /proc/self/mountinfo
+echo "== cgroups"; find /sys/fs/cgroup -maxdepth 4 -name "$id" | wc -l
+echo "== netns"; ls /run/netns | wc -l
+echo "== veths"; ip -o link show type veth | wc -l
+echo "== dirs"; ls "$T/store/overlay" "$T/store/containers" | grep -c "$id"
+true
+"#);
+    assert_eq!(section(&out, "dead"), "ka dead\n");
+    assert_eq!(section(&out, "rm"), "ka\n");
+    for (s, n) in [("mounts", "0\n"), ("cgroups", "0\n"), ("netns", "0\n"), ("veths", "0\n"), ("dirs", "0\n")] {
+        assert_eq!(section(&out, s), n, "{s} left after rm -f:\n{out}");
+    }
+}
+
+#[test]
+fn hello_world_runs_offline() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+m run hello-world
+echo "== images"; m images --quiet | wc -l
+echo "== ps"; m ps -a --format '{{.Image}} {{.Status}}' | cut -c1-23
+echo "== again"; m run hello-world | grep -c 'Hello from mini'
+echo "== pull"; m pull hello-world | tail -1
+"#);
+    assert!(out.contains("Hello from mini!"), "{out}");
+    assert!(out.contains("I am PID 1"), "{out}");
+    assert!(out.contains("CapEff 00000000a80425fb"), "{out}");
+    assert_eq!(section(&out, "images"), "5\n");
+    assert_eq!(section(&out, "ps"), "hello-world Exited (0) \n");
+    assert_eq!(section(&out, "again"), "1\n");
+    assert_eq!(section(&out, "pull"), "Status: Image is up to date for hello-world:latest\n");
+}
