@@ -223,3 +223,115 @@ pub fn run_on_pty(mut c: std::process::Command) -> (std::process::ExitStatus, St
     }
     (child.wait().expect("wait"), String::from_utf8_lossy(&out).into_owned())
 }
+
+/// A command running on a pseudo-terminal the test drives, as a user at a terminal
+/// would: type keys, wait for text on the screen.
+pub struct Terminal {
+    master: std::fs::File,
+    /// The command.
+    pub child: std::process::Child,
+    /// Everything the command wrote so far.
+    pub seen: String,
+}
+
+impl Terminal {
+    /// Start `c` on a new terminal of 24 rows and 80 columns.
+    pub fn start(mut c: std::process::Command) -> Terminal {
+        use std::os::fd::AsFd;
+        let ws = nix::pty::Winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+        let slave = || std::process::Stdio::from(pty.slave.as_fd().try_clone_to_owned().expect("dup the pty"));
+        c.stdin(slave()).stdout(slave()).stderr(slave());
+        {
+            use std::os::unix::process::CommandExt;
+            // A session of its own with the terminal as its controlling terminal, as a
+            // shell in a terminal emulator has.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::setsid();
+                    libc::ioctl(0, libc::TIOCSCTTY, 0);
+                    Ok(())
+                });
+            }
+        }
+        let child = c.spawn().expect("start the command on the terminal");
+        drop(c);
+        drop(pty.slave);
+        Terminal { master: std::fs::File::from(pty.master), child, seen: String::new() }
+    }
+
+    /// Type `keys`.
+    pub fn send(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(keys).expect("write to the terminal");
+    }
+
+    /// Wait until `text` appears in what the command wrote after `from` (a byte offset
+    /// in `seen`), up to 30 s; returns the offset after it. Panics with the screen.
+    pub fn expect_from(&mut self, from: usize, text: &str) -> usize {
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(i) = self.seen.get(from..).and_then(|s| s.find(text)) {
+                return from + i + text.len();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                panic!("{text:?} did not appear on the terminal within 30 s; it shows:\n{}", self.seen);
+            }
+            let hup = {
+                let mut fds = [nix::poll::PollFd::new(self.master.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let ms = left.as_millis().min(1000) as u16;
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+                if !fds[0]
+                    .revents()
+                    .is_some_and(|r| r.intersects(nix::poll::PollFlags::POLLIN | nix::poll::PollFlags::POLLHUP))
+                {
+                    continue;
+                }
+                fds[0].revents().is_some_and(|r| {
+                    r.contains(nix::poll::PollFlags::POLLHUP) && !r.contains(nix::poll::PollFlags::POLLIN)
+                })
+            };
+            let mut buf = [0u8; 4096];
+            match self.master.read(&mut buf) {
+                Ok(0) | Err(_) if hup => {
+                    if self.seen.get(from..).and_then(|s| s.find(text)).is_none() {
+                        panic!("the terminal closed before {text:?} appeared; it showed:\n{}", self.seen);
+                    }
+                }
+                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Wait until `text` appears (anywhere in what was written).
+    pub fn expect(&mut self, text: &str) -> usize {
+        self.expect_from(0, text)
+    }
+
+    /// Wait for the command to end (up to 30 s); its status.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                let mut rest = Vec::new();
+                let _ = nix::fcntl::fcntl(
+                    std::os::fd::AsFd::as_fd(&self.master),
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+                let _ = self.master.read_to_end(&mut rest);
+                self.seen.push_str(&String::from_utf8_lossy(&rest));
+                return (st, self.seen);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the command did not end within 30 s; the terminal shows:\n{}", self.seen);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

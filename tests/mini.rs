@@ -72,6 +72,107 @@ fn image(layout: &Path, name: &str, dirs: &[&Path], config: serde_json::Value) {
     crate::img_pull::name_in_layout(layout, name, "application/vnd.oci.image.manifest.v1+json", &md, mb.len());
 }
 
+/// A sandbox that stays: a holder process in fresh net, mount and PID namespaces, and
+/// commands run inside them with `nsenter` (for tests that drive terminals over time).
+struct Sandbox {
+    _t: tempfile::TempDir,
+    holder: std::process::Child,
+    env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let t = tmp();
+        let store = t.path().join("store");
+        import_images(&store);
+        let mut c = Command::new("unshare");
+        no_inherited_fds(&mut c);
+        let holder = c
+            .args(["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "sh", "-c"])
+            .arg("mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns && ip link set lo up && echo 0 > /proc/sys/net/ipv4/ip_forward && touch $0.ready && exec sleep 600")
+            .arg(t.path().join("holder"))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux)");
+        let ready = t.path().join("holder.ready");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ready.exists() {
+            assert!(std::time::Instant::now() < deadline, "the sandbox did not start");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let bins = bin_path("mini").parent().unwrap().to_path_buf();
+        let env = vec![
+            ("CONTLAB_RUN_DIR".into(), t.path().join("run").display().to_string()),
+            ("CONTLAB_ROOT".into(), store.display().to_string()),
+            ("PATH".into(), format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bins.display())),
+            ("NO_COLOR".into(), "1".into()),
+            ("TERM".into(), "xterm".into()),
+            ("T".into(), t.path().display().to_string()),
+        ];
+        Sandbox { _t: t, holder, env }
+    }
+
+    /// `sh -c line` inside the sandbox.
+    fn cmd(&self, line: &str) -> Command {
+        // The holder is `unshare`; its child (the shell, then sleep) is in the namespaces.
+        let pid = std::fs::read_to_string(format!("/proc/{}/task/{}/children", self.holder.id(), self.holder.id()))
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut c = Command::new("nsenter");
+        no_inherited_fds(&mut c);
+        c.args(["-t", &pid, "-n", "-m", "-p", "--", "sh", "-c", line]).env_clear();
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Run `line` to its end; stdout (asserting success).
+    fn ok(&self, line: &str) -> String {
+        let o = self.cmd(line).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{line}: {:?}\n{}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.ok_quiet("mini -q rm -f $(mini -q ps -aq) >/dev/null 2>&1");
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+impl Sandbox {
+    fn ok_quiet(&self, line: &str) -> std::io::Result<std::process::Output> {
+        self.cmd(line).output()
+    }
+}
+
+fn import_images(store: &Path) {
+    let layout = layout();
+    for name in ["alpine", "ex01", "ex03", "entry"] {
+        let o = Command::new(bin_path("img-pull"))
+            .args(["-q", "--root"])
+            .arg(store)
+            .arg("import")
+            .arg(format!("{}:{name}", layout.display()))
+            .args(["-t", &format!("test/{name}")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "import {name}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
 /// The result of a sandboxed script.
 struct Ran {
     code: i32,
@@ -85,18 +186,7 @@ struct Ran {
 fn sandbox(script: &str) -> Ran {
     let t = tmp();
     let store = t.path().join("store");
-    let layout = layout();
-    for name in ["alpine", "ex01", "ex03", "entry"] {
-        let o = Command::new(bin_path("img-pull"))
-            .args(["-q", "--root"])
-            .arg(&store)
-            .arg("import")
-            .arg(format!("{}:{name}", layout.display()))
-            .args(["-t", &format!("test/{name}")])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "import {name}: {}", String::from_utf8_lossy(&o.stderr));
-    }
+    import_images(&store);
     let bins = bin_path("mini").parent().unwrap().to_path_buf();
     let prelude = format!(
         "mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns\n\
@@ -420,4 +510,89 @@ echo "== pull"; m pull hello-world | tail -1
     assert_eq!(section(&out, "ps"), "hello-world Exited (0) \n");
     assert_eq!(section(&out, "again"), "1\n");
     assert_eq!(section(&out, "pull"), "Status: Image is up to date for hello-world:latest\n");
+}
+
+#[test]
+fn basics_ex2_interactive_shell_detach_attach_exec_start_ai() {
+    if !require(Tier::Root) {
+        return;
+    }
+    use crate::harness::Terminal;
+    let sb = Sandbox::new();
+    // S1, Q1: an interactive shell; a file made in it; Ctrl-D ends the container.
+    let mut t = Terminal::start(sb.cmd("mini -q run -it test/ex03 /bin/sh"));
+    t.expect("/ # ");
+    t.send(b"touch ex03/fantasio; echo made $((6*7))\r");
+    t.expect("made 42");
+    t.send(b"\x04");
+    let (st, _) = t.wait();
+    assert!(st.success(), "Ctrl-D ends the shell, and mini run with it: {st:?}");
+    assert_eq!(sb.ok("mini -q ps -a --format '{{.Image}} {{.Status}}' | cut -c1-21"), "test/ex03 Exited (0) \n");
+    // S2, Q2: a new container does not see the file.
+    let mut z = Terminal::start(sb.cmd("mini -q run -it --name zorglub test/ex03 sh"));
+    let at = z.expect("/ # ");
+    z.send(b"ls /ex03 | wc -l\r");
+    z.expect_from(at, "0\r\n");
+    // S3, Q3, Q4: touch it again, then Ctrl-P Ctrl-Q: back on the host, still Up.
+    z.send(b"touch /ex03/fantasio\r");
+    z.send(b"\x10\x11");
+    let (st, _) = z.wait();
+    assert!(st.success(), "detaching is a success: {st:?}");
+    assert_eq!(sb.ok("mini -q ps --format '{{.Names}} {{.State}}'"), "zorglub running\n");
+    // Q5, Q6: attach from two terminals: both see the same shell's output.
+    let mut a1 = Terminal::start(sb.cmd("mini -q attach zorglub"));
+    let mut a2 = Terminal::start(sb.cmd("mini -q attach zorglub"));
+    // An empty line makes the shell print its prompt to every attached terminal: once
+    // each terminal has seen one, both are attached.
+    for t in [&mut a1, &mut a2] {
+        t.send(b"\r");
+        t.expect("# ");
+    }
+    let (f1, f2) = (a1.seen.len(), a2.seen.len());
+    a1.send(b"ls /ex03\r");
+    a1.expect_from(f1, "fantasio");
+    a2.expect_from(f2, "fantasio");
+    // Q7, Q8: exec starts a second shell beside PID 1.
+    let mut e = Terminal::start(sb.cmd("mini -q exec -it zorglub sh"));
+    let at = e.expect("# ");
+    // (ps into a file first: in a pipeline, grep's process may still be a forked sh.)
+    e.send(b"ls /ex03; ps -o comm > /tmp/ps; grep -c '^sh$' /tmp/ps\r");
+    e.expect_from(at, "fantasio");
+    e.expect_from(at, "2\r\n");
+    // Q10: ending the exec'd shell leaves the container running.
+    e.send(b"exit\r");
+    let (st, _) = e.wait();
+    assert!(st.success(), "{st:?}");
+    assert_eq!(sb.ok("mini -q ps --format '{{.Names}}'"), "zorglub\n");
+    // Q11: Ctrl-D in the attached shell ends PID 1: the container stops.
+    a1.send(b"exit\r");
+    let (st1, _) = a1.wait();
+    let (st2, _) = a2.wait();
+    assert!(st1.success() && st2.success(), "{st1:?} {st2:?}");
+    assert_eq!(sb.ok("mini -q ps -q | wc -l"), "0\n");
+    // Q12: start -ai: the writable layer is still there.
+    let mut s = Terminal::start(sb.cmd("mini -q start -ai zorglub"));
+    s.send(b"\r");
+    let at = s.expect("# ");
+    s.send(b"ls ex03/\r");
+    s.expect_from(at, "fantasio");
+    s.send(b"exit 4\r");
+    let (st, _) = s.wait();
+    assert_eq!(st.code(), Some(4), "start -a exits with the container's status");
+}
+
+#[test]
+fn a_terminal_gets_the_callers_size_and_its_changes() {
+    if !require(Tier::Root) {
+        return;
+    }
+    use crate::harness::Terminal;
+    let sb = Sandbox::new();
+    let mut t = Terminal::start(sb.cmd("mini -q run -it --rm test/alpine sh"));
+    t.expect("# ");
+    t.send(b"stty size\r");
+    t.expect("24 80");
+    t.send(b"exit\r");
+    let (st, screen) = t.wait();
+    assert!(st.success(), "{screen}");
 }

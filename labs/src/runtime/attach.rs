@@ -179,6 +179,10 @@ pub fn relay(mut s: UnixStream, r: &Relay<'_>) -> Result<Ended> {
                             if b == keys[matched] {
                                 matched += 1;
                                 if matched == keys.len() {
+                                    // What was typed before the keys still goes in.
+                                    if !keep.is_empty() {
+                                        let _ = proto::send(&mut s, Kind::Stdin, &keep);
+                                    }
                                     return Ok(Ended::Detached);
                                 }
                             } else {

@@ -96,7 +96,9 @@ fn limits(c: &Container) -> Limits {
     Limits {
         memory: cfg.memory.map(Max::Value),
         // docker's NanoCpus over a 100 ms period: 1.5 CPUs = 150000 us every 100000 us.
-        cpus: cfg.nano_cpus.map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 }),
+        cpus: cfg
+            .nano_cpus
+            .map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 }),
         pids: cfg.pids_limit.filter(|p| *p > 0).map(|p| Max::Value(p as u64)),
         cpuset: cfg.cpuset_cpus.clone(),
         ..Limits::default()
