@@ -158,7 +158,7 @@ impl Sandbox {
     }
 }
 
-fn import_images(store: &Path) {
+pub fn import_images(store: &Path) {
     let layout = layout();
     for name in ["alpine", "ex01", "ex03", "entry"] {
         let o = Command::new(bin_path("img-pull"))
@@ -595,4 +595,75 @@ fn a_terminal_gets_the_callers_size_and_its_changes() {
     t.send(b"exit\r");
     let (st, screen) = t.wait();
     assert!(st.success(), "{screen}");
+}
+
+#[test]
+fn kill_9_of_mini_or_its_monitor_at_each_step_leaves_what_rm_f_removes() {
+    if !require(Tier::Root) {
+        return;
+    }
+    // Each step: the request before which `mini run -d` (or its monitor) stops itself,
+    // then gets SIGKILL. What was made by then must be in the record, and `rm -f` must
+    // remove all of it: mounts, cgroups, network namespaces, veths, directories.
+    let steps = [
+        ("fsmount", 1),      // the overlay being mounted
+        ("mkdir", 3),        // the cgroup being made
+        ("RTM_NEWLINK", 1),  // the veth being made
+        ("RTM_NEWADDR", 1),  // its address
+        ("rename", 4),       // a record being published
+        ("fork", 2),         // the monitor being started
+        ("bind", 1),         // the monitor, before it listens (it inherits CONTLAB_FAULT)
+        ("pivot_root", 1),   // the container's first process, before its new root
+    ];
+    for (call, nth) in steps {
+        let out = ok(&format!(
+            r#"
+CONTLAB_FAULT={call}:{nth}:stop mini -q run -d --name f1 test/alpine sleep 300 >/dev/null 2>&1 &
+cli=$!
+# Wait until some process of ours has stopped itself at that request.
+for i in $(seq 1 300); do
+  s=$(for p in $(pgrep -f 'mini -q'); do awk '{{print $3}}' /proc/$p/stat 2>/dev/null; done | grep -c T)
+  [ "$s" -gt 0 ] && break; sleep 0.05
+done
+for p in $(pgrep -f 'mini -q'); do kill -9 $p 2>/dev/null; done
+kill -9 $(pgrep -f 'sleep 300') 2>/dev/null
+wait $cli 2>/dev/null
+ids=$(ls "$T/store/containers" | grep -v lock)
+m rm -f f1 >/dev/null 2>&1
+for c in $(m ps -aq); do m rm -f $c >/dev/null 2>&1; done
+echo "== left"
+grep -c "$T/store/overlay" /proc/self/mountinfo
+for id in $ids; do find /sys/fs/cgroup -maxdepth 5 -name "$id"; done | wc -l
+ls /run/netns | wc -l
+ip -o link show type veth | wc -l
+ls "$T/store/containers" | grep -vc lock
+ls "$T/store/overlay" | wc -l
+"#
+        ));
+        assert_eq!(section(&out, "left"), "0\n0\n0\n0\n0\n0\n", "after kill -9 at {call} #{nth}: something was left");
+    }
+}
+
+#[test]
+fn twenty_concurrent_runs_and_fifty_detached_containers_stay_consistent() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+for i in $(seq 1 20); do m run --rm test/alpine sh -c "echo run $i" > out.$i 2>&1 & done
+wait
+echo "== runs"; cat out.* | sort | uniq | wc -l; cat out.* | grep -c '^run '
+echo "== after-runs"; m ps -aq | wc -l
+for i in $(seq 1 50); do m run -d --name d$i test/alpine sleep 300 >/dev/null & done
+wait
+echo "== detached"; m ps -q | wc -l; m ps --format '{{.Names}}' | sort | uniq | wc -l
+echo "== ips"; for c in $(m ps -q); do m inspect --format '{{.NetworkSettings.IPAddress}}' $c; done | sort | uniq | wc -l
+m rm -f $(m ps -aq) >/dev/null
+echo "== left"; m ps -aq | wc -l; ls /run/netns | wc -l; ip -o link show type veth | wc -l
+"#);
+    assert_eq!(section(&out, "runs"), "20\n20\n");
+    assert_eq!(section(&out, "after-runs"), "0\n");
+    assert_eq!(section(&out, "detached"), "50\n50\n");
+    assert_eq!(section(&out, "ips"), "50\n", "every container has an address of its own");
+    assert_eq!(section(&out, "left"), "0\n0\n0\n");
 }

@@ -353,3 +353,26 @@ img-pull {J} --root store rm test/one:1 >/dev/null"
         }),
     );
 }
+
+#[test]
+fn mini_traces_every_change() {
+    if !require(Tier::Root) {
+        return;
+    }
+    // In a throwaway network and mount namespace: the default bridge, the containers'
+    // network namespaces and its /run/netns are the test's own.
+    let script = format!(
+        "mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns
+export CONTLAB_RUN_DIR=$PWD/run CONTLAB_ROOT=$PWD/store
+mini {J} run --rm test/alpine true
+id=$(mini {J} run -d --name strace test/alpine sleep 60)
+mini {J} exec strace true
+mini {J} stop -t 1 strace >/dev/null
+mini {J} start strace >/dev/null
+mini {J} rm -f strace >/dev/null
+mini {J} run --rm --network none test/alpine true
+mini {J} run hello-world >/dev/null"
+    );
+    let wrapped = format!("exec unshare --net --mount --propagation private sh -euc '{}'", script.replace('\'', "'\\''"));
+    assert_all_traced("mini", check(&wrapped, |d| crate::mini::import_images(&d.join("store"))));
+}

@@ -718,3 +718,20 @@ impl Kernel {
         }
     }
 }
+
+impl Kernel {
+    /// `openat(2)` with `O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC`, mode 0640: a file every
+    /// write of which goes to its end (a container's log, its trace), made if missing.
+    /// <https://man7.org/linux/man-pages/man2/openat.2.html>
+    pub fn open_append(&self, path: &Path, what: &'static str) -> Result<File, SysError> {
+        let call = Call { kind: Kind::Syscall, name: "openat", man: "openat(2)", what, effect: Effect::Change };
+        let fl = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND | OFlag::O_CLOEXEC;
+        self.perform(
+            &call,
+            vec!["AT_FDCWD".into(), p(path), flags::open_flags(fl.bits()), "0640".into()],
+            || unreachable!("append files are live-only"),
+            || nix::fcntl::open(path, fl, Perm::from_bits_truncate(0o640)).map(File::from),
+            |f| f.as_raw_fd().to_string(),
+        )
+    }
+}

@@ -220,7 +220,7 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
 /// replays everything done for it.
 pub fn trace_into(k: &Kernel, root: &Path, id: &str) {
     let path = super::state::Paths::new(root).trace(id);
-    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+    if let Ok(f) = k.open_append(&path, "the container's trace file: what this command asks for it is replayed by `mini trace`") {
         k.tracer().add_sink(crate::kernel::Sink::new(
             crate::kernel::Target::File(f),
             crate::kernel::TraceFormat::Json,

@@ -97,11 +97,7 @@ pub fn run(k: &Kernel, root: &Path, id: &str, sync: Option<OwnedFd>) -> Result<(
     let paths = store.paths.clone();
     k.why("leave the session of the mini that started it: no terminal, no job control of its own").setsid()?;
     k.why("the container's orphans are re-parented here, so they are reaped").set_child_subreaper()?;
-    let trace = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(paths.trace(id))
-        .map_err(|e| io_err(&format!("cannot open the trace file {}", paths.trace(id).display()), e))?;
+    let trace = k.open_append(&paths.trace(id), "the container's trace file: everything the monitor asks, for `mini trace`")?;
     if let Ok(copy) = trace.try_clone() {
         // A monitor has no terminal to die loudly on: a panic goes to the trace file.
         let copy = std::sync::Mutex::new(copy);
@@ -119,11 +115,7 @@ pub fn run(k: &Kernel, root: &Path, id: &str, sync: Option<OwnedFd>) -> Result<(
         let b = std::fs::read(&p).map_err(|e| io_err(&format!("cannot read {}", p.display()), e))?;
         serde_json::from_slice(&b).map_err(|e| io_err(&format!("{} is not valid", p.display()), e))?
     };
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(paths.log(id))
-        .map_err(|e| io_err(&format!("cannot open the log {}", paths.log(id).display()), e))?;
+    let log = k.open_append(&paths.log(id), "the container's log, docker's json-file format")?;
     let sock = paths.socket(id);
     let _ = k.unlink(&sock);
     let listener = k.why("where mini asks the monitor to start, attach and exec").listen_unix(&sock)?;

@@ -187,8 +187,11 @@ pub fn resolv_conf() -> String {
     out
 }
 
-/// Record `what` as made, and save the record at once (a kill now leaves it known).
-fn made(store: &Containers, c: &mut Container, what: &str) -> Result<()> {
+/// Record that `what` is about to be made, and save the record at once: a kill while
+/// (or right after) it is made leaves it known, and removing it is idempotent. Written
+/// *before* the object, never after: after would leave a window where it exists and
+/// no record says so.
+fn intend(store: &Containers, c: &mut Container, what: &str) -> Result<()> {
     c.mark(what);
     store.save(c)
 }
@@ -209,6 +212,7 @@ pub fn prepare(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings, 
 fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings, caps: &[String]) -> Result<Spec> {
     let p = store.paths.clone();
     let layer = p.layer(&c.id);
+    intend(store, c, "overlay")?;
     {
         let _s = k.scope(overlay::TOOL);
         let mut lowers = vec![p.init_layer(&c.id).join("diff")];
@@ -226,7 +230,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         ));
         overlay::mount(k, &spec, &layer.join("merged"), false)?;
     }
-    made(store, c, "overlay")?;
+    intend(store, c, "cgroup")?;
     let cgroups;
     let procs = {
         let _s = k.scope(crate::cgroup::TOOL);
@@ -238,7 +242,6 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         let g = Group::create(k, &cgroups, &group_name(c), &l)?;
         g.procs_files()
     };
-    made(store, c, "cgroup")?;
     let net = match c.config.network.as_str() {
         "none" => Net::New,
         "host" => Net::Host,
@@ -253,9 +256,10 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
                     netns::nat(k, &network, true)?;
                 }
                 mkdir_once(k, &s.netns_dir, 0o755)?;
-                netns::create(k, &path)?;
                 c.net.netns = path.display().to_string();
-                made(store, c, "netns")?;
+                intend(store, c, "netns")?;
+                netns::create(k, &path)?;
+                intend(store, c, "lease")?;
                 let mut a = AttachSpec::new(&c.id);
                 a.ifname = "eth0".into();
                 a.hostname = Some(c.config.hostname.clone());
@@ -268,7 +272,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
                 c.net.mac = lease.mac.map(mac_text).unwrap_or_default();
                 c.net.bridge = network.bridge.clone();
                 c.net.veth = lease.host_veth.clone();
-                made(store, c, "lease")?;
+                store.save(c)?;
                 let hosts = hosts_file(c, Some(lease.ip));
                 k.why("the container's /etc/hosts, with its own address")
                     .rewrite_file(&p.dir(&c.id).join("hosts"), &hosts)?;
