@@ -523,7 +523,10 @@ fn basics_ex2_interactive_shell_detach_attach_exec_start_ai() {
     let mut t = Terminal::start(sb.cmd("mini -q run -it test/ex03 /bin/sh"));
     t.expect("/ # ");
     t.send(b"touch ex03/fantasio; echo made $((6*7))\r");
-    t.expect("made 42");
+    let at = t.expect("made 42");
+    // Ctrl-D is end-of-file only at the shell's prompt: typed while the command still
+    // runs, the terminal is in cooked mode and the shell never reads it.
+    t.expect_from(at, "/ # ");
     t.send(b"\x04");
     let (st, _) = t.wait();
     assert!(st.success(), "Ctrl-D ends the shell, and mini run with it: {st:?}");
@@ -606,14 +609,14 @@ fn kill_9_of_mini_or_its_monitor_at_each_step_leaves_what_rm_f_removes() {
     // then gets SIGKILL. What was made by then must be in the record, and `rm -f` must
     // remove all of it: mounts, cgroups, network namespaces, veths, directories.
     let steps = [
-        ("fsmount", 1),      // the overlay being mounted
-        ("mkdir", 3),        // the cgroup being made
-        ("RTM_NEWLINK", 1),  // the veth being made
-        ("RTM_NEWADDR", 1),  // its address
-        ("rename", 4),       // a record being published
-        ("fork", 2),         // the monitor being started
-        ("bind", 1),         // the monitor, before it listens (it inherits CONTLAB_FAULT)
-        ("pivot_root", 1),   // the container's first process, before its new root
+        ("fsmount", 1),     // the overlay being mounted
+        ("mkdir", 3),       // the cgroup being made
+        ("RTM_NEWLINK", 1), // the veth being made
+        ("RTM_NEWADDR", 1), // its address
+        ("rename", 4),      // a record being published
+        ("fork", 2),        // the monitor being started
+        ("bind", 1),        // the monitor, before it listens (it inherits CONTLAB_FAULT)
+        ("pivot_root", 1),  // the container's first process, before its new root
     ];
     for (call, nth) in steps {
         let out = ok(&format!(
@@ -666,4 +669,31 @@ echo "== left"; m ps -aq | wc -l; ls /run/netns | wc -l; ip -o link show type ve
     assert_eq!(section(&out, "detached"), "50\n50\n");
     assert_eq!(section(&out, "ips"), "50\n", "every container has an address of its own");
     assert_eq!(section(&out, "left"), "0\n0\n0\n");
+}
+
+#[test]
+fn run_script_makes_the_same_container_out_of_the_five_tools() {
+    if !require(Tier::Root) {
+        return;
+    }
+    // What the process sees: its cgroup and namespaces' shape, /dev, /sys, its
+    // capabilities, masked paths, its network, environment and working directory.
+    let probe = "cat /proc/self/cgroup | wc -l; echo $(ls /dev); grep -E 'Cap(Eff|Bnd)|NoNewPrivs' /proc/self/status; \
+                 cat /proc/kcore 2>&1 | wc -c; mount | grep -c ' /sys .*ro,'; ip -4 -o addr | grep -c eth0; \
+                 ip route | cut -d' ' -f1-3; env | grep -v HOSTNAME | sort; pwd; echo $$; ps -o pid,comm | wc -l";
+    let out = ok(&format!(
+        r#"
+probe=$(cat <<'EOF'
+{probe}
+EOF
+)
+echo "== script"; m run --script test/alpine sh -c "$probe" > s.sh && sh s.sh 2>err || {{ echo "failed: $?"; cat err; }}
+echo "== run"; m run --rm test/alpine sh -c "$probe"
+echo "== left"; grep -c contlab-script /proc/self/mountinfo; netns-bridge -q show | grep -c script; echo done
+"#
+    ));
+    let script = section(&out, "script");
+    assert!(script.contains("10.87.0.0/16 dev eth0"), "{out}");
+    assert_eq!(script, section(&out, "run"), "the script's container is mini's:\n{out}");
+    assert_eq!(section(&out, "left"), "0\n0\ndone\n", "the script cleans up after itself:\n{out}");
 }

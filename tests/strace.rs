@@ -373,6 +373,7 @@ mini {J} rm -f strace >/dev/null
 mini {J} run --rm --network none test/alpine true
 mini {J} run hello-world >/dev/null"
     );
-    let wrapped = format!("exec unshare --net --mount --propagation private sh -euc '{}'", script.replace('\'', "'\\''"));
+    let wrapped =
+        format!("exec unshare --net --mount --propagation private sh -euc '{}'", script.replace('\'', "'\\''"));
     assert_all_traced("mini", check(&wrapped, |d| crate::mini::import_images(&d.join("store"))));
 }

@@ -585,17 +585,18 @@ pub enum CgroupFs {
 }
 
 impl Kernel {
-    /// `openat(2)` with `O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC`, `write(2)` of `data`, then
-    /// `fsync(2)`: a new file holding exactly `data`, on the disk before it is published
-    /// (renamed over the old one). Fails with EEXIST if `path` exists: a temp name must
-    /// be fresh. One event for the three calls.
+    /// `openat(2)` with `O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC` then `write(2)` of `data`: a
+    /// new file holding exactly `data` (a record to rename over the old one, an empty
+    /// mount point). Fails with EEXIST if `path` exists: a temp name must be fresh. No
+    /// `fsync(2)`: a caller that needs the bytes on the disk before it publishes them
+    /// (an image blob) syncs them itself. One event for the two calls.
     /// <https://man7.org/linux/man-pages/man2/openat.2.html>
     pub fn write_new_file(&self, path: &Path, data: &[u8], mode: u32) -> Result<(), SysError> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "openat",
             man: "openat(2)",
-            what: "create a new file, write it whole and flush it to the disk (it is renamed into place next)",
+            what: "create a new file and write it whole (a record is then renamed into place)",
             effect: Effect::Change,
         };
         self.perform(
@@ -605,7 +606,7 @@ impl Kernel {
                 p(path),
                 "O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC".into(),
                 format!("{mode:#o}"),
-                format!("/* then write {} bytes, fsync */", data.len()),
+                format!("/* then write {} bytes */", data.len()),
             ],
             || (),
             || {
@@ -617,8 +618,7 @@ impl Kernel {
                     .custom_flags(libc::O_CLOEXEC)
                     .open(path)
                     .map_err(errno_of)?;
-                f.write_all(data).map_err(errno_of)?;
-                f.sync_all().map_err(errno_of)
+                f.write_all(data).map_err(errno_of)
             },
             |_| "0".into(),
         )

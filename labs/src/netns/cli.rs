@@ -164,6 +164,9 @@ pub struct AttachArgs {
     /// The name the other hosts of the network resolve (hosts file).
     #[arg(long)]
     pub name: Option<String>,
+    /// List no name in the network's hosts file (docker's default bridge: no names).
+    #[arg(long, conflicts_with = "name")]
+    pub no_hosts: bool,
 }
 
 /// `detach`.
@@ -455,7 +458,7 @@ fn attach_cmd(k: &Kernel, store: &Store, a: &AttachArgs) -> Result<Exit> {
         ip,
         mac,
         hostname: a.name.clone().or_else(|| a.target.netns.clone().filter(|n| !n.contains('/'))),
-        hosts: true,
+        hosts: !a.no_hosts,
     };
     let lease = attach(k, &net, &a.target.path(), &spec)?;
     out(&format!("{}/{}\n", lease.ip, lease.prefix))?;

@@ -552,7 +552,13 @@ fn detach_keys(s: &Option<String>) -> Result<Vec<u8>> {
 /// Run `mini` as parsed.
 pub fn run(cli: Cli) -> Result<Exit> {
     let k = cli.common().kernel(TOOL)?;
-    let root = cli.root.clone();
+    // The monitor runs from `/`: a relative store path must mean the same directory to it.
+    let root = std::path::absolute(&cli.root).map_err(|e| {
+        Error::failed(
+            format!("cannot resolve the store path {}: {e}", cli.root.display()),
+            "pass --root an absolute path",
+        )
+    })?;
     match &cli.cmd {
         Cmd::Monitor { id, sync_fd } => {
             let sync = sync_fd.map(|fd| {
@@ -566,7 +572,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let creating = matches!(cli.cmd, Cmd::Create(_));
             let spec = create_spec(a)?;
             if a.script {
-                out(&super::script::script(&spec, &root))?;
+                let image = lifecycle::stored_image_config(&k, &root, &spec.image);
+                out(&super::script::script(&spec, image.as_ref(), &root))?;
                 return Ok(Exit::Ok);
             }
             let keys = detach_keys(&a.detach_keys)?;
@@ -580,7 +587,15 @@ pub fn run(cli: Cli) -> Result<Exit> {
             }
             let mode =
                 StartMode { attach: !a.detach, stdin: a.interactive, detach_keys: keys, trace_args: cli.trace_args() };
-            match lifecycle::start(&k, &root, &c, &mode)? {
+            let started = lifecycle::start(&k, &root, &c, &mode).inspect_err(|_| {
+                if spec.auto_remove {
+                    // docker run --rm removes a container that could not start, too.
+                    if let Ok(store) = Containers::open(&k, &root) {
+                        let _ = lifecycle::remove(&k, &store, &c, true);
+                    }
+                }
+            })?;
+            match started {
                 Started::Detached => {
                     out(&format!("{}\n", c.id))?;
                     Ok(Exit::Ok)

@@ -101,6 +101,13 @@ pub fn image_for(k: &Kernel, root: &Path, name: &str, report: PullReport<'_>) ->
     Ok((img, dirs))
 }
 
+/// The configuration of `name` if the store has it (nothing is pulled).
+pub fn stored_image_config(k: &Kernel, root: &Path, name: &str) -> Option<ImageConfig> {
+    let _s = k.scope(image::TOOL);
+    let st = Store::open(k, root, false).ok()?;
+    st.resolve(name).ok().map(|img| image_config(&img))
+}
+
 fn image_config(img: &image::Image) -> ImageConfig {
     let c = &img.config.config;
     ImageConfig {
@@ -220,7 +227,9 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
 /// replays everything done for it.
 pub fn trace_into(k: &Kernel, root: &Path, id: &str) {
     let path = super::state::Paths::new(root).trace(id);
-    if let Ok(f) = k.open_append(&path, "the container's trace file: what this command asks for it is replayed by `mini trace`") {
+    if let Ok(f) =
+        k.open_append(&path, "the container's trace file: what this command asks for it is replayed by `mini trace`")
+    {
         k.tracer().add_sink(crate::kernel::Sink::new(
             crate::kernel::Target::File(f),
             crate::kernel::TraceFormat::Json,
@@ -443,10 +452,10 @@ pub fn rename(store: &Containers, c: &Container, new: &str) -> Result<()> {
     store.save(&now)
 }
 
-fn group(k: &Kernel, c: &Container) -> Result<(Cgroups, Group)> {
+fn group(k: &Kernel, c: &Container) -> Result<(std::rc::Rc<Cgroups>, Group)> {
     let s = Settings::load()?;
     let _s = k.scope(crate::cgroup::TOOL);
-    let cg = Cgroups::detect(k, &s.cgroup_root)?;
+    let cg = resources::cgroups(k, &s.cgroup_root)?;
     let g = Group::open(k, &cg, &resources::group_name(c))?;
     Ok((cg, g))
 }

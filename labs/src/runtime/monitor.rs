@@ -97,7 +97,8 @@ pub fn run(k: &Kernel, root: &Path, id: &str, sync: Option<OwnedFd>) -> Result<(
     let paths = store.paths.clone();
     k.why("leave the session of the mini that started it: no terminal, no job control of its own").setsid()?;
     k.why("the container's orphans are re-parented here, so they are reaped").set_child_subreaper()?;
-    let trace = k.open_append(&paths.trace(id), "the container's trace file: everything the monitor asks, for `mini trace`")?;
+    let trace =
+        k.open_append(&paths.trace(id), "the container's trace file: everything the monitor asks, for `mini trace`")?;
     if let Ok(copy) = trace.try_clone() {
         // A monitor has no terminal to die loudly on: a panic goes to the trace file.
         let copy = std::sync::Mutex::new(copy);

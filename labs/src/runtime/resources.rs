@@ -81,6 +81,21 @@ impl Settings {
     }
 }
 
+thread_local! {
+    static CGROUPS: std::cell::RefCell<Option<(PathBuf, std::rc::Rc<Cgroups>)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The cgroup setup under `root`, detected once per process (it does not change while
+/// a command runs; the monitor asks at the start and at the end of a container).
+pub fn cgroups(k: &Kernel, root: &Path) -> Result<std::rc::Rc<Cgroups>> {
+    if let Some(c) = CGROUPS.with(|c| c.borrow().as_ref().filter(|(r, _)| r == root).map(|(_, c)| c.clone())) {
+        return Ok(c);
+    }
+    let c = std::rc::Rc::new(Cgroups::detect(k, root)?);
+    CGROUPS.with(|slot| *slot.borrow_mut() = Some((root.to_path_buf(), c.clone())));
+    Ok(c)
+}
+
 /// The cgroup of a container: `contlab/mini/ID`.
 pub fn group_name(c: &Container) -> GroupName {
     format!("mini/{}", c.id).parse().unwrap_or_else(|_| GroupName::transient())
@@ -231,15 +246,15 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         overlay::mount(k, &spec, &layer.join("merged"), false)?;
     }
     intend(store, c, "cgroup")?;
-    let cgroups;
+    let cg_setup;
     let procs = {
         let _s = k.scope(crate::cgroup::TOOL);
-        cgroups = Cgroups::detect(k, &s.cgroup_root)?;
+        cg_setup = cgroups(k, &s.cgroup_root)?;
         let mut l = limits(c);
-        if let Cgroups::V1(_) = cgroups {
+        if let Cgroups::V1(_) = *cg_setup {
             l.devices = Some(device_rules(c));
         }
-        let g = Group::create(k, &cgroups, &group_name(c), &l)?;
+        let g = Group::create(k, &cg_setup, &group_name(c), &l)?;
         g.procs_files()
     };
     let net = match c.config.network.as_str() {
@@ -298,7 +313,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         caps: caps.to_vec(),
         net: Some(net),
         cgroup_procs: procs,
-        cgroup2: matches!(cgroups, Cgroups::V2(_)),
+        cgroup2: matches!(*cg_setup, Cgroups::V2(_)),
         binds: vec![
             (dir.join("hostname"), "/etc/hostname".into()),
             (dir.join("hosts"), "/etc/hosts".into()),
@@ -395,7 +410,7 @@ fn device_rules(c: &Container) -> Vec<crate::cgroup::DeviceRule> {
 pub fn oom_killed(k: &Kernel, c: &Container) -> bool {
     let s = Settings::load().unwrap_or_default();
     let _s = k.scope(crate::cgroup::TOOL);
-    let Ok(cg) = Cgroups::detect(k, &s.cgroup_root) else { return false };
+    let Ok(cg) = cgroups(k, &s.cgroup_root) else { return false };
     Group::open(k, &cg, &group_name(c)).map(|g| g.events(k).oom_kill.unwrap_or(0) > 0).unwrap_or(false)
 }
 
@@ -423,7 +438,7 @@ pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
     }
     if c.has("cgroup") {
         let _s = k.scope(crate::cgroup::TOOL);
-        let r = Cgroups::detect(k, &s.cgroup_root).and_then(|cg| match Group::open(k, &cg, &group_name(c)) {
+        let r = cgroups(k, &s.cgroup_root).and_then(|cg| match Group::open(k, &cg, &group_name(c)) {
             Ok(g) => g.remove(k, true),
             Err(_) => Ok(()),
         });

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::lifecycle::CreateSpec;
 use super::resources::Settings;
+use super::spec::{self, ImageConfig};
 
 fn q(s: &str) -> String {
     if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,@%+".contains(c)) {
@@ -15,14 +16,40 @@ fn q(s: &str) -> String {
     }
 }
 
-/// The script for `spec` (see the module documentation).
-pub fn script(spec: &CreateSpec, root: &Path) -> String {
+/// The script for `spec` (see the module documentation). With the image's
+/// configuration (`image`, when the store has it), the command, environment and
+/// working directory are the ones `mini run` would give the process.
+pub fn script(spec: &CreateSpec, image: Option<&ImageConfig>, root: &Path) -> String {
     let s = Settings::load().unwrap_or_default();
-    let cmd: Vec<String> = spec.args.iter().map(|a| q(a)).collect();
-    let cmd = if cmd.is_empty() {
+    let hostname = spec.hostname.as_deref().map(q).unwrap_or_else(|| "\"$id\"".into());
+    let mut process = String::new();
+    let argv = match image {
+        Some(ic) => {
+            let env = spec::environment(&ic.env, &spec.env, &hostname, spec.tty, |key| std::env::var(key).ok());
+            for e in &env {
+                process.push_str(&format!(
+                    " \\\n    --env {}",
+                    if e.starts_with("HOSTNAME=\"") { e.clone() } else { q(e) }
+                ));
+            }
+            if !env.iter().any(|e| e.starts_with("HOME="))
+                && matches!(spec.user.as_deref().unwrap_or(&ic.user), "" | "root" | "0")
+            {
+                // (mini takes HOME from the image's /etc/passwd; root's is /root.)
+                process.push_str(" \\\n    --env HOME=/root");
+            }
+            let wd = spec.workdir.clone().unwrap_or_else(|| ic.working_dir.clone());
+            if !wd.is_empty() {
+                process.push_str(&format!(" --cwd {}", q(&wd)));
+            }
+            spec::command(ic, spec.entrypoint.as_deref(), &spec.args).map(|c| c.argv()).unwrap_or_default()
+        }
+        None => spec.args.clone(),
+    };
+    let cmd = if argv.is_empty() {
         "# the image's command (img-pull inspect --format '{{json .Config.Cmd}}' IMAGE)".to_string()
     } else {
-        cmd.join(" ")
+        argv.iter().map(|a| q(a)).collect::<Vec<_>>().join(" ")
     };
     let mut limits = String::new();
     if let Some(m) = spec.memory {
@@ -41,10 +68,10 @@ pub fn script(spec: &CreateSpec, root: &Path) -> String {
         _ => (
             format!(
                 "\n# 4. netns-bridge: a network namespace, plugged into the default bridge (made once), NAT out\n\
-                 netns-bridge bridge create {br} --subnet {bip} 2>/dev/null || true\n\
+                 netns-bridge bridge create {br} --subnet {bip} >/dev/null 2>&1 || true\n\
                  netns-bridge nat {br}\n\
                  netns-bridge netns add \"$id\" >/dev/null\n\
-                 netns-bridge attach --netns \"$id\" --bridge {br} --no-hosts\n",
+                 netns-bridge attach --netns \"$id\" --bridge {br} --no-hosts >/dev/null\n",
                 br = s.bridge,
                 bip = s.bip
             ),
@@ -64,13 +91,13 @@ pub fn script(spec: &CreateSpec, root: &Path) -> String {
          id=script-$$\n\
          dir=$(mktemp -d /tmp/contlab-script.XXXXXX)\n\
          \n\
-         # 1. img-pull: the image in the store, each layer extracted once (top first)\n\
-         img-pull pull {image} >/dev/null\n\
+         # 1. img-pull: the image in the store (pulled if missing), each layer extracted once (top first)\n\
+         img-pull -q inspect {image} >/dev/null 2>&1 || img-pull pull {image} >/dev/null\n\
          lowers=$(img-pull unpack --layers {image} \"$dir/layers\")\n\
          \n\
          # 2. ovl-mount: the container's root, an overlay of the layers and a writable one\n\
          mkdir \"$dir/diff\" \"$dir/work\" \"$dir/merged\"\n\
-         ovl-mount mount --lower \"$lowers\" --upper \"$dir/diff\" --work \"$dir/work\" \"$dir/merged\"\n\
+         ovl-mount mount --lower \"$lowers\" --upper \"$dir/diff\" --work \"$dir/work\" \"$dir/merged\" >/dev/null\n\
          \n\
          # 3. cg-limit: its limits (the group is made by `cg-limit run` below, and joined before exec)\n\
          {net_setup}\n\
@@ -78,8 +105,8 @@ pub fn script(spec: &CreateSpec, root: &Path) -> String {
          #    pivot_root onto the overlay, docker's 14 capabilities; then the command.{tty}\n\
          status=0\n\
          cg-limit run --name \"$id\"{limits} -- \\\n\
-           ns-exec {net_run}--pid --mount-proc --uts --ipc --cgroup --hostname \"$id\" \\\n\
-             --rootfs \"$dir/merged\" --dev --sys --docker-caps -- {cmd} || status=$?\n\
+         \x20 ns-exec {net_run}--pid --mount-proc --uts --ipc --cgroup --hostname {hostname} \\\n\
+         \x20   --rootfs \"$dir/merged\" --docker{process} -- {cmd} || status=$?\n\
          \n\
          # 6. clean up, in reverse\n\
          {net_clean}\
@@ -92,7 +119,8 @@ pub fn script(spec: &CreateSpec, root: &Path) -> String {
             format!(" --network {net}")
         },
         image = q(&spec.image),
-        args = if spec.args.is_empty() { String::new() } else { format!(" {}", spec.args.join(" ")) },
+        // A comment ends at a newline: the arguments, quoted, with their newlines escaped.
+        args = spec.args.iter().map(|a| format!(" {}", q(a).replace('\n', "\\n"))).collect::<String>(),
         root = q(&root.display().to_string()),
     )
 }

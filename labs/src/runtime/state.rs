@@ -18,9 +18,13 @@
 //! ```
 //!
 //! Any number of `mini` processes may run at once: a writer takes the container's lock,
-//! reads the record, changes it and writes it back (`write` a temp file, `fsync(2)`,
+//! reads the record, changes it and writes it back (`write` a temp file, then
 //! `rename(2)` over the old one), so a reader sees the old record or the new one, never
-//! half. A record says `running` only while its monitor lives: the monitor's PID *and*
+//! half. There is no `fsync(2)` before the rename: it would make every `mini run` wait
+//! for the disk a dozen times, and what it guards against (a power cut leaving a record
+//! empty) costs little here: ext4 flushes a file renamed over another one anyway
+//! (`auto_da_alloc`), and a record lost that way only forgets a container that the
+//! power cut stopped. The image store, whose blobs are worth keeping, does sync them. A record says `running` only while its monitor lives: the monitor's PID *and*
 //! its start time (field 22 of /proc/PID/stat) are recorded, so a PID reused by another
 //! process after a crash is not mistaken for the monitor.
 
