@@ -355,15 +355,15 @@ mod tests {
         let group = "root:x:0:\nuser1:x:1111:\nwheel:x:10:user1,other\nnogroup:x:65534:\n";
         assert_eq!(
             resolve_user("", passwd, group).unwrap(),
-            User { uid: 0, gid: 0, groups: vec![], home: "/root".into() }
+            User { uid: 0, gid: 0, groups: vec![0], home: "/root".into() }
         );
         assert_eq!(
             resolve_user("user1", passwd, group).unwrap(),
-            User { uid: 1111, gid: 1111, groups: vec![10], home: "/home/user1".into() }
+            User { uid: 1111, gid: 1111, groups: vec![1111, 10], home: "/home/user1".into() }
         );
         assert_eq!(
             resolve_user("1113", passwd, group).unwrap(),
-            User { uid: 1113, gid: 0, groups: vec![], home: "/".into() }
+            User { uid: 1113, gid: 0, groups: vec![0], home: "/".into() }
         );
         assert_eq!(resolve_user("1000:nogroup", passwd, group).unwrap().gid, 65534);
         assert!(resolve_user("ghost", passwd, group)
