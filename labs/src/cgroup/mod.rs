@@ -695,6 +695,36 @@ impl Group {
         self.backend().stats(k, &self.name, &self.dirs)
     }
 
+    /// Bytes read from and written to block devices by the group's processes, all
+    /// devices summed: `io.stat` (`rbytes=`, `wbytes=`) on v2,
+    /// `blkio.throttle.io_service_bytes_recursive` (`Read`, `Write`) on v1.
+    pub fn io_bytes(&self, k: &Kernel) -> (u64, u64) {
+        let _s = k.scope(TOOL);
+        let (mut r, mut w) = (0, 0);
+        let v2 = matches!(self.cgroups, Cgroups::V2(_));
+        for d in &self.dirs {
+            if v2 {
+                for kv in k.read_file(&d.join("io.stat")).unwrap_or_default().split_whitespace() {
+                    match kv.split_once('=') {
+                        Some(("rbytes", v)) => r += v.parse::<u64>().unwrap_or(0),
+                        Some(("wbytes", v)) => w += v.parse::<u64>().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            } else if d.components().any(|c| c.as_os_str().to_string_lossy().split(',').any(|n| n == "blkio")) {
+                let t = k.read_file(&d.join("blkio.throttle.io_service_bytes_recursive")).unwrap_or_default();
+                for l in t.lines() {
+                    match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+                        [_, "Read", v] => r += v.parse::<u64>().unwrap_or(0),
+                        [_, "Write", v] => w += v.parse::<u64>().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        (r, w)
+    }
+
     /// What the kernel counted: OOM kills, forks refused by `pids.max`.
     pub fn events(&self, k: &Kernel) -> Events {
         let _s = k.scope(TOOL);

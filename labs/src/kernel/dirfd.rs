@@ -65,6 +65,12 @@ impl Shown for Option<Metadata> {
     }
 }
 
+impl Shown for Vec<u8> {
+    fn shown(&self) -> String {
+        self.len().to_string()
+    }
+}
+
 impl Shown for Vec<String> {
     fn shown(&self) -> String {
         format!("{} entries", self.len())

@@ -77,6 +77,15 @@ impl Kernel {
         )
     }
 
+    /// `read(2)` a file whole, counted: one of many small reads (every container's
+    /// record for `ps`, every monitor's `/proc/PID/stat`) that the text trace sums up.
+    /// <https://man7.org/linux/man-pages/man2/read.2.html>
+    pub fn read_counted(&self, path: &Path) -> Result<Vec<u8>, SysError> {
+        const C: Call =
+            Call { kind: Kind::File, name: "read", man: "read(2)", what: "read a file whole", effect: Effect::Query };
+        self.bulk(&C, || vec![p(path)], || unreachable!(), || std::fs::read(path).map_err(errno_of))
+    }
+
     /// `mkdir(2)`. In cgroupfs, making a directory makes a cgroup.
     /// <https://man7.org/linux/man-pages/man2/mkdir.2.html>
     pub fn mkdir(&self, path: &Path, mode: u32) -> Result<(), SysError> {

@@ -348,6 +348,20 @@ impl Kernel {
         fail(self, &cpath, e)
     }
 
+    /// Run `argv` (searched in `PATH`) with its standard output into a pipe, and
+    /// wait for it: its status and what it printed. Its stderr is this process's.
+    /// How `mini top` asks the host's ps(1), as docker does.
+    pub fn output(&self, argv: &[String]) -> Result<(Exited, Vec<u8>), ExecFailure> {
+        use std::os::fd::AsFd;
+        let (r, w) = self.pipe().map_err(ExecFailure::Sys)?;
+        let spawned = self.spawn(argv, |k| k.dup2(w.as_fd(), 1).map_err(|e| e.to_string()));
+        drop(w);
+        let spawned = spawned?;
+        let out = read_all(r);
+        let st = self.wait(spawned.pid).map_err(ExecFailure::Sys)?;
+        Ok((st, out))
+    }
+
     /// `pipe2(2)` with `O_CLOEXEC`.
     /// <https://man7.org/linux/man-pages/man2/pipe2.2.html>
     #[doc(alias = "pipe2")]

@@ -203,6 +203,9 @@ pub enum Cmd {
         /// One sample, then exit.
         #[arg(long)]
         no_stream: bool,
+        /// A Go template per container (`{{.Name}} {{.MemUsage}}`); `table ...` for columns.
+        #[arg(long, value_name = "TEMPLATE")]
+        format: Option<String>,
         /// Containers (default: all running).
         containers: Vec<String>,
     },
@@ -247,6 +250,33 @@ pub enum Cmd {
         #[arg(long)]
         sync_fd: Option<i32>,
     },
+}
+
+impl Cmd {
+    /// Whether the command makes or changes kernel objects (mounts, cgroups,
+    /// namespaces, signals to root's processes): those need root.
+    fn needs_root(&self) -> bool {
+        matches!(
+            self,
+            Cmd::Run(_)
+                | Cmd::Create(_)
+                | Cmd::Start { .. }
+                | Cmd::Stop { .. }
+                | Cmd::Restart { .. }
+                | Cmd::Kill { .. }
+                | Cmd::Rm { .. }
+                | Cmd::Exec(_)
+                | Cmd::Pause { .. }
+                | Cmd::Unpause { .. }
+                | Cmd::Update { .. }
+                | Cmd::Monitor { .. }
+        )
+    }
+
+    /// The command's name, as typed.
+    fn name(&self) -> String {
+        format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_lowercase()
+    }
 }
 
 /// `run` and `create`.
@@ -494,10 +524,10 @@ fn stderr_line(s: &str) {
     let _ = writeln!(std::io::stderr(), "{s}");
 }
 
-fn create_spec(a: &RunArgs) -> Result<CreateSpec> {
+fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
     let mut env = Vec::new();
     for f in &a.env_file {
-        let text = std::fs::read_to_string(f).map_err(|e| Error::Usage(format!("open {}: {e}", f.display())))?;
+        let text = k.read_file(f).map_err(|e| Error::Usage(format!("open {}: {}", f.display(), e.errno.desc())))?;
         env.extend(spec::parse_env_file(&text, &f.display().to_string())?);
     }
     env.extend(a.env.iter().cloned());
@@ -553,6 +583,15 @@ fn detach_keys(s: &Option<String>) -> Result<Vec<u8>> {
 pub fn run(cli: Cli) -> Result<Exit> {
     let k = cli.common().kernel(TOOL)?;
     // The monitor runs from `/`: a relative store path must mean the same directory to it.
+    if cli.cmd.needs_root() && k.ids().euid != 0 {
+        return Err(Error::failed(
+            format!(
+                "mini {} needs root: a container is mounts, cgroups and namespaces, which only root may make",
+                cli.cmd.name()
+            ),
+            "run it as root (sudo mini ...)",
+        ));
+    }
     let root = std::path::absolute(&cli.root).map_err(|e| {
         Error::failed(
             format!("cannot resolve the store path {}: {e}", cli.root.display()),
@@ -570,10 +609,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Cmd::Run(a) | Cmd::Create(a) => {
             let creating = matches!(cli.cmd, Cmd::Create(_));
-            let spec = create_spec(a)?;
+            let spec = create_spec(&k, a)?;
             if a.script {
                 let image = lifecycle::stored_image_config(&k, &root, &spec.image);
-                out(&super::script::script(&spec, image.as_ref(), &root))?;
+                out(&super::script::script(&k, &spec, image.as_ref(), &root))?;
                 return Ok(Exit::Ok);
             }
             let keys = detach_keys(&a.detach_keys)?;
@@ -726,7 +765,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 out(&format!("{name}\n"))
             })
         }
-        Cmd::Stats { no_stream, containers } => stats(&k, &root, *no_stream, containers),
+        Cmd::Stats { no_stream, format, containers } => stats(&k, &root, *no_stream, format.as_deref(), containers),
         Cmd::Inspect { format, targets } => inspect(&k, &root, format.as_deref(), targets),
         Cmd::Trace { by_primitive, container } => trace(&root, &k, container, *by_primitive, cli.explain),
         Cmd::Pull { image } => {
@@ -747,7 +786,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Cmd::Images { quiet } => images(&k, &root, *quiet),
         Cmd::Version => {
-            let uname = nix_free_uname();
+            let uname = kernel_release(&k);
             out(&format!(
                 "Client: mini (contlab)\n Version:    {}\n OS/Arch:    linux/{}\n\nServer: none\n mini is daemonless: each command does its own work; each running container has a small monitor process.\n Kernel:     {}\n",
                 env!("CARGO_PKG_VERSION"),
@@ -760,8 +799,18 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-fn nix_free_uname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+/// The kernel's release (`/proc/sys/kernel/osrelease`, as uname(2) says it).
+fn kernel_release(k: &Kernel) -> String {
+    k.read_file(Path::new("/proc/sys/kernel/osrelease")).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// The machine's memory, in bytes (`MemTotal` in /proc/meminfo).
+fn total_memory(k: &Kernel) -> u64 {
+    k.read_file(Path::new("/proc/meminfo"))
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0)
+        * 1024
 }
 
 /// Apply `f` to each named container; an unknown one is reported on stderr and the
@@ -825,24 +874,27 @@ fn ps(k: &Kernel, root: &Path, a: &PsArgs) -> Result<Exit> {
         out(&ids)?;
         return Ok(Exit::Ok);
     }
-    match &a.format {
-        Some(f) => {
-            let fmt = super::template::Format::parse(f)?;
-            let mut lines = Vec::new();
-            for r in &rows {
-                lines.push(fmt.render(r)?);
-            }
-            if fmt.table {
-                let mut t = vec![fmt.headers.clone()];
-                t.extend(lines.iter().map(|l| l.split('\t').map(str::to_string).collect()));
-                out(&super::template::columns(&t))?;
-            } else {
-                out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())?;
-            }
-        }
-        None => out(&view::ps_table(&rows))?,
-    }
+    out(&formatted(&rows, a.format.as_deref(), view::ps_table)?)?;
     Ok(Exit::Ok)
+}
+
+/// Rows printed through `--format` (a Go template, `table ...` for headed columns),
+/// or else as the command's `default` table.
+fn formatted(
+    rows: &[serde_json::Value],
+    format: Option<&str>,
+    default: fn(&[serde_json::Value]) -> String,
+) -> Result<String> {
+    let Some(f) = format else { return Ok(default(rows)) };
+    let fmt = super::template::Format::parse(f)?;
+    let lines = rows.iter().map(|r| fmt.render(r)).collect::<Result<Vec<_>>>()?;
+    if fmt.table {
+        let mut t = vec![fmt.headers.clone()];
+        t.extend(lines.iter().map(|l| l.split('\t').map(str::to_string).collect()));
+        Ok(super::template::columns(&t))
+    } else {
+        Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+    }
 }
 
 fn exec(k: &Kernel, root: &Path, a: &ExecArgs) -> Result<Exit> {
@@ -924,7 +976,7 @@ fn logs(
         .map(|s| l::parse_since(s, now).ok_or_else(|| Error::Usage(format!("invalid value for --since: {s}"))))
         .transpose()?;
     let path = store.paths.log(&c.id);
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = k.read_file(&path).unwrap_or_default();
     let mut offset = text.len();
     let print = |entries: Vec<l::Entry>| -> Result<()> {
         for e in entries {
@@ -943,7 +995,8 @@ fn logs(
     }
     loop {
         let running = lifecycle::wait_monitor(k, &store.find(&c.id).unwrap_or(c.clone()), 200)?;
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // Read again every 200 ms while following: counted, not traced one by one.
+        let text = String::from_utf8(k.read_counted(&path).unwrap_or_default()).unwrap_or_default();
         if text.len() > offset {
             // Only whole lines: a line being written is read next time.
             let new = &text[offset..];
@@ -952,6 +1005,7 @@ fn logs(
             offset += upto;
         }
         if running {
+            k.flush_counts("followed the log");
             return Ok(Exit::Ok);
         }
     }
@@ -960,20 +1014,26 @@ fn logs(
 fn top(k: &Kernel, root: &Path, container: &str, ps_args: &[String]) -> Result<Exit> {
     let store = Containers::open(k, root)?;
     let c = lifecycle::find(&store, container)?;
-    let (_, pids) = lifecycle::stats(k, &c)?;
+    let pids = lifecycle::processes(k, &c)?;
     let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
     // The host's ps, as docker runs it, then only the container's processes.
-    let o = std::process::Command::new("ps")
-        .args(&args)
-        .output()
-        .map_err(|e| Error::failed(format!("cannot run ps: {e}"), "install procps (apt-get install procps)"))?;
-    if !o.status.success() {
+    let argv: Vec<String> = std::iter::once("ps".to_string()).chain(args).collect();
+    let (st, stdout) = k
+        .why("the host's ps lists every process; the container's are picked by PID")
+        .output(&argv)
+        .map_err(|e| match e {
+            crate::kernel::ExecFailure::Exec { errno: crate::kernel::Errno::ENOENT, .. } => {
+                Error::failed("cannot run ps: not found", "install procps (apt-get install procps)")
+            }
+            e => e.into(),
+        })?;
+    if st != crate::kernel::Exited::Code(0) {
         return Err(Error::Failed {
-            what: format!("Error response from daemon: ps: {}", String::from_utf8_lossy(&o.stderr).trim()),
+            what: "Error response from daemon: ps failed (its message is above)".into(),
             hint: None,
         });
     }
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = String::from_utf8_lossy(&stdout);
     let mut lines = text.lines();
     let head = lines.next().unwrap_or_default();
     let col = head.split_whitespace().position(|h| h == "PID").ok_or_else(|| Error::Failed {
@@ -991,7 +1051,8 @@ fn top(k: &Kernel, root: &Path, container: &str, ps_args: &[String]) -> Result<E
     Ok(Exit::Ok)
 }
 
-fn stats(k: &Kernel, root: &Path, no_stream: bool, names: &[String]) -> Result<Exit> {
+fn stats(k: &Kernel, root: &Path, no_stream: bool, format: Option<&str>, names: &[String]) -> Result<Exit> {
+    use crate::units::{bytes_size, human_size};
     let store = Containers::open(k, root)?;
     let list: Vec<Container> = if names.is_empty() {
         store.all()?.into_iter().filter(|c| c.state.status.is_up()).collect()
@@ -999,54 +1060,44 @@ fn stats(k: &Kernel, root: &Path, no_stream: bool, names: &[String]) -> Result<E
         names.iter().map(|n| lifecycle::find(&store, n)).collect::<Result<_>>()?
     };
     let live = !no_stream && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let total = total_memory(k);
+    // CPU % is CPU time over wall time between two readings half a second apart.
+    let window = std::time::Duration::from_millis(500);
     loop {
-        let sample = |c: &Container| lifecycle::stats(k, c).ok().map(|(s, p)| (s, p.len()));
-        let before: Vec<_> = list.iter().map(sample).collect();
-        k.sleep(std::time::Duration::from_millis(500))?;
-        let mut rows = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]
+        let before: Vec<_> = list.iter().map(|c| lifecycle::usage(k, c).ok()).collect();
+        k.sleep(window)?;
+        let rows: Vec<serde_json::Value> = list
             .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()];
-        for (c, b) in list.iter().zip(before) {
-            let a = sample(c);
-            let (cpu, mem, lim, pids) = match (b, a) {
-                (Some((b, _)), Some((a, p))) => {
-                    let used = a.cpu.usage_usec.unwrap_or(0).saturating_sub(b.cpu.usage_usec.unwrap_or(0));
-                    let pct = used as f64 / 5_000.0;
-                    let total = std::fs::read_to_string("/proc/meminfo")
-                        .ok()
-                        .and_then(|m| {
-                            m.lines()
-                                .next()
-                                .and_then(|l| l.split_whitespace().nth(1))
-                                .and_then(|v| v.parse::<u64>().ok())
-                        })
-                        .unwrap_or(0)
-                        * 1024;
-                    let lim = a
-                        .limits
-                        .memory_max
-                        .and_then(|m| if let crate::cgroup::Max::Value(v) = m { Some(v) } else { None })
-                        .unwrap_or(total);
-                    (pct, a.memory.current.unwrap_or(0), lim, p)
-                }
-                _ => (0.0, 0, 0, 0),
-            };
-            let mem_pct = if lim > 0 { mem as f64 * 100.0 / lim as f64 } else { 0.0 };
-            rows.push(vec![
-                c.short_id().to_string(),
-                c.name.clone(),
-                format!("{cpu:.2}%"),
-                format!("{} / {}", crate::units::bytes_size(mem), crate::units::bytes_size(lim)),
-                format!("{mem_pct:.2}%"),
-                pids.to_string(),
-            ]);
-        }
-        let table = super::template::columns(&rows);
+            .zip(before)
+            .map(|(c, b)| {
+                let a = lifecycle::usage(k, c).ok();
+                let cpu = match (&b, &a) {
+                    (Some(b), Some(a)) => {
+                        a.cpu_usec.saturating_sub(b.cpu_usec) as f64 * 100.0 / window.as_micros() as f64
+                    }
+                    _ => 0.0,
+                };
+                let u = a.unwrap_or_default();
+                let lim = u.memory_limit.unwrap_or(total);
+                let mem_pct = if lim > 0 { u.memory as f64 * 100.0 / lim as f64 } else { 0.0 };
+                serde_json::json!({
+                    "Container": c.short_id(),
+                    "ID": c.short_id(),
+                    "Name": c.name,
+                    "CPUPerc": format!("{cpu:.2}%"),
+                    "MemUsage": format!("{} / {}", bytes_size(u.memory), bytes_size(lim)),
+                    "MemPerc": format!("{mem_pct:.2}%"),
+                    "NetIO": format!("{} / {}", human_size(u.net.0), human_size(u.net.1)),
+                    "BlockIO": format!("{} / {}", human_size(u.block.0), human_size(u.block.1)),
+                    "PIDs": u.pids.to_string(),
+                })
+            })
+            .collect();
+        let text = formatted(&rows, format, view::stats_table)?;
         if live {
-            out(&format!("\x1b[2J\x1b[H{table}"))?;
+            out(&format!("\x1b[2J\x1b[H{text}"))?;
         } else {
-            out(&table)?;
+            out(&text)?;
             return Ok(Exit::Ok);
         }
     }
@@ -1085,7 +1136,7 @@ fn inspect(k: &Kernel, root: &Path, format: Option<&str>, targets: &[String]) ->
 fn trace(root: &Path, k: &Kernel, container: &str, by_primitive: bool, explain: bool) -> Result<Exit> {
     let store = Containers::open(k, root)?;
     let c = lifecycle::find(&store, container)?;
-    let text = std::fs::read_to_string(store.paths.trace(&c.id)).unwrap_or_default();
+    let text = k.read_file(&store.paths.trace(&c.id)).unwrap_or_default();
     let events: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let line = |e: &serde_json::Value| -> String {
         let s = |f: &str| e[f].as_str().unwrap_or_default().to_string();
@@ -1185,13 +1236,10 @@ fn info(k: &Kernel, root: &Path) -> Result<Exit> {
     let all = store.all()?;
     let count = |s: super::state::Status| all.iter().filter(|c| c.state.status == s).count();
     let images = crate::image::Store::open(k, root, false).and_then(|st| st.images()).map(|v| v.len()).unwrap_or(0);
-    let settings = super::resources::Settings::load()?;
+    let settings = super::resources::Settings::load(k)?;
     let cg = crate::cgroup::Cgroups::detect(k, &settings.cgroup_root)?;
     let version = if matches!(cg, crate::cgroup::Cgroups::V2(_)) { "2" } else { "1" };
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
-        .unwrap_or(0);
+    let mem = total_memory(k);
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     out(&format!(
         "Client: mini (contlab) {}\n\nServer: none (daemonless)\n Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n Images: {images}\n Storage Driver: overlay2\n Logging Driver: json-file\n Cgroup Driver: cgroupfs\n Cgroup Version: {version}\n Default Bridge: {} ({})\n Kernel Version: {}\n Architecture: {}\n CPUs: {cpus}\n Total Memory: {}\n Root Dir: {}\n",
@@ -1202,9 +1250,9 @@ fn info(k: &Kernel, root: &Path) -> Result<Exit> {
         all.len() - count(super::state::Status::Running) - count(super::state::Status::Paused),
         settings.bridge,
         settings.bip,
-        nix_free_uname(),
+        kernel_release(k),
         std::env::consts::ARCH,
-        crate::units::bytes_size(mem * 1024),
+        crate::units::bytes_size(mem),
         root.display(),
     ))?;
     Ok(Exit::Ok)

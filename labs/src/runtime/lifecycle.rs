@@ -266,7 +266,7 @@ pub enum Started {
 /// first process, and maybe stay attached.
 pub fn start(k: &Kernel, root: &Path, c: &Container, mode: &StartMode) -> Result<Started> {
     let store = Containers::open(k, root)?;
-    let settings = Settings::load()?;
+    let settings = Settings::load(k)?;
     let mut c = {
         let _l = store.lock(&c.id)?;
         let mut c = store.load(&c.id)?;
@@ -307,9 +307,11 @@ pub fn start(k: &Kernel, root: &Path, c: &Container, mode: &StartMode) -> Result
         resources::release(k, &store, &mut c);
         return Err(f.into());
     }
-    let mut ready = String::new();
-    let _ = std::io::Read::read_to_string(&mut std::fs::File::from(sync_r), &mut ready);
-    if !ready.starts_with("ready") {
+    // The monitor writes "ready" once its record is saved, or dies: end of file.
+    let mut ready = [0u8; 16];
+    let n = k.io().read(sync_r.as_fd(), &mut ready).unwrap_or(0);
+    drop(sync_r);
+    if !ready[..n].starts_with(b"ready") {
         let _l = store.lock(&c.id)?;
         let mut c = store.load(&c.id)?;
         resources::release(k, &store, &mut c);
@@ -453,7 +455,7 @@ pub fn rename(store: &Containers, c: &Container, new: &str) -> Result<()> {
 }
 
 fn group(k: &Kernel, c: &Container) -> Result<(std::rc::Rc<Cgroups>, Group)> {
-    let s = Settings::load()?;
+    let s = Settings::load(k)?;
     let _s = k.scope(crate::cgroup::TOOL);
     let cg = resources::cgroups(k, &s.cgroup_root)?;
     let g = Group::open(k, &cg, &resources::group_name(c))?;
@@ -550,12 +552,61 @@ pub fn update(k: &Kernel, store: &Containers, c: &Container, u: &Update) -> Resu
     store.save(&now)
 }
 
-/// The container's cgroup statistics (for `stats`), and its processes (for `top`).
-pub fn stats(k: &Kernel, c: &Container) -> Result<(crate::cgroup::Stats, Vec<i32>)> {
+/// One reading of a running container's counters, for `mini stats`: its cgroup's
+/// CPU time, memory and tasks, its block I/O, and its network namespace's traffic
+/// (`/proc/PID/net/dev` shows the counters of the namespace PID is in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time used so far, µs, all CPUs summed.
+    pub cpu_usec: u64,
+    /// Memory in use, bytes.
+    pub memory: u64,
+    /// The memory limit, bytes (`None`: no limit).
+    pub memory_limit: Option<u64>,
+    /// Processes and threads.
+    pub pids: usize,
+    /// Bytes received and sent on the container's interfaces (not `lo`).
+    pub net: (u64, u64),
+    /// Bytes read from and written to block devices.
+    pub block: (u64, u64),
+}
+
+/// Read `c`'s counters (see [`Usage`]).
+pub fn usage(k: &Kernel, c: &Container) -> Result<Usage> {
+    must_run(c)?;
+    let (_, g) = group(k, c)?;
+    let st = g.stats(k);
+    let block = g.io_bytes(k);
+    let dev = k.read_file(Path::new(&format!("/proc/{}/net/dev", c.state.pid))).unwrap_or_default();
+    let mut net = (0, 0);
+    for l in dev.lines().skip(2) {
+        let Some((name, counters)) = l.split_once(':') else { continue };
+        let f: Vec<u64> = counters.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+        if name.trim() != "lo" && f.len() > 8 {
+            net.0 += f[0];
+            net.1 += f[8];
+        }
+    }
+    let memory_limit = match st.limits.memory_max {
+        Some(crate::cgroup::Max::Value(v)) if v < 1 << 62 => Some(v),
+        _ => None,
+    };
+    Ok(Usage {
+        cpu_usec: st.cpu.usage_usec.unwrap_or(0),
+        memory: st.memory.current.unwrap_or(0),
+        memory_limit,
+        pids: st.pids.current.map(|n| n as usize).unwrap_or(st.procs.len()),
+        net,
+        block,
+    })
+}
+
+/// The processes of `c` (host PIDs), for `mini top`.
+pub fn processes(k: &Kernel, c: &Container) -> Result<Vec<i32>> {
     must_run(c)?;
     let (_, g) = group(k, c)?;
     let _s = k.scope(crate::cgroup::TOOL);
-    Ok((g.stats(k), g.procs(k)?))
+    g.procs(k)
 }
 
 /// Find every container named in `what` (IDs, names, prefixes), failing on the first

@@ -113,8 +113,8 @@ pub fn run(k: &Kernel, root: &Path, id: &str, sync: Option<OwnedFd>) -> Result<(
     k.tracer().add_sink(Sink::new(Target::File(trace), TraceFormat::Json, false, false));
     let spec: Spec = {
         let p = paths.dir(id).join("spec.json");
-        let b = std::fs::read(&p).map_err(|e| io_err(&format!("cannot read {}", p.display()), e))?;
-        serde_json::from_slice(&b).map_err(|e| io_err(&format!("{} is not valid", p.display()), e))?
+        let b = k.read_file(&p).map_err(|e| io_err(&format!("cannot read {}", p.display()), e))?;
+        serde_json::from_str(&b).map_err(|e| io_err(&format!("{} is not valid", p.display()), e))?
     };
     let log = k.open_append(&paths.log(id), "the container's log, docker's json-file format")?;
     let sock = paths.socket(id);
@@ -144,18 +144,19 @@ pub fn run(k: &Kernel, root: &Path, id: &str, sync: Option<OwnedFd>) -> Result<(
         let _l = m.store.lock(id)?;
         let mut c = m.store.load(id)?;
         c.state.monitor_pid = std::process::id() as i32;
-        c.state.monitor_start = own_start_time();
+        c.state.monitor_start = own_start_time(k);
         m.store.save(&c)?;
     }
     if let Some(fd) = sync {
-        let mut f = File::from(fd);
-        let _ = f.write_all(b"ready\n");
+        let _ = k.io().write_all(fd.as_fd(), b"ready\n");
     }
     m.serve()
 }
 
-fn own_start_time() -> u64 {
-    std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(super::state::start_time_of).unwrap_or(0)
+/// This process's start time (field 22 of `/proc/self/stat`): with the PID, it tells
+/// this monitor from a later process given the same PID.
+fn own_start_time(k: &Kernel) -> u64 {
+    k.read_file(Path::new("/proc/self/stat")).ok().as_deref().and_then(super::state::start_time_of).unwrap_or(0)
 }
 
 impl Monitor<'_> {

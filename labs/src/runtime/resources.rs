@@ -60,13 +60,31 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Read the settings file (missing: the defaults).
-    pub fn load() -> Result<Settings> {
+    /// Read the settings file (missing: the defaults), once per process: the trace
+    /// shows the first read, later calls reuse it.
+    pub fn load(k: &Kernel) -> Result<Settings> {
+        thread_local! {
+            static READ: std::cell::OnceCell<Settings> = const { std::cell::OnceCell::new() };
+        }
+        READ.with(|r| {
+            if let Some(s) = r.get() {
+                return Ok(s.clone());
+            }
+            let s = Settings::read(k)?;
+            let _ = r.set(s.clone());
+            Ok(s)
+        })
+    }
+
+    fn read(k: &Kernel) -> Result<Settings> {
         let path = std::env::var_os("CONTLAB_MINI_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| "/etc/contlab/mini.json".into());
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+        if !k.exists(&path) {
+            return Ok(Settings::default());
+        }
+        match k.why("mini's settings: the default bridge's name and subnet, cgroupfs").read_file(&path) {
+            Ok(b) => serde_json::from_str(&b).map_err(|e| {
                 Error::failed(
                     format!("mini's settings {} are not valid: {e}", path.display()),
                     "fix the JSON, e.g. {\"bip\": \"10.87.0.1/16\"}",
@@ -147,7 +165,7 @@ pub fn create_dirs(k: &Kernel, store: &Containers, c: &Container) -> Result<()> 
     let dir = p.dir(&c.id);
     k.write_new_file(&dir.join("hostname"), format!("{}\n", c.config.hostname).as_bytes(), 0o644)?;
     k.write_new_file(&dir.join("hosts"), hosts_file(c, None).as_bytes(), 0o644)?;
-    k.write_new_file(&dir.join("resolv.conf"), resolv_conf().as_bytes(), 0o644)?;
+    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(k).as_bytes(), 0o644)?;
     if !c.config.working_dir.is_empty() {
         // docker makes the working directory when the image lacks it: here, in the
         // container's own layer, so it shows in `diff` as docker's does.
@@ -181,8 +199,9 @@ pub fn hosts_file(c: &Container, ip: Option<Ipv4Addr>) -> String {
 
 /// `/etc/resolv.conf`: the host's, without the nameservers on 127.0.0.0/8 (unreachable
 /// from a container's own loopback), or public ones if none is left, as docker does.
-pub fn resolv_conf() -> String {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+pub fn resolv_conf(k: &Kernel) -> String {
+    let host =
+        k.why("the host's resolvers, for the container's").read_file(Path::new("/etc/resolv.conf")).unwrap_or_default();
     let mut out = String::new();
     let mut servers = 0;
     for l in host.lines() {
@@ -252,7 +271,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         cg_setup = cgroups(k, &s.cgroup_root)?;
         let mut l = limits(c);
         if let Cgroups::V1(_) = *cg_setup {
-            l.devices = Some(device_rules(c));
+            l.devices = Some(device_rules(k, c));
         }
         let g = Group::create(k, &cg_setup, &group_name(c), &l)?;
         g.procs_files()
@@ -319,7 +338,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             (dir.join("hosts"), "/etc/hosts".into()),
             (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
         ],
-        devices: devices(c)?,
+        devices: devices(k, c)?,
         rlimits: c.config.ulimits.clone(),
         tty: c.config.tty.then_some(crate::kernel::WinSize { rows: 24, cols: 80 }),
         init: c.config.init,
@@ -346,16 +365,29 @@ fn user_of(k: &Kernel, c: &Container, root: &Path) -> Result<(u32, u32, Vec<u32>
 }
 
 /// The `--device`s, with the numbers of the host's nodes.
-fn devices(c: &Container) -> Result<Vec<Device>> {
+fn devices(k: &Kernel, c: &Container) -> Result<Vec<Device>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut v = Vec::new();
     for (host, ctr, _perms) in &c.config.devices {
-        let m = std::fs::metadata(host).map_err(|e| {
+        let missing = |e: String| {
             Error::failed(
                 format!("Error gathering device information while adding custom device \"{host}\": {e}"),
                 "give a device node of this host, e.g. /dev/fuse",
             )
-        })?;
+        };
+        // A symlink (/dev/disk/by-id/...) names the node it points to.
+        let mut node = PathBuf::from(host);
+        for _ in 0..8 {
+            match k.readlink(&node) {
+                Ok(t) => node = node.parent().unwrap_or(Path::new("/")).join(t),
+                Err(_) => break,
+            }
+        }
+        let m = k
+            .why("the device's type and numbers, for the container's node and cgroup rule")
+            .lstat(&node)
+            .map_err(|e| missing(e.to_string()))?
+            .ok_or_else(|| missing("no such file or directory".into()))?;
         let kind = if m.file_type().is_block_device() {
             'b'
         } else if m.file_type().is_char_device() {
@@ -380,7 +412,7 @@ fn devices(c: &Container) -> Result<Vec<Device>> {
 
 /// docker's default device allow-list (the cgroup v1 devices controller), plus the
 /// `--device`s.
-fn device_rules(c: &Container) -> Vec<crate::cgroup::DeviceRule> {
+fn device_rules(k: &Kernel, c: &Container) -> Vec<crate::cgroup::DeviceRule> {
     let mut rules: Vec<String> = [
         "c *:* m",
         "b *:* m",
@@ -398,7 +430,7 @@ fn device_rules(c: &Container) -> Vec<crate::cgroup::DeviceRule> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    if let Ok(ds) = devices(c) {
+    if let Ok(ds) = devices(k, c) {
         for (d, (_, _, perms)) in ds.iter().zip(&c.config.devices) {
             rules.push(format!("{} {}:{} {perms}", d.kind, d.major, d.minor));
         }
@@ -408,7 +440,7 @@ fn device_rules(c: &Container) -> Vec<crate::cgroup::DeviceRule> {
 
 /// Whether the kernel's OOM killer killed a process of the container's cgroup.
 pub fn oom_killed(k: &Kernel, c: &Container) -> bool {
-    let s = Settings::load().unwrap_or_default();
+    let s = Settings::load(k).unwrap_or_default();
     let _s = k.scope(crate::cgroup::TOOL);
     let Ok(cg) = cgroups(k, &s.cgroup_root) else { return false };
     Group::open(k, &cg, &group_name(c)).map(|g| g.events(k).oom_kill.unwrap_or(0) > 0).unwrap_or(false)
@@ -417,7 +449,7 @@ pub fn oom_killed(k: &Kernel, c: &Container) -> bool {
 /// Remove what the run made (see the module documentation), in reverse, skipping what
 /// is already gone. Never stops halfway: a step that fails is noted, the next tried.
 pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
-    let s = Settings::load().unwrap_or_default();
+    let s = Settings::load(k).unwrap_or_default();
     let note = |what: &str, e: Error| k.note(format!("could not remove the container's {what}: {e}"));
     if c.has("lease") {
         let _s = k.scope(netns::TOOL);

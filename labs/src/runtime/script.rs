@@ -19,8 +19,8 @@ fn q(s: &str) -> String {
 /// The script for `spec` (see the module documentation). With the image's
 /// configuration (`image`, when the store has it), the command, environment and
 /// working directory are the ones `mini run` would give the process.
-pub fn script(spec: &CreateSpec, image: Option<&ImageConfig>, root: &Path) -> String {
-    let s = Settings::load().unwrap_or_default();
+pub fn script(k: &crate::kernel::Kernel, spec: &CreateSpec, image: Option<&ImageConfig>, root: &Path) -> String {
+    let s = Settings::load(k).unwrap_or_default();
     let hostname = spec.hostname.as_deref().map(q).unwrap_or_else(|| "\"$id\"".into());
     let mut process = String::new();
     let argv = match image {

@@ -327,12 +327,13 @@ impl<'k> Containers<'k> {
     /// Every container's ID, sorted.
     pub fn ids(&self) -> Result<Vec<String>> {
         let dir = self.paths.containers();
-        let rd = std::fs::read_dir(&dir).map_err(|e| io_err("cannot list the containers in", &dir, e))?;
-        let mut v: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()))
-            .collect();
+        let names = self
+            .k
+            .why("every directory here is a container")
+            .read_dir(&dir)
+            .map_err(|e| io_err("cannot list the containers in", &dir, e))?;
+        let mut v: Vec<String> =
+            names.into_iter().filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit())).collect();
         v.sort();
         Ok(v)
     }
@@ -340,7 +341,7 @@ impl<'k> Containers<'k> {
     /// Read a container's record (as it is on disk; see [`Containers::refresh`]).
     pub fn load(&self, id: &str) -> Result<Container> {
         let path = self.paths.config(id);
-        let bytes = std::fs::read(&path).map_err(|e| io_err("cannot read the container record", &path, e))?;
+        let bytes = self.k.read_counted(&path).map_err(|e| io_err("cannot read the container record", &path, e))?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::failed(
                 format!("the container record {} is not valid JSON: {e}", path.display()),
@@ -360,6 +361,7 @@ impl<'k> Containers<'k> {
             }
         }
         v.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+        self.k.flush_counts("read every container's record, and its monitor's /proc/PID/stat");
         Ok(v)
     }
 
@@ -381,8 +383,9 @@ impl<'k> Containers<'k> {
         if !c.state.status.is_up() || c.state.monitor_pid <= 0 {
             return;
         }
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.state.monitor_pid)).ok();
-        let alive = stat.as_deref().and_then(start_time_of) == Some(c.state.monitor_start);
+        let stat = self.k.read_counted(Path::new(&format!("/proc/{}/stat", c.state.monitor_pid))).ok();
+        let alive = stat.map(|b| String::from_utf8_lossy(&b).into_owned()).as_deref().and_then(start_time_of)
+            == Some(c.state.monitor_start);
         if !alive {
             c.state.status = Status::Dead;
             c.state.error = format!(
@@ -457,7 +460,7 @@ pub fn mkdir_once(k: &Kernel, dir: &Path, mode: u32) -> Result<()> {
     }
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
     Error::failed(
         format!("{what} {}: {e}", path.display()),
         "check the store root (--root, $CONTLAB_ROOT) and its disk",

@@ -179,6 +179,15 @@ pub fn header_of(field: &str) -> String {
         "Networks" => "NETWORKS".into(),
         "Labels" => "LABELS".into(),
         "Size" => "SIZE".into(),
+        // `stats` columns.
+        "Container" => "CONTAINER".into(),
+        "Name" => "NAME".into(),
+        "CPUPerc" => "CPU %".into(),
+        "MemUsage" => "MEM USAGE / LIMIT".into(),
+        "MemPerc" => "MEM %".into(),
+        "NetIO" => "NET I/O".into(),
+        "BlockIO" => "BLOCK I/O".into(),
+        "PIDs" => "PIDS".into(),
         other => other.to_uppercase(),
     }
 }

@@ -190,7 +190,16 @@ fn created_at(nanos: i128) -> String {
 
 /// `docker ps`'s default table.
 pub fn ps_table(rows: &[Value]) -> String {
-    let cols = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"];
+    table(rows, &["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"])
+}
+
+/// `mini stats`'s default table.
+pub fn stats_table(rows: &[Value]) -> String {
+    table(rows, &["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"])
+}
+
+/// Rows of fields laid out as docker's default tables: `cols`, headed.
+fn table(rows: &[Value], cols: &[&str]) -> String {
     let mut t = vec![cols.iter().map(|c| super::template::header_of(c)).collect::<Vec<_>>()];
     for r in rows {
         t.push(cols.iter().map(|c| r[*c].as_str().unwrap_or_default().to_string()).collect());
