@@ -447,22 +447,29 @@ fn bad_input_gets_dockers_messages_and_leaves_nothing() {
         r#"
 m rm nosuch; echo "code $?"
 m run --name twin test/alpine true; m run --name twin test/alpine true; echo "code $?"
-m create test/alpine >/dev/null; m create test/alpine >/dev/null
-p=$(m ps -aq | cut -c1 | sort | uniq -d | head -1); [ -n "$p" ] && { m inspect --format x $p >/dev/null; echo "ambiguous $?"; } || echo "ambiguous 1"
+# Two of 17 IDs share their first hex digit, surely: create until two do.
+p=""; while [ -z "$p" ]; do m create test/alpine >/dev/null; p=$(m ps -aq | cut -c1 | sort | uniq -d | head -1); done
+m rm $p; echo "ambiguous $?"
+setpriv --reuid 65534 --regid 65534 --clear-groups mini -q run test/alpine true; echo "notroot $?"
 m exec twin true; echo "code $?"
 m run -d --name up test/alpine sleep 60 >/dev/null; m rm up; echo "code $?"
 m rm -f up >/dev/null
 m kill twin; echo "code $?"
-echo "== left"; ls "$T/store/overlay" | wc -l; ls /run/netns | wc -l
+echo "== left"; [ "$(ls "$T/store/overlay" | grep -v -- -init$)" = "$(m ps -aq --no-trunc | sort)" ] && echo "a layer per container"; ls /run/netns | wc -l
 "#,
     );
     assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(section(&r.out, "left"), "a layer per container\n0\n", "{}", r.err);
     assert!(r.out.starts_with("code 1\ncode 125\n"), "{}\n{}", r.out, r.err);
     assert!(r.err.contains("Error response from daemon: No such container: nosuch"), "{}", r.err);
     assert!(r.err.contains("Conflict. The container name \"/twin\" is already in use by container"), "{}", r.err);
     assert!(r.err.contains("is not running"), "{}", r.err);
     assert!(r.err.contains("You cannot remove a running container"), "{}", r.err);
     assert!(r.out.contains("code 1\ncode 1\n"), "{}", r.out);
+    assert!(r.out.contains("ambiguous 1\n"), "{}", r.out);
+    assert!(r.err.contains("Error response from daemon: Multiple IDs found with provided prefix: "), "{}", r.err);
+    assert!(r.out.contains("notroot 125\n"), "{}", r.out);
+    assert!(r.err.contains("mini run needs root"), "{}", r.err);
 }
 
 #[test]
@@ -696,4 +703,105 @@ echo "== left"; grep -c contlab-script /proc/self/mountinfo; netns-bridge -q sho
     assert!(script.contains("10.87.0.0/16 dev eth0"), "{out}");
     assert_eq!(script, section(&out, "run"), "the script's container is mini's:\n{out}");
     assert_eq!(section(&out, "left"), "0\n0\ndone\n", "the script cleans up after itself:\n{out}");
+}
+
+#[test]
+fn ps_filters_formats_and_the_commands_that_manage_a_running_container() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+m run --name a1 -l tier=web test/alpine true
+m run -d --name b2 -l tier=db test/alpine sh -c 'while :; do sleep 1; done' >/dev/null
+m create --name c3 test/entry hello there, from a long command >/dev/null
+echo "== n"; m ps -a -n 2 --format '{{.Names}}'
+echo "== l"; m ps -l --format '{{.Names}}'
+echo "== status"; m ps -a --filter status=exited --format '{{.Names}}'; m ps -a --filter status=created --format '{{.Names}}'
+echo "== name"; m ps -a --filter name=b --format '{{.Names}}'
+echo "== ancestor"; m ps -a --filter ancestor=test/entry --format '{{.Names}}'
+echo "== label"; m ps -a --filter label=tier=web --format '{{.Names}}'; m ps -a --filter label=tier --format '{{.Names}}' | sort
+echo "== q"; m ps -q | wc -l; m ps -aq | wc -l; m ps -aq --no-trunc | awk '{print length}' | sort -u
+echo "== table"; m ps -a --format 'table {{.Names}}\t{{.Status}}' | head -1
+echo "== rows"; m ps -a --format '{{.Names}}|{{.Status}}|{{.Command}}|{{.Labels}}' | sort
+echo "== pause"; m pause b2; m inspect --format '{{.State.Status}} {{.State.Paused}}' b2; m ps --filter name=b2 --format '{{.Status}}'
+m unpause b2; m inspect --format '{{.State.Status}} {{.State.Paused}}' b2
+echo "== update"; m update --memory 64m --pids-limit 50 b2; m inspect --format '{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}' b2
+pid=$(m inspect --format '{{.State.Pid}}' b2)
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  p=$(sed -n 's/^0:://p' /proc/$pid/cgroup); cat /sys/fs/cgroup$p/memory.max /sys/fs/cgroup$p/pids.max
+else
+  p=$(grep ':memory:' /proc/$pid/cgroup | cut -d: -f3); cat /sys/fs/cgroup/memory$p/memory.limit_in_bytes
+  p=$(grep ':pids:' /proc/$pid/cgroup | cut -d: -f3); cat /sys/fs/cgroup/pids$p/pids.max
+fi
+echo "== stats"; m stats --no-stream --format '{{.Name}}|{{.MemUsage}}|{{.BlockIO}}' b2
+m stats --no-stream --format 'table {{.Name}}\t{{.PIDs}}' b2 | head -1
+m stats --no-stream b2 | head -1
+echo "== top"; m top b2 | head -1 | awk '{print $2, $NF}'; m top b2 | grep -c 'while :'
+echo "== port"; m port b2; echo "code $?"
+echo "== rename"; m rename c3 c4; m ps -a --filter name=c4 --format '{{.Names}}'
+echo "== exec-d"; m exec -d b2 sh -c 'echo hi > /tmp/x'; until m exec b2 test -f /tmp/x; do sleep 0.1; done; m exec b2 cat /tmp/x
+m run -d --name f1 test/alpine sh -c 'echo one; while [ ! -f /go ]; do sleep 0.1; done; echo two' >/dev/null
+(m logs -f f1 > $T/follow.txt) & lp=$!
+until grep -q one $T/follow.txt; do sleep 0.1; done
+m exec f1 touch /go
+wait $lp; echo "== follow"; cat $T/follow.txt
+m run -d --name s1 --entrypoint sh test/entry -c 'trap "echo got USR1; exit 3" USR1; echo ready; while :; do sleep 0.1; done' >/dev/null
+until m logs s1 | grep -q ready; do sleep 0.1; done
+echo "== stopsignal"; m stop s1; m inspect --format '{{.State.ExitCode}} {{.Config.StopSignal}}' s1; m logs s1
+echo "== inspect"; m inspect b2
+echo "== version"; m version | grep -c '^ Kernel: *[0-9]'; m info | grep -E '^ +(Containers|Running|Storage Driver|Cgroup Driver):'
+echo "== trace"; m trace --by-primitive a1 | grep '^── ' | sed 's/ (.*//'
+"#);
+    assert_eq!(section(&out, "n"), "c3\nb2\n", "ps -n 2: the two newest");
+    assert_eq!(section(&out, "l"), "c3\n");
+    assert_eq!(section(&out, "status"), "a1\nc3\n");
+    assert_eq!(section(&out, "name"), "b2\n");
+    assert_eq!(section(&out, "ancestor"), "c3\n");
+    assert_eq!(section(&out, "label"), "a1\na1\nb2\n");
+    assert_eq!(section(&out, "q"), "1\n3\n64\n");
+    assert_eq!(section(&out, "table"), "NAMES   STATUS\n");
+    let rows: Vec<&str> = section(&out, "rows").lines().collect();
+    assert!(rows[0].starts_with("a1|Exited (0) ") && rows[0].ends_with("|\"true\"|tier=web"), "{rows:?}");
+    assert!(rows[1].starts_with("b2|Up ") && rows[1].ends_with("|\"sh -c while :; do s…\"|tier=db"), "{rows:?}");
+    assert_eq!(rows[2], "c3|Created|\"/bin/echo entry hel…\"|", "the command is quoted and cut at 20");
+    let pause: Vec<&str> = section(&out, "pause").lines().collect();
+    assert_eq!(pause[..2], ["b2", "paused true"]);
+    assert!(pause[2].starts_with("Up ") && pause[2].ends_with(" (Paused)"), "{pause:?}");
+    assert_eq!(pause[3..], ["b2", "running false"]);
+    assert_eq!(section(&out, "update"), "b2\n67108864 50\n67108864\n50\n", "the record and the cgroup's files");
+    let stats: Vec<&str> = section(&out, "stats").lines().collect();
+    assert!(stats[0].starts_with("b2|") && stats[0].contains(" / 64MiB|"), "{stats:?}");
+    assert_eq!(stats[1].split_whitespace().collect::<Vec<_>>(), ["NAME", "PIDS"]);
+    let head: Vec<&str> = stats[2].split("   ").map(str::trim).filter(|s| !s.is_empty()).collect();
+    assert_eq!(head, ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]);
+    assert_eq!(section(&out, "top"), "PID CMD\n1\n", "the host's ps -ef, the container's processes only");
+    assert_eq!(section(&out, "port"), "code 0\n", "no published port: nothing printed");
+    assert_eq!(section(&out, "rename"), "c4\n");
+    assert_eq!(section(&out, "exec-d"), "hi\n");
+    assert_eq!(section(&out, "follow"), "one\ntwo\n", "logs -f prints what comes and ends with the container");
+    assert_eq!(section(&out, "stopsignal"), "s1\n3 SIGUSR1\nready\ngot USR1\n", "stop sends the image's StopSignal");
+    assert_eq!(
+        section(&out, "version"),
+        "1\n Containers: 5\n  Running: 1\n Storage Driver: overlay2\n Cgroup Driver: cgroupfs\n"
+    );
+    let v: serde_json::Value = serde_json::from_str(section(&out, "inspect")).expect("inspect prints JSON");
+    let c = &v[0];
+    assert_eq!(c["Name"], "/b2");
+    assert_eq!(c["Id"].as_str().map(str::len), Some(64));
+    assert_eq!(c["State"]["Status"], "running");
+    assert!(c["State"]["Pid"].as_i64().unwrap_or(0) > 0, "{c}");
+    assert_eq!(c["Config"]["Labels"]["tier"], "db");
+    assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sh", "-c", "while :; do sleep 1; done"]));
+    assert_eq!(c["HostConfig"]["Memory"], 67108864);
+    assert_eq!(c["GraphDriver"]["Name"], "overlay2");
+    for k in ["LowerDir", "UpperDir", "MergedDir", "WorkDir"] {
+        assert!(c["GraphDriver"]["Data"][k].as_str().is_some_and(|d| d.starts_with('/')), "{k}: {c}");
+    }
+    let ip = c["NetworkSettings"]["IPAddress"].as_str().unwrap_or_default();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "the default bridge gave an address: {c}");
+    assert_eq!(c["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], ip);
+    let trace = section(&out, "trace");
+    for lab in ["mini", "ovl-mount", "cg-limit", "netns-bridge", "ns-exec"] {
+        assert!(trace.lines().any(|l| l.contains(lab)), "{lab} has a part of run's trace:\n{trace}");
+    }
 }
