@@ -684,10 +684,11 @@ fn run_script_makes_the_same_container_out_of_the_five_tools() {
         return;
     }
     // What the process sees: its cgroup and namespaces' shape, /dev, /sys, its
-    // capabilities, masked paths, its network, environment and working directory.
+    // capabilities, masked paths, its network, environment and working directory;
+    // the processes it can see (ps into a file: in a pipe, wc may or may not be seen).
     let probe = "cat /proc/self/cgroup | wc -l; echo $(ls /dev); grep -E 'Cap(Eff|Bnd)|NoNewPrivs' /proc/self/status; \
                  cat /proc/kcore 2>&1 | wc -c; mount | grep -c ' /sys .*ro,'; ip -4 -o addr | grep -c eth0; \
-                 ip route | cut -d' ' -f1-3; env | grep -v HOSTNAME | sort; pwd; echo $$; ps -o pid,comm | wc -l";
+                 ip route | cut -d' ' -f1-3; env | grep -v HOSTNAME | sort; pwd; echo $$; ps -o pid,comm > /tmp/ps; wc -l < /tmp/ps";
     let out = ok(&format!(
         r#"
 probe=$(cat <<'EOF'
@@ -804,4 +805,51 @@ echo "== trace"; m trace --by-primitive a1 | grep '^── ' | sed 's/ (.*//'
     for lab in ["mini", "ovl-mount", "cg-limit", "netns-bridge", "ns-exec"] {
         assert!(trace.lines().any(|l| l.contains(lab)), "{lab} has a part of run's trace:\n{trace}");
     }
+}
+
+#[test]
+fn limits_restart_logs_exec_flags_templates_and_the_host_network() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+cg() { # cg PID CONTROLLER FILE_V1 FILE_V2: the file of PID's cgroup
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then cat /sys/fs/cgroup$(sed -n 's/^0:://p' /proc/$1/cgroup)/$4
+  else cat /sys/fs/cgroup/$2$(grep -E "^[0-9]+:([a-z,]*,)?$2(,[a-z,]*)?:" /proc/$1/cgroup | cut -d: -f3)/$3; fi
+}
+echo "== oom"; m run --name o1 --network none --memory 16m --memory-swap 16m test/alpine tail /dev/zero; echo "code $?"
+m inspect --format '{{.State.OOMKilled}} {{.State.ExitCode}}' o1
+m run -d --name r1 --network none --stop-timeout 1 test/alpine sh -c 'echo start; while :; do sleep 0.1; done' >/dev/null
+echo "== restart"; m restart r1; m inspect --format '{{.State.Status}} {{.RestartCount}} {{.Config.StopTimeout}}' r1
+until [ "$(m logs r1 | wc -l)" = 2 ]; do sleep 0.1; done; m logs r1
+m run --name t1 --network none test/alpine sh -c 'for i in 1 2 3 4 5; do echo $i; done' >/dev/null
+echo "== tail"; m logs --tail 2 t1; m logs --since 2000-01-01T00:00:00Z t1 | wc -l; m logs --since 2099-01-01T00:00:00Z t1 | wc -l
+echo "== exec"; m exec -u 1111 -w /tmp -e A=b r1 sh -c 'id -u; pwd; echo $A'; m exec -u user1 r1 id -G
+echo "== cpus"; m update --cpus 0.5 r1; pid=$(m inspect --format '{{.State.Pid}}' r1)
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then cg $pid cpu - cpu.max; else echo "$(cg $pid cpu cpu.cfs_quota_us) $(cg $pid cpu cpu.cfs_period_us)"; fi
+m inspect --format '{{.HostConfig.NanoCpus}}' r1
+echo "== shares"; m run -d --name sh1 --network none --cpu-shares 512 --cpuset-cpus 0 test/alpine sleep 60 >/dev/null
+pid=$(m inspect --format '{{.State.Pid}}' sh1)
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then cg $pid cpu - cpu.weight; else cg $pid cpu cpu.shares; fi
+grep Cpus_allowed_list /proc/$pid/status | cut -f2
+echo "== stopsig"; m run -d --name s2 --network none --stop-signal USR2 test/alpine sh -c 'trap "exit 4" USR2; echo ready; while :; do sleep 0.1; done' >/dev/null
+until m logs s2 | grep -q ready; do sleep 0.1; done; m stop s2; m inspect --format '{{.State.ExitCode}} {{.Config.StopSignal}}' s2
+echo "== tpl"; m inspect --format '{{range .Config.Env}}{{.}};{{end}}' t1 | sed 's/HOSTNAME=[0-9a-f]*/HOSTNAME=h/'
+m inspect --format '{{index .Config.Cmd 0}} {{json .State.Running}} {{json .Config.Labels}}' t1
+echo "== host"; [ "$(m run --rm --network host test/alpine ip -o link | cut -d: -f2)" = "$(ip -o link | cut -d: -f2)" ] && echo same links
+m run --rm --network none test/alpine ip -o link | cut -d: -f2
+"#);
+    assert_eq!(section(&out, "oom"), "code 137\ntrue 137\n", "the OOM killer's SIGKILL, recorded");
+    assert_eq!(section(&out, "restart"), "r1\nrunning 0 1\nstart\nstart\n", "restart by hand counts no restart");
+    assert_eq!(section(&out, "tail"), "4\n5\n5\n0\n");
+    assert_eq!(section(&out, "exec"), "1111\n/tmp\nb\n1111 10\n", "-u name takes the image's groups");
+    assert_eq!(section(&out, "cpus"), "r1\n50000 100000\n500000000\n");
+    let shares = section(&out, "shares");
+    assert!(shares == "512\n0\n" || shares == "20\n0\n", "v1 cpu.shares 512, or v2's weight for it: {shares}");
+    assert_eq!(section(&out, "stopsig"), "s2\n4 SIGUSR2\n", "--stop-signal is what stop sends");
+    assert_eq!(
+        section(&out, "tpl"),
+        "HOSTNAME=h;PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin;\nsh false {}\n"
+    );
+    assert_eq!(section(&out, "host"), "same links\n lo\n");
 }

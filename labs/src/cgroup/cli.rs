@@ -152,6 +152,13 @@ pub struct LimitArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub memory: Option<Max>,
 
+    /// Memory+swap limit with --memory, e.g. 128M, or max (swap unlimited).
+    ///
+    /// docker's --memory-swap: the group may swap out what passes --memory, up to this
+    /// total (v1 memory.memsw.limit_in_bytes; v2 memory.swap.max = this - memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, requires = "memory")]
+    pub memory_swap: Option<Max>,
+
     /// CPU limit in CPUs, e.g. 0.5, 2, max.
     ///
     /// 0.5 lets the group run half of one CPU's time (50 ms every 100 ms period,
@@ -159,6 +166,13 @@ pub struct LimitArgs {
     /// its quota is throttled until the next period.
     #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
     pub cpus: Option<Cpus>,
+
+    /// CPU weight against sibling groups, docker's --cpu-shares (2..262144, default 1024).
+    ///
+    /// cgroup v1 cpu.shares; cgroup v2 cpu.weight, mapped onto 1..10000 as runc does.
+    /// It only acts when CPUs are contended.
+    #[arg(long, value_name = "SHARES", value_parser = clap::value_parser!(u64).range(2..=262144))]
+    pub cpu_shares: Option<u64>,
 
     /// Max tasks (processes and threads) in the group, or max.
     ///
@@ -192,7 +206,9 @@ impl LimitArgs {
     pub fn limits(&self) -> Limits {
         Limits {
             memory: self.memory,
+            memory_swap: self.memory_swap,
             cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
             pids: self.pids,
             io_weight: self.io_weight,
             cpuset: self.cpuset.clone(),

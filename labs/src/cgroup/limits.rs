@@ -110,6 +110,13 @@ impl fmt::Display for Cpus {
     }
 }
 
+/// v1 `cpu.shares` as v2 `cpu.weight`: 2..=262144 mapped linearly onto 1..=10000, as
+/// runc and crun map docker's `--cpu-shares` on cgroup v2 (1024 becomes 39).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    let s = shares.clamp(2, 262_144);
+    1 + (s - 2) * 9999 / 262_142
+}
+
 /// The limits of one group. Every field is optional: `create` sets those given,
 /// `set` changes those given and leaves the others alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,8 +124,15 @@ pub struct Limits {
     /// Memory limit in bytes, or no limit. Past it the kernel reclaims memory, then its
     /// OOM killer kills a process of the group; the same limit holds for memory+swap.
     pub memory: Option<Max>,
+    /// Memory+swap limit in bytes (docker's `--memory-swap`), written with `memory`.
+    /// `None`: the same as the memory limit, so the group gets no swap.
+    pub memory_swap: Option<Max>,
     /// CPU bandwidth: CPU time per period.
     pub cpus: Option<Cpus>,
+    /// CPU weight against sibling groups, in docker's `--cpu-shares` units (2..=262144,
+    /// 1024 by default): v1 `cpu.shares`, v2 `cpu.weight` (1..=10000) by
+    /// [`shares_to_weight`]. It only matters when CPUs are contended.
+    pub cpu_shares: Option<u64>,
     /// Max tasks (processes and threads): fork(2) fails with EAGAIN beyond it.
     pub pids: Option<Max>,
     /// I/O weight 1..10000 (default 100), against sibling groups.
@@ -376,6 +390,15 @@ mod tests {
         assert!(parse_cpus("inf").is_err());
         assert!(parse_cpus("half").is_err());
         assert_eq!(half.to_string(), "0.50");
+    }
+
+    #[test]
+    fn shares_map_onto_weights_as_runc_maps_them() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(512), 20);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(1), 1, "below the range: its floor");
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Legacy {
     fn check(&self, limits: &Limits) -> Result<()> {
         let needed = [
             ("memory", "--memory", limits.memory.is_some()),
-            ("cpu", "--cpus", limits.cpus.is_some()),
+            ("cpu", "--cpus", limits.cpus.is_some() || limits.cpu_shares.is_some()),
             ("pids", "--pids", limits.pids.is_some()),
             ("blkio", "--io-weight", limits.io_weight.is_some()),
             ("cpuset", "--cpuset", limits.cpuset.is_some()),
@@ -171,16 +171,24 @@ impl Legacy {
                 .why("is swap accounted (memory.memsw.* files)? then memory+swap gets the same limit")
                 .exists(&root.join("memory.memsw.limit_in_bytes"));
             let why = "the memory limit: past it the kernel reclaims, then its OOM killer kills a process of the group";
-            let swap_why = "memory+swap limit = the memory limit: swap does not let the group escape it";
+            let (sw, swap_why) = match limits.memory_swap {
+                None => (v.clone(), "memory+swap limit = the memory limit: swap does not let the group escape it"),
+                Some(Max::Max) => ("-1".to_string(), "memory+swap: no limit, the group may swap as much as it likes"),
+                Some(Max::Value(n)) => {
+                    (n.to_string(), "memory+swap limit (--memory-swap): swap past the memory limit up to it")
+                }
+            };
             match privileged(k.why(why).write_file(&limit, &v)) {
                 Ok(_) => {
                     if has_memsw {
-                        write(k, &memsw, &v, swap_why)?;
+                        write(k, &memsw, &sw, swap_why)?;
+                    } else if limits.memory_swap.is_some() {
+                        k.note("this kernel does not account swap (no memory.memsw.* files): the memory+swap limit is not set");
                     }
                 }
                 Err(e) if e.errno() == Some(Errno::EINVAL) && has_memsw => {
                     k.note("memory.limit_in_bytes may not exceed memory.memsw.limit_in_bytes: raising memsw first");
-                    write(k, &memsw, &v, swap_why)?;
+                    write(k, &memsw, &sw, swap_why)?;
                     write(k, &limit, &v, why)?;
                 }
                 Err(e) => return Err(e),
@@ -199,6 +207,14 @@ impl Legacy {
                 &dir.join("cpu.cfs_quota_us"),
                 &quota,
                 "CPU time the group may use per period, summed over all CPUs; past it, it is throttled",
+            )?;
+        }
+        if let (Some(w), Some(dir)) = (limits.cpu_shares, self.gdir("cpu", g)) {
+            write(
+                k,
+                &dir.join("cpu.shares"),
+                &w.to_string(),
+                "the group's CPU weight against its siblings (1024 by default), when CPUs are contended",
             )?;
         }
         if let (Some(p), Some(dir)) = (limits.pids, self.gdir("pids", g)) {
@@ -352,7 +368,7 @@ impl Backend for Legacy {
         let existing = self.dirs(k, g);
         let asked = [
             ("memory", limits.memory.is_some()),
-            ("cpu", limits.cpus.is_some()),
+            ("cpu", limits.cpus.is_some() || limits.cpu_shares.is_some()),
             ("pids", limits.pids.is_some()),
             ("blkio", limits.io_weight.is_some()),
             ("cpuset", limits.cpuset.is_some()),

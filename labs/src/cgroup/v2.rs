@@ -62,7 +62,7 @@ impl Unified {
         if limits.memory.is_some() {
             needed.push(("memory", "--memory"));
         }
-        if limits.cpus.is_some() {
+        if limits.cpus.is_some() || limits.cpu_shares.is_some() {
             needed.push(("cpu", "--cpus"));
         }
         if limits.pids.is_some() {
@@ -152,13 +152,16 @@ impl Unified {
                 "the memory limit: past it the kernel reclaims, then its OOM killer kills a process of the group",
             )?;
             if has_file(k, made, dir, &self.root, "memory.swap.max") {
-                let swap = if m == Max::Max { "max" } else { "0" };
-                write(
-                    k,
-                    &dir.join("memory.swap.max"),
-                    swap,
-                    "no swap beyond the memory limit, so the limit really holds",
-                )?;
+                // v2 limits swap alone: memory+swap minus memory.
+                let (swap, why) = match (limits.memory_swap, m) {
+                    (Some(Max::Max), _) | (None, Max::Max) => ("max".to_string(), "swap: no limit"),
+                    (None, _) => ("0".to_string(), "no swap beyond the memory limit, so the limit really holds"),
+                    (Some(Max::Value(t)), Max::Value(m)) => {
+                        (t.saturating_sub(m).to_string(), "swap the group may use (--memory-swap minus --memory)")
+                    }
+                    (Some(Max::Value(t)), Max::Max) => (t.to_string(), "swap the group may use"),
+                };
+                write(k, &dir.join("memory.swap.max"), &swap, why)?;
             }
         }
         if let Some(c) = limits.cpus {
@@ -167,6 +170,14 @@ impl Unified {
                 &dir.join("cpu.max"),
                 &c.v2(),
                 "CPU bandwidth: at most QUOTA us of CPU time per PERIOD us, summed over all CPUs, then throttled",
+            )?;
+        }
+        if let Some(w) = limits.cpu_shares {
+            write(
+                k,
+                &dir.join("cpu.weight"),
+                &super::limits::shares_to_weight(w).to_string(),
+                "the group's CPU weight against its siblings (100 by default; docker's shares mapped onto 1..10000)",
             )?;
         }
         if let Some(p) = limits.pids {

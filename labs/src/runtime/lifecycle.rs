@@ -540,6 +540,7 @@ pub fn update(k: &Kernel, store: &Containers, c: &Container, u: &Update) -> Resu
         let (_, mut g) = group(k, &now)?;
         let limits = Limits {
             memory: u.memory.map(Max::Value),
+            memory_swap: u.memory.and(resources::memory_swap(now.config.memory, now.config.memory_swap)),
             cpus: u
                 .nano_cpus
                 .map(|n| crate::cgroup::Cpus::Quota { quota_us: (n / 10_000).max(1000), period_us: 100_000 }),

@@ -124,10 +124,23 @@ pub fn netns_path(s: &Settings, c: &Container) -> PathBuf {
     s.netns_dir.join(format!("mini-{}", c.short_id()))
 }
 
+/// docker's `--memory-swap` (memory+swap): -1 is no limit; unset with `--memory`
+/// given, swap as large as the memory limit (twice it in all).
+pub fn memory_swap(memory: Option<u64>, memory_swap: Option<i64>) -> Option<Max> {
+    match (memory, memory_swap) {
+        (None, _) => None,
+        (Some(_), Some(-1)) => Some(Max::Max),
+        (Some(_), Some(t)) => Some(Max::Value(t as u64)),
+        (Some(m), None) => Some(Max::Value(m.saturating_mul(2))),
+    }
+}
+
 fn limits(c: &Container) -> Limits {
     let cfg = &c.config;
     Limits {
         memory: cfg.memory.map(Max::Value),
+        memory_swap: memory_swap(cfg.memory, cfg.memory_swap),
+        cpu_shares: cfg.cpu_shares,
         // docker's NanoCpus over a 100 ms period: 1.5 CPUs = 150000 us every 100000 us.
         cpus: cfg
             .nano_cpus

@@ -55,11 +55,22 @@ pub fn script(k: &crate::kernel::Kernel, spec: &CreateSpec, image: Option<&Image
     if let Some(m) = spec.memory {
         limits.push_str(&format!(" --memory {m}"));
     }
+    match super::resources::memory_swap(spec.memory, spec.memory_swap) {
+        Some(crate::cgroup::Max::Max) => limits.push_str(" --memory-swap max"),
+        Some(crate::cgroup::Max::Value(t)) => limits.push_str(&format!(" --memory-swap {t}")),
+        None => {}
+    }
     if let Some(n) = spec.nano_cpus {
         limits.push_str(&format!(" --cpus {}", n as f64 / 1e9));
     }
+    if let Some(w) = spec.cpu_shares {
+        limits.push_str(&format!(" --cpu-shares {w}"));
+    }
     if let Some(p) = spec.pids_limit.filter(|p| *p > 0) {
         limits.push_str(&format!(" --pids {p}"));
+    }
+    if let Some(c) = &spec.cpuset_cpus {
+        limits.push_str(&format!(" --cpuset {}", q(c)));
     }
     let net = spec.network.as_str();
     let (net_setup, net_run, net_clean) = match net {
