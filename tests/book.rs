@@ -215,11 +215,18 @@ fn replace_number(s: &str, num: &str, with: &str) -> String {
 
 /// Run one transcript's command as the reader would, from a fresh temp dir (inside
 /// the network namespace `netns` when given).
-fn run(cmd: &str, netns: Option<&str>) -> String {
+fn run(cmd: &str, netns: Option<&str>, mini: bool) -> String {
     let t = crate::harness::tmp();
     let bins = crate::harness::bin_path("ns-exec").parent().unwrap().to_path_buf();
     let path = format!("/usr/sbin:/usr/bin:/sbin:/bin:{}", bins.display());
     let mut sh = match netns {
+        // mini's transcripts enter the network namespace only: `ip netns exec` mounts
+        // a new /sys, which hides the cgroup hierarchies a container's group goes in.
+        Some(ns) if mini => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}")).arg("/bin/sh");
+            c
+        }
         Some(ns) => {
             let mut c = Command::new(registries::ip());
             c.args(["netns", "exec", ns, "/bin/sh"]);
@@ -265,8 +272,10 @@ fn transcripts_match_what_the_commands_print() {
         return;
     }
     let list = transcripts_for(false);
-    let regs = list.iter().any(|(n, _)| n.starts_with("img-")).then(registries::start);
-    let netns = |name: &str| regs.as_ref().filter(|_| name.starts_with("img-")).map(|r| r.netns.clone());
+    // img-pull's and mini's transcripts pull from the registries, in their namespace.
+    let pulls = |name: &str| name.starts_with("img-") || name.starts_with("mini-");
+    let regs = list.iter().any(|(n, _)| pulls(n)).then(registries::start);
+    let netns = |name: &str| regs.as_ref().filter(|_| pulls(name)).map(|r| r.netns.clone());
     check(list, netns, |name, _, got| {
         std::fs::write(book().join("transcripts").join(format!("{name}.out")), got).unwrap();
     });
@@ -497,7 +506,7 @@ fn check(list: Vec<(String, PathBuf)>, netns: impl Fn(&str) -> Option<String>, b
     let mut wrong = Vec::new();
     for (name, sh) in list {
         let cmd = std::fs::read_to_string(&sh).unwrap().trim_end().to_string();
-        let got = run(&cmd, netns(&name).as_deref());
+        let got = run(&cmd, netns(&name).as_deref(), name.starts_with("mini-"));
         if blessing {
             bless(&name, &sh, &got);
             continue;

@@ -33,9 +33,12 @@ fn main() {
     println!(" 1. An image: mini made \"hello-world\" from a program contlab built (no registry),");
     println!("    as a one-layer image in its store, the layer extracted to a directory once.");
     println!(" 2. A root filesystem: an overlay of that layer and a writable one.");
-    println!("    My / is a {fstype} mount (/proc/self/mountinfo).");
+    println!("    My / is an {fstype} mount (/proc/self/mountinfo).");
     println!(" 3. Limits: a control group of my own.");
-    println!("    /proc/self/cgroup says: {}", cgroup.lines().next().unwrap_or("?"));
+    // The memory controller's line on cgroup v1, the one line on v2.
+    let line = cgroup.lines().find(|l| l.contains(":memory:") || l.starts_with("0::")).unwrap_or("?");
+    println!("    /proc/self/cgroup says {line}: \"/\", as my cgroup namespace starts");
+    println!("    at my group (the host sees it as .../contlab/mini/<container ID>).");
     println!(" 4. Namespaces: my own view of processes, mounts, hostname, IPC, network.");
     println!("    I am PID {} (/proc/self/status NSpid: {}), my hostname is {},", std::process::id(), field(&status, "NSpid:"), hostname.trim());
     println!("    my PID namespace is {} and my mount namespace {}.", link("/proc/self/ns/pid"), link("/proc/self/ns/mnt"));

@@ -127,15 +127,8 @@ pub fn relay(mut s: UnixStream, r: &Relay<'_>) -> Result<Ended> {
         if r.tty && std::io::IsTerminal::is_terminal(&stdin) { k.make_raw(stdin.as_fd()).ok() } else { None };
     // Everything below runs with the modes to restore: restore them on every way out.
     let out = (|| -> Result<Ended> {
-        let sigs = [
-            Signal::SIGWINCH,
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGQUIT,
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-        ];
+        // The window's changes, and the signals passed on to the process.
+        let sigs = crate::kernel::FORWARDED;
         k.sigprocmask(crate::kernel::SigmaskHow::SIG_BLOCK, &sigs)?;
         let mut sig = k.signalfd(&sigs)?;
         if r.tty {

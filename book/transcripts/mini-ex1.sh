@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0; mini -q run --network none 127.0.0.1:5042/lab/busybox:1.0 sh -c pwd; mini -q run --network none 127.0.0.1:5042/lab/busybox:1.0 ls /; mini -q ps -a --format '{{.Command}} {{.State}}'; mini -q ps -aq | wc -l

@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null; mini -q run --rm --network none 127.0.0.1:5042/lab/busybox:1.0 sh -c 'echo $$; ls /dev; busybox mount | busybox head -1 | busybox cut -d" " -f1-5; busybox id'; [ "$(mini -q run --rm --network none 127.0.0.1:5042/lab/busybox:1.0 busybox uname -rv)" = "$(uname -rv)" ] && echo same kernel

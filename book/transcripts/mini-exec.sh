@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null; mini -q run -d -i --name c1 --network none 127.0.0.1:5042/lab/busybox:1.0 cat >/dev/null; mini -q exec c1 busybox ps -o pid,comm; mini -q ps --format '{{.Names}} {{.State}}'; mini -q stop -t 1 c1; mini -q ps -a --format '{{.Names}} {{.State}}'; mini -q rm c1

@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null; mini -q run -d --name c2 --network none 127.0.0.1:5042/lab/busybox:1.0 sh -c 'echo hello from c2; echo oops >&2; exit 3' >/dev/null; mini -q wait c2; mini -q logs c2; mini -q inspect --format '{{.State.Status}} {{.State.ExitCode}} {{json .Config.Cmd}} {{.GraphDriver.Name}}' c2; mini -q rm c2

@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null; mini run --rm --network none 127.0.0.1:5042/lab/busybox:1.0 true 2>&1 | sed -n 's/^\[mini ▸ \([a-z-]*\) .*/\1/p' | uniq -c
