@@ -838,6 +838,10 @@ echo "== tpl"; m inspect --format '{{range .Config.Env}}{{.}};{{end}}' t1 | sed 
 m inspect --format '{{index .Config.Cmd 0}} {{json .State.Running}} {{json .Config.Labels}}' t1
 echo "== host"; [ "$(m run --rm --network host test/alpine ip -o link | cut -d: -f2)" = "$(ip -o link | cut -d: -f2)" ] && echo same links
 m run --rm --network none test/alpine ip -o link | cut -d: -f2
+echo "== sigpipe"; m run --rm --network none test/alpine sh -c 'i=$(grep SigIgn /proc/self/status | cut -f2); echo $(( 0x$i & (1 << 12) ))'
+# The trace's reader goes away after one line: mini and its monitor carry on, and end.
+echo "== closed-stderr"; timeout 60 sh -c "mini --trace=json run --rm --name cs --network none test/alpine echo hi 2>&1 >/dev/null | head -1 | grep -c getresuid"
+echo "code $?"; m ps -aq --filter name=cs | wc -l
 "#);
     assert_eq!(section(&out, "oom"), "code 137\ntrue 137\n", "the OOM killer's SIGKILL, recorded");
     assert_eq!(section(&out, "restart"), "r1\nrunning 0 1\nstart\nstart\n", "restart by hand counts no restart");
@@ -852,4 +856,6 @@ m run --rm --network none test/alpine ip -o link | cut -d: -f2
         "HOSTNAME=h;PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin;\nsh false {}\n"
     );
     assert_eq!(section(&out, "host"), "same links\n lo\n");
+    assert_eq!(section(&out, "sigpipe"), "0\n", "SIGPIPE (bit 12 of SigIgn) is not ignored in the container");
+    assert_eq!(section(&out, "closed-stderr"), "1\ncode 0\n0\n", "a closed stderr ends no one and spins no one");
 }

@@ -229,6 +229,7 @@ impl Kernel {
             let mut failed = None;
             let pid = self
                 .fork_with(|k| {
+                    let _ = k.default_sigpipe();
                     match setup(k) {
                         Err(m) => failed = Some(m),
                         Ok(()) => {
@@ -259,6 +260,7 @@ impl Kernel {
                 if blocked {
                     let _ = k.sigprocmask(SigmaskHow::SIG_SETMASK, &[]);
                 }
+                let _ = k.default_sigpipe();
                 if let Err(m) = setup(k) {
                     report(wr.as_raw_fd(), b'S', m.as_bytes());
                     return 125;
@@ -479,6 +481,29 @@ impl Kernel {
             self.blocked.set(how == SigmaskHow::SIG_BLOCK && !sigs.is_empty());
         }
         r
+    }
+
+    /// `rt_sigaction(2)` of SIGPIPE to `SIG_DFL`, in a child about to exec. A Rust
+    /// program ignores SIGPIPE (a write to a closed pipe then fails with EPIPE instead),
+    /// and an ignored signal stays ignored across `execve(2)`: without this, a command
+    /// writing into a closed pipe (`yes | head -1`) would not be killed as in a shell.
+    /// <https://man7.org/linux/man-pages/man2/sigaction.2.html>
+    pub fn default_sigpipe(&self) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "rt_sigaction",
+            man: "sigaction(2)",
+            what: "give SIGPIPE its default action back (a Rust program ignores it), for the command",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec!["SIGPIPE".into(), "{sa_handler=SIG_DFL}".into()],
+            || (),
+            // SAFETY: SIG_DFL installs no handler; this process is about to exec.
+            || unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) }.map(|_| ()),
+            |_| "0".into(),
+        )
     }
 
     /// `rt_sigtimedwait(2)` — wait until one of the blocked `sigs` arrives; return it.

@@ -206,13 +206,16 @@ pub struct Sink {
     color: bool,
     /// Text sinks: successful bulk events not printed yet, per call, in first-seen order.
     counts: RefCell<Vec<(String, u64)>>,
+    /// Its reader is gone (EPIPE): nothing more is written, and no write raises the
+    /// SIGPIPE a process that blocks it would then read, and trace, again.
+    gone: std::cell::Cell<bool>,
 }
 
 impl Sink {
     /// A sink writing `format` to `target`; `explain` adds the plain-English lines,
     /// `color` the escapes (text only).
     pub fn new(target: Target, format: TraceFormat, explain: bool, color: bool) -> Sink {
-        Sink { target, format, explain, color, counts: RefCell::new(Vec::new()) }
+        Sink { target, format, explain, color, counts: RefCell::new(Vec::new()), gone: std::cell::Cell::new(false) }
     }
 
     /// Whether it writes to this process's stderr.
@@ -222,11 +225,17 @@ impl Sink {
 
     fn write(&self, line: &str) {
         // A trace that cannot be written (closed stderr, full disk) must not stop the tool.
-        let _ = match &self.target {
+        if self.gone.get() {
+            return;
+        }
+        let r = match &self.target {
             Target::Stderr => io::stderr().lock().write_all(line.as_bytes()),
             Target::File(f) => (&*f).write_all(line.as_bytes()),
             Target::Memory(_) => Ok(()),
         };
+        if r.is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+            self.gone.set(true);
+        }
     }
 
     fn emit(&self, ev: &Event) {

@@ -273,7 +273,9 @@ impl Monitor<'_> {
     /// monitor itself are ignored: `mini stop` signals the container, not it).
     fn reap(&mut self) {
         while let Some(sig) = self.sig.take() {
-            if sig != Signal::SIGCHLD as i32 {
+            // SIGPIPE: a reader went away (a client, the stderr of the mini that
+            // started it); the write that raised it got EPIPE, which is enough.
+            if sig != Signal::SIGCHLD as i32 && sig != Signal::SIGPIPE as i32 {
                 self.k.note(format!("signal {sig} to the monitor ignored: stop the container with `mini stop`"));
             }
         }
