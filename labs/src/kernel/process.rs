@@ -229,10 +229,10 @@ impl Kernel {
             let mut failed = None;
             let pid = self
                 .fork_with(|k| {
-                    let _ = k.default_sigpipe();
                     match setup(k) {
                         Err(m) => failed = Some(m),
                         Ok(()) => {
+                            let _ = k.default_sigpipe();
                             let path = k.which_in(&argv[0], search_path(env).as_deref());
                             match path.map(|p| p.to_string_lossy().into_owned()) {
                                 Some(p) => k.emit_exec(argv, env, &p, Ret::Ok("0".into())),
@@ -260,11 +260,13 @@ impl Kernel {
                 if blocked {
                     let _ = k.sigprocmask(SigmaskHow::SIG_SETMASK, &[]);
                 }
-                let _ = k.default_sigpipe();
                 if let Err(m) = setup(k) {
                     report(wr.as_raw_fd(), b'S', m.as_bytes());
                     return 125;
                 }
+                // Last, just before exec: the setup's own trace lines may still meet a
+                // closed stderr, and must get EPIPE then, not a fatal SIGPIPE.
+                let _ = k.default_sigpipe();
                 match k.exec(argv, env) {
                     Errno::ENOENT => 127,
                     _ => 126,

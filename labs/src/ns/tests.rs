@@ -121,7 +121,7 @@ fn dry_run_unshares_then_forks_then_sets_up_the_child() {
     let n = names(&k, &["access"]);
     assert_eq!(
         n,
-        ["unshare", "rt_sigprocmask", "fork", "rt_sigaction", "sethostname", "mount", "mount", "execve", "wait4"]
+        ["unshare", "rt_sigprocmask", "fork", "sethostname", "mount", "mount", "rt_sigaction", "execve", "wait4"]
     );
     assert_eq!(calls(&k)[0].2, "CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWPID");
 }
@@ -213,8 +213,6 @@ fn setup_child_makes_each_part_of_the_spec_in_order() {
         c[fork + 1..].iter().filter(|x| x.0 == c[fork + 1].0).map(|x| (x.1.clone(), x.2.clone())).collect();
     let quoted = format!("{root:?}");
     let want: Vec<(&str, &str)> = vec![
-        // SIGPIPE's default action back, for the command (a Rust program ignores it).
-        ("rt_sigaction", "SIGPIPE"),
         ("sethostname", "\"box\""),
         ("mount", "NULL"),
         ("mount", &quoted),
@@ -233,6 +231,8 @@ fn setup_child_makes_each_part_of_the_spec_in_order() {
         ("setgroups", "2"),
         ("setgid", "100"),
         ("setuid", "1000"),
+        // SIGPIPE's default action back, for the command (a Rust program ignores it).
+        ("rt_sigaction", "SIGPIPE"),
         // The PATH of the spec's environment (a dry run looks in this machine's tree).
         ("access", "\"/opt/bin/true\""),
         ("access", "\"/usr/bin/true\""),
