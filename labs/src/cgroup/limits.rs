@@ -110,11 +110,20 @@ impl fmt::Display for Cpus {
     }
 }
 
-/// v1 `cpu.shares` as v2 `cpu.weight`: 2..=262144 mapped linearly onto 1..=10000, as
-/// runc and crun map docker's `--cpu-shares` on cgroup v2 (1024 becomes 39).
+/// v1 `cpu.shares` as v2 `cpu.weight`, as runc (1.3.2 on) and crun (1.23 on) map
+/// docker's `--cpu-shares`: 2..=262144 onto 1..=10000 by a curve through the two
+/// defaults, 1024 → 100 (the older linear map gave 39, a low priority by default):
+/// with l = log2(shares), weight = ceil(10^((l² + 125 l) / 612 − 7/34)).
 pub fn shares_to_weight(shares: u64) -> u64 {
-    let s = shares.clamp(2, 262_144);
-    1 + (s - 2) * 9999 / 262_142
+    match shares {
+        0..=2 => 1,
+        262_144.. => 10_000,
+        s => {
+            let l = (s as f64).log2();
+            let e = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            (10f64.powf(e).ceil() as u64).clamp(1, 10_000)
+        }
+    }
 }
 
 /// The limits of one group. Every field is optional: `create` sets those given,
@@ -395,8 +404,9 @@ mod tests {
     #[test]
     fn shares_map_onto_weights_as_runc_maps_them() {
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(512), 20);
-        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(shares_to_weight(1024), 100, "the defaults meet");
+        assert_eq!(shares_to_weight(2000), 170, "runc's own example");
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(shares_to_weight(1), 1, "below the range: its floor");
     }

@@ -725,6 +725,18 @@ impl Group {
         (r, w)
     }
 
+    /// Page cache the kernel may drop first (`inactive_file` in v2's `memory.stat`,
+    /// `total_inactive_file` in v1's): what `docker stats` leaves out of MEM USAGE.
+    pub fn inactive_file(&self, k: &Kernel) -> u64 {
+        let _s = k.scope(TOOL);
+        let key = if matches!(self.cgroups, Cgroups::V2(_)) { "inactive_file" } else { "total_inactive_file" };
+        self.dirs
+            .iter()
+            .filter_map(|d| k.read_file(&d.join("memory.stat")).ok())
+            .find_map(|t| t.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
     /// What the kernel counted: OOM kills, forks refused by `pids.max`.
     pub fn events(&self, k: &Kernel) -> Events {
         let _s = k.scope(TOOL);

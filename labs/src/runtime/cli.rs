@@ -256,11 +256,13 @@ impl Cmd {
     /// Whether the command makes or changes kernel objects (mounts, cgroups,
     /// namespaces, signals to root's processes): those need root.
     fn needs_root(&self) -> bool {
+        if let Cmd::Run(a) | Cmd::Create(a) = self {
+            // --script only prints.
+            return !a.script;
+        }
         matches!(
             self,
-            Cmd::Run(_)
-                | Cmd::Create(_)
-                | Cmd::Start { .. }
+            Cmd::Start { .. }
                 | Cmd::Stop { .. }
                 | Cmd::Restart { .. }
                 | Cmd::Kill { .. }
@@ -535,11 +537,23 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
     if memory.is_some_and(|m| m < 6 << 20) {
         return Err(Error::Usage("Minimum memory limit allowed is 6MB".into()));
     }
+    // docker's rules: 0 is unset, -1 unlimited; it needs --memory, and holds it.
     let memory_swap = match a.memory_swap.as_deref() {
         Some("-1") => Some(-1),
+        Some("0") | None => None,
         Some(s) => Some(spec::ram_in_bytes(s)? as i64),
-        None => None,
     };
+    match (memory, memory_swap) {
+        (None, Some(_)) => {
+            return Err(Error::Usage(
+                "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
+            ))
+        }
+        (Some(m), Some(t)) if t >= 0 && (t as u64) < m => {
+            return Err(Error::Usage("Minimum memoryswap limit should be larger than memory limit, see usage".into()))
+        }
+        _ => {}
+    }
     Ok(CreateSpec {
         image: a.image_and_command[0].clone(),
         args: a.image_and_command[1..].to_vec(),
@@ -564,7 +578,8 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         memory,
         memory_swap,
         nano_cpus: a.cpus.as_deref().map(spec::nano_cpus).transpose()?,
-        cpu_shares: a.cpu_shares,
+        // 0 is docker's "unset".
+        cpu_shares: a.cpu_shares.filter(|s| *s > 0),
         cpuset_cpus: a.cpuset_cpus.clone(),
         pids_limit: a.pids_limit,
         ulimits: a.ulimit.iter().map(|u| spec::parse_ulimit(u)).collect::<Result<_>>()?,
@@ -592,12 +607,18 @@ pub fn run(cli: Cli) -> Result<Exit> {
             "run it as root (sudo mini ...)",
         ));
     }
-    let root = std::path::absolute(&cli.root).map_err(|e| {
-        Error::failed(
-            format!("cannot resolve the store path {}: {e}", cli.root.display()),
-            "pass --root an absolute path",
-        )
-    })?;
+    // The monitor is started elsewhere: a relative --root is made absolute first.
+    let root = if cli.root.is_absolute() {
+        cli.root.clone()
+    } else {
+        let cwd = k.why("where a relative --root is").readlink(Path::new("/proc/self/cwd")).map_err(|e| {
+            Error::failed(
+                format!("cannot resolve the store path {}: {e}", cli.root.display()),
+                "pass --root an absolute path",
+            )
+        })?;
+        Path::new(&cwd).join(&cli.root)
+    };
     match &cli.cmd {
         Cmd::Monitor { id, sync_fd } => {
             let sync = sync_fd.map(|fd| {
@@ -628,9 +649,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 StartMode { attach: !a.detach, stdin: a.interactive, detach_keys: keys, trace_args: cli.trace_args() };
             let started = lifecycle::start(&k, &root, &c, &mode).inspect_err(|_| {
                 if spec.auto_remove {
-                    // docker run --rm removes a container that could not start, too.
+                    // docker run --rm removes a container that could not start, too; one
+                    // that runs (the failure came after, attaching) its monitor removes.
                     if let Ok(store) = Containers::open(&k, &root) {
-                        let _ = lifecycle::remove(&k, &store, &c, true);
+                        if let Some(now) = store.find(&c.id).ok().filter(|now| !now.state.status.is_up()) {
+                            let _ = lifecycle::remove(&k, &store, &now, true);
+                        }
                     }
                 }
             })?;
@@ -1064,17 +1088,18 @@ fn stats(k: &Kernel, root: &Path, no_stream: bool, format: Option<&str>, names: 
     // CPU % is CPU time over wall time between two readings half a second apart.
     let window = std::time::Duration::from_millis(500);
     loop {
-        let before: Vec<_> = list.iter().map(|c| lifecycle::usage(k, c).ok()).collect();
+        let now = std::time::Instant::now;
+        let before: Vec<_> = list.iter().map(|c| (lifecycle::usage(k, c).ok(), now())).collect();
         k.sleep(window)?;
         let rows: Vec<serde_json::Value> = list
             .iter()
             .zip(before)
-            .map(|(c, b)| {
+            .map(|(c, (b, t0))| {
                 let a = lifecycle::usage(k, c).ok();
+                // Over the time that really passed between the two readings.
+                let wall = t0.elapsed().as_micros().max(1) as f64;
                 let cpu = match (&b, &a) {
-                    (Some(b), Some(a)) => {
-                        a.cpu_usec.saturating_sub(b.cpu_usec) as f64 * 100.0 / window.as_micros() as f64
-                    }
+                    (Some(b), Some(a)) => a.cpu_usec.saturating_sub(b.cpu_usec) as f64 * 100.0 / wall,
                     _ => 0.0,
                 };
                 let u = a.unwrap_or_default();
@@ -1231,6 +1256,20 @@ fn images(k: &Kernel, root: &Path, quiet: bool) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// The CPUs online (`/sys/devices/system/cpu/online`: `0-1`, `0,2-3`).
+fn online_cpus(k: &Kernel) -> usize {
+    let text = k.read_file(Path::new("/sys/devices/system/cpu/online")).unwrap_or_default();
+    let n: usize = text
+        .trim()
+        .split(',')
+        .filter_map(|r| match r.split_once('-') {
+            Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
+            None => r.parse::<usize>().ok().map(|_| 1),
+        })
+        .sum();
+    n.max(1)
+}
+
 fn info(k: &Kernel, root: &Path) -> Result<Exit> {
     let store = Containers::open(k, root)?;
     let all = store.all()?;
@@ -1240,7 +1279,7 @@ fn info(k: &Kernel, root: &Path) -> Result<Exit> {
     let cg = crate::cgroup::Cgroups::detect(k, &settings.cgroup_root)?;
     let version = if matches!(cg, crate::cgroup::Cgroups::V2(_)) { "2" } else { "1" };
     let mem = total_memory(k);
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = online_cpus(k);
     out(&format!(
         "Client: mini (contlab) {}\n\nServer: none (daemonless)\n Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n Images: {images}\n Storage Driver: overlay2\n Logging Driver: json-file\n Cgroup Driver: cgroupfs\n Cgroup Version: {version}\n Default Bridge: {} ({})\n Kernel Version: {}\n Architecture: {}\n CPUs: {cpus}\n Total Memory: {}\n Root Dir: {}\n",
         env!("CARGO_PKG_VERSION"),

@@ -560,7 +560,7 @@ pub fn update(k: &Kernel, store: &Containers, c: &Container, u: &Update) -> Resu
 pub struct Usage {
     /// CPU time used so far, µs, all CPUs summed.
     pub cpu_usec: u64,
-    /// Memory in use, bytes.
+    /// Memory in use, bytes, without the inactive page cache (as `docker stats`).
     pub memory: u64,
     /// The memory limit, bytes (`None`: no limit).
     pub memory_limit: Option<u64>,
@@ -578,7 +578,12 @@ pub fn usage(k: &Kernel, c: &Container) -> Result<Usage> {
     let (_, g) = group(k, c)?;
     let st = g.stats(k);
     let block = g.io_bytes(k);
-    let dev = k.read_file(Path::new(&format!("/proc/{}/net/dev", c.state.pid))).unwrap_or_default();
+    // --network host: the host's interfaces are not the container's (docker shows none).
+    let dev = if c.config.network == "host" {
+        String::new()
+    } else {
+        k.read_file(Path::new(&format!("/proc/{}/net/dev", c.state.pid))).unwrap_or_default()
+    };
     let mut net = (0, 0);
     for l in dev.lines().skip(2) {
         let Some((name, counters)) = l.split_once(':') else { continue };
@@ -594,7 +599,7 @@ pub fn usage(k: &Kernel, c: &Container) -> Result<Usage> {
     };
     Ok(Usage {
         cpu_usec: st.cpu.usage_usec.unwrap_or(0),
-        memory: st.memory.current.unwrap_or(0),
+        memory: st.memory.current.unwrap_or(0).saturating_sub(g.inactive_file(k)),
         memory_limit,
         pids: st.pids.current.map(|n| n as usize).unwrap_or(st.procs.len()),
         net,

@@ -477,7 +477,7 @@ pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
         let path = netns_path(&s, c);
         match netns::remove(k, &path) {
             Ok(()) => c.unmark("netns"),
-            Err(_) if !path.exists() => c.unmark("netns"),
+            Err(_) if !k.exists(&path) => c.unmark("netns"),
             Err(e) => note("network namespace", e),
         }
     }
@@ -527,7 +527,7 @@ pub fn remove(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
 /// Remove a directory and all below it, each unlink and rmdir a request.
 pub fn remove_tree(k: &Kernel, dir: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };
-    if !dir.exists() {
+    if !k.exists(dir) {
         return Ok(());
     }
     let fd = k.open_tree(parent)?;

@@ -341,8 +341,19 @@ impl<'k> Containers<'k> {
     /// Read a container's record (as it is on disk; see [`Containers::refresh`]).
     pub fn load(&self, id: &str) -> Result<Container> {
         let path = self.paths.config(id);
+        let bytes = self.k.read_file(&path).map_err(|e| io_err("cannot read the container record", &path, e))?;
+        self.parse(id, &path, bytes.as_bytes())
+    }
+
+    /// [`Containers::load`], counted: one of the many reads of `ps`.
+    fn load_counted(&self, id: &str) -> Result<Container> {
+        let path = self.paths.config(id);
         let bytes = self.k.read_counted(&path).map_err(|e| io_err("cannot read the container record", &path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        self.parse(id, &path, &bytes)
+    }
+
+    fn parse(&self, id: &str, path: &Path, bytes: &[u8]) -> Result<Container> {
+        serde_json::from_slice(bytes).map_err(|e| {
             Error::failed(
                 format!("the container record {} is not valid JSON: {e}", path.display()),
                 format!("remove the container with `mini rm -f {}`", &id[..12]),
@@ -355,7 +366,7 @@ impl<'k> Containers<'k> {
         let mut v = Vec::new();
         for id in self.ids()? {
             // A record being written for the first time may not exist yet: skip it.
-            if let Ok(mut c) = self.load(&id) {
+            if let Ok(mut c) = self.load_counted(&id) {
                 self.refresh(&mut c);
                 v.push(c);
             }
@@ -365,7 +376,8 @@ impl<'k> Containers<'k> {
         Ok(v)
     }
 
-    /// Write a container's record atomically: a new temp file, fsync, rename.
+    /// Write a container's record atomically: a new temp file, then a rename over the
+    /// old one (no fsync: after a crash, the kernel's own state is what counts).
     pub fn save(&self, c: &Container) -> Result<()> {
         let path = self.paths.config(&c.id);
         let tmp = self.paths.dir(&c.id).join(format!(".config.json.{}", std::process::id()));

@@ -67,7 +67,11 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "AutoRemove": cfg.auto_remove,
             "Init": cfg.init,
             "Memory": cfg.memory.unwrap_or(0),
-            "MemorySwap": cfg.memory_swap.unwrap_or(0),
+            "MemorySwap": match super::resources::memory_swap(cfg.memory, cfg.memory_swap) {
+                Some(crate::cgroup::Max::Max) => -1,
+                Some(crate::cgroup::Max::Value(n)) => n as i64,
+                None => 0,
+            },
             "NanoCpus": cfg.nano_cpus.unwrap_or(0),
             "CpuShares": cfg.cpu_shares.unwrap_or(0),
             "CpusetCpus": cfg.cpuset_cpus.clone().unwrap_or_default(),
