@@ -457,6 +457,7 @@ m exec twin true; echo "code $?"
 m run -d --name up test/alpine sleep 60 >/dev/null; m rm up; echo "code $?"
 m rm -f up >/dev/null
 m kill twin; echo "code $?"
+echo "== swap"; m run --memory-swap 64m test/alpine true; echo "code $?"; m run -m 64m --memory-swap 32m test/alpine true; echo "code $?"
 echo "== left"; [ "$(ls "$T/store/overlay" | grep -v -- -init$)" = "$(m ps -aq --no-trunc | sort)" ] && echo "a layer per container"; ls /run/netns | wc -l
 "#,
     );
@@ -471,6 +472,9 @@ echo "== left"; [ "$(ls "$T/store/overlay" | grep -v -- -init$)" = "$(m ps -aq -
     assert!(r.out.contains("ambiguous 1\n"), "{}", r.out);
     assert!(r.err.contains("Error response from daemon: Multiple IDs found with provided prefix: "), "{}", r.err);
     assert!(r.out.contains("notroot 125\n"), "{}", r.out);
+    assert!(r.out.contains("== swap\ncode 125\ncode 125\n"), "{}", r.out);
+    assert!(r.err.contains("You should always set the Memory limit when using Memoryswap limit"), "{}", r.err);
+    assert!(r.err.contains("Minimum memoryswap limit should be larger than memory limit"), "{}", r.err);
     assert!(r.err.contains("mini run needs root"), "{}", r.err);
 }
 

@@ -486,44 +486,13 @@ fn out(text: &str) -> Result<()> {
     o.write_all(text.as_bytes()).and_then(|_| o.flush()).map_err(Error::Output)
 }
 
-/// Prints docker's pull lines as the image lab reports its progress.
-pub struct PullPrinter<'a> {
-    report: &'a mut dyn FnMut(&str),
-    layers: Vec<String>,
-}
-
-impl<'a> PullPrinter<'a> {
-    /// Print through `report`.
-    pub fn new(report: &'a mut dyn FnMut(&str)) -> PullPrinter<'a> {
-        PullPrinter { report, layers: Vec::new() }
-    }
-
-    /// One progress event.
-    pub fn event(&mut self, p: crate::image::Progress) {
-        use crate::image::Progress::*;
-        let short = |d: &str| d.trim_start_matches("sha256:").chars().take(12).collect::<String>();
-        match p {
-            Resolving { tag, path } => (self.report)(&format!("{tag}: Pulling from {path}")),
-            Layers(l) => self.layers = l.into_iter().map(|(d, _)| short(&d)).collect(),
-            Exists { index } => {
-                (self.report)(&format!("{}: Already exists", self.layers.get(index).cloned().unwrap_or_default()))
-            }
-            PullComplete { index } => {
-                (self.report)(&format!("{}: Pull complete", self.layers.get(index).cloned().unwrap_or_default()))
-            }
-            Digest(d) => (self.report)(&format!("Digest: {d}")),
-            Status { up_to_date, name } => (self.report)(&if up_to_date {
-                format!("Status: Image is up to date for {name}")
-            } else {
-                format!("Status: Downloaded newer image for {name}")
-            }),
-            _ => {}
-        }
-    }
-}
-
 fn stderr_line(s: &str) {
     let _ = writeln!(std::io::stderr(), "{s}");
+}
+
+/// A limit docker's daemon refuses (so docker exits 125, not 2 as for a bad flag).
+fn daemon_refuses(what: &str) -> Error {
+    Error::failed(format!("Error response from daemon: {what}"), "see mini run --help for the limits' rules")
 }
 
 fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
@@ -535,7 +504,7 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
     env.extend(a.env.iter().cloned());
     let memory = a.memory.as_deref().map(spec::ram_in_bytes).transpose()?;
     if memory.is_some_and(|m| m < 6 << 20) {
-        return Err(Error::Usage("Minimum memory limit allowed is 6MB".into()));
+        return Err(daemon_refuses("Minimum memory limit allowed is 6MB"));
     }
     // docker's rules: 0 is unset, -1 unlimited; it needs --memory, and holds it.
     let memory_swap = match a.memory_swap.as_deref() {
@@ -545,12 +514,10 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
     };
     match (memory, memory_swap) {
         (None, Some(_)) => {
-            return Err(Error::Usage(
-                "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
-            ))
+            return Err(daemon_refuses("You should always set the Memory limit when using Memoryswap limit, see usage"))
         }
         (Some(m), Some(t)) if t >= 0 && (t as u64) < m => {
-            return Err(Error::Usage("Minimum memoryswap limit should be larger than memory limit, see usage".into()))
+            return Err(daemon_refuses("Minimum memoryswap limit should be larger than memory limit, see usage"))
         }
         _ => {}
     }
@@ -597,7 +564,6 @@ fn detach_keys(s: &Option<String>) -> Result<Vec<u8>> {
 /// Run `mini` as parsed.
 pub fn run(cli: Cli) -> Result<Exit> {
     let k = cli.common().kernel(TOOL)?;
-    // The monitor runs from `/`: a relative store path must mean the same directory to it.
     if cli.cmd.needs_root() && k.ids().euid != 0 {
         return Err(Error::failed(
             format!(
@@ -607,7 +573,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
             "run it as root (sudo mini ...)",
         ));
     }
-    // The monitor is started elsewhere: a relative --root is made absolute first.
+    // The monitor runs from `/`: a relative store path must mean the same directory to
+    // it, so it is made absolute first.
     let root = if cli.root.is_absolute() {
         cli.root.clone()
     } else {
@@ -803,7 +770,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let mut report = |l: &str| {
                 let _ = out(&format!("{l}\n"));
             };
-            let mut p = PullPrinter::new(&mut report);
+            let mut p = view::PullPrinter::new(&mut report);
             crate::image::pull(&k, &root, &r, &crate::image::PullOptions::default(), &mut |e| p.event(e))?;
             out(&format!("{}\n", r))?;
             Ok(Exit::Ok)

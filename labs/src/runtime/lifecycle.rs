@@ -88,7 +88,7 @@ pub fn image_for(k: &Kernel, root: &Path, name: &str, report: PullReport<'_>) ->
             if super::hello::is_hello(&r) {
                 super::hello::make(k, root, &r)?;
             } else {
-                let mut lines = super::cli::PullPrinter::new(report);
+                let mut lines = super::view::PullPrinter::new(report);
                 image::pull(k, root, &r, &image::PullOptions::default(), &mut |p| lines.event(p))?;
             }
             let st = Store::open(k, root, true)?;

@@ -211,6 +211,42 @@ fn table(rows: &[Value], cols: &[&str]) -> String {
     super::template::columns(&t)
 }
 
+/// Prints docker's pull lines as the image lab reports its progress.
+pub struct PullPrinter<'a> {
+    report: &'a mut dyn FnMut(&str),
+    layers: Vec<String>,
+}
+
+impl<'a> PullPrinter<'a> {
+    /// Print through `report`.
+    pub fn new(report: &'a mut dyn FnMut(&str)) -> PullPrinter<'a> {
+        PullPrinter { report, layers: Vec::new() }
+    }
+
+    /// One progress event.
+    pub fn event(&mut self, p: crate::image::Progress) {
+        use crate::image::Progress::*;
+        let short = |d: &str| d.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+        match p {
+            Resolving { tag, path } => (self.report)(&format!("{tag}: Pulling from {path}")),
+            Layers(l) => self.layers = l.into_iter().map(|(d, _)| short(&d)).collect(),
+            Exists { index } => {
+                (self.report)(&format!("{}: Already exists", self.layers.get(index).cloned().unwrap_or_default()))
+            }
+            PullComplete { index } => {
+                (self.report)(&format!("{}: Pull complete", self.layers.get(index).cloned().unwrap_or_default()))
+            }
+            Digest(d) => (self.report)(&format!("Digest: {d}")),
+            Status { up_to_date, name } => (self.report)(&if up_to_date {
+                format!("Status: Image is up to date for {name}")
+            } else {
+                format!("Status: Downloaded newer image for {name}")
+            }),
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
