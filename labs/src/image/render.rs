@@ -15,32 +15,8 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// A size as docker prints it: decimal units, four significant digits (`7.05MB`).
-pub fn human_size(n: u64) -> String {
-    // docker uses decimal units (units.HumanSize).
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < units.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n}B")
-    } else {
-        // Go's %.4g: four significant digits, trailing zeros dropped.
-        let int_digits = if v >= 100.0 {
-            3
-        } else if v >= 10.0 {
-            2
-        } else {
-            1
-        };
-        let s = format!("{v:.prec$}", prec = 4 - int_digits);
-        let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
-        format!("{s}{}", units[u])
-    }
-}
+/// A size as docker prints it (the one definition is in [`crate::units`]).
+pub use crate::units::human_size;
 
 /// Days since the epoch for a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
