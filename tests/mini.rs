@@ -844,6 +844,8 @@ echo "== tpl"; m inspect --format '{{range .Config.Env}}{{.}};{{end}}' t1 | sed 
 m inspect --format '{{index .Config.Cmd 0}} {{json .State.Running}} {{json .Config.Labels}}' t1
 echo "== host"; [ "$(m run --rm --network host test/alpine ip -o link | cut -d: -f2)" = "$(ip -o link | cut -d: -f2)" ] && echo same links
 m run --rm --network none test/alpine ip -o link | cut -d: -f2
+echo "== dns"; m run --rm --network none --dns 9.9.9.9 --dns 2620:fe::fe test/alpine grep -c '^nameserver' /etc/resolv.conf
+m run --rm --network none --dns 9.9.9.9 test/alpine grep '^nameserver' /etc/resolv.conf
 echo "== sigpipe"; m run --rm --network none test/alpine sh -c 'i=$(grep SigIgn /proc/self/status | cut -f2); echo $(( 0x$i & (1 << 12) ))'
 # The trace's reader goes away after one line: mini and its monitor carry on, and end.
 echo "== closed-stderr"; timeout 60 sh -c "mini --trace=json run --rm --name cs --network none test/alpine echo hi 2>&1 >/dev/null | head -1 | grep -c getresuid"
@@ -862,6 +864,7 @@ echo "code $?"; m ps -aq --filter name=cs | wc -l
         "HOSTNAME=h;PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin;\nsh false {}\n"
     );
     assert_eq!(section(&out, "host"), "same links\n lo\n");
+    assert_eq!(section(&out, "dns"), "2\nnameserver 9.9.9.9\n", "--dns replaces the host's nameservers");
     assert_eq!(section(&out, "sigpipe"), "0\n", "SIGPIPE (bit 12 of SigIgn) is not ignored in the container");
     assert_eq!(section(&out, "closed-stderr"), "1\ncode 0\n0\n", "a closed stderr ends no one and spins no one");
 }

@@ -344,6 +344,9 @@ pub struct RunArgs {
     /// Resource limits (nofile=1024:2048).
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
+    /// A DNS server for the container's /etc/resolv.conf, in place of the host's.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<std::net::IpAddr>,
     /// The signal `stop` sends first.
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
@@ -550,6 +553,7 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         cpuset_cpus: a.cpuset_cpus.clone(),
         pids_limit: a.pids_limit,
         ulimits: a.ulimit.iter().map(|u| spec::parse_ulimit(u)).collect::<Result<_>>()?,
+        dns: a.dns.iter().map(|ip| ip.to_string()).collect(),
         devices: a.device.iter().map(|d| spec::parse_device(d)).collect::<Result<_>>()?,
     })
 }

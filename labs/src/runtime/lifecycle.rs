@@ -66,6 +66,8 @@ pub struct CreateSpec {
     pub pids_limit: Option<i64>,
     /// `--ulimit`.
     pub ulimits: Vec<(String, u64, u64)>,
+    /// `--dns`.
+    pub dns: Vec<String>,
     /// `--device`.
     pub devices: Vec<(String, String, String)>,
 }
@@ -208,6 +210,7 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             cpuset_cpus: spec.cpuset_cpus.clone(),
             pids_limit: spec.pids_limit,
             ulimits: spec.ulimits.clone(),
+            dns: spec.dns.clone(),
             devices: spec.devices.clone(),
             auto_remove: spec.auto_remove,
             init: spec.init,

@@ -178,7 +178,7 @@ pub fn create_dirs(k: &Kernel, store: &Containers, c: &Container) -> Result<()> 
     let dir = p.dir(&c.id);
     k.write_new_file(&dir.join("hostname"), format!("{}\n", c.config.hostname).as_bytes(), 0o644)?;
     k.write_new_file(&dir.join("hosts"), hosts_file(c, None).as_bytes(), 0o644)?;
-    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(k).as_bytes(), 0o644)?;
+    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(k, &c.config.dns).as_bytes(), 0o644)?;
     if !c.config.working_dir.is_empty() {
         // docker makes the working directory when the image lacks it: here, in the
         // container's own layer, so it shows in `diff` as docker's does.
@@ -211,8 +211,10 @@ pub fn hosts_file(c: &Container, ip: Option<Ipv4Addr>) -> String {
 }
 
 /// `/etc/resolv.conf`: the host's, without the nameservers on 127.0.0.0/8 (unreachable
-/// from a container's own loopback), or public ones if none is left, as docker does.
-pub fn resolv_conf(k: &Kernel) -> String {
+/// from a container's own loopback), or public ones if none is left, as docker does;
+/// with `dns` (`--dns`), those in place of the host's nameservers (its search and
+/// options lines stay).
+pub fn resolv_conf(k: &Kernel, dns: &[String]) -> String {
     let host =
         k.why("the host's resolvers, for the container's").read_file(Path::new("/etc/resolv.conf")).unwrap_or_default();
     let mut out = String::new();
@@ -220,13 +222,17 @@ pub fn resolv_conf(k: &Kernel) -> String {
     for l in host.lines() {
         let t = l.trim_start();
         if let Some(ns) = t.strip_prefix("nameserver") {
-            if ns.trim().starts_with("127.") || ns.trim() == "::1" {
+            if !dns.is_empty() || ns.trim().starts_with("127.") || ns.trim() == "::1" {
                 continue;
             }
             servers += 1;
         }
         out.push_str(l);
         out.push('\n');
+    }
+    for ns in dns {
+        out.push_str(&format!("nameserver {ns}\n"));
+        servers += 1;
     }
     if servers == 0 {
         out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");

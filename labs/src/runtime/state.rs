@@ -172,6 +172,9 @@ pub struct Config {
     pub pids_limit: Option<i64>,
     /// `--ulimit NAME=SOFT[:HARD]`.
     pub ulimits: Vec<(String, u64, u64)>,
+    /// `--dns IP`: the container's nameservers, in place of the host's.
+    #[serde(default)]
+    pub dns: Vec<String>,
     /// `--device HOST[:CONTAINER[:PERMS]]`.
     pub devices: Vec<(String, String, String)>,
     /// `--rm`.

@@ -76,6 +76,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "CpuShares": cfg.cpu_shares.unwrap_or(0),
             "CpusetCpus": cfg.cpuset_cpus.clone().unwrap_or_default(),
             "PidsLimit": cfg.pids_limit,
+            "Dns": cfg.dns,
             "Ulimits": cfg.ulimits.iter().map(|(n, s, h)| json!({"Name": n, "Soft": s, "Hard": h})).collect::<Vec<_>>(),
             "Devices": cfg.devices.iter().map(|(h, c, p)| json!({"PathOnHost": h, "PathInContainer": c, "CgroupPermissions": p})).collect::<Vec<_>>(),
             "CapAdd": Value::Null,
