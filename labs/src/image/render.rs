@@ -49,33 +49,12 @@ pub fn parse_time(s: &str) -> Option<i64> {
     Some(t)
 }
 
-/// "3 weeks ago", as docker's units.HumanDuration, at `now` (seconds since the epoch).
+/// "3 weeks ago", as docker's units.HumanDuration, at `now` (seconds since the epoch);
+/// the words are [`crate::units::human_duration`]'s.
 pub fn ago(created: Option<&str>, now: i64) -> String {
     let Some(t) = created.and_then(parse_time) else { return "N/A".into() };
-    let s = (now - t).max(0);
-    let (m, h, d) = (s / 60, s / 3600, s / 86400);
-    let txt = if s < 1 {
-        "Less than a second".to_string()
-    } else if s < 60 {
-        format!("{s} seconds")
-    } else if m == 1 {
-        "About a minute".into()
-    } else if m < 60 {
-        format!("{m} minutes")
-    } else if h == 1 {
-        "About an hour".into()
-    } else if h < 48 {
-        format!("{h} hours")
-    } else if d < 14 {
-        format!("{d} days")
-    } else if d < 60 {
-        format!("{} weeks", d / 7)
-    } else if d < 365 * 2 {
-        format!("{} months", d / 30)
-    } else {
-        format!("{} years", d / 365)
-    };
-    format!("{txt} ago")
+    let d = std::time::Duration::from_secs((now - t).max(0) as u64);
+    format!("{} ago", crate::units::human_duration(d))
 }
 
 /// An image's size: its uncompressed layers (what `docker images` shows).

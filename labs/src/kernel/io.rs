@@ -224,13 +224,7 @@ impl Kernel {
             what: "create a pipe to carry a container process's input or output",
             effect: Effect::Change,
         };
-        self.perform(
-            &C,
-            vec!["O_CLOEXEC".into()],
-            || unreachable!("pipes are live-only"),
-            || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC),
-            |(r, w)| format!("0 [{}, {}]", r.as_raw_fd(), w.as_raw_fd()),
-        )
+        self.pipe2_cloexec(&C)
     }
 
     /// The untraced data plumbing of a relay loop (see the module documentation).

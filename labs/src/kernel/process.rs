@@ -377,8 +377,13 @@ impl Kernel {
             what: "create a pipe; here it closes by itself when the child's exec succeeds (O_CLOEXEC)",
             effect: Effect::Change,
         };
+        self.pipe2_cloexec(&C)
+    }
+
+    /// `pipe2(2)` with `O_CLOEXEC`, traced as `c` says (what the pipe is for).
+    pub(crate) fn pipe2_cloexec(&self, c: &Call) -> Result<(OwnedFd, OwnedFd), SysError> {
         self.perform(
-            &C,
+            c,
             vec!["O_CLOEXEC".into()],
             || unreachable!("pipes are live-only"),
             || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC),
