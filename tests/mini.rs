@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use crate::harness::{bin_path, busybox_rootfs, no_inherited_fds, require, tmp, Tier};
 
 /// The OCI layout holding the test images, built once per test binary.
-fn layout() -> &'static Path {
+pub(crate) fn layout() -> &'static Path {
     static L: OnceLock<PathBuf> = OnceLock::new();
     L.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("contlab-mini-images-{}", std::process::id()));
@@ -52,7 +52,7 @@ fn layout() -> &'static Path {
 }
 
 /// One image of layers `dirs` (bottom first) with `config`, named `name` in `layout`.
-fn image(layout: &Path, name: &str, dirs: &[&Path], config: serde_json::Value) {
+pub(crate) fn image(layout: &Path, name: &str, dirs: &[&Path], config: serde_json::Value) {
     let mut descs = vec![];
     let mut diffs = vec![];
     for d in dirs {
@@ -74,14 +74,14 @@ fn image(layout: &Path, name: &str, dirs: &[&Path], config: serde_json::Value) {
 
 /// A sandbox that stays: a holder process in fresh net, mount and PID namespaces, and
 /// commands run inside them with `nsenter` (for tests that drive terminals over time).
-struct Sandbox {
+pub(crate) struct Sandbox {
     _t: tempfile::TempDir,
     holder: std::process::Child,
     env: Vec<(String, String)>,
 }
 
 impl Sandbox {
-    fn new() -> Sandbox {
+    pub(crate) fn new() -> Sandbox {
         let t = tmp();
         let store = t.path().join("store");
         import_images(&store);
@@ -113,7 +113,7 @@ impl Sandbox {
     }
 
     /// `sh -c line` inside the sandbox.
-    fn cmd(&self, line: &str) -> Command {
+    pub(crate) fn cmd(&self, line: &str) -> Command {
         // The holder is `unshare`; its child (the shell, then sleep) is in the namespaces.
         let pid = std::fs::read_to_string(format!("/proc/{}/task/{}/children", self.holder.id(), self.holder.id()))
             .unwrap_or_default()
@@ -131,7 +131,7 @@ impl Sandbox {
     }
 
     /// Run `line` to its end; stdout (asserting success).
-    fn ok(&self, line: &str) -> String {
+    pub(crate) fn ok(&self, line: &str) -> String {
         let o = self.cmd(line).output().unwrap();
         assert!(
             o.status.success(),
@@ -174,16 +174,16 @@ pub fn import_images(store: &Path) {
 }
 
 /// The result of a sandboxed script.
-struct Ran {
-    code: i32,
-    out: String,
-    err: String,
+pub(crate) struct Ran {
+    pub(crate) code: i32,
+    pub(crate) out: String,
+    pub(crate) err: String,
 }
 
 /// Run `script` (sh, `set -u`, not `-e`: scripts check codes themselves) in fresh net,
 /// mount and PID namespaces with a store of its own holding the test images; `mini`
 /// and the other tools first in PATH, and `T` the store's directory.
-fn sandbox(script: &str) -> Ran {
+pub(crate) fn sandbox(script: &str) -> Ran {
     let t = tmp();
     let store = t.path().join("store");
     import_images(&store);
@@ -214,14 +214,14 @@ fn sandbox(script: &str) -> Ran {
     }
 }
 
-fn ok(script: &str) -> String {
+pub(crate) fn ok(script: &str) -> String {
     let r = sandbox(script);
     assert_eq!(r.code, 0, "script failed ({}):\n{script}\n--- stdout\n{}\n--- stderr\n{}", r.code, r.out, r.err);
     r.out
 }
 
 /// The lines after `marker` up to the next marker line (`== name`).
-fn section<'a>(out: &'a str, marker: &str) -> &'a str {
+pub(crate) fn section<'a>(out: &'a str, marker: &str) -> &'a str {
     let start = out
         .find(&format!("== {marker}\n"))
         .map(|i| i + marker.len() + 4)
