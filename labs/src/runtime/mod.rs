@@ -49,6 +49,7 @@ pub mod spec;
 pub mod state;
 pub mod template;
 pub mod view;
+pub mod volumes;
 
 /// The tool's name, in traces and messages.
 pub const TOOL: &str = "mini";

@@ -208,6 +208,9 @@ pub struct Container {
     /// after a crash) removes exactly what is there: `overlay`, `cgroup`, `netns`,
     /// `veth`, `lease`.
     pub made: Vec<String>,
+    /// Its volumes, bind mounts and tmpfs mounts, in the order they are mounted.
+    #[serde(default)]
+    pub mounts: Vec<super::volumes::MountPoint>,
 }
 
 impl Container {
