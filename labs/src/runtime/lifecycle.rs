@@ -70,6 +70,14 @@ pub struct CreateSpec {
     pub dns: Vec<String>,
     /// `--device`.
     pub devices: Vec<(String, String, String)>,
+    /// `-v`, `--mount`, `--tmpfs`, in order.
+    pub mounts: Vec<super::volumes::MountRequest>,
+    /// `-v` as typed.
+    pub binds: Vec<String>,
+    /// `--volumes-from NAME[:ro|rw]`.
+    pub volumes_from: Vec<String>,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
 }
 
 /// What happened while getting the image: docker's lines (`Unable to find image...`,
@@ -121,6 +129,7 @@ fn image_config(img: &image::Image) -> ImageConfig {
         stop_signal: c.stop_signal.clone().unwrap_or_default(),
         labels: c.labels.clone(),
         exposed_ports: c.exposed_ports.clone(),
+        volumes: c.volumes.clone(),
     }
 }
 
@@ -176,6 +185,12 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             super::names::random_name(|n| taken.iter().any(|t| t == n))
         }
     };
+    let mut from = vec![];
+    for v in &spec.volumes_from {
+        let (n, mode) = v.rsplit_once(':').filter(|(_, m)| *m == "ro" || *m == "rw").unwrap_or((v.as_str(), "rw"));
+        from.push((find(&store, n)?, mode == "ro"));
+    }
+    let mounts = super::volumes::resolve(k, root, &spec.mounts, &ic.volumes, &from)?;
     let c = Container {
         id: id.clone(),
         name,
@@ -215,12 +230,18 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             auto_remove: spec.auto_remove,
             init: spec.init,
             network,
+            binds: spec.binds.clone(),
+            readonly_rootfs: spec.readonly_rootfs,
+            volumes_from: spec.volumes_from.clone(),
+            volumes: ic.volumes.clone(),
         },
         layers: layers.iter().map(|p| p.display().to_string()).collect(),
+        mounts,
         ..Default::default()
     };
     if let Err(e) = resources::create_dirs(k, &store, &c).and_then(|_| store.save(&c)) {
         let _ = resources::remove(k, &store, &c);
+        let _ = super::volumes::remove_anonymous(k, root, &c, &[]);
         return Err(e);
     }
     Ok(c)

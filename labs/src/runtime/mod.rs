@@ -49,6 +49,7 @@ pub mod spec;
 pub mod state;
 pub mod template;
 pub mod view;
+pub mod volume_cli;
 pub mod volumes;
 
 /// The tool's name, in traces and messages.

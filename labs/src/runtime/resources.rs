@@ -5,7 +5,9 @@
 //! | made at | what | lab | undone by |
 //! |---|---|---|---|
 //! | create | `overlay/ID/{diff,work,merged}`, the init layer `overlay/ID-init/diff`, `/etc` files | mini | `rm` |
+//! | create | named and anonymous volumes, `volumes/NAME/_data` | mini | `volume rm`, `rm -v` |
 //! | start | the overlay mounted on `merged` (lowers: init layer, then the image's, top first) | ovl-mount | `umount2` |
+//! | start | a volume's filesystem on its `_data` (local driver options), mount points in the root | mini | `umount2` when no running container uses it |
 //! | start | the cgroup `contlab/mini/ID` with the limits | cg-limit | kill its processes, `rmdir` |
 //! | start | `/run/netns/mini-ID12`, a veth pair into it, an address on the default bridge | netns-bridge | `RTM_DELLINK`, umount + unlink |
 //!
@@ -283,6 +285,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         ));
         overlay::mount(k, &spec, &layer.join("merged"), false)?;
     }
+    let mounts = super::volumes::prepare(k, &p.root, c, &layer.join("merged"), &|c| store.save(c))?;
     intend(store, c, "cgroup")?;
     let cg_setup;
     let procs = {
@@ -358,6 +361,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
         ],
         devices: devices(k, c)?,
+        mounts,
+        readonly_root: c.config.readonly_rootfs,
         rlimits: c.config.ulimits.clone(),
         tty: c.config.tty.then_some(crate::kernel::WinSize { rows: 24, cols: 80 }),
         init: c.config.init,
@@ -498,6 +503,7 @@ pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
             Err(e) => note("cgroup", e),
         }
     }
+    super::volumes::release(k, &store.paths.root, c, &|| store.all().unwrap_or_default());
     if c.has("overlay") {
         let _s = k.scope(overlay::TOOL);
         let merged = store.paths.layer(&c.id).join("merged");

@@ -183,6 +183,18 @@ pub struct Config {
     pub init: bool,
     /// `--network`: `bridge`, `none`, `host`.
     pub network: String,
+    /// `-v` as typed (docker's HostConfig.Binds).
+    #[serde(default)]
+    pub binds: Vec<String>,
+    /// `--read-only`.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// `--volumes-from` as typed.
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
+    /// The image's VOLUMEs.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// One container, as `config.json` holds it.

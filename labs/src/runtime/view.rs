@@ -34,6 +34,8 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "MacAddress": c.net.mac, "NetworkID": c.net.bridge, "EndpointID": c.net.veth,
         }})
     };
+    let anon: serde_json::Map<String, Value> =
+        c.mounts.iter().filter(|m| m.anonymous).map(|m| (m.destination.clone(), json!({}))).collect();
     let exposed: serde_json::Map<String, Value> = cfg.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
     json!({
         "Id": c.id,
@@ -82,7 +84,9 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "CapAdd": Value::Null,
             "CapDrop": Value::Null,
             "Privileged": false,
-            "ReadonlyRootfs": false,
+            "ReadonlyRootfs": cfg.readonly_rootfs,
+            "Binds": if cfg.binds.is_empty() { Value::Null } else { json!(cfg.binds) },
+            "VolumesFrom": if cfg.volumes_from.is_empty() { Value::Null } else { json!(cfg.volumes_from) },
             "MaskedPaths": super::init::MASKED,
             "ReadonlyPaths": super::init::READONLY,
         },
@@ -110,7 +114,9 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout,
             "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+            "Volumes": if anon.is_empty() { Value::Null } else { Value::Object(anon) },
         },
+        "Mounts": super::volumes::inspect_mounts(c),
         "NetworkSettings": {
             "Bridge": "",
             "SandboxKey": c.net.netns,
