@@ -45,6 +45,10 @@ pub struct Cli {
     /// Color the trace: auto, always, never.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub color: ColorChoice,
+    /// The storage driver of new containers: overlay2 (default) or devicemapper
+    /// (`$CONTLAB_STORAGE_DRIVER`, or mini.json's storage-driver).
+    #[arg(long, short = 's', value_name = "DRIVER", env = "CONTLAB_STORAGE_DRIVER")]
+    pub storage_driver: Option<String>,
 }
 
 /// docker's commands, as far as the course uses them (and further).
@@ -599,6 +603,7 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         binds: a.volume.clone(),
         volumes_from: a.volumes_from.clone(),
         readonly_rootfs: a.read_only,
+        storage_driver: String::new(),
     })
 }
 
@@ -645,7 +650,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Cmd::Run(a) | Cmd::Create(a) => {
             let creating = matches!(cli.cmd, Cmd::Create(_));
-            let spec = create_spec(&k, a)?;
+            let mut spec = create_spec(&k, a)?;
+            spec.storage_driver = match &cli.storage_driver {
+                Some(d) => d.clone(),
+                None => super::resources::Settings::load(&k)?.storage_driver,
+            };
+            super::devmapper::check_driver(&spec.storage_driver)?;
             if a.script {
                 let image = lifecycle::stored_image_config(&k, &root, &spec.image);
                 out(&super::script::script(&k, &spec, image.as_ref(), &root))?;

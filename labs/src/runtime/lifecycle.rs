@@ -78,6 +78,8 @@ pub struct CreateSpec {
     pub volumes_from: Vec<String>,
     /// `--read-only`.
     pub readonly_rootfs: bool,
+    /// `overlay2` or `devicemapper`.
+    pub storage_driver: String,
 }
 
 /// What happened while getting the image: docker's lines (`Unable to find image...`,
@@ -191,7 +193,7 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
         from.push((find(&store, n)?, mode == "ro"));
     }
     let mounts = super::volumes::resolve(k, root, &spec.mounts, &ic.volumes, &from)?;
-    let c = Container {
+    let mut c = Container {
         id: id.clone(),
         name,
         created: crate::units::rfc3339(crate::units::now_nanos()),
@@ -239,7 +241,22 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
         mounts,
         ..Default::default()
     };
-    if let Err(e) = resources::create_dirs(k, &store, &c).and_then(|_| store.save(&c)) {
+    if spec.storage_driver == super::devmapper::NAME {
+        c.driver = super::devmapper::NAME.into();
+    }
+    let made = resources::create_dirs(k, &store, &c).and_then(|_| store.save(&c)).and_then(|_| {
+        if c.driver != super::devmapper::NAME {
+            return Ok(());
+        }
+        // The image's layers and the container as thin snapshots, each of the one below.
+        let mut d = super::devmapper::Driver::open(k, root)?;
+        let top = d.image(&super::devmapper::store(k, root)?, &img)?;
+        let p = &store.paths;
+        c.device =
+            Some(d.create_container(&c.id, &top, &p.init_layer(&c.id).join("diff"), &p.layer(&c.id).join("diff"))?);
+        store.save(&c)
+    });
+    if let Err(e) = made {
         let _ = resources::remove(k, &store, &c);
         let _ = super::volumes::remove_anonymous(k, root, &c, &[]);
         return Err(e);

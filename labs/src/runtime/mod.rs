@@ -36,6 +36,7 @@
 
 pub mod attach;
 pub mod cli;
+pub mod devmapper;
 pub mod hello;
 pub mod init;
 pub mod lifecycle;

@@ -223,6 +223,12 @@ pub struct Container {
     /// Its volumes, bind mounts and tmpfs mounts, in the order they are mounted.
     #[serde(default)]
     pub mounts: Vec<super::volumes::MountPoint>,
+    /// Its storage driver: empty for overlay2, `devicemapper`.
+    #[serde(default)]
+    pub driver: String,
+    /// With devicemapper: its thin volume.
+    #[serde(default)]
+    pub device: Option<super::devmapper::Device>,
 }
 
 impl Container {

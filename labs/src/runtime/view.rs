@@ -34,6 +34,25 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "MacAddress": c.net.mac, "NetworkID": c.net.bridge, "EndpointID": c.net.veth,
         }})
     };
+    let graph = match &c.device {
+        Some(d) if c.driver == super::devmapper::NAME => json!({
+            "Name": "devicemapper",
+            "Data": {
+                "DeviceId": d.id.to_string(),
+                "DeviceName": super::devmapper::device_name(&c.id),
+                "DeviceSize": (d.sectors * 512).to_string(),
+            },
+        }),
+        _ => json!({
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": lower.join(":"),
+                "UpperDir": layer.join("diff"),
+                "MergedDir": layer.join("merged"),
+                "WorkDir": layer.join("work"),
+            },
+        }),
+    };
     let anon: serde_json::Map<String, Value> =
         c.mounts.iter().filter(|m| m.anonymous).map(|m| (m.destination.clone(), json!({}))).collect();
     let exposed: serde_json::Map<String, Value> = cfg.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
@@ -62,7 +81,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
         "LogPath": paths.log(&c.id),
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
-        "Driver": "overlay2",
+        "Driver": if c.driver.is_empty() { "overlay2" } else { c.driver.as_str() },
         "Platform": "linux",
         "HostConfig": {
             "NetworkMode": if cfg.network.is_empty() { "bridge" } else { cfg.network.as_str() },
@@ -90,16 +109,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "MaskedPaths": super::init::MASKED,
             "ReadonlyPaths": super::init::READONLY,
         },
-        "GraphDriver": {
-            "Name": "overlay2",
-            "Data": {
-                "LowerDir": lower.join(":"),
-                "UpperDir": layer.join("diff"),
-                "MergedDir": layer.join("merged"),
-                "WorkDir": layer.join("work"),
-            },
-        },
-        "Mounts": [],
+        "GraphDriver": graph,
         "Config": {
             "Hostname": cfg.hostname,
             "User": cfg.user,
