@@ -87,7 +87,7 @@ use crate::kernel::{Kernel, Mode};
 pub use apply::{apply, ASIDE};
 pub use cli::{run, Cli};
 pub use diff::{diff, diff_tree, Change, ChangeKind};
-pub use pack::{pack, pack_to_file, PackOptions, Packed};
+pub use pack::{pack, pack_changes, pack_to_file, PackOptions, Packed};
 
 /// The tool this lab is, as its trace and messages name it.
 pub const TOOL: &str = "layer-diff";
