@@ -476,3 +476,63 @@ pub fn make_rootfs_dir(k: &Kernel, root: &Path, id: &str) -> Result<PathBuf> {
     mkdir_once(k, &p, 0o755)?;
     Ok(p)
 }
+
+/// What a container changed, on the devicemapper driver: there is no upper directory
+/// to read, so its volume is compared with its init layer's, both walked whole
+/// (docker's "naive diff"), its mount points left out. The volumes are mounted
+/// read-only for the walk (the running container's own root is used as it is).
+pub fn diff(k: &Kernel, root: &Path, c: &super::state::Container) -> Result<Vec<crate::layer::Change>> {
+    with_trees(k, root, c, |init, now| {
+        let _s = k.scope(crate::layer::TOOL);
+        let mut changes = crate::layer::diff_tree(k, init, now)?;
+        let points: Vec<&str> = c.mounts.iter().map(|m| m.destination.as_str()).collect();
+        changes.retain(|ch| !points.iter().any(|p| ch.path == *p || ch.path.starts_with(&format!("{p}/"))));
+        Ok(changes)
+    })
+}
+
+/// A container's changes as an OCI layer (for `commit`), on the devicemapper driver:
+/// [`diff`], then layer-diff's `pack_changes` of the container's tree.
+pub fn pack(
+    k: &Kernel,
+    root: &Path,
+    c: &super::state::Container,
+    w: impl std::io::Write,
+    opts: &crate::layer::PackOptions,
+) -> Result<crate::layer::Packed> {
+    let changes = diff(k, root, c)?;
+    with_trees(k, root, c, |_, now| {
+        let _s = k.scope(crate::layer::TOOL);
+        crate::layer::pack_changes(k, now, &changes, w, opts)
+    })
+}
+
+/// Run `f` with the container's init tree and its current tree mounted (read-only,
+/// under `devicemapper/mnt/`), unmounting what was mounted here after, also on failure.
+fn with_trees<T>(
+    k: &Kernel,
+    root: &Path,
+    c: &super::state::Container,
+    f: impl FnOnce(&Path, &Path) -> Result<T>,
+) -> Result<T> {
+    let d = Driver::open(k, root)?;
+    let init = init_key(&c.id);
+    let init_dir = d.dir.join("mnt").join(&init);
+    let running = c.has(MOUNTED);
+    let now_dir = if running { rootfs(root, &c.id) } else { d.dir.join("mnt").join(format!("{}-view", c.id)) };
+    d.mount(&init, &init_dir, true)?;
+    if !running {
+        if let Err(e) = d.mount(&c.id, &now_dir, true) {
+            let _ = d.umount(&init, &init_dir);
+            return Err(e);
+        }
+    }
+    let r = f(&init_dir, &now_dir);
+    let u1 = d.umount(&init, &init_dir);
+    let _ = k.rmdir(&init_dir);
+    let u2 = if running { Ok(()) } else { d.umount(&c.id, &now_dir).and_then(|_| Ok(k.rmdir(&now_dir)?)) };
+    let v = r?;
+    u1?;
+    u2?;
+    Ok(v)
+}
