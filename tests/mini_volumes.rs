@@ -26,6 +26,7 @@ echo "== both"; m exec c1 cat /usr/share/nginx/html/host.txt; cat "$MP/c1.txt"
 echo "== c2"; m run --rm --network none -v mynginx:/data test/alpine ls /data
 echo "== once"; m exec c1 rm /usr/share/nginx/html/index.html
 m run --rm --network none -v mynginx:/usr/share/nginx/html test/web ls /usr/share/nginx/html
+echo "== emptied"; m exec c1 sh -c 'rm -f /usr/share/nginx/html/*'; m restart -t 0 c1 >/dev/null; m exec c1 ls /usr/share/nginx/html | wc -l
 echo "== rm-used"; m volume rm mynginx; echo "code $?"
 m stop -t 0 c1 >/dev/null
 echo "== rm-stopped"; m volume rm mynginx 2>&1 | sed 's/\[[0-9a-f]*\]/[ID]/'; echo "code $?"
@@ -45,6 +46,8 @@ echo "== gone"; m volume ls -q | wc -l; test -e "$MP"; echo "exists $?"
     assert_eq!(section(out, "c2"), "c1.txt\nhost.txt\nindex.html\n");
     // A volume that is not empty is never filled again.
     assert_eq!(section(out, "once"), "c1.txt\nhost.txt\n");
+    // Copy-up is once per container: emptied, the volume stays empty at a restart.
+    assert_eq!(section(out, "emptied"), "0\n");
     assert_eq!(section(out, "rm-used"), "code 1\n");
     assert!(r.err.contains("Error response from daemon: remove mynginx: volume is in use - ["), "{}", r.err);
     assert!(

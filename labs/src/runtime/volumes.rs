@@ -24,7 +24,8 @@
 //!    for all the containers that use it; unmounted when the last one stops;
 //! 2. a new, empty volume over a path where the image has files: the image's files
 //!    copied into it first (docker's copy-up), as a tar packed from the root and
-//!    applied into `_data` by the layer-diff lab;
+//!    applied into `_data` by the layer-diff lab; once per container (at its first
+//!    start: docker does it at create), never into a volume that has files;
 //! 3. the mount point made inside the root (`mkdirat`, or a file for a file bind),
 //!    every component opened with `openat2(RESOLVE_BENEATH)`, so a symlink of the
 //!    image cannot make it elsewhere on the host;
@@ -736,7 +737,7 @@ pub fn prepare(
     let vols = Volumes::open(k, root);
     let mut out = vec![];
     let mounts = c.mounts.clone();
-    for m in &mounts {
+    for (i, m) in mounts.iter().enumerate() {
         if m.kind == "volume" {
             let v = vols.get(&m.name)?;
             let data = vols.mountpoint(&v.name);
@@ -748,8 +749,9 @@ pub fn prepare(
                     mount_device(k, &v, &data)?;
                 }
             }
-            if m.options != "nocopy" {
+            if m.options != "nocopy" && !m.populated {
                 copy_up(k, merged, &m.destination, &data)?;
+                c.mounts[i].populated = true;
             }
         }
         let is_file = m.kind == "bind" && k.lstat(Path::new(&m.source)).ok().flatten().is_some_and(|md| !md.is_dir());
@@ -958,4 +960,8 @@ pub struct MountPoint {
     /// A volume made for this container only (`-v /path`, the image's VOLUME):
     /// removed with `rm -v` and `run --rm`.
     pub anonymous: bool,
+    /// The image's files were offered to the volume at the container's first start
+    /// (copy-up happens once per container, as docker does it at create).
+    #[serde(default)]
+    pub populated: bool,
 }
