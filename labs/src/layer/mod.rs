@@ -84,7 +84,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Mode};
 
-pub use apply::{apply, ASIDE};
+pub use apply::{apply, apply_at, ASIDE};
 pub use cli::{run, Cli};
 pub use diff::{diff, diff_tree, Change, ChangeKind};
 pub use pack::{pack, pack_to_file, PackOptions, Packed};

@@ -35,6 +35,9 @@ pub struct Packed {
     pub entries: u64,
     /// Whiteouts written (`.wh.NAME` and `.wh..wh..opq`).
     pub whiteouts: u64,
+    /// Bytes of the uncompressed tar (what the store records as the layer's size).
+    #[serde(skip)]
+    pub tar_size: u64,
 }
 
 struct Hashing<W: Write> {
@@ -75,7 +78,7 @@ fn werr(e: std::io::Error) -> Error {
 /// Pack `upper` into an OCI layer written to `w`; see [`PackOptions`].
 pub fn pack(k: &Kernel, upper: &Path, w: impl Write, opts: &PackOptions) -> Result<Packed> {
     let outer = hashing(w);
-    let (diff_id, digest, size, counts) = match opts.gzip_level {
+    let (diff_id, digest, size, tar_size, counts) = match opts.gzip_level {
         None => {
             let mut b = tar::Builder::new(hashing(outer));
             let counts = walk_root(k, upper, &mut b, opts)?;
@@ -83,23 +86,32 @@ pub fn pack(k: &Kernel, upper: &Path, w: impl Write, opts: &PackOptions) -> Resu
             let mut outer = inner.inner;
             outer.flush().map_err(werr)?;
             let id = hex(inner.h);
-            (id.clone(), id, outer.n, counts)
+            (id.clone(), id, outer.n, inner.n, counts)
         }
         Some(level) => {
             let gz = flate2::GzBuilder::new().mtime(0).write(outer, flate2::Compression::new(level));
             let mut b = tar::Builder::new(hashing(gz));
             let counts = walk_root(k, upper, &mut b, opts)?;
             let inner = b.into_inner().map_err(werr)?;
+            let tar_size = inner.n;
             let mut outer = inner.inner.finish().map_err(werr)?;
             outer.flush().map_err(werr)?;
-            (hex(inner.h), hex(outer.h), outer.n, counts)
+            (hex(inner.h), hex(outer.h), outer.n, tar_size, counts)
         }
     };
     let media_type = match opts.gzip_level {
         None => "application/vnd.oci.image.layer.v1.tar",
         Some(_) => "application/vnd.oci.image.layer.v1.tar+gzip",
     };
-    Ok(Packed { diff_id, digest, size, media_type: media_type.into(), entries: counts.0, whiteouts: counts.1 })
+    Ok(Packed {
+        diff_id,
+        digest,
+        size,
+        media_type: media_type.into(),
+        entries: counts.0,
+        whiteouts: counts.1,
+        tar_size,
+    })
 }
 
 /// [`pack`] into the file `out`: written beside it (`OUT.partial`, made with
