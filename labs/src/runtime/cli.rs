@@ -241,6 +241,9 @@ pub enum Cmd {
     Version,
     /// What mini sees of this machine: containers, storage, cgroups, kernel.
     Info,
+    /// diff, commit, export, import, cp.
+    #[command(flatten)]
+    Changes(super::changes::Cmds),
     /// The monitor of one container (mini starts it; not for typing).
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -259,6 +262,9 @@ impl Cmd {
         if let Cmd::Run(a) | Cmd::Create(a) = self {
             // --script only prints.
             return !a.script;
+        }
+        if let Cmd::Changes(c) = self {
+            return c.needs_root();
         }
         matches!(
             self,
@@ -791,6 +797,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Cmd::Info => info(&k, &root),
+        Cmd::Changes(c) => super::changes::run(&k, &root, c),
     }
 }
 

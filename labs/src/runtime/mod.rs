@@ -32,10 +32,13 @@
 //! [`spec`] (docker's rules for the command, environment and user), [`resources`]
 //! (what a run needs: overlay, cgroup, network, and how it is all removed), [`init`]
 //! (the first process between fork and exec), [`monitor`], [`attach`] and [`proto`]
-//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`cli`].
+//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`changes`] and
+//! [`copy`] (what a container changed: diff, commit, export, import, cp), [`cli`].
 
 pub mod attach;
+pub mod changes;
 pub mod cli;
+pub mod copy;
 pub mod hello;
 pub mod init;
 pub mod lifecycle;
