@@ -253,12 +253,13 @@ mkdir -p $T/h/images && echo jpg > $T/h/images/c.jpg && echo one > $T/h/file && 
 m run -d --name live test/alpine sh -c 'mkdir -p /vol/pics && echo inside > /vol/pics/x; sleep 60' >/dev/null
 m run --name stopped test/alpine sh -c 'mkdir -p /vol/pics && echo inside > /vol/pics/x'
 for c in live stopped; do
-  echo "== into-$c"; m cp $T/h/images $c:/vol/ 2>&1; echo "code $?"; m cp $T/h/file $c:/tmp/renamed; m cp -a $T/h/file $c:/tmp/kept; m cp $T/h/file $c:/tmp
+  echo "== into-$c"; m cp $T/h/images $c:/vol/ 2>&1; echo "code $?"; m cp $T/h/file $c:/tmp/renamed; m cp -a $T/h/file $c:/tmp/kept; m cp $T/h/file $c:/tmp; chown 0:0 $T/h/file; m cp $T/h/file $c:/tmp/root; chown 1234:1234 $T/h/file
   echo "== out-$c"; rm -rf $T/o; mkdir $T/o; m cp $c:/vol/pics $T/o/otherimages 2>&1; echo "code $?"; m cp $c:/tmp/. $T/o/tmpcontent; m cp $c:/etc/os-release $T/o/
   (cd $T/o && find . | sort); stat -c '%u' $T/o/tmpcontent/kept
 done
-echo "== seen"; m exec live sh -c 'ls /vol/images; stat -c "%u %g" /tmp/renamed /tmp/kept /tmp/file'; m export stopped | tar tvf - --numeric-owner vol/images/c.jpg tmp/kept | awk '{print $2, $NF}'
-echo "== errors"; m cp live:/nope $T/o 2>&1; echo "code $?"; m cp $T/h/file live:/nope/x 2>&1; echo "code $?"; m cp $T/h/images live:/etc/os-release 2>&1; echo "code $?"; m cp $T/nothere live:/tmp 2>&1; echo "code $?"; m cp $T/h/file live:/tmp/newdir/ 2>&1; echo "code $?"; m cp nosuch:/x $T 2>&1; echo "code $?"
+echo "== seen"; m exec live sh -c 'ls /vol/images; stat -c "%u %g" /tmp/renamed /tmp/kept /tmp/file /tmp/root'; m export stopped | tar tvf - --numeric-owner vol/images/c.jpg tmp/kept | awk '{print $2, $NF}'
+echo "== user"; m run -d --user 1111 --name userc test/alpine sleep 60 >/dev/null; m cp -a $T/h/file userc:/tmp/a; m cp $T/h/file userc:/tmp/b; m exec userc stat -c '%u %g' /tmp/a /tmp/b; m rm -f userc >/dev/null
+echo "== errors"; m cp live:/nope $T/o 2>&1; echo "code $?"; m cp $T/h/file live:/nope/x 2>&1; echo "code $?"; m cp $T/h/images live:/etc/os-release 2>&1; echo "code $?"; m cp $T/nothere live:/tmp 2>&1; echo "code $?"; m cp $T/h/file live:/tmp/newdir/ 2>&1; echo "code $?"; m cp nosuch:/x $T 2>&1; echo "code $?"; m cp live:/etc/os-release $T/nodir/x 2>&1; echo "code $?"; m cp live:/etc/os-release/ $T/y 2>&1; echo "code $?"; m cp $T/h/file/ live:/tmp 2>&1; echo "code $?"
 echo "== stream"; m cp live:/vol - | tar tf - | sort; tar cf - -C $T/h file | m cp - live:/srv 2>&1; echo "code $?"; tar cf - -C $T/h file | m cp - live:/ && m exec live cat /file
 echo "== follow"; m exec live ln -s /etc/os-release /tmp/osr; m cp live:/tmp/osr $T/o/l1; m cp -L live:/tmp/osr $T/o/l2; stat -c %F $T/o/l1 $T/o/l2
 m rm -f live stopped >/dev/null
@@ -268,11 +269,16 @@ m rm -f live stopped >/dev/null
         let o = section(&out, &format!("out-{c}"));
         assert_eq!(
             o,
-            "code 0\n.\n./os-release\n./otherimages\n./otherimages/x\n./tmpcontent\n./tmpcontent/file\n./tmpcontent/kept\n./tmpcontent/renamed\n0\n",
+            "code 0\n.\n./os-release\n./otherimages\n./otherimages/x\n./tmpcontent\n./tmpcontent/file\n./tmpcontent/kept\n./tmpcontent/renamed\n./tmpcontent/root\n0\n",
             "{c}: a directory onto a missing name is copied as that name; /. copies the content; files onto a directory go into it"
         );
     }
-    assert_eq!(section(&out, "seen"), "c.jpg\n0 0\n1234 1234\n0 0\n1234/1234 tmp/kept\n0/0 vol/images/c.jpg\n");
+    assert_eq!(
+        section(&out, "seen"),
+        "c.jpg\n1234 1234\n1234 1234\n1234 1234\n0 0\n1234/1234 tmp/kept\n0/0 vol/images/c.jpg\n",
+        "docker's rule: the source's numeric owners are kept"
+    );
+    assert_eq!(section(&out, "user"), "1111 1111\n1234 1234\n", "-a: the container's user owns what is copied in");
     let e = section(&out, "errors");
     let want = [
         "Error response from daemon: Could not find the file /nope in container live\ncode 1\n",
@@ -281,6 +287,9 @@ m rm -f live stopped >/dev/null
         "no such file or directory\ncode 1\n",
         "no such directory\ncode 1\n",
         "No such container: nosuch\ncode 1\n",
+        "/nodir\" does not exist\ncode 1\n",
+        "/etc/os-release/: not a directory\ncode 1\n",
+        "not a directory\ncode 1\n",
     ];
     let mut rest = e;
     for w in want {

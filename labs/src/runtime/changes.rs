@@ -188,7 +188,8 @@ pub fn run(k: &Kernel, root: &Path, cmd: &Cmds) -> Result<Exit> {
                 changes: change.clone(),
                 message: message.clone(),
                 reference: reference.clone(),
-                source: file.clone(),
+                // docker's client streams a file as it streams stdin: "Imported from -".
+                source: "-".into(),
             };
             let img = if file == "-" {
                 import(k, root, std::io::stdin().lock(), &spec)?

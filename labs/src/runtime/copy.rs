@@ -57,9 +57,13 @@
 //!
 //! `-` is a tar stream: of SRC on stdout, or, as SRC, read from stdin and extracted
 //! into the directory DST (by the layer lab's [`crate::layer::apply_at`], its entries
-//! resolved beneath that directory). Files copied into a container belong to its
-//! root (uid 0) unless `-a` keeps the source's owners; files copied out belong to
-//! the caller, as docker's client writes them.
+//! resolved beneath that directory).
+//!
+//! Owners, as docker 20.10 really does it (whatever its `--help` suggests): a file
+//! copied into a container keeps its numeric uid and gid (the daemon extracts the
+//! client's tar as root, owners included); with `-a` and a container that runs as a
+//! user (`--user`, the image's `USER`), everything copied belongs to that user and
+//! its group. A file copied out belongs to the caller, as docker's client writes it.
 
 use std::collections::VecDeque;
 use std::fs::Metadata;
@@ -100,6 +104,8 @@ pub struct Root<'k> {
     // After `fd`: fields are dropped in order, so the descriptor is closed before the
     // mount it is on is unmounted.
     _mounted: Option<Unmount<'k>>,
+    // Last: held until the temporary mount is gone, so `mini start` waits for it.
+    _lock: Option<crate::lock::FileLock>,
 }
 
 /// Unmounts the overlay mounted for one command, when dropped.
@@ -112,7 +118,15 @@ impl<'k> Root<'k> {
     /// A host directory as the root (the host's `/` for host paths).
     pub fn host(k: &'k Kernel, dir: &Path) -> Result<Root<'k>> {
         let fd = k.open_tree(dir)?;
-        Ok(Root { k, fd, shown: dir.display().to_string(), mounts: vec![], crossings: None, _mounted: None })
+        Ok(Root {
+            k,
+            fd,
+            shown: dir.display().to_string(),
+            mounts: vec![],
+            crossings: None,
+            _mounted: None,
+            _lock: None,
+        })
     }
 
     /// The root of container `c` (see the module documentation); `writable` when
@@ -120,6 +134,18 @@ impl<'k> Root<'k> {
     pub fn container(k: &'k Kernel, store: &Containers, c: &Container, view: View, writable: bool) -> Result<Root<'k>> {
         let layer = store.paths.layer(&c.id);
         let merged = layer.join("merged");
+        // A stopped container is mounted here under its lock, so that a `mini start`
+        // meanwhile waits instead of mounting its root a second time.
+        let (lock, c) = match c.state.status.is_up() {
+            true => (None, c.clone()),
+            false => {
+                let l = store.lock(&c.id)?;
+                let mut now = store.load(&c.id)?;
+                store.refresh(&mut now);
+                (Some(l), now)
+            }
+        };
+        let c = &c;
         if c.state.status.is_up() && c.state.pid > 0 {
             let dir = match view {
                 View::Processes => PathBuf::from(format!("/proc/{}/root", c.state.pid)),
@@ -135,7 +161,21 @@ impl<'k> Root<'k> {
             })?;
             let crossings =
                 (view == View::Processes).then(|| c.mounts.iter().map(|m| abs(&components(&m.destination))).collect());
-            return Ok(Root { k, fd, shown: dir.display().to_string(), mounts: vec![], crossings, _mounted: None });
+            return Ok(Root {
+                k,
+                fd,
+                shown: dir.display().to_string(),
+                mounts: vec![],
+                crossings,
+                _mounted: None,
+                _lock: None,
+            });
+        }
+        if c.has("overlay") && overlay::Mounted::existing(k, &merged).is_ok() {
+            // A dead container (its monitor killed) whose root is still mounted.
+            let fd = k.open_tree(&merged)?;
+            let shown = merged.display().to_string();
+            return Ok(Root { k, fd, shown, mounts: vec![], crossings: None, _mounted: None, _lock: lock });
         }
         let mut lowers = vec![];
         let (upper, work) = if writable {
@@ -175,6 +215,7 @@ impl<'k> Root<'k> {
             mounts: vec![],
             crossings: None,
             _mounted: Some(Unmount { k, path: merged.clone() }),
+            _lock: lock,
         };
         for m in c.mounts.iter().filter(|m| m.kind != "tmpfs" && !m.source.is_empty()) {
             root.mounts.push((components(&m.destination), PathBuf::from(&m.source)));
@@ -703,7 +744,7 @@ fn plan(src_dir: bool, src_contents: bool, dst: &Found, dst_path: &str, in_conta
                 let parent = Path::new(&dst.path).parent().map(|p| p.display().to_string()).unwrap_or_default();
                 return Err(match in_container {
                     Some(c) => daemon(format!("Could not find the file {parent} in container {c}")),
-                    None => plain(format!("stat {parent}: no such file or directory")),
+                    None => plain(format!("invalid output path: directory \"{parent}\" does not exist")),
                 });
             }
             if !src_dir && (dst_path.ends_with('/') || dst_path.ends_with("/.")) {
@@ -726,6 +767,28 @@ fn base_name(p: &str) -> String {
     components(p).last().cloned().unwrap_or_else(|| ".".into())
 }
 
+/// Whose files a copy into container `c` makes, by docker's rule: the source's
+/// numeric owners, kept; with `-a` and a container that has a user (`--user`, the
+/// image's USER), that user and its group instead.
+fn owner_in(k: &Kernel, root: &Root, c: &Container, archive: bool) -> Result<Owner> {
+    if !archive || c.config.user.is_empty() {
+        return Ok(Owner::Keep);
+    }
+    let read = |p: &str| -> Result<String> {
+        let f = root.locate(p, true)?;
+        if f.meta.as_ref().is_none_or(|m| !m.is_file()) {
+            return Ok(String::new());
+        }
+        let mut s = String::new();
+        k.open_read_at(&f.dir, &f.shown, &f.name)?
+            .read_to_string(&mut s)
+            .map_err(|e| Error::failed(format!("reading {p} in the container: {e}"), "check the container's files"))?;
+        Ok(s)
+    };
+    let u = super::spec::resolve_user(&c.config.user, &read("/etc/passwd")?, &read("/etc/group")?)?;
+    Ok(Owner::Set(u.uid, u.gid))
+}
+
 /// `mini cp` (see the module documentation). `stdin`/`stdout` carry the tar
 /// stream of `-`.
 pub fn cp(
@@ -746,13 +809,15 @@ pub fn cp(
             };
             let contents = path.ends_with("/.") || path == ".";
             if (path.ends_with('/') || contents) && !sm.is_dir() && path != "/" {
-                return Err(daemon(format!("Could not find the file {path} in container {name}: not a directory")));
+                let shown = format!("{}{}", root.shown.trim_end_matches('/'), src.path);
+                return Err(daemon(format!("lstat {shown}/: not a directory")));
             }
             match dst {
                 Endpoint::Stream => {
                     let mut t = TarOut::new(k, stdout);
                     t.crossings = root.crossings.clone();
-                    let arc = if contents || src.path == "/" { String::new() } else { base_name(&src.path) };
+                    // `DIR/.`: its content, as `./`, `./NAME`... (docker's names).
+                    let arc = if contents || src.path == "/" { ".".to_string() } else { base_name(&src.path) };
                     t.add(&src.dir, &src.shown, &src.name, &arc, &src.path)?;
                     let n = t.entries;
                     t.finish()?.flush().map_err(Error::Output)?;
@@ -784,7 +849,7 @@ pub fn cp(
             let path = if path.is_empty() { "/".to_string() } else { path.clone() };
             // docker's client follows a symlink at the destination, once.
             let d = root.locate(&path, true)?;
-            let owner = if spec.archive { Owner::Keep } else { Owner::Set(0, 0) };
+            let owner = owner_in(k, &root, &c, spec.archive)?;
             match src {
                 Endpoint::Stream => {
                     if !d.meta.as_ref().is_some_and(|m| m.is_dir()) {
@@ -810,7 +875,7 @@ pub fn cp(
                     };
                     let contents = h.ends_with("/.") || h == ".";
                     if h.ends_with('/') && !sm.is_dir() {
-                        return Err(plain(format!("lstat {hp}: not a directory")));
+                        return Err(plain("not a directory"));
                     }
                     let shown = format!("{name}:{}", d.path);
                     match plan(sm.is_dir(), contents, &d, &path, Some(name))? {
