@@ -211,3 +211,93 @@ pub fn compose(k: &Kernel, st: &Store, c: &Compose) -> Result<Image> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::image::registry::sha256_digest;
+    use crate::kernel::{Errno, Tracer};
+
+    fn parent(k: &Kernel, st: &Store) -> Image {
+        let layer = st.put_bytes(k, b"the parent's layer").unwrap();
+        st.put_layer_info(k, &layer, &LayerInfo { diff_id: layer.clone(), size: 100 }).unwrap();
+        let cfg = json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer]}});
+        let cb = serde_json::to_vec(&cfg).unwrap();
+        let cd = st.put_bytes(k, &cb).unwrap();
+        let m = json!({"schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+            "config": {"mediaType": manifest::OCI_CONFIG, "digest": cd, "size": cb.len()},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer, "size": 18}]});
+        let mb = serde_json::to_vec(&m).unwrap();
+        let md = st.put_bytes(k, &mb).unwrap();
+        st.tag(k, "docker.io/library/parent:1", Descriptor::new(manifest::OCI_MANIFEST, &md, mb.len() as u64)).unwrap();
+        st.resolve("parent:1").unwrap()
+    }
+
+    fn new_layer(k: &Kernel, st: &Store, bytes: &[u8]) -> NewLayer {
+        let (tmp, f) = st.create_temp(k, "layer").unwrap();
+        f.unwrap().write_all(bytes).unwrap();
+        let d = sha256_digest(bytes);
+        NewLayer { tmp, digest: d.clone(), diff_id: d, size: bytes.len() as u64, tar_size: 2048, empty: false }
+    }
+
+    fn spec<'a>(p: &'a Image, layer: NewLayer) -> Compose<'a> {
+        Compose {
+            parent: Some(p),
+            layer,
+            config: json!({"Cmd": ["cat", "/x"]}),
+            step: Step { created: "2026-01-01T00:00:00Z".into(), created_by: Some("sh".into()), ..Step::default() },
+            extra: Map::new(),
+            name: Some("docker.io/library/child:1".into()),
+        }
+    }
+
+    /// The child lists the parent's layer and its own, one history entry per layer
+    /// (the parent had none: one is made for its layer), and is named last.
+    #[test]
+    fn a_child_image_is_the_parent_plus_one_layer_and_one_step() {
+        let root = std::env::temp_dir().join(format!("contlab-compose-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let k = Kernel::new(crate::image::TOOL, Mode::Live, Tracer::silent());
+        let st = Store::open(&k, &root, true).unwrap();
+        let p = parent(&k, &st);
+        let layer = new_layer(&k, &st, b"the child's layer");
+        let img = compose(&k, &st, &spec(&p, layer.clone())).unwrap();
+        assert_eq!(img.config.rootfs.diff_ids, [p.config.rootfs.diff_ids[0].clone(), layer.diff_id.clone()]);
+        assert_eq!(img.config.history.len(), 2);
+        assert_eq!(img.config.history[1].created_by.as_deref(), Some("sh"));
+        assert_eq!(img.config.config.cmd, Some(vec!["cat".to_string(), "/x".to_string()]));
+        assert_eq!(img.manifest.layers.len(), 2);
+        assert!(st.has_blob(&layer.digest) && !layer.tmp.exists());
+        assert_eq!(st.resolve("child:1").unwrap().id(), img.id());
+        assert_eq!(st.layer_info(&layer.digest).unwrap().size, 2048);
+        drop(st);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A failure at the last step (index.json's rename) leaves no image and takes
+    /// back the blobs it wrote: the layer, the config, the manifest.
+    #[test]
+    fn a_failed_compose_leaves_no_image_and_no_new_blob() {
+        let root = std::env::temp_dir().join(format!("contlab-compose-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let k = Kernel::new(crate::image::TOOL, Mode::Live, Tracer::silent());
+        let st = Store::open(&k, &root, true).unwrap();
+        let p = parent(&k, &st);
+        let blobs_before: Vec<_> = std::fs::read_dir(root.join("oci/blobs/sha256")).unwrap().flatten().collect();
+        let layer = new_layer(&k, &st, b"another layer");
+        // Renames: the layer blob, its layerinfo record, the config, the manifest,
+        // then index.json: the 5th fails.
+        k.inject("rename", 5, Errno::EIO);
+        let e = compose(&k, &st, &spec(&p, layer.clone())).unwrap_err();
+        assert!(e.to_string().contains("EIO") || e.to_string().contains("I/O"), "{e}");
+        assert!(st.resolve("child:1").is_err(), "no image");
+        let blobs_after: Vec<_> = std::fs::read_dir(root.join("oci/blobs/sha256")).unwrap().flatten().collect();
+        assert_eq!(blobs_after.len(), blobs_before.len(), "no new blob left");
+        assert!(!layer.tmp.exists());
+        drop(st);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

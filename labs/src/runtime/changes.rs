@@ -136,6 +136,11 @@ impl Cmds {
     pub fn needs_root(&self) -> bool {
         true
     }
+
+    /// The command's name, as typed (`diff`, `cp`...).
+    pub fn name(&self) -> String {
+        format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_lowercase()
+    }
 }
 
 fn out(b: &[u8]) -> Result<()> {

@@ -283,6 +283,9 @@ impl Cmd {
 
     /// The command's name, as typed.
     fn name(&self) -> String {
+        if let Cmd::Changes(c) = self {
+            return c.name();
+        }
         format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_lowercase()
     }
 }

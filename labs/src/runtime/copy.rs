@@ -911,6 +911,39 @@ mod tests {
         assert_eq!(Endpoint::parse("file"), Endpoint::Host("file".into()));
     }
 
+    /// The shapes of CVE-2018-15664: a symlink to `/` and one climbing with `..`
+    /// lead back into the root, never to the host's files (the host has /etc/passwd;
+    /// the root has none); a loop is an error, not a hang.
+    #[test]
+    fn planted_symlinks_resolve_inside_the_root() {
+        let root = std::env::temp_dir().join(format!("contlab-copy-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::write(root.join("real/f"), "inside").unwrap();
+        std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc", root.join("x")).unwrap();
+        std::os::unix::fs::symlink("/real", root.join("r")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        let k = Kernel::new(super::super::TOOL, crate::kernel::Mode::Live, crate::kernel::Tracer::silent());
+        let r = Root::host(&k, &root).unwrap();
+        for p in ["/escape/etc/passwd", "/x/passwd", "x/../x/passwd", "/../../etc/passwd"] {
+            let f = r.locate(p, true).unwrap();
+            assert_eq!(f.path, "/etc/passwd", "{p}");
+            assert!(f.meta.is_none(), "{p}: the host's /etc/passwd must not be found");
+        }
+        let f = r.locate("/escape/r/f", true).unwrap();
+        assert_eq!(f.path, "/real/f");
+        assert!(f.meta.as_ref().is_some_and(|m| m.is_file()));
+        let link = r.locate("/escape", false).unwrap();
+        assert!(link.meta.as_ref().is_some_and(|m| m.file_type().is_symlink()), "not followed without -L");
+        match r.locate("/loop/x", true) {
+            Err(e) => assert!(e.to_string().contains("too many levels"), "{e}"),
+            Ok(f) => panic!("a loop resolved to {}", f.path),
+        }
+        drop(r);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn components_stay_below_the_root() {
         assert_eq!(components("/../../etc/./passwd"), ["etc", "passwd"]);
