@@ -317,14 +317,49 @@ m run -d --name evil test/alpine sh -c 'ln -s / /escape; ln -s ../../../../tmp /
 sleep 0.5
 echo "== read"; m cp evil:/escape/tmp/contlab-host-secret $T/r1; cat $T/r1; m cp evil:/x/contlab-host-secret $T/r2; cat $T/r2
 echo "== write"; echo pwned > $T/contlab-host-written; m cp $T/contlab-host-written evil:/x/; m cp $T/contlab-host-written evil:/escape/tmp/; ls /tmp/contlab-host-written 2>&1 | grep -c 'No such file'; m exec evil ls /tmp/contlab-host-written
-echo "== dir"; m cp evil:/escape/ $T/whole 2>&1 >/dev/null; ls $T/whole | grep -c '^bin$'; test -e $T/whole/escape && stat -c %F $T/whole/escape
+echo "== dir"; m cp evil:/escape/ $T/whole 2>&1 >/dev/null; ls $T/whole | grep -c '^bin$'; test -e $T/whole/escape && stat -c %F $T/whole/escape; find $T/whole/proc $T/whole/sys | wc -l
 echo "== stopped"; m stop -t 0 evil >/dev/null; m cp evil:/x/contlab-host-secret $T/r3; cat $T/r3; m cp $T/contlab-host-written evil:/escape/tmp/again; ls /tmp/again 2>&1 | grep -c 'No such file'
 echo "== host"; cat /tmp/contlab-host-secret
 m rm -f evil >/dev/null; rm -f /tmp/contlab-host-secret
 "#);
     assert_eq!(section(&out, "read"), "container-file\ncontainer-file\n");
     assert_eq!(section(&out, "write"), "1\n/tmp/contlab-host-written\n");
-    assert_eq!(section(&out, "dir"), "1\nsymbolic link\n");
+    assert_eq!(
+        section(&out, "dir"),
+        "1\nsymbolic link\n2\n",
+        "the whole root, its symlinks as symlinks; /proc and /sys are the runtime's mounts, not copied (two empty directories)"
+    );
     assert_eq!(section(&out, "stopped"), "container-file\n1\n");
     assert_eq!(section(&out, "host"), "host-secret\n");
+}
+
+/// A stopped container's volumes and binds are not mounted: a path under a recorded
+/// mount's destination is read from (and written to) its source; `diff` never shows
+/// a mount point.
+#[test]
+fn a_stopped_containers_recorded_mounts_are_used_by_cp_and_hidden_from_diff() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+mkdir -p $T/vol/sub && echo from-the-volume > $T/vol/sub/f
+m run --name cc test/alpine sh -c 'mkdir -p /data /etc/conf && echo in-the-layer > /etc/conf/x'
+rec=$CONTLAB_ROOT/containers/$(m inspect --format '{{.Id}}' cc)/config.json
+python3 - "$rec" "$T/vol" <<'EOF'
+import json, sys
+p, src = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+c["mounts"] = [{"kind": "bind", "name": "", "source": src, "destination": "/data", "driver": "", "mode": "",
+    "rw": True, "propagation": "rprivate", "options": "", "anonymous": False}]
+json.dump(c, open(p, "w"))
+EOF
+echo "== read"; m cp cc:/data/sub/f $T/got; cat $T/got; m cp cc:/data $T/whole; ls $T/whole/sub
+echo "== write"; echo new > $T/new; m cp $T/new cc:/data/sub/; cat $T/vol/sub/new
+echo "== layer"; m cp cc:/etc/conf/x - | tar xOf -
+echo "== diff"; m diff cc
+"#);
+    assert_eq!(section(&out, "read"), "from-the-volume\nf\n");
+    assert_eq!(section(&out, "write"), "new\n");
+    assert_eq!(section(&out, "layer"), "in-the-layer\n");
+    assert_eq!(section(&out, "diff"), "C /etc\nA /etc/conf\nA /etc/conf/x\n", "/data is a mount point: not shown");
 }
