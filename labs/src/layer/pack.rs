@@ -328,11 +328,11 @@ impl Walk<'_> {
 
 // The glibc encoding of dev_t (gnu_dev_major/minor), written out to keep libc out of
 // the lab: major = bits 8..19 and 32..43, minor = bits 0..7 and 20..43.
-fn libc_major(d: u64) -> u32 {
+pub(crate) fn libc_major(d: u64) -> u32 {
     (((d >> 32) & 0xffff_f000) | ((d >> 8) & 0x0000_0fff)) as u32
 }
 
-fn libc_minor(d: u64) -> u32 {
+pub(crate) fn libc_minor(d: u64) -> u32 {
     (((d >> 12) & 0xffff_ff00) | (d & 0x0000_00ff)) as u32
 }
 

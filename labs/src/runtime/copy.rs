@@ -74,6 +74,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::kernel::{Errno, Kernel, MntFlags};
+use crate::layer::{dev_major, dev_minor};
 use crate::overlay;
 
 use super::state::{Container, Containers};
@@ -418,14 +419,6 @@ fn enter(k: &Kernel, crossings: &Option<Vec<String>>, parent_dev: Option<u64>, m
         }
         _ => true,
     }
-}
-
-fn dev_major(d: u64) -> u32 {
-    (((d >> 32) & 0xffff_f000) | ((d >> 8) & 0x0000_0fff)) as u32
-}
-
-fn dev_minor(d: u64) -> u32 {
-    (((d >> 12) & 0xffff_ff00) | (d & 0x0000_00ff)) as u32
 }
 
 fn join(dir: &str, name: &str) -> String {
