@@ -2,10 +2,11 @@
 //! commands. The lab is `contlab::runtime`; this file only parses and maps the result
 //! to an exit code.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = contlab::runtime::cli::Cli::parse();
+    let cli = match contlab::runtime::cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let role = cli.role();
     contlab::exit::report(contlab::runtime::TOOL, role, contlab::runtime::cli::run(cli))
 }

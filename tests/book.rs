@@ -94,6 +94,8 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
     let digits = |t: &str| -> String { t.chars().take_while(|c| c.is_ascii_digit()).collect() };
     for line in s.lines() {
         if let Some((_, rest)) = line.strip_prefix('[').and_then(|r| r.split_once(' ')) {
+            // `[mini ▸ ns-exec PID]`: the lab's name comes before the PID.
+            let rest = rest.strip_prefix("\u{25b8} ").and_then(|r| r.split_once(' ')).map_or(rest, |(_, r)| r);
             add(digits(rest));
         }
         for part in line.split("fork() = ").skip(1) {
@@ -150,9 +152,10 @@ pub fn normalise(raw: &str, tmp: &Path) -> String {
 /// column / a line of its own.
 fn pid_context(before: &str, after: &str) -> bool {
     let line = before.rsplit('\n').next().unwrap_or("");
-    let prefix = line
-        .strip_prefix('[')
-        .is_some_and(|r| r.ends_with(' ') && r.trim_end().chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let prefix = line.strip_prefix('[').is_some_and(|r| {
+        r.ends_with(' ')
+            && r.trim_end().chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ' || c == '\u{25b8}')
+    });
     let leading = line.chars().all(|c| c == ' ') && (after.is_empty() || after.starts_with(['\n', ' ']));
     let group = line
         .rsplit_once("contlab/")
@@ -603,6 +606,11 @@ fn pids_are_replaced_only_where_pids_stand() {
     assert_eq!(
         normalise(raw, t),
         "[lvm-snap 4242] fork() = 4243\n[lvm-snap 4243] ioctl(DM_TABLE_LOAD, {table: \"0 8 linear 254:0 0\"}) = 0\n"
+    );
+    let raw = "[mini \u{25b8} ns-exec 14529] mount(\"tmpfs\", \"run\", \"tmpfs\", MS_NOSUID, \"size=14529\") = 0\n";
+    assert_eq!(
+        normalise(raw, t),
+        "[mini \u{25b8} ns-exec 4242] mount(\"tmpfs\", \"run\", \"tmpfs\", MS_NOSUID, \"size=14529\") = 0\n"
     );
 }
 

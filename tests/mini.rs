@@ -6,7 +6,8 @@
 //! test's own, and nothing outlives it), with a store of its own holding the course's
 //! images, built here from Debian's static busybox: `test/alpine` (an Alpine-like
 //! root with /etc/os-release and users), `test/ex01` (with /flag and /.dockerenv),
-//! `test/ex03` (with /ex03).
+//! `test/ex03` (with /ex03), `test/web` (an nginx-like page at /usr/share/nginx/html
+//! and a VOLUME /var/cache/web).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +35,9 @@ pub(crate) fn layout() -> &'static Path {
         std::fs::create_dir_all(&ex01).unwrap();
         std::fs::write(ex01.join("flag"), "Well done !!! you've finished exercice\n").unwrap();
         std::fs::write(ex01.join(".dockerenv"), "").unwrap();
+        let web = dir.join("web");
+        std::fs::create_dir_all(web.join("usr/share/nginx/html")).unwrap();
+        std::fs::write(web.join("usr/share/nginx/html/index.html"), "<h1>Welcome to nginx!</h1>\n").unwrap();
         let ex03 = dir.join("ex03");
         std::fs::create_dir_all(ex03.join("ex03")).unwrap();
         let layout = dir.join("layout");
@@ -41,6 +45,12 @@ pub(crate) fn layout() -> &'static Path {
         image(&layout, "alpine", &[&base], serde_json::json!({"Cmd": ["/bin/sh"], "Env": env}));
         image(&layout, "ex01", &[&base, &ex01], serde_json::json!({"Cmd": ["/bin/sh"], "Env": env}));
         image(&layout, "ex03", &[&base, &ex03], serde_json::json!({"Cmd": ["/bin/sh"], "Env": env}));
+        image(
+            &layout,
+            "web",
+            &[&base, &web],
+            serde_json::json!({"Cmd": ["/bin/sh"], "Env": env, "Volumes": {"/var/cache/web": {}}}),
+        );
         image(
             &layout,
             "entry",
@@ -160,7 +170,7 @@ impl Sandbox {
 
 pub fn import_images(store: &Path) {
     let layout = layout();
-    for name in ["alpine", "ex01", "ex03", "entry"] {
+    for name in ["alpine", "ex01", "ex03", "entry", "web"] {
         let o = Command::new(bin_path("img-pull"))
             .args(["-q", "--root"])
             .arg(store)
@@ -265,7 +275,7 @@ m run --memory 64x test/alpine true; echo "code $?"
     assert_eq!(r.code, 0, "{}", r.err);
     // PID 1 of a PID namespace ignores the signals it has no handler for, SIGKILL from
     // inside included: docker's container exits 0 there too.
-    assert_eq!(r.out, "code 3\ncode 127\ncode 126\ncode 0\ncode 137\ncode 125\ncode 2\n", "{}", r.err);
+    assert_eq!(r.out, "code 3\ncode 127\ncode 126\ncode 0\ncode 137\ncode 125\ncode 125\n", "{}", r.err);
     assert!(r.err.contains("exec: \"nosuchcommand\": executable file not found in $PATH"), "{}", r.err);
     assert!(r.err.contains("exec: \"/etc/passwd\": permission denied"), "{}", r.err);
     assert!(r.err.contains("invalid size: '64x'"), "{}", r.err);
@@ -519,7 +529,7 @@ echo "== pull"; m pull hello-world | tail -1
     assert!(out.contains("Hello from mini!"), "{out}");
     assert!(out.contains("I am PID 1"), "{out}");
     assert!(out.contains("CapEff 00000000a80425fb"), "{out}");
-    assert_eq!(section(&out, "images"), "5\n");
+    assert_eq!(section(&out, "images"), "6\n");
     assert_eq!(section(&out, "ps"), "hello-world Exited (0) \n");
     assert_eq!(section(&out, "again"), "1\n");
     assert_eq!(section(&out, "pull"), "Status: Image is up to date for hello-world:latest\n");

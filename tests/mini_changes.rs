@@ -363,3 +363,29 @@ echo "== diff"; m diff cc
     assert_eq!(section(&out, "layer"), "in-the-layer\n");
     assert_eq!(section(&out, "diff"), "C /etc\nA /etc/conf\nA /etc/conf/x\n", "/data is a mount point: not shown");
 }
+
+/// With real volumes (`-v NAME:/path`, `-v /host:/path`, `--tmpfs`): cp sees them
+/// where the container does, running (through its root) and stopped (through the
+/// sources); diff never lists their mount points.
+#[test]
+fn cp_and_diff_with_volumes_binds_and_tmpfs() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+mkdir -p $T/host && echo on-the-host > $T/host/h
+m run -d --name vols -v pics:/vol/pics -v $T/host:/bind --tmpfs /scratch test/alpine sh -c 'echo in-volume > /vol/pics/v; echo in-tmpfs > /scratch/t; sleep 60' >/dev/null
+sleep 0.5
+echo "== running"; for p in /vol/pics/v /bind/h /scratch/t; do m cp vols:$p - | tar xOf -; done
+echo "== into"; echo new > $T/new; m cp $T/new vols:/vol/pics/; m cp $T/new vols:/bind/; m exec vols cat /vol/pics/new; cat $T/host/new
+echo "== diff"; m diff vols
+m stop -t 0 vols >/dev/null
+echo "== stopped"; m cp vols:/vol/pics/new - | tar xOf -; m cp vols:/bind/h - | tar xOf -
+m rm -f vols >/dev/null
+"#);
+    assert_eq!(section(&out, "running"), "in-volume\non-the-host\nin-tmpfs\n");
+    assert_eq!(section(&out, "into"), "new\nnew\n");
+    let d = section(&out, "diff");
+    assert!(!d.contains("/vol/pics") && !d.contains("/bind") && !d.contains("/scratch"), "{d}");
+    assert_eq!(section(&out, "stopped"), "new\non-the-host\n");
+}

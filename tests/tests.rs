@@ -14,6 +14,7 @@ mod layer_diff;
 mod lvm_snap;
 mod mini;
 mod mini_changes;
+mod mini_devmapper;
 mod mini_images;
 mod mini_volumes;
 mod netns_bridge;

@@ -62,17 +62,21 @@ pub enum Role {
     Tool,
     /// `ns-exec -- CMD`, `cg-limit run -- CMD`: failures exit 125/126/127.
     Wrapper,
+    /// `mini run`, `create`, `start`, `exec`: as `Wrapper`, and a bad flag exits 125
+    /// too, as docker's do.
+    Docker,
 }
 
 /// The exit code for an error, given the role of the tool that met it.
 pub fn code_for(err: &Error, role: Role) -> Exit {
     match err {
+        Error::Usage(_) if role == Role::Docker => Exit::ToolFailed,
         Error::Usage(_) => Exit::Usage,
         Error::Output(e) if e.kind() == ErrorKind::BrokenPipe => Exit::Ok,
         Error::Exec { errno: Errno::ENOENT, .. } => Exit::NotFound,
         Error::Exec { .. } => Exit::CannotInvoke,
         Error::Container { code, .. } => Exit::Status(*code),
-        _ if role == Role::Wrapper => Exit::ToolFailed,
+        _ if role == Role::Wrapper || role == Role::Docker => Exit::ToolFailed,
         _ => Exit::Failed,
     }
 }

@@ -77,11 +77,62 @@ fn werr(e: std::io::Error) -> Error {
 
 /// Pack `upper` into an OCI layer written to `w`; see [`PackOptions`].
 pub fn pack(k: &Kernel, upper: &Path, w: impl Write, opts: &PackOptions) -> Result<Packed> {
+    pack_filtered(k, upper, None, w, opts)
+}
+
+/// Pack the `changes` of a plain directory tree `new` (from [`super::diff_tree`]: a
+/// driver without an upper directory, as docker's devicemapper and vfs, diffs two
+/// trees): the added and changed entries as they are in `new`, a `.wh.NAME` whiteout
+/// for each deleted one. docker's `ExportChanges`.
+pub fn pack_changes(
+    k: &Kernel,
+    new: &Path,
+    changes: &[super::Change],
+    w: impl Write,
+    opts: &PackOptions,
+) -> Result<Packed> {
+    let mut f = Filter::default();
+    for c in changes {
+        let rel = c.path.trim_start_matches('/').to_string();
+        let mut anc = rel.as_str();
+        while let Some((parent, _)) = anc.rsplit_once('/') {
+            f.ancestors.insert(parent.to_string());
+            anc = parent;
+        }
+        match c.kind {
+            super::ChangeKind::Deleted => {
+                let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel.as_str()));
+                f.deleted.entry(dir.to_string()).or_default().push(name.to_string());
+            }
+            _ => {
+                f.keep.insert(rel);
+            }
+        }
+    }
+    pack_filtered(k, new, Some(&f), w, opts)
+}
+
+/// Which entries [`pack_changes`] writes.
+#[derive(Default)]
+struct Filter {
+    keep: std::collections::BTreeSet<String>,
+    ancestors: std::collections::BTreeSet<String>,
+    /// Directory (relative, `""` for the root) → names deleted in it.
+    deleted: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+fn pack_filtered(
+    k: &Kernel,
+    upper: &Path,
+    filter: Option<&Filter>,
+    w: impl Write,
+    opts: &PackOptions,
+) -> Result<Packed> {
     let outer = hashing(w);
     let (diff_id, digest, size, tar_size, counts) = match opts.gzip_level {
         None => {
             let mut b = tar::Builder::new(hashing(outer));
-            let counts = walk_root(k, upper, &mut b, opts)?;
+            let counts = walk_root(k, upper, &mut b, opts, filter)?;
             let inner = b.into_inner().map_err(werr)?;
             let mut outer = inner.inner;
             outer.flush().map_err(werr)?;
@@ -91,7 +142,7 @@ pub fn pack(k: &Kernel, upper: &Path, w: impl Write, opts: &PackOptions) -> Resu
         Some(level) => {
             let gz = flate2::GzBuilder::new().mtime(0).write(outer, flate2::Compression::new(level));
             let mut b = tar::Builder::new(hashing(gz));
-            let counts = walk_root(k, upper, &mut b, opts)?;
+            let counts = walk_root(k, upper, &mut b, opts, filter)?;
             let inner = b.into_inner().map_err(werr)?;
             let tar_size = inner.n;
             let mut outer = inner.inner.finish().map_err(werr)?;
@@ -155,13 +206,20 @@ pub fn pack_to_file(k: &Kernel, upper: &Path, out: &Path, opts: &PackOptions) ->
 struct Walk<'a> {
     k: &'a Kernel,
     opts: &'a PackOptions,
+    filter: Option<&'a Filter>,
     links: HashMap<(u64, u64), String>,
     entries: u64,
     whiteouts: u64,
     sockets: u64,
 }
 
-fn walk_root<W: Write>(k: &Kernel, upper: &Path, b: &mut tar::Builder<W>, opts: &PackOptions) -> Result<(u64, u64)> {
+fn walk_root<W: Write>(
+    k: &Kernel,
+    upper: &Path,
+    b: &mut tar::Builder<W>,
+    opts: &PackOptions,
+    filter: Option<&Filter>,
+) -> Result<(u64, u64)> {
     let m = std::fs::symlink_metadata(upper)
         .map_err(|e| Error::failed(format!("cannot read {}: {e}", upper.display()), "give an existing directory"))?;
     if !m.is_dir() {
@@ -170,7 +228,7 @@ fn walk_root<W: Write>(k: &Kernel, upper: &Path, b: &mut tar::Builder<W>, opts: 
     if let Some(c) = opts.clamp_mtime {
         k.note(format!("mtimes clamped to at most {c} (reproducible output)"));
     }
-    let mut w = Walk { k, opts, links: HashMap::new(), entries: 0, whiteouts: 0, sockets: 0 };
+    let mut w = Walk { k, opts, filter, links: HashMap::new(), entries: 0, whiteouts: 0, sockets: 0 };
     w.dir(upper, "", b)?;
     b.finish().map_err(werr)?;
     if w.sockets > 0 {
@@ -228,6 +286,15 @@ impl Walk<'_> {
             })?;
             let p = abs.join(&name);
             let r = if rel.is_empty() { name_s.to_string() } else { format!("{rel}/{name_s}") };
+            if let Some(f) = self.filter {
+                if !f.keep.contains(&r) {
+                    // Not changed itself: only walked through, to the changes below it.
+                    if f.ancestors.contains(&r) && p.is_dir() {
+                        self.dir(&p, &r, b)?;
+                    }
+                    continue;
+                }
+            }
             let m = std::fs::symlink_metadata(&p)
                 .map_err(|e| Error::failed(format!("cannot stat {}: {e}", p.display()), "check permissions"))?;
             let ft = m.file_type();
@@ -322,6 +389,14 @@ impl Walk<'_> {
                 self.sockets += 1;
             }
         }
+        if let Some(gone) = self.filter.and_then(|f| f.deleted.get(rel)) {
+            let m = std::fs::symlink_metadata(abs)
+                .map_err(|e| Error::failed(format!("cannot stat {}: {e}", abs.display()), "check permissions"))?;
+            for n in gone {
+                let wh = if rel.is_empty() { format!(".wh.{n}") } else { format!("{rel}/.wh.{n}") };
+                self.whiteout(b, &m, &wh)?;
+            }
+        }
         Ok(())
     }
 }
@@ -338,6 +413,40 @@ pub(crate) fn libc_minor(d: u64) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use crate::kernel::{Kernel, Mode, Tracer};
+    use crate::layer::{Change, ChangeKind};
+
+    #[test]
+    fn pack_changes_writes_the_changed_entries_and_a_whiteout_per_deleted_one() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in ["etc", "home", "usr/bin", "untouched/deep"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("etc/motd"), "Tagada tsoin tsoin\n").unwrap();
+        std::fs::write(r.join("etc/passwd"), "root\n").unwrap();
+        std::fs::write(r.join("home/random"), [7u8; 8500]).unwrap();
+        std::fs::write(r.join("untouched/deep/f"), "same\n").unwrap();
+        let ch = |kind, path: &str| Change { kind, path: path.into() };
+        let changes = [
+            ch(ChangeKind::Changed, "/etc"),
+            ch(ChangeKind::Changed, "/etc/motd"),
+            ch(ChangeKind::Added, "/home/random"),
+            ch(ChangeKind::Deleted, "/opt"),
+            ch(ChangeKind::Deleted, "/usr/bin/uniq"),
+        ];
+        let k = Kernel::new("layer-diff", Mode::Live, Tracer::silent());
+        let mut tar = vec![];
+        let p = super::pack_changes(&k, r, &changes, &mut tar, &super::PackOptions::default()).unwrap();
+        let mut a = tar::Archive::new(tar.as_slice());
+        let names: Vec<String> =
+            a.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        // Parents that did not change are walked through, not written; etc/passwd
+        // did not change; /home is not listed as changed, so only its new file goes.
+        assert_eq!(names, ["etc/", "etc/motd", "home/random", "usr/bin/.wh.uniq", ".wh.opt"]);
+        assert_eq!(p.whiteouts, 2);
+    }
+
     #[test]
     fn dev_numbers() {
         // makedev(8, 1) = 0x801; makedev(259, 65536) from glibc.

@@ -309,6 +309,7 @@ impl RunArgs {
                 (None, false) => None,
             },
             netns: self.netns.clone(),
+            readonly_root: false,
         })
     }
 

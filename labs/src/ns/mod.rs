@@ -255,6 +255,8 @@ pub struct Spec {
     /// A network namespace to join (`/run/netns/NAME`) before anything is unshared:
     /// one that netns-bridge made and plugged into a bridge.
     pub netns: Option<PathBuf>,
+    /// Remount the new root read-only after `pivot_root` (docker's `--read-only`).
+    pub readonly_root: bool,
 }
 
 /// A device node made in the new root's /dev.
@@ -609,6 +611,15 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
             k.why("detach the old root: nothing of the host's tree stays reachable")
                 .umount2(Path::new("."), MntFlags::MNT_DETACH)?;
             k.chdir(Path::new("/"))?;
+            if spec.readonly_root {
+                k.why("--read-only: the root mount itself read-only (the mounts on it keep their own flags)").mount(
+                    None,
+                    Path::new("/"),
+                    None,
+                    MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+                    None,
+                )?;
+            }
         }
         None => {
             if spec.mount_proc {
@@ -745,10 +756,25 @@ fn sys_mounts(k: &Kernel, sys: SysMount) -> Result<()> {
 }
 
 fn extra_mounts(k: &Kernel, spec: &Spec, at: impl Fn(&Path) -> PathBuf) -> Result<()> {
+    let per_mount = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     for m in &spec.mounts {
+        let target = at(&m.target);
+        let bind = m.flags.contains(MsFlags::MS_BIND);
+        // A bind ignores the flags given with it: they are set by remounting the new
+        // mount (what mount(8) does for `-o bind,ro`).
+        let first = if bind { m.flags & !per_mount } else { m.flags };
         k.why("one of the container's mounts, made before pivot_root while host paths are still reachable")
-            .mount(m.source.as_deref(), &at(&m.target), m.fstype.as_deref(), m.flags, m.data.as_deref())
+            .mount(m.source.as_deref(), &target, m.fstype.as_deref(), first, m.data.as_deref())
             .hint(Errno::ENOENT, "the mount point (or a bind's source) does not exist: create it in the tree first")?;
+        if bind && m.flags.intersects(per_mount) {
+            k.why("a bind takes its flags (ro, nosuid...) by being remounted").mount(
+                None,
+                &target,
+                None,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | (m.flags & per_mount),
+                None,
+            )?;
+        }
     }
     Ok(())
 }

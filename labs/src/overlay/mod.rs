@@ -463,10 +463,34 @@ fn mount_new_api(k: &Kernel, r: &Resolved, merged: &Path) -> Result<bool> {
         }
         .map_err(|e| fail(e, &format!("the option {o}")))?;
     }
-    k.fsconfig_create(&fc).map_err(|e| fail(e, "the layers"))?;
+    match k.fsconfig_create(&fc) {
+        Ok(()) => {}
+        // Before 6.8, overlayfs parsed its options as one string here, at create
+        // (fsconfig took any key): an unknown `lowerdir+` fails only now.
+        Err(e) if e.errno == Errno::EINVAL && older_than_6_8(k) => {
+            k.note("this kernel has no \"lowerdir+\" (Linux < 6.8: overlayfs refused it at create)");
+            return Ok(false);
+        }
+        Err(e) => return Err(fail(e, "the layers")),
+    }
     let m = k.fsmount(&fc)?;
     k.move_mount(&m, merged)?;
     Ok(true)
+}
+
+fn older_than_6_8(k: &Kernel) -> bool {
+    k.why("is this kernel older than 6.8 (no lowerdir+)?")
+        .read_file(Path::new("/proc/sys/kernel/osrelease"))
+        .is_ok_and(|r| release_before(&r, (6, 8)))
+}
+
+/// Whether a kernel release (`6.1.0-57-amd64`) is older than `(major, minor)`.
+fn release_before(release: &str, want: (u32, u32)) -> bool {
+    let mut it = release.trim().split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    match (it.next(), it.next()) {
+        (Some(a), Some(b)) => (a, b) < want,
+        _ => false,
+    }
 }
 
 /// An overlay mount, as /proc/self/mountinfo describes it.

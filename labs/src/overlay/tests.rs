@@ -139,3 +139,12 @@ fn bad_specs_are_refused_before_any_change() {
     assert!(matches!(mount(&k, &vol, Path::new("/"), false).unwrap_err(), Error::Usage(_)));
     assert!(!k.events().iter().any(|e| ["mkdir", "fsopen", "mount"].contains(&e.call.as_str())));
 }
+
+#[test]
+fn kernel_releases_before_6_8_have_no_lowerdir_plus() {
+    assert!(super::release_before("6.1.0-57-amd64", (6, 8)));
+    assert!(super::release_before("5.15.0", (6, 8)));
+    assert!(!super::release_before("6.8.0-rc1", (6, 8)));
+    assert!(!super::release_before("6.12.3+deb13-amd64", (6, 8)));
+    assert!(!super::release_before("garbage", (6, 8)));
+}

@@ -41,6 +41,11 @@
 //!   entry larger than the free space) into a directory of the store's `tmp/`, then
 //!   packed again from there, so the image holds exactly what was checked. A refused
 //!   tar leaves no image, no blob and no directory behind.
+//!
+//! On the other storage driver (`--storage-driver devicemapper`, [`super::devmapper`])
+//! there is no upper directory: a container's root is a thin snapshot, and `diff` and
+//! `commit` compare it with its init layer's snapshot, both walked whole (docker's
+//! "naive diff", which it used for that driver too).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -229,6 +234,11 @@ pub fn run(k: &Kernel, root: &Path, cmd: &Cmds) -> Result<Exit> {
 /// `mini diff`: the container's changes, in docker's order (see the module
 /// documentation), without its mount points.
 pub fn diff(k: &Kernel, store: &Containers, c: &Container) -> Result<Vec<Change>> {
+    if c.driver == super::devmapper::NAME {
+        // No upper directory there: the driver compares the container's volume with
+        // its init layer's (docker's naive diff).
+        return super::devmapper::diff(k, &store.paths.root, c);
+    }
     let upper = store.paths.layer(&c.id).join("diff");
     let mut lowers = vec![store.paths.init_layer(&c.id).join("diff")];
     lowers.extend(c.layers.iter().map(std::path::PathBuf::from));
@@ -555,15 +565,28 @@ impl Drop for Paused<'_> {
     }
 }
 
-/// Pack `dir` into a new gzip layer in the store's tmp/ (removed again on failure).
-fn pack_layer(k: &Kernel, st: &Store, dir: &Path) -> Result<NewLayer> {
+/// What a new layer is packed from.
+enum Source<'a> {
+    /// A directory holding exactly the changes (an overlay upper directory, a tree).
+    Dir(&'a Path),
+    /// A devicemapper container: its volume, compared with its init layer's.
+    Devmapper(&'a Path, &'a Container),
+}
+
+/// Pack a new gzip layer in the store's tmp/ (removed again on failure).
+fn pack_layer(k: &Kernel, st: &Store, from: Source) -> Result<NewLayer> {
     let (tmp, f) = st.create_temp(k, "layer")?;
     let Some(f) = f else {
         return Err(Error::failed("a dry run packs nothing", "run without --dry-run"));
     };
     let _s = k.scope(layer::TOOL);
     let opts = layer::PackOptions { clamp_mtime: None, gzip_level: Some(6) };
-    match layer::pack(k, dir, std::io::BufWriter::with_capacity(1 << 20, f), &opts) {
+    let w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let packed = match from {
+        Source::Dir(dir) => layer::pack(k, dir, w, &opts),
+        Source::Devmapper(root, c) => super::devmapper::pack(k, root, c, w, &opts),
+    };
+    match packed {
         Ok(p) => Ok(NewLayer {
             tmp,
             digest: p.digest,
@@ -605,7 +628,10 @@ pub fn commit(k: &Kernel, root: &Path, store: &Containers, c: &Container, spec: 
         } else {
             None
         };
-        pack_layer(k, &st, &upper)?
+        match c.driver == super::devmapper::NAME {
+            true => pack_layer(k, &st, Source::Devmapper(&store.paths.root, c))?,
+            false => pack_layer(k, &st, Source::Dir(&upper))?,
+        }
     };
     let mut extra = Map::new();
     extra.insert("container".into(), json!(c.id));
@@ -706,7 +732,7 @@ pub fn import(k: &Kernel, root: &Path, input: impl Read, spec: &ImportSpec) -> R
         let opts = layer::ApplyOptions { overlay_whiteouts: false, same_owner: true, allow_devices: false };
         layer::apply(k, layer::decompress(input)?, &stage, &opts)?;
         drop(_l);
-        pack_layer(k, &st, &stage)
+        pack_layer(k, &st, Source::Dir(&stage))
     })();
     let _ = super::resources::remove_tree(k, &stage);
     let layer = made?;

@@ -17,7 +17,7 @@ use crate::kernel::{ColorChoice, Kernel, TraceFormat};
 
 use super::lifecycle::{self, CreateSpec, StartMode, Started};
 use super::state::{Container, Containers};
-use super::{spec, view, TOOL};
+use super::{spec, view, volumes, TOOL};
 
 /// A daemonless container runtime made of contlab's labs: docker's commands, and every
 /// request made of the kernel printed on stderr, grouped by the lab that made it.
@@ -45,6 +45,10 @@ pub struct Cli {
     /// Color the trace: auto, always, never.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub color: ColorChoice,
+    /// The storage driver of new containers: overlay2 (default) or devicemapper
+    /// (`$CONTLAB_STORAGE_DRIVER`, or mini.json's storage-driver).
+    #[arg(long, short = 's', value_name = "DRIVER", env = "CONTLAB_STORAGE_DRIVER")]
+    pub storage_driver: Option<String>,
 }
 
 /// docker's commands, as far as the course uses them (and further).
@@ -103,7 +107,7 @@ pub enum Cmd {
         /// Kill a running container first.
         #[arg(short, long)]
         force: bool,
-        /// Also anonymous volumes (there are none yet).
+        /// Also its anonymous volumes.
         #[arg(short, long)]
         volumes: bool,
         /// Containers.
@@ -112,6 +116,12 @@ pub enum Cmd {
     },
     /// List containers.
     Ps(PsArgs),
+    /// Manage volumes: create, ls, inspect, rm, prune.
+    Volume {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: super::volume_cli::VolumeCmd,
+    },
     /// Run a command in a running container.
     Exec(ExecArgs),
     /// Show a container's output.
@@ -371,6 +381,22 @@ pub struct RunArgs {
     /// bridge (mini's default bridge), none, or host.
     #[arg(long, alias = "net", default_value = "bridge")]
     pub network: String,
+    /// A volume or bind mount: NAME:/path, /host/path:/path, or /path (anonymous);
+    /// `:ro` for read-only.
+    #[arg(short, long = "volume", value_name = "[SRC:]DST[:MODE]")]
+    pub volume: Vec<String>,
+    /// A mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…]…
+    #[arg(long, value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// A tmpfs on a path (/run:size=64m,mode=1777).
+    #[arg(long, value_name = "DST[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// The volumes and binds of another container (NAME[:ro|rw]).
+    #[arg(long, value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
+    /// The root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
     /// The keys that detach: `ctrl-p,ctrl-q` unless given.
     #[arg(long, value_name = "KEYS")]
     pub detach_keys: Option<String>,
@@ -448,12 +474,24 @@ pub struct ExecArgs {
     pub target_and_command: Vec<String>,
 }
 
+/// Parse mini's command line as docker's does: a bad flag exits 125 (clap's own
+/// usage errors exit 2), help and version 0.
+pub fn parse() -> std::result::Result<Cli, std::process::ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0.into(),
+            _ => 125.into(),
+        }
+    })
+}
+
 impl Cli {
     /// `run`, `start`, `exec`, `attach` run a command: their own failures exit 125,
     /// as docker's do; the rest exit 1.
     pub fn role(&self) -> Role {
         match self.cmd {
-            Cmd::Run(_) | Cmd::Start { .. } | Cmd::Exec(_) | Cmd::Create(_) => Role::Wrapper,
+            Cmd::Run(_) | Cmd::Start { .. } | Cmd::Exec(_) | Cmd::Create(_) => Role::Docker,
             _ => Role::Tool,
         }
     }
@@ -493,12 +531,12 @@ impl Cli {
     }
 }
 
-fn out(text: &str) -> Result<()> {
+pub(super) fn out(text: &str) -> Result<()> {
     let mut o = std::io::stdout().lock();
     o.write_all(text.as_bytes()).and_then(|_| o.flush()).map_err(Error::Output)
 }
 
-fn stderr_line(s: &str) {
+pub(super) fn stderr_line(s: &str) {
     let _ = writeln!(std::io::stderr(), "{s}");
 }
 
@@ -564,6 +602,17 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         ulimits: a.ulimit.iter().map(|u| spec::parse_ulimit(u)).collect::<Result<_>>()?,
         dns: a.dns.iter().map(|ip| ip.to_string()).collect(),
         devices: a.device.iter().map(|d| spec::parse_device(d)).collect::<Result<_>>()?,
+        mounts: a
+            .volume
+            .iter()
+            .map(|v| volumes::parse_volume_flag(v))
+            .chain(a.mount.iter().map(|m| volumes::parse_mount_flag(m)))
+            .chain(a.tmpfs.iter().map(|t| volumes::parse_tmpfs_flag(t)))
+            .collect::<Result<_>>()?,
+        binds: a.volume.clone(),
+        volumes_from: a.volumes_from.clone(),
+        readonly_rootfs: a.read_only,
+        storage_driver: String::new(),
     })
 }
 
@@ -610,7 +659,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Cmd::Run(a) | Cmd::Create(a) => {
             let creating = matches!(cli.cmd, Cmd::Create(_));
-            let spec = create_spec(&k, a)?;
+            let mut spec = create_spec(&k, a)?;
+            spec.storage_driver = match &cli.storage_driver {
+                Some(d) => d.clone(),
+                None => super::resources::Settings::load(&k)?.storage_driver,
+            };
+            super::devmapper::check_driver(&spec.storage_driver)?;
             if a.script {
                 let image = lifecycle::stored_image_config(&k, &root, &spec.image);
                 out(&super::script::script(&k, &spec, image.as_ref(), &root))?;
@@ -634,6 +688,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                     if let Ok(store) = Containers::open(&k, &root) {
                         if let Some(now) = store.find(&c.id).ok().filter(|now| !now.state.status.is_up()) {
                             let _ = lifecycle::remove(&k, &store, &now, true);
+                            let _ = volumes::remove_anonymous(&k, &root, &now, &store.all().unwrap_or_default());
                         }
                     }
                 }
@@ -697,10 +752,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 out(&format!("{name}\n"))
             })
         }
-        Cmd::Rm { force, containers, .. } => each(&k, &root, containers, |k, st, c, name| {
+        Cmd::Rm { force, volumes: with_volumes, containers } => each(&k, &root, containers, |k, st, c, name| {
             lifecycle::remove(k, st, c, *force)?;
+            if *with_volumes {
+                volumes::remove_anonymous(k, &root, c, &st.all()?)?;
+            }
             out(&format!("{name}\n"))
         }),
+        Cmd::Volume { cmd } => super::volume_cli::run(&k, &root, cmd),
         Cmd::Ps(a) => ps(&k, &root, a),
         Cmd::Exec(a) => exec(&k, &root, a),
         Cmd::Logs { follow, tail, timestamps, since, container } => {
@@ -885,7 +944,7 @@ fn ps(k: &Kernel, root: &Path, a: &PsArgs) -> Result<Exit> {
 
 /// Rows printed through `--format` (a Go template, `table ...` for headed columns),
 /// or else as the command's `default` table.
-fn formatted(
+pub(super) fn formatted(
     rows: &[serde_json::Value],
     format: Option<&str>,
     default: fn(&[serde_json::Value]) -> String,

@@ -42,7 +42,9 @@
 //!   directories) and unmounted after, also after a failure. Its recorded mounts
 //!   (`Container::mounts`) are not mounted: a path under a volume's or bind's
 //!   destination is looked up in that source directory instead (with the source as
-//!   the root for the rest of the path).
+//!   the root for the rest of the path). On the devicemapper driver a stopped
+//!   container's root is a thin volume mini mounts only while it runs: `cp` and
+//!   `export` ask for it to be started.
 //!
 //! ## docker's rules (`docker cp SRC DST`)
 //!
@@ -134,7 +136,11 @@ impl<'k> Root<'k> {
     /// files will be written into it.
     pub fn container(k: &'k Kernel, store: &Containers, c: &Container, view: View, writable: bool) -> Result<Root<'k>> {
         let layer = store.paths.layer(&c.id);
-        let merged = layer.join("merged");
+        let dm = c.driver == super::devmapper::NAME;
+        let merged = match dm {
+            true => super::devmapper::rootfs(&store.paths.root, &c.id),
+            false => layer.join("merged"),
+        };
         // A stopped container is mounted here under its lock, so that a `mini start`
         // meanwhile waits instead of mounting its root a second time.
         let (lock, c) = match c.state.status.is_up() {
@@ -171,6 +177,15 @@ impl<'k> Root<'k> {
                 _mounted: None,
                 _lock: None,
             });
+        }
+        if dm {
+            return Err(Error::failed(
+                format!(
+                    "container {} is stopped, and its root is a devicemapper thin volume: mini mounts it only while it runs",
+                    c.short_id()
+                ),
+                "start it first (`mini start`), or use `mini diff`/`mini commit`, which mount its volume themselves",
+            ));
         }
         if c.has("overlay") && overlay::Mounted::existing(k, &merged).is_ok() {
             // A dead container (its monitor killed) whose root is still mounted.

@@ -13,7 +13,8 @@
 //! 5. mounts, inside the overlay root: `/proc`, a tmpfs `/dev` filled as docker fills
 //!    it (null, zero, full, random, urandom, tty; pts, shm, mqueue; the fd links),
 //!    `/sys` read-only, `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf` bound from the
-//!    container's directory, and the `--device`s.
+//!    container's directory, the `--device`s, then the volumes, bind mounts and tmpfs
+//!    ([`super::volumes`]).
 //! 6. `pivot_root(".", ".")` onto the overlay, and the old root detached.
 //! 7. docker's masked paths (`/proc/kcore`, `/proc/keys`...: /dev/null or an empty
 //!    read-only tmpfs on top) and read-only paths (`/proc/sys`, `/proc/sysrq-trigger`...).
@@ -89,6 +90,12 @@ pub struct Spec {
     pub cgroup2: bool,
     /// Files of the container's directory bound onto the root's (`/etc/hosts`).
     pub binds: Vec<(PathBuf, String)>,
+    /// Volumes, bind mounts and tmpfs, parents first (`-v`, `--mount`, `--tmpfs`).
+    #[serde(default)]
+    pub mounts: Vec<super::volumes::InitMount>,
+    /// `--read-only`: the root mount read-only.
+    #[serde(default)]
+    pub readonly_root: bool,
     /// Extra device nodes (`--device`).
     pub devices: Vec<Device>,
     /// Resource limits: name, soft, hard.
@@ -149,7 +156,23 @@ pub fn ns_spec(spec: &Spec) -> crate::ns::Spec {
                 flags: MsFlags::MS_BIND,
                 data: None,
             })
+            .chain(spec.mounts.iter().map(|m| {
+                let (mut flags, _) = super::volumes::mount_options(&m.flags);
+                if m.fstype.is_empty() {
+                    // docker's binds are recursive: a bind of a directory with mounts
+                    // under it shows them too.
+                    flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+                }
+                Mount {
+                    source: Some(m.source.clone()),
+                    target: m.target.clone().into(),
+                    fstype: (!m.fstype.is_empty()).then(|| m.fstype.clone()),
+                    flags,
+                    data: (!m.data.is_empty()).then(|| m.data.clone()),
+                }
+            }))
             .collect(),
+        readonly_root: spec.readonly_root,
         masked: MASKED.iter().map(PathBuf::from).collect(),
         readonly: READONLY.iter().map(PathBuf::from).collect(),
         dev: Some(

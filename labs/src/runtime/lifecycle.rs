@@ -70,6 +70,16 @@ pub struct CreateSpec {
     pub dns: Vec<String>,
     /// `--device`.
     pub devices: Vec<(String, String, String)>,
+    /// `-v`, `--mount`, `--tmpfs`, in order.
+    pub mounts: Vec<super::volumes::MountRequest>,
+    /// `-v` as typed.
+    pub binds: Vec<String>,
+    /// `--volumes-from NAME[:ro|rw]`.
+    pub volumes_from: Vec<String>,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
+    /// `overlay2` or `devicemapper`.
+    pub storage_driver: String,
 }
 
 /// What happened while getting the image: docker's lines (`Unable to find image...`,
@@ -121,6 +131,7 @@ fn image_config(img: &image::Image) -> ImageConfig {
         stop_signal: c.stop_signal.clone().unwrap_or_default(),
         labels: c.labels.clone(),
         exposed_ports: c.exposed_ports.clone(),
+        volumes: c.volumes.clone(),
     }
 }
 
@@ -176,7 +187,13 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             super::names::random_name(|n| taken.iter().any(|t| t == n))
         }
     };
-    let c = Container {
+    let mut from = vec![];
+    for v in &spec.volumes_from {
+        let (n, mode) = v.rsplit_once(':').filter(|(_, m)| *m == "ro" || *m == "rw").unwrap_or((v.as_str(), "rw"));
+        from.push((find(&store, n)?, mode == "ro"));
+    }
+    let mounts = super::volumes::resolve(k, root, &spec.mounts, &ic.volumes, &from)?;
+    let mut c = Container {
         id: id.clone(),
         name,
         created: crate::units::rfc3339(crate::units::now_nanos()),
@@ -215,12 +232,33 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             auto_remove: spec.auto_remove,
             init: spec.init,
             network,
+            binds: spec.binds.clone(),
+            readonly_rootfs: spec.readonly_rootfs,
+            volumes_from: spec.volumes_from.clone(),
+            volumes: ic.volumes.clone(),
         },
         layers: layers.iter().map(|p| p.display().to_string()).collect(),
+        mounts,
         ..Default::default()
     };
-    if let Err(e) = resources::create_dirs(k, &store, &c).and_then(|_| store.save(&c)) {
+    if spec.storage_driver == super::devmapper::NAME {
+        c.driver = super::devmapper::NAME.into();
+    }
+    let made = resources::create_dirs(k, &store, &c).and_then(|_| store.save(&c)).and_then(|_| {
+        if c.driver != super::devmapper::NAME {
+            return Ok(());
+        }
+        // The image's layers and the container as thin snapshots, each of the one below.
+        let mut d = super::devmapper::Driver::open(k, root)?;
+        let top = d.image(&super::devmapper::store(k, root)?, &img)?;
+        let p = &store.paths;
+        c.device =
+            Some(d.create_container(&c.id, &top, &p.init_layer(&c.id).join("diff"), &p.layer(&c.id).join("diff"))?);
+        store.save(&c)
+    });
+    if let Err(e) = made {
         let _ = resources::remove(k, &store, &c);
+        let _ = super::volumes::remove_anonymous(k, root, &c, &[]);
         return Err(e);
     }
     Ok(c)

@@ -9,6 +9,7 @@
 //! | find or pull the image, extract each layer once | img-pull, layer-diff | HTTP to the registry; `openat2`/`mkdirat`/`fchownat`... per entry |
 //! | the container's root | ovl-mount | `fsopen("overlay")`, `fsconfig(lowerdir+, upperdir, workdir)`, `fsmount`, `move_mount` |
 //! | its limits | cg-limit | `mkdir` of a cgroup, writes to `memory.max`, `cpu.max`, `pids.max` |
+//! | its volumes and bind mounts | mini | `mkdir` of `volumes/NAME/_data`; `mount(MS_BIND)` of each, before `pivot_root` |
 //! | its network | netns-bridge | a named network namespace, `RTM_NEWLINK` veth into it, `RTM_NEWADDR`, `RTM_NEWROUTE`, nftables masquerade |
 //! | its processes | ns-exec | `unshare(CLONE_NEWPID)`, `fork`, `setns`, `unshare(NEWNS\|NEWUTS\|NEWIPC\|NEWCGROUP)`, mounts, `pivot_root`, capabilities, `execve` |
 //!
@@ -30,7 +31,9 @@
 //! ## Reading order
 //!
 //! [`spec`] (docker's rules for the command, environment and user), [`resources`]
-//! (what a run needs: overlay, cgroup, network, and how it is all removed), [`init`]
+//! (what a run needs: overlay, cgroup, network, and how it is all removed),
+//! [`volumes`] (volumes, bind mounts, tmpfs), [`devmapper`] (the other storage
+//! driver: thin snapshots instead of an overlay), [`init`]
 //! (the first process between fork and exec), [`monitor`], [`attach`] and [`proto`]
 //! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`changes`] and
 //! [`copy`] (what a container changed: diff, commit, export, import, cp), [`cli`].
@@ -39,6 +42,7 @@ pub mod attach;
 pub mod changes;
 pub mod cli;
 pub mod copy;
+pub mod devmapper;
 pub mod hello;
 pub mod init;
 pub mod lifecycle;
@@ -52,6 +56,7 @@ pub mod spec;
 pub mod state;
 pub mod template;
 pub mod view;
+pub mod volume_cli;
 pub mod volumes;
 
 /// The tool's name, in traces and messages.

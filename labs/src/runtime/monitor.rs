@@ -707,7 +707,10 @@ impl Monitor<'_> {
             c.state.finished_at = crate::units::rfc3339(crate::units::now_nanos());
             let _ = self.k.unlink(&self.store.paths.socket(&self.id));
             if c.config.auto_remove {
+                // docker run --rm: the container and its anonymous volumes.
                 super::resources::remove(self.k, &self.store, &c)?;
+                let others = self.store.all().unwrap_or_default();
+                super::volumes::remove_anonymous(self.k, &self.store.paths.root, &c, &others)?;
             } else {
                 self.store.save(&c)?;
             }

@@ -5,7 +5,9 @@
 //! | made at | what | lab | undone by |
 //! |---|---|---|---|
 //! | create | `overlay/ID/{diff,work,merged}`, the init layer `overlay/ID-init/diff`, `/etc` files | mini | `rm` |
+//! | create | named and anonymous volumes, `volumes/NAME/_data` | mini | `volume rm`, `rm -v` |
 //! | start | the overlay mounted on `merged` (lowers: init layer, then the image's, top first) | ovl-mount | `umount2` |
+//! | start | a volume's filesystem on its `_data` (local driver options), mount points in the root | mini | `umount2` when no running container uses it |
 //! | start | the cgroup `contlab/mini/ID` with the limits | cg-limit | kill its processes, `rmdir` |
 //! | start | `/run/netns/mini-ID12`, a veth pair into it, an address on the default bridge | netns-bridge | `RTM_DELLINK`, umount + unlink |
 //!
@@ -24,6 +26,7 @@ use crate::kernel::{Kernel, MntFlags};
 use crate::netns::{self, AttachSpec, Network, NetworkSpec};
 use crate::overlay;
 
+use super::devmapper;
 use super::init::{Device, Net, Spec};
 use super::state::{mkdir_once, Container, Containers};
 
@@ -44,6 +47,10 @@ pub struct Settings {
     pub cgroup_root: PathBuf,
     /// Where containers' network namespaces are bound (`ip netns` lists them).
     pub netns_dir: PathBuf,
+    /// The storage driver of new containers (daemon.json's `storage-driver`):
+    /// `overlay2` or `devicemapper`.
+    #[serde(rename = "storage-driver", alias = "storage_driver")]
+    pub storage_driver: String,
 }
 
 impl Default for Settings {
@@ -55,6 +62,7 @@ impl Default for Settings {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| "/sys/fs/cgroup".into()),
             netns_dir: "/run/netns".into(),
+            storage_driver: "overlay2".into(),
         }
     }
 }
@@ -265,8 +273,17 @@ pub fn prepare(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings, 
 fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings, caps: &[String]) -> Result<Spec> {
     let p = store.paths.clone();
     let layer = p.layer(&c.id);
-    intend(store, c, "overlay")?;
-    {
+    let rootfs = if c.driver == devmapper::NAME {
+        let dir = devmapper::rootfs(&p.root, &c.id);
+        intend(store, c, devmapper::MOUNTED)?;
+        k.note("the container's root: its thin snapshot (devicemapper driver), activated and mounted");
+        devmapper::Driver::open(k, &p.root)?.mount(&c.id, &dir, false)?;
+        dir
+    } else {
+        layer.join("merged")
+    };
+    if c.driver != devmapper::NAME {
+        intend(store, c, "overlay")?;
         let _s = k.scope(overlay::TOOL);
         let mut lowers = vec![p.init_layer(&c.id).join("diff")];
         lowers.extend(c.layers.iter().map(PathBuf::from));
@@ -283,6 +300,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         ));
         overlay::mount(k, &spec, &layer.join("merged"), false)?;
     }
+    let mounts = super::volumes::prepare(k, &p.root, c, &rootfs, &|c| store.save(c))?;
     intend(store, c, "cgroup")?;
     let cg_setup;
     let procs = {
@@ -333,14 +351,14 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             Net::Join(path)
         }
     };
-    let (uid, gid, groups, home) = user_of(k, c, &layer.join("merged"))?;
+    let (uid, gid, groups, home) = user_of(k, c, &rootfs)?;
     let mut env = c.config.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
     }
     let dir = p.dir(&c.id);
     let spec = Spec {
-        rootfs: layer.join("merged"),
+        rootfs,
         argv: std::iter::once(c.config.path.clone()).chain(c.config.args.iter().cloned()).collect(),
         env,
         cwd: if c.config.working_dir.is_empty() { "/".into() } else { c.config.working_dir.clone() },
@@ -358,6 +376,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
         ],
         devices: devices(k, c)?,
+        mounts,
+        readonly_root: c.config.readonly_rootfs,
         rlimits: c.config.ulimits.clone(),
         tty: c.config.tty.then_some(crate::kernel::WinSize { rows: 24, cols: 80 }),
         init: c.config.init,
@@ -498,6 +518,14 @@ pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
             Err(e) => note("cgroup", e),
         }
     }
+    super::volumes::release(k, &store.paths.root, c, &|| store.all().unwrap_or_default());
+    if c.has(devmapper::MOUNTED) {
+        let dir = devmapper::rootfs(&store.paths.root, &c.id);
+        match devmapper::Driver::open(k, &store.paths.root).and_then(|d| d.umount(&c.id, &dir)) {
+            Ok(()) => c.unmark(devmapper::MOUNTED),
+            Err(e) => note("thin volume's mount", e),
+        }
+    }
     if c.has("overlay") {
         let _s = k.scope(overlay::TOOL);
         let merged = store.paths.layer(&c.id).join("merged");
@@ -524,6 +552,22 @@ pub fn remove(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
         ));
     }
     let p = &store.paths;
+    if c.driver == devmapper::NAME {
+        // A container whose volumes were never made (create failed before) has
+        // nothing in the pool: what a killed create left pending, the next open deletes.
+        match devmapper::Driver::open(k, &p.root) {
+            Ok(mut d) => {
+                d.remove(&c.id)?;
+                d.remove(&devmapper::init_key(&c.id))?;
+            }
+            Err(e) if c.device.is_some() => return Err(e),
+            Err(_) => {}
+        }
+        let dir = devmapper::rootfs(&p.root, &c.id);
+        if k.exists(&dir) {
+            k.rmdir(&dir)?;
+        }
+    }
     for dir in [p.layer(&c.id), p.init_layer(&c.id), p.dir(&c.id)] {
         remove_tree(k, &dir)?;
     }

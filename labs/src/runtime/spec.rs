@@ -45,6 +45,8 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     /// `ExposedPorts`.
     pub exposed_ports: Vec<String>,
+    /// VOLUMEs: directories that get an anonymous volume.
+    pub volumes: Vec<String>,
 }
 
 /// The entrypoint and cmd a container gets, and the process they make.

@@ -183,6 +183,18 @@ pub struct Config {
     pub init: bool,
     /// `--network`: `bridge`, `none`, `host`.
     pub network: String,
+    /// `-v` as typed (docker's HostConfig.Binds).
+    #[serde(default)]
+    pub binds: Vec<String>,
+    /// `--read-only`.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// `--volumes-from` as typed.
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
+    /// The image's VOLUMEs.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// One container, as `config.json` holds it.
@@ -211,6 +223,12 @@ pub struct Container {
     /// Its volumes, bind mounts and tmpfs mounts, in the order they are mounted.
     #[serde(default)]
     pub mounts: Vec<super::volumes::MountPoint>,
+    /// Its storage driver: empty for overlay2, `devicemapper`.
+    #[serde(default)]
+    pub driver: String,
+    /// With devicemapper: its thin volume.
+    #[serde(default)]
+    pub device: Option<super::devmapper::Device>,
 }
 
 impl Container {

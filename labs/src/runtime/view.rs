@@ -34,6 +34,27 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "MacAddress": c.net.mac, "NetworkID": c.net.bridge, "EndpointID": c.net.veth,
         }})
     };
+    let graph = match &c.device {
+        Some(d) if c.driver == super::devmapper::NAME => json!({
+            "Name": "devicemapper",
+            "Data": {
+                "DeviceId": d.id.to_string(),
+                "DeviceName": super::devmapper::device_name(&c.id),
+                "DeviceSize": (d.sectors * 512).to_string(),
+            },
+        }),
+        _ => json!({
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": lower.join(":"),
+                "UpperDir": layer.join("diff"),
+                "MergedDir": layer.join("merged"),
+                "WorkDir": layer.join("work"),
+            },
+        }),
+    };
+    let anon: serde_json::Map<String, Value> =
+        c.mounts.iter().filter(|m| m.anonymous).map(|m| (m.destination.clone(), json!({}))).collect();
     let exposed: serde_json::Map<String, Value> = cfg.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
     json!({
         "Id": c.id,
@@ -60,7 +81,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
         "LogPath": paths.log(&c.id),
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
-        "Driver": "overlay2",
+        "Driver": if c.driver.is_empty() { "overlay2" } else { c.driver.as_str() },
         "Platform": "linux",
         "HostConfig": {
             "NetworkMode": if cfg.network.is_empty() { "bridge" } else { cfg.network.as_str() },
@@ -82,20 +103,13 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "CapAdd": Value::Null,
             "CapDrop": Value::Null,
             "Privileged": false,
-            "ReadonlyRootfs": false,
+            "ReadonlyRootfs": cfg.readonly_rootfs,
+            "Binds": if cfg.binds.is_empty() { Value::Null } else { json!(cfg.binds) },
+            "VolumesFrom": if cfg.volumes_from.is_empty() { Value::Null } else { json!(cfg.volumes_from) },
             "MaskedPaths": super::init::MASKED,
             "ReadonlyPaths": super::init::READONLY,
         },
-        "GraphDriver": {
-            "Name": "overlay2",
-            "Data": {
-                "LowerDir": lower.join(":"),
-                "UpperDir": layer.join("diff"),
-                "MergedDir": layer.join("merged"),
-                "WorkDir": layer.join("work"),
-            },
-        },
-        "Mounts": [],
+        "GraphDriver": graph,
         "Config": {
             "Hostname": cfg.hostname,
             "User": cfg.user,
@@ -110,7 +124,9 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout,
             "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+            "Volumes": if anon.is_empty() { Value::Null } else { Value::Object(anon) },
         },
+        "Mounts": super::volumes::inspect_mounts(c),
         "NetworkSettings": {
             "Bridge": "",
             "SandboxKey": c.net.netns,

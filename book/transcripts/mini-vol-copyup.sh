@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null; mini -q run --rm --network none -v etc-copy:/etc 127.0.0.1:5042/lab/busybox:1.0 ls /etc; ls store/volumes/etc-copy/_data; mini -q volume rm etc-copy >/dev/null
