@@ -311,7 +311,7 @@ impl RawTar {
         self.header_sized(name, typ, &octal(size, 12), link, mode, (0, 0));
     }
 
-    fn header_sized(&mut self, name: &str, typ: u8, size: &[u8], link: &str, mode: u32, dev: (u32, u32)) {
+    pub(crate) fn header_sized(&mut self, name: &str, typ: u8, size: &[u8], link: &str, mode: u32, dev: (u32, u32)) {
         let mut h = [0u8; 512];
         assert!(name.len() <= 100 && link.len() <= 100);
         h[..name.len()].copy_from_slice(name.as_bytes());
@@ -345,13 +345,13 @@ impl RawTar {
     pub(crate) fn dir(&mut self, name: &str) {
         self.header(name, b'5', 0, "", 0o755);
     }
-    fn symlink(&mut self, name: &str, target: &str) {
+    pub(crate) fn symlink(&mut self, name: &str, target: &str) {
         self.header(name, b'2', 0, target, 0o777);
     }
     fn hardlink(&mut self, name: &str, target: &str) {
         self.header(name, b'1', 0, target, 0o644);
     }
-    fn device(&mut self, name: &str, typ: u8) {
+    pub(crate) fn device(&mut self, name: &str, typ: u8) {
         self.header_sized(name, typ, &octal(0, 12), "", 0o600, (1, 3));
     }
     fn pax(&mut self, records: &[(&str, &str)]) {

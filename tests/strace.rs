@@ -377,3 +377,31 @@ mini {J} run hello-world >/dev/null"
         format!("exec unshare --net --mount --propagation private sh -euc '{}'", script.replace('\'', "'\\''"));
     assert_all_traced("mini", check(&wrapped, |d| crate::mini::import_images(&d.join("store"))));
 }
+
+#[test]
+fn mini_diff_commit_export_import_cp_trace_every_change() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let script = format!(
+        "mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns
+export CONTLAB_RUN_DIR=$PWD/run CONTLAB_ROOT=$PWD/store
+mkdir -p src/d && echo x > src/d/f && ln -s f src/d/l
+mini {J} run --name ch --network none test/alpine sh -c 'echo y > /etc/motd; rm /bin/ls'
+mini {J} diff ch >/dev/null
+mini {J} commit ch test/committed >/dev/null
+mini {J} export -o fs.tar ch
+mini {J} import fs.tar test/imported >/dev/null
+mini {J} cp src ch:/tmp
+mini {J} cp ch:/tmp/src back
+mini {J} cp ch:/etc - >/dev/null
+mini {J} run -d --name live --network none test/alpine sleep 60 >/dev/null
+mini {J} cp src live:/tmp
+mini {J} cp live:/tmp/src back2
+mini {J} commit live test/live >/dev/null
+mini {J} rm -f live ch >/dev/null"
+    );
+    let wrapped =
+        format!("exec unshare --net --mount --propagation private sh -euc '{}'", script.replace('\'', "'\\''"));
+    assert_all_traced("mini", check(&wrapped, |d| crate::mini::import_images(&d.join("store"))));
+}

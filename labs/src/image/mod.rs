@@ -87,6 +87,8 @@
 //!   shared, top first for [`crate::overlay::Spec::lowers`]; [`unpack()`] for a flat
 //!   root filesystem;
 //! - [`archive::save`], [`archive::load`], [`archive::export`], [`archive::import`];
+//!   [`compose::compose`], a new image from a parent, one layer and a config (what
+//!   `docker commit` and `docker import` store);
 //!   [`push()`], [`login`], [`logout`].
 //!
 //! Operations that start threads (pull, unpack, layer_dirs) join every one before
@@ -99,6 +101,7 @@
 pub mod archive;
 pub mod auth;
 mod cli;
+pub mod compose;
 pub mod manifest;
 pub mod pipe;
 pub mod pull;

@@ -320,6 +320,21 @@ impl Store {
         self.write_index(k, &ix)
     }
 
+    /// Record a new image in index.json: named `name` (replacing what had that name),
+    /// or, without a name, as an untagged entry (docker's `<none>:<none>`, what
+    /// `docker commit` without a repository makes) unless the image is there already.
+    pub fn add_image(&self, k: &Kernel, desc: Descriptor, name: Option<&str>) -> Result<()> {
+        if let Some(n) = name {
+            return self.tag(k, n, desc);
+        }
+        let mut ix = self.index()?;
+        if ix.manifests.iter().any(|d| d.digest == desc.digest) {
+            return Ok(());
+        }
+        ix.manifests.push(desc);
+        self.write_index(k, &ix)
+    }
+
     /// Give `img` the name `target` too (docker tag).
     pub fn tag_image(&self, k: &Kernel, img: &Image, target: &Reference) -> Result<()> {
         self.tag(k, &target.to_string(), img.desc.clone())

@@ -154,6 +154,106 @@ impl Kernel {
         )
     }
 
+    /// `openat2(2)` with `RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS` — open `rel` (`O_PATH`)
+    /// as if `root` were `/`: `..` stops at `root`, and an absolute symlink, or one
+    /// climbing up, resolves inside `root` too, as it would for a process chrooted
+    /// there. How `cp` reaches a container's files: a symlink the container planted
+    /// (`/escape -> /`) leads back into the container, never onto the host.
+    /// `follow`: follow a symlink in the last component (else the link itself is
+    /// opened); `dir`: refuse (`ENOTDIR`) anything but a directory.
+    /// <https://man7.org/linux/man-pages/man2/openat2.2.html>
+    #[doc(alias = "openat2")]
+    pub fn open_in_root(
+        &self,
+        root: &OwnedFd,
+        root_shown: &str,
+        rel: &str,
+        dir: bool,
+        follow: bool,
+    ) -> Result<OwnedFd, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat2",
+            man: "openat2(2)",
+            what: "open a path as if the directory were the root: symlinks and `..` cannot leave it",
+            effect: Effect::Query,
+        };
+        let mut fl = OFlag::O_PATH | OFlag::O_CLOEXEC;
+        let mut shown = String::from("O_PATH");
+        if dir {
+            fl |= OFlag::O_DIRECTORY;
+            shown.push_str("|O_DIRECTORY");
+        }
+        if !follow {
+            fl |= OFlag::O_NOFOLLOW;
+            shown.push_str("|O_NOFOLLOW");
+        }
+        let rel = if rel.is_empty() { "." } else { rel };
+        let mut args = at(root_shown, rel);
+        args.push(format!("{{flags={shown}|O_CLOEXEC, resolve=RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS}}"));
+        self.perform(
+            &C,
+            args,
+            || unreachable!(),
+            || {
+                let how =
+                    OpenHow::new().flags(fl).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+                nix::fcntl::openat2(root.as_fd(), rel, how)
+            },
+            |f| f.as_raw_fd().to_string(),
+        )
+    }
+
+    /// `openat(2)` with `O_RDONLY|O_NOFOLLOW`, counted: read a regular file of a tree
+    /// being archived, relative to its directory's descriptor (a symlink swapped in
+    /// for it is refused with `ELOOP`, not followed).
+    /// <https://man7.org/linux/man-pages/man2/openat.2.html>
+    #[doc(alias = "openat")]
+    pub fn open_read_at(&self, dir: &OwnedFd, shown: &str, name: &str) -> Result<File, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "open a file for reading relative to a directory descriptor, not following a symlink",
+            effect: Effect::Query,
+        };
+        let fl = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let r = self.bulk(
+            &C,
+            || {
+                let mut a = at(shown, name);
+                a.push("O_RDONLY|O_NOFOLLOW|O_CLOEXEC".into());
+                a
+            },
+            || unreachable!(),
+            || nix::fcntl::openat(dir.as_fd(), name, fl, Perm::empty()).map(|f| Some(File::from(f))),
+        )?;
+        Ok(r.expect("a live open gives a file"))
+    }
+
+    /// `readlinkat(2)`, counted: the target of a symlink relative to a directory
+    /// descriptor. <https://man7.org/linux/man-pages/man2/readlinkat.2.html>
+    #[doc(alias = "readlinkat")]
+    pub fn readlink_at(&self, dir: &OwnedFd, shown: &str, name: &str) -> Result<String, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "readlinkat",
+            man: "readlinkat(2)",
+            what: "read where a symbolic link points, relative to a directory descriptor",
+            effect: Effect::Query,
+        };
+        let v: Vec<u8> = self.bulk(
+            &C,
+            || at(shown, name),
+            || unreachable!(),
+            || {
+                use std::os::unix::ffi::OsStrExt;
+                nix::fcntl::readlinkat(dir.as_fd(), name).map(|t| t.as_bytes().to_vec())
+            },
+        )?;
+        Ok(String::from_utf8_lossy(&v).into_owned())
+    }
+
     /// `mkdirat(2)`, counted. <https://man7.org/linux/man-pages/man2/mkdirat.2.html>
     pub fn mkdir_at(&self, dir: &OwnedFd, shown: &str, name: &str, mode: u32) -> Result<(), SysError> {
         const C: Call = Call {

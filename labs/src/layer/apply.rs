@@ -56,17 +56,39 @@ pub fn apply(k: &Kernel, tar: impl Read, dest: &Path, opts: &ApplyOptions) -> Re
     let root = if dry && !dest.exists() {
         None
     } else {
-        Some(Rc::new(k.open_tree(dest).map_err(|e| {
+        Some(k.open_tree(dest).map_err(|e| {
             Error::failed(format!("cannot open {}: {}", dest.display(), e), "create the directory first")
-        })?))
+        })?)
     };
     let free = match &root {
         Some(_) => k.free_bytes(dest)?,
         None => u64::MAX,
     };
+    extract(k, tar, root, shown(dest), free, opts)
+}
+
+/// [`apply`](fn@apply) into the directory `root` is a descriptor of (`O_PATH` is
+/// enough), shown as `shown` in messages: for a directory that has no safe path,
+/// such as one inside a container's root reached with `openat2(2)` and
+/// `RESOLVE_IN_ROOT` (`mini cp`). Every entry is still resolved beneath `root`.
+pub fn apply_at(k: &Kernel, tar: impl Read, root: OwnedFd, shown: &str, opts: &ApplyOptions) -> Result<ApplyStats> {
+    let free = k.free_bytes(Path::new(&format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&root))))?;
+    extract(k, tar, Some(root), shown.to_string(), free, opts)
+}
+
+fn extract(
+    k: &Kernel,
+    tar: impl Read,
+    root: Option<OwnedFd>,
+    dest: String,
+    free: u64,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats> {
+    let dry = k.mode() == Mode::DryRun;
+    let root = root.map(Rc::new);
     let mut x = Extract {
         k,
-        dest: shown(dest),
+        dest,
         root,
         opts: opts.clone(),
         stats: ApplyStats::default(),

@@ -84,9 +84,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Mode};
 
-pub use apply::{apply, ASIDE};
+pub use apply::{apply, apply_at, ASIDE};
 pub use cli::{run, Cli};
 pub use diff::{diff, diff_tree, Change, ChangeKind};
+pub(crate) use pack::{libc_major as dev_major, libc_minor as dev_minor};
 pub use pack::{pack, pack_changes, pack_to_file, PackOptions, Packed};
 
 /// The tool this lab is, as its trace and messages name it.

@@ -35,6 +35,9 @@ pub struct Packed {
     pub entries: u64,
     /// Whiteouts written (`.wh.NAME` and `.wh..wh..opq`).
     pub whiteouts: u64,
+    /// Bytes of the uncompressed tar (what the store records as the layer's size).
+    #[serde(skip)]
+    pub tar_size: u64,
 }
 
 struct Hashing<W: Write> {
@@ -126,7 +129,7 @@ fn pack_filtered(
     opts: &PackOptions,
 ) -> Result<Packed> {
     let outer = hashing(w);
-    let (diff_id, digest, size, counts) = match opts.gzip_level {
+    let (diff_id, digest, size, tar_size, counts) = match opts.gzip_level {
         None => {
             let mut b = tar::Builder::new(hashing(outer));
             let counts = walk_root(k, upper, &mut b, opts, filter)?;
@@ -134,23 +137,32 @@ fn pack_filtered(
             let mut outer = inner.inner;
             outer.flush().map_err(werr)?;
             let id = hex(inner.h);
-            (id.clone(), id, outer.n, counts)
+            (id.clone(), id, outer.n, inner.n, counts)
         }
         Some(level) => {
             let gz = flate2::GzBuilder::new().mtime(0).write(outer, flate2::Compression::new(level));
             let mut b = tar::Builder::new(hashing(gz));
             let counts = walk_root(k, upper, &mut b, opts, filter)?;
             let inner = b.into_inner().map_err(werr)?;
+            let tar_size = inner.n;
             let mut outer = inner.inner.finish().map_err(werr)?;
             outer.flush().map_err(werr)?;
-            (hex(inner.h), hex(outer.h), outer.n, counts)
+            (hex(inner.h), hex(outer.h), outer.n, tar_size, counts)
         }
     };
     let media_type = match opts.gzip_level {
         None => "application/vnd.oci.image.layer.v1.tar",
         Some(_) => "application/vnd.oci.image.layer.v1.tar+gzip",
     };
-    Ok(Packed { diff_id, digest, size, media_type: media_type.into(), entries: counts.0, whiteouts: counts.1 })
+    Ok(Packed {
+        diff_id,
+        digest,
+        size,
+        media_type: media_type.into(),
+        entries: counts.0,
+        whiteouts: counts.1,
+        tar_size,
+    })
 }
 
 /// [`pack`] into the file `out`: written beside it (`OUT.partial`, made with
@@ -391,11 +403,11 @@ impl Walk<'_> {
 
 // The glibc encoding of dev_t (gnu_dev_major/minor), written out to keep libc out of
 // the lab: major = bits 8..19 and 32..43, minor = bits 0..7 and 20..43.
-fn libc_major(d: u64) -> u32 {
+pub(crate) fn libc_major(d: u64) -> u32 {
     (((d >> 32) & 0xffff_f000) | ((d >> 8) & 0x0000_0fff)) as u32
 }
 
-fn libc_minor(d: u64) -> u32 {
+pub(crate) fn libc_minor(d: u64) -> u32 {
     (((d >> 12) & 0xffff_ff00) | (d & 0x0000_00ff)) as u32
 }
 

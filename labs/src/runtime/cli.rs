@@ -251,6 +251,9 @@ pub enum Cmd {
     Version,
     /// What mini sees of this machine: containers, storage, cgroups, kernel.
     Info,
+    /// diff, commit, export, import, cp.
+    #[command(flatten)]
+    Changes(super::changes::Cmds),
     /// The monitor of one container (mini starts it; not for typing).
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -270,6 +273,9 @@ impl Cmd {
             // --script only prints.
             return !a.script;
         }
+        if let Cmd::Changes(c) = self {
+            return c.needs_root();
+        }
         matches!(
             self,
             Cmd::Start { .. }
@@ -287,6 +293,9 @@ impl Cmd {
 
     /// The command's name, as typed.
     fn name(&self) -> String {
+        if let Cmd::Changes(c) = self {
+            return c.name();
+        }
         format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_lowercase()
     }
 }
@@ -850,6 +859,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Cmd::Info => info(&k, &root),
+        Cmd::Changes(c) => super::changes::run(&k, &root, c),
     }
 }
 

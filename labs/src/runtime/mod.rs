@@ -35,10 +35,13 @@
 //! [`volumes`] (volumes, bind mounts, tmpfs), [`devmapper`] (the other storage
 //! driver: thin snapshots instead of an overlay), [`init`]
 //! (the first process between fork and exec), [`monitor`], [`attach`] and [`proto`]
-//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`cli`].
+//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`changes`] and
+//! [`copy`] (what a container changed: diff, commit, export, import, cp), [`cli`].
 
 pub mod attach;
+pub mod changes;
 pub mod cli;
+pub mod copy;
 pub mod devmapper;
 pub mod hello;
 pub mod init;

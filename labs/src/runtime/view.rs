@@ -25,7 +25,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
     let layer = paths.layer(&c.id);
     let init = paths.init_layer(&c.id);
     let lower: Vec<String> =
-        std::iter::once(init.join("diff").display().to_string()).chain(c.layers.iter().rev().cloned()).collect();
+        std::iter::once(init.join("diff").display().to_string()).chain(c.layers.iter().cloned()).collect();
     let networks = if cfg.network == "none" || cfg.network == "host" {
         json!({ cfg.network.clone(): {"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0} })
     } else {
