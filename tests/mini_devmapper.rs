@@ -93,4 +93,31 @@ grep -c "$CONTLAB_ROOT/devicemapper/mnt" /proc/self/mountinfo; true
             assert_eq!(section(&out, "left"), "2\n0\nmini_thinpool\n0\n", "after kill -9 at {call} #{nth}");
         }
     }
+
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn guest_devicemapper_diff_and_commit_compare_the_volume_with_its_init_layer() {
+        if !require(Tier::Guest) {
+            return;
+        }
+        let _g = PoolGone;
+        // STORAGE-EX3 on the devicemapper driver: no upper directory to read, so diff
+        // walks the container's volume against its init layer's; commit packs those
+        // changes, and the new image's top layer becomes a thin snapshot of its own.
+        let out = ok(r#"
+d() { mini -q --storage-driver devicemapper "$@"; }
+d run --name mydeb --network none test/alpine sh -c 'rm -rf /root; mkdir -p /home; dd if=/dev/urandom of=/home/random bs=8500 count=1 2>/dev/null; echo "Tagada tsoin tsoin" >> /etc/motd'
+echo "== diff"; d diff mydeb
+echo "== commit"; d commit mydeb deb:new | grep -c '^sha256:'
+d rm mydeb >/dev/null
+echo "== new"; d run --rm --network none deb:new sh -c 'cat /etc/motd; ls -l /home/random | awk "{print \$5}"; ls -d /root 2>&1'
+echo "== history"; mini -q history deb:new --format '{{.CreatedBy}}' | head -1
+echo "== layers"; mini -q inspect -f '{{len .RootFS.Layers}}' deb:new
+"#);
+        assert_eq!(section(&out, "diff"), "C /etc\nA /etc/motd\nA /home\nA /home/random\nD /root\n", "{out}");
+        assert_eq!(section(&out, "commit"), "1\n");
+        assert_eq!(section(&out, "new"), "Tagada tsoin tsoin\n8500\nls: /root: No such file or directory\n");
+        assert!(section(&out, "history").contains("dd if=/dev/urandom"), "{out}");
+        assert_eq!(section(&out, "layers"), "2\n");
+    }
 }
