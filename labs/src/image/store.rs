@@ -416,6 +416,73 @@ impl Store {
         serde_json::from_slice(&b).ok()
     }
 
+    /// docker's size of a layer (its `DiffSize`, what `docker images`, `docker history`
+    /// and `docker system df` add up): the bytes of the files it holds once extracted —
+    /// regular files (a hard-linked one once) and symlinks (their target's length), not
+    /// directories, not the tar's headers and padding. Taken from the record
+    /// `layerinfo/HEX.du` ([`Store::record_layer_size`]), else counted in the extracted
+    /// layer (`layers/DIFFHEX`), else in the blob's tar (read, not recorded), else the
+    /// blob's own size.
+    pub fn layer_size(&self, layer: &Descriptor, diff_id: &str) -> u64 {
+        if let Some(n) = std::fs::read_to_string(self.du_path(&layer.digest)).ok().and_then(|s| s.trim().parse().ok()) {
+            return n;
+        }
+        self.count_layer_size(layer, diff_id).unwrap_or(layer.size)
+    }
+
+    fn du_path(&self, digest: &str) -> PathBuf {
+        self.root.join("layerinfo").join(format!("{}.du", hex_of(digest)))
+    }
+
+    fn count_layer_size(&self, layer: &Descriptor, diff_id: &str) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.root.join("layers").join(hex_of(diff_id));
+        if dir.is_dir() {
+            let mut seen = HashSet::new();
+            let mut total = 0;
+            let mut stack = vec![dir];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).ok()?.flatten() {
+                    let m = e.path().symlink_metadata().ok()?;
+                    if m.is_dir() {
+                        stack.push(e.path());
+                    } else if m.len() > 0 && seen.insert(m.ino()) {
+                        total += m.len();
+                    }
+                }
+            }
+            return Some(total);
+        }
+        let f = File::open(self.blob_path(&layer.digest)).ok()?;
+        let r = crate::layer::decompress(std::io::BufReader::new(f)).ok()?;
+        let mut ar = tar::Archive::new(r);
+        let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+        for e in ar.entries().ok()? {
+            let e = e.ok()?;
+            let name =
+                String::from_utf8_lossy(&e.path_bytes()).trim_start_matches("./").trim_end_matches('/').to_string();
+            let n = match e.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => e.size(),
+                tar::EntryType::Symlink => e.link_name_bytes().map(|t| t.len() as u64).unwrap_or(0),
+                _ => 0,
+            };
+            sizes.insert(name, n);
+        }
+        Some(sizes.values().sum())
+    }
+
+    /// Count docker's size of a layer ([`Store::layer_size`]) and record it in
+    /// `layerinfo/HEX.du` (written beside, renamed into place), so that listing images
+    /// does not decompress their layers again. The store must be open for writing.
+    pub fn record_layer_size(&self, k: &Kernel, layer: &Descriptor, diff_id: &str) -> Result<()> {
+        if !self.exclusive || self.du_path(&layer.digest).exists() {
+            return Ok(());
+        }
+        let Some(n) = self.count_layer_size(layer, diff_id) else { return Ok(()) };
+        k.why("remember the layer's size once extracted: `images` need not decompress it again");
+        self.write_file(k, &self.du_path(&layer.digest), n.to_string().as_bytes(), false)
+    }
+
     /// Record what is known of a layer blob: written beside, renamed into place.
     pub fn put_layer_info(&self, k: &Kernel, digest: &str, info: &LayerInfo) -> Result<()> {
         let p = self.layer_info_path(digest);
@@ -450,8 +517,22 @@ impl Store {
     /// (partial downloads included). Returns (blobs removed, bytes freed).
     /// `ix` is the index to keep (in a dry run, the one that would have been written).
     pub fn gc(&self, k: &Kernel, ix: &Index) -> Result<(usize, u64)> {
+        self.gc_keeping(k, ix, &HashSet::new())
+    }
+
+    /// [`Store::gc`], keeping besides the layers whose diff_ids are in `in_use` (their
+    /// extracted directories and their blobs) although no image in `ix` has them: the
+    /// layers a container's overlay still stacks after its image was removed (`docker
+    /// rmi -f` keeps them too, until the container goes).
+    pub fn gc_keeping(&self, k: &Kernel, ix: &Index, in_use: &HashSet<String>) -> Result<(usize, u64)> {
         let mut keep: HashSet<String> = HashSet::new();
-        let mut keep_diff: HashSet<String> = HashSet::new();
+        let mut keep_diff: HashSet<String> = in_use.iter().map(|d| hex_of(d).to_string()).collect();
+        for name in names_in(&self.root.join("layerinfo")) {
+            let blob = name.trim_end_matches(".json");
+            if self.layer_info(blob).is_some_and(|i| keep_diff.contains(hex_of(&i.diff_id))) {
+                keep.insert(blob.to_string());
+            }
+        }
         for d in &ix.manifests {
             keep.insert(hex_of(&d.digest).to_string());
             if let Some(r) = d.annotation(REPO_DIGEST) {
@@ -483,7 +564,8 @@ impl Store {
             infos.push(self.layer_info_path(&name));
             n += 1;
         }
-        for info in infos.iter().filter(|i| i.exists()) {
+        let dus: Vec<PathBuf> = infos.iter().map(|i| i.with_extension("du")).collect();
+        for info in infos.iter().chain(&dus).filter(|i| i.exists()) {
             k.why("the record of a blob that is gone");
             k.unlink(info)?;
         }

@@ -32,11 +32,13 @@
 //! [`spec`] (docker's rules for the command, environment and user), [`resources`]
 //! (what a run needs: overlay, cgroup, network, and how it is all removed), [`init`]
 //! (the first process between fork and exec), [`monitor`], [`attach`] and [`proto`]
-//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`cli`].
+//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`images`] (the
+//! image commands: what an image is in the store, SIZE, save and load), [`cli`].
 
 pub mod attach;
 pub mod cli;
 pub mod hello;
+pub mod images;
 pub mod init;
 pub mod lifecycle;
 pub mod logs;
