@@ -897,3 +897,32 @@ pub fn import(k: &Kernel, st: &Store, source: &str, tag: Option<&str>) -> Result
     st.tag(k, &target.to_string(), d)?;
     Ok(Imported { digest: mdesc.digest, name: target })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_resolve_inside_the_archive_or_not_at_all() {
+        // docker < 25 and podman link a layer already written.
+        assert_eq!(resolve_in_archive("b/layer.tar", "../a/layer.tar", false).as_deref(), Some("a/layer.tar"));
+        assert_eq!(resolve_in_archive("b/layer.tar", "../a.tar", false).as_deref(), Some("a.tar"));
+        assert_eq!(resolve_in_archive("b/layer.tar", "../../etc/passwd", false), None);
+        assert_eq!(resolve_in_archive("layer.tar", "/etc/passwd", false), None);
+        // A hard link names an entry from the top.
+        assert_eq!(resolve_in_archive("b/x", "a/layer.tar", true).as_deref(), Some("a/layer.tar"));
+        assert_eq!(resolve_in_archive("b/x", "../x", true), None);
+    }
+
+    #[test]
+    fn a_bounded_reader_stops_at_the_bound() {
+        let hit = std::rc::Rc::new(std::cell::Cell::new(false));
+        let mut r = Bounded { inner: std::io::repeat(0).take(1 << 20), left: 1000, hit: hit.clone() };
+        let e = std::io::copy(&mut r, &mut std::io::sink()).unwrap_err();
+        assert!(hit.get(), "{e}");
+        let mut r = Bounded { inner: std::io::repeat(0).take(1000), left: 1000, hit: hit.clone() };
+        hit.set(false);
+        assert_eq!(std::io::copy(&mut r, &mut std::io::sink()).unwrap(), 1000);
+        assert!(!hit.get());
+    }
+}

@@ -766,4 +766,63 @@ mod tests {
         assert_eq!(dirs, want);
         std::fs::remove_dir_all(&root).unwrap();
     }
+
+    /// A tar of a 10-byte file, its hard link, a symlink to `abc` and a directory: 13
+    /// bytes in docker's count (the link once, the symlink's target, no directory).
+    fn small_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        b.append_data(&mut h, "d/", &[][..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(10);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "d/f", &b"0123456789"[..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "d/g", "d/f").unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "s", "abc").unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// docker's size of a layer is its files' bytes, counted in the tar before the layer
+    /// is extracted and recorded once; `gc_keeping` keeps a layer a container still
+    /// stacks although no image has it, and `gc` does not.
+    #[test]
+    fn layer_sizes_as_docker_and_gc_keeps_what_containers_use() {
+        let root = std::env::temp_dir().join(format!("contlab-store-du-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (k, _) = live();
+        let st = Store::open(&k, &root, true).unwrap();
+        let tar = small_tar();
+        let digest = st.put_bytes(&k, &tar).unwrap();
+        let diff_id = digest.clone();
+        st.put_layer_info(&k, &digest, &LayerInfo { diff_id: diff_id.clone(), size: tar.len() as u64 }).unwrap();
+        let d = Descriptor::new(manifest::OCI_LAYER_TAR, &digest, tar.len() as u64);
+        assert_eq!(st.layer_size(&d, &diff_id), 13, "10 bytes once, 3 of the symlink, not the tar's {}", tar.len());
+        st.record_layer_size(&k, &d, &diff_id).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("layerinfo").join(format!("{}.du", hex_of(&digest)))).unwrap(),
+            "13"
+        );
+        let ix = st.index().unwrap();
+        let keep: HashSet<String> = [diff_id.clone()].into();
+        assert_eq!(st.gc_keeping(&k, &ix, &keep).unwrap().0, 0, "a container's layer stays");
+        assert!(st.has_blob(&digest));
+        assert_eq!(st.gc(&k, &ix).unwrap().0, 1);
+        assert!(!st.has_blob(&digest));
+        assert!(
+            names_in(&root.join("layerinfo")).is_empty(),
+            "its records go with it: {:?}",
+            names_in(&root.join("layerinfo"))
+        );
+        drop(st);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
