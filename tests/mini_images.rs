@@ -533,6 +533,17 @@ echo "== images"; docker images --format '{{.ID}} {{.Size}}' test/hist; m images
 echo "== history"; docker history test/hist > dh; m history test/hist > mh; diff dh mh && echo same
 echo "== history-raw"; docker history -H=false --no-trunc test/hist > dh; m history -H=false --no-trunc test/hist > mh; diff dh mh && echo same
 echo "== rootfs"; [ "$(docker inspect -f '{{json .RootFS.Layers}}' test/hist)" = "$(m inspect -f '{{json .RootFS.Layers}}' test/hist)" ] && echo same
+echo "== images-table"; docker images test/hist > di; m images test/hist > mi; diff di mi && echo same
+echo "== inspect"; f='{{.Id}} {{.Size}} {{.VirtualSize}} {{json .RepoTags}} {{json .RepoDigests}} {{.Created}} {{.Os}} {{.Architecture}} {{.Parent}} {{json .RootFS}} {{json .Config.Cmd}}'
+docker image inspect -f "$f" test/hist > di; m image inspect -f "$f" test/hist > mi; diff di mi && echo same
+echo "== keys"; docker image inspect test/hist | jq -r '.[0] | keys[]' > dk; m image inspect test/hist | jq -r '.[0] | keys[]' > mk; comm -23 dk mk; echo end
+echo "== rmi-refusals"
+rmis() { # $1: docker or m; the same container and refusals, IDs replaced
+  c=$($1 create --name "rc-$1" test/ex01 true | cut -c1-12); i=$($1 image inspect -f '{{.Id}}' test/ex01 | cut -c8-19)
+  $1 rmi test/ex01 2>&1; $1 rmi "$i" 2>&1; $1 rm "rc-$1" >/dev/null
+} 
+rmis docker | sed "s/[0-9a-f]\{12\}/ID/g" > dr; rmis m | sed "s/[0-9a-f]\{12\}/ID/g; s/^mini: //" > mr; diff dr mr && echo same
+echo "== prune-nothing"; [ "$(docker image prune -f)" = "$(m image prune -f)" ] && echo same
 docker tag test/ex01 theirs/ex01:2
 docker save -o theirs.tar theirs/ex01:2
 echo "== our-load"; m --root "$T/other" load -i theirs.tar
@@ -548,6 +559,11 @@ kill "$(cat "$T/docker.pid")"; wait
     assert_eq!(section(&out, "history"), "same\n");
     assert_eq!(section(&out, "history-raw"), "same\n");
     assert_eq!(section(&out, "rootfs"), "same\n");
+    assert_eq!(section(&out, "images-table"), "same\n");
+    assert_eq!(section(&out, "inspect"), "same\n");
+    assert_eq!(section(&out, "keys"), "end\n", "every field docker's image inspect has, ours has");
+    assert_eq!(section(&out, "rmi-refusals"), "same\n", "docker's refusals, word for word");
+    assert_eq!(section(&out, "prune-nothing"), "same\n");
     assert_eq!(section(&out, "our-load"), "Loaded image: theirs/ex01:2\n");
     assert_eq!(section(&out, "our-run"), "Well done !!! you've finished exercice\n");
 }

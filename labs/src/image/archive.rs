@@ -7,6 +7,14 @@
 //! reads `manifest.json` and follows its paths, so the newer layout of docker 25
 //! (layers under `blobs/sha256/`) loads too.
 //!
+//! Loading trusts nothing in the archive: before anything is kept, each layer must hash
+//! to its diff_id, and each entry of each layer is checked (no absolute path, no `..`,
+//! no path through a symlink the layer made, no hard link or symlink climbing out of
+//! the root, no device node), while the layers' inflated bytes are counted against the
+//! free space of the store's disk (a *decompression bomb* stops there). Links between
+//! the archive's own files (docker < 25 and podman link a layer written twice) are
+//! followed inside the archive only.
+//!
 //! An OCI layout directory is the store's own format: exporting one copies the blobs
 //! an image needs and names it in that directory's index.json.
 //!
@@ -423,7 +431,7 @@ pub fn load_stream(k: &Kernel, st: &Store, input: &mut dyn Read) -> Result<Vec<L
 
 /// `img-pull load`: read a docker-save tar into the store (open for writing). Nothing
 /// is published until every layer has been checked against its image's diff_ids and,
-/// entry by entry, for hostile content (see [`check_layer_entry`]); a layer that
+/// entry by entry, for hostile content (see the module documentation); a layer that
 /// inflates beyond the free space of the store's disk is refused (it could never be
 /// unpacked); on a refusal the temp files go and the store is left as it was.
 pub fn load(k: &Kernel, st: &Store, input: &Path) -> Result<Vec<Loaded>> {

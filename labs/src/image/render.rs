@@ -167,6 +167,11 @@ pub fn docker_inspect(st: &Store, img: &Image) -> serde_json::Value {
     o.insert("Author".into(), cfg.get("author").cloned().unwrap_or_else(|| "".into()));
     o.insert("Created".into(), cfg.get("created").cloned().unwrap_or_else(|| crate::units::ZERO_TIME.into()));
     o.insert("VirtualSize".into(), size.into());
+    let empty = serde_json::json!({"Hostname": "", "Domainname": "", "User": "", "AttachStdin": false,
+        "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
+        "OnBuild": null, "Labels": null});
+    o.insert("ContainerConfig".into(), cfg.get("container_config").cloned().unwrap_or(empty));
     o.insert("GraphDriver".into(), serde_json::json!({"Name": "overlay2", "Data": graph}));
     o.insert("Metadata".into(), serde_json::json!({"LastTagTime": crate::units::ZERO_TIME}));
     if o.get("Variant").is_some_and(|x| x.is_null()) {

@@ -816,9 +816,13 @@ fn conflict(id: &str, hard: bool, why: String) -> Error {
 }
 
 fn rmi(k: &Kernel, root: &Path, a: &RmiArgs) -> Result<Exit> {
+    let st = {
+        let _s = k.scope(image::TOOL);
+        Store::open(k, root, true)?
+    };
+    // Read under the store's lock: a `create` that got its layers is listed.
     let cs = containers(k, root)?;
     let _s = k.scope(image::TOOL);
-    let st = Store::open(k, root, true)?;
     let mut failed = false;
     for what in &a.images {
         match remove_image(k, &st, &cs, what, a.force) {
@@ -1117,9 +1121,12 @@ fn confirm(question: &str) -> bool {
 /// Remove dangling images (untagged), or with `all` every image no container uses:
 /// docker's `image prune` (its lines, and the bytes of the layers that went).
 fn prune_images(k: &Kernel, root: &Path, all: bool) -> Result<(Vec<Record>, u64)> {
+    let st = {
+        let _s = k.scope(image::TOOL);
+        Store::open(k, root, true)?
+    };
     let cs = containers(k, root)?;
     let _s = k.scope(image::TOOL);
-    let st = Store::open(k, root, true)?;
     let used: HashSet<&str> = cs.iter().map(|c| c.config.image_id.as_str()).collect();
     let mut records = vec![];
     let mut reclaimed = 0;
