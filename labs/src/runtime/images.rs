@@ -201,9 +201,9 @@ pub struct RmiArgs {
 /// `tag`.
 #[derive(Args, Debug, Clone)]
 pub struct TagArgs {
-    /// SOURCE_IMAGE[:TAG].
+    /// The image: `SOURCE_IMAGE`, optionally `:TAG`.
     pub source: String,
-    /// TARGET_IMAGE[:TAG].
+    /// Its new name: `TARGET_IMAGE`, optionally `:TAG`.
     pub target: String,
 }
 
