@@ -533,6 +533,7 @@ echo "== images"; docker images --format '{{.ID}} {{.Size}}' test/hist; m images
 echo "== history"; docker history test/hist > dh; m history test/hist > mh; diff dh mh && echo same
 echo "== history-raw"; docker history -H=false --no-trunc test/hist > dh; m history -H=false --no-trunc test/hist > mh; diff dh mh && echo same
 echo "== rootfs"; [ "$(docker inspect -f '{{json .RootFS.Layers}}' test/hist)" = "$(m inspect -f '{{json .RootFS.Layers}}' test/hist)" ] && echo same
+echo "== history-none"; docker history test/ex01 > dh; m history test/ex01 > mh; diff dh mh && echo same
 echo "== images-table"; docker images test/hist > di; m images test/hist > mi; diff di mi && echo same
 echo "== inspect"; f='{{.Id}} {{.Size}} {{.VirtualSize}} {{json .RepoTags}} {{json .RepoDigests}} {{.Created}} {{.Os}} {{.Architecture}} {{.Parent}} {{json .RootFS}} {{json .Config.Cmd}}'
 docker image inspect -f "$f" test/hist > di; m image inspect -f "$f" test/hist > mi; diff di mi && echo same
@@ -548,6 +549,16 @@ docker tag test/ex01 theirs/ex01:2
 docker save -o theirs.tar theirs/ex01:2
 echo "== our-load"; m --root "$T/other" load -i theirs.tar
 echo "== our-run"; m --root "$T/other" run --rm theirs/ex01:2 cat /flag
+echo "== listing"; for a in "--digests" "-q" "--no-trunc" "--format {{.Repository}}:{{.Tag}}"; do docker images $a test/hist; m images $a test/hist; done > both; sort both | uniq -u | wc -l
+echo "== history-q"; [ "$(docker history -q test/hist)" = "$(m history -q test/hist)" ] && echo same
+docker tag test/hist test/hist:v2; m tag test/hist test/hist:v2
+echo "== save-tags"; [ "$(docker save test/hist | tar -xOf - manifest.json | jq -c '.[].RepoTags')" = "$(m save test/hist | tar -xOf - manifest.json | jq -c '.[].RepoTags')" ] && echo same
+echo "== rmi-f"
+rmif() { # $1: docker or m
+  $1 create --name "rf-$1" test/hist true >/dev/null
+  $1 rmi test/hist:v2; $1 rmi -f test/hist 2>&1; $1 rm "rf-$1" >/dev/null; $1 images -q test/hist | wc -l
+}
+rmif docker | sed "s/[0-9a-f]\{64\}/ID/g" > dr; rmif m | sed "s/[0-9a-f]\{64\}/ID/g" > mr; diff dr mr && echo same; cat mr
 kill "$(cat "$T/docker.pid")"; wait
 "#
     ));
@@ -559,6 +570,7 @@ kill "$(cat "$T/docker.pid")"; wait
     assert_eq!(section(&out, "history"), "same\n");
     assert_eq!(section(&out, "history-raw"), "same\n");
     assert_eq!(section(&out, "rootfs"), "same\n");
+    assert_eq!(section(&out, "history-none"), "same\n", "an image whose config has no history");
     assert_eq!(section(&out, "images-table"), "same\n");
     assert_eq!(section(&out, "inspect"), "same\n");
     assert_eq!(section(&out, "keys"), "end\n", "every field docker's image inspect has, ours has");
@@ -566,4 +578,12 @@ kill "$(cat "$T/docker.pid")"; wait
     assert_eq!(section(&out, "prune-nothing"), "same\n");
     assert_eq!(section(&out, "our-load"), "Loaded image: theirs/ex01:2\n");
     assert_eq!(section(&out, "our-run"), "Well done !!! you've finished exercice\n");
+    assert_eq!(section(&out, "listing"), "0\n", "images --digests, -q, --no-trunc, --format print docker's lines");
+    assert_eq!(section(&out, "history-q"), "same\n");
+    assert_eq!(section(&out, "save-tags"), "same\n", "a name without a tag saves all its tags, as docker's");
+    assert_eq!(
+        section(&out, "rmi-f"),
+        "same\nUntagged: test/hist:v2\nUntagged: test/hist:latest\nDeleted: sha256:ID\n0\n",
+        "-f past a stopped container: untagged and deleted, its layers kept for it, as docker"
+    );
 }

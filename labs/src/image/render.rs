@@ -102,14 +102,10 @@ pub struct Step {
 }
 
 /// An image's history, newest first, each step with the size of the layer it made
-/// (`empty_layer` steps made none: 0). An image without history gets one step per
-/// layer.
+/// (`empty_layer` steps made none: 0). An image whose config has no history has no
+/// steps (`docker history` prints only its header then).
 pub fn history_steps(st: &Store, img: &Image) -> Vec<Step> {
-    let hist = if img.config.history.is_empty() {
-        img.manifest.layers.iter().map(|_| manifest::History::default()).collect()
-    } else {
-        img.config.history.clone()
-    };
+    let hist = &img.config.history;
     let mut layers = img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids);
     let mut steps: Vec<Step> = hist
         .iter()
