@@ -527,6 +527,7 @@ i=0; until docker version >/dev/null 2>&1; do
   i=$((i+1)); [ $i -gt 300 ] && { echo "dockerd did not start in 60 s:"; cat "$T/dockerd.log"; exit 1; }; sleep 0.2
 done
 m save -o ours.tar test/hist test/ex01
+m save -o ex01only.tar test/ex01
 echo "== docker-load"; docker load -q -i ours.tar
 echo "== docker-run"; docker run --rm --network none test/ex01 cat /flag
 echo "== images"; docker images --format '{{.ID}} {{.Size}}' test/hist; m images --format '{{.ID}} {{.Size}}' test/hist
@@ -559,6 +560,15 @@ rmif() { # $1: docker or m
   $1 rmi test/hist:v2; $1 rmi -f test/hist 2>&1; $1 rm "rf-$1" >/dev/null; $1 images -q test/hist | wc -l
 }
 rmif docker | sed "s/[0-9a-f]\{64\}/ID/g" > dr; rmif m | sed "s/[0-9a-f]\{64\}/ID/g" > mr; diff dr mr && echo same; cat mr
+echo "== df"
+docker system prune -a -f >/dev/null; docker load -q -i ex01only.tar >/dev/null; m --root "$T/dfroot" load -q -i ex01only.tar >/dev/null
+docker run --name df1 --network none test/ex01 sh -c 'head -c 1000 /dev/zero > /f'
+m --root "$T/dfroot" run --name df1 test/ex01 sh -c 'head -c 1000 /dev/zero > /f'
+docker system df > dd; m --root "$T/dfroot" system df > md; diff dd md && echo same
+docker system df -v | sed -n '/^Images/,/^$/p' | sed 's/[0-9a-f]\{12\}/ID/' > dd; m --root "$T/dfroot" system df -v | sed -n '/^Images/,/^$/p' | sed 's/[0-9a-f]\{12\}/ID/' > md; diff dd md && echo same
+echo "== system-prune"
+docker system prune -f | sed "s/[0-9a-f]\{64\}/ID/g" > dd; m --root "$T/dfroot" system prune -f | sed "s/[0-9a-f]\{64\}/ID/g" > md; diff dd md && echo same; cat md
+docker system prune -a -f | sed "s/[0-9a-f]\{64\}/ID/g" > dd; m --root "$T/dfroot" system prune -a -f | sed "s/[0-9a-f]\{64\}/ID/g" > md; diff dd md && echo same; cat md
 kill "$(cat "$T/docker.pid")"; wait
 "#
     ));
@@ -581,6 +591,10 @@ kill "$(cat "$T/docker.pid")"; wait
     assert_eq!(section(&out, "listing"), "0\n", "images --digests, -q, --no-trunc, --format print docker's lines");
     assert_eq!(section(&out, "history-q"), "same\n");
     assert_eq!(section(&out, "save-tags"), "same\n", "a name without a tag saves all its tags, as docker's");
+    assert_eq!(section(&out, "df"), "same\nsame\n", "system df and its -v images, as docker's");
+    let sp = section(&out, "system-prune");
+    assert!(sp.starts_with("same\nDeleted Containers:\nID\n\nTotal reclaimed space: 1kB\nsame\nDeleted Images:\nuntagged: test/ex01:latest\n"), "{sp}");
+    assert_eq!(sp.matches("same\n").count(), 2, "both prunes print docker's lines: {sp}");
     assert_eq!(
         section(&out, "rmi-f"),
         "same\nUntagged: test/hist:v2\nUntagged: test/hist:latest\nDeleted: sha256:ID\n0\n",
