@@ -601,3 +601,47 @@ kill "$(cat "$T/docker.pid")"; wait
         "-f past a stopped container: untagged and deleted, its layers kept for it, as docker"
     );
 }
+
+/// A pulled image has the registry's digest: `images --digests` and inspect's
+/// RepoDigests show it, and `rmi` untags it with the last tag of its repository, then
+/// deletes the image and its layers top first (Debian's docker-registry on 127.0.0.1
+/// of the sandbox's own network namespace).
+#[test]
+fn a_pulled_image_is_untagged_with_its_digest() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+command -v docker-registry >/dev/null || { echo "docker-registry is missing: apt-get install -y docker-registry"; exit 1; }
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/reg\nhttp:\n  addr: 127.0.0.1:5000\n' "$T" > reg.yml
+docker-registry serve reg.yml >"$T/reg.log" 2>&1 &
+i=0; until curl -sf http://127.0.0.1:5000/v2/ >/dev/null; do
+  i=$((i+1)); [ $i -gt 200 ] && { echo "docker-registry did not start:"; cat "$T/reg.log"; exit 1; }; sleep 0.1
+done
+img-pull -q push test/ex01 127.0.0.1:5000/lab/ex01:1 >/dev/null || exit 1
+P="$T/pulled"
+m --root "$P" pull 127.0.0.1:5000/lab/ex01:1 > pull.out || { cat pull.out; exit 1; }
+digest=$(sed -n 's/^Digest: //p' pull.out)
+id=$(m --root "$P" inspect -f '{{.Id}}' 127.0.0.1:5000/lab/ex01:1)
+layers=$(m --root "$P" inspect -f '{{json .RootFS.Layers}}' 127.0.0.1:5000/lab/ex01:1)
+echo "== digests"; m --root "$P" images --digests --format '{{.Repository}} {{.Tag}} {{.Digest}}' | sed "s/$digest/DIGEST/"
+echo "== repo-digests"; m --root "$P" image inspect -f '{{json .RepoDigests}}' 127.0.0.1:5000/lab/ex01:1 | sed "s/$digest/DIGEST/"
+echo "== size"; [ "$(m --root "$P" images --format '{{.Size}}')" = "$(m images --format '{{.Size}}' test/ex01)" ] && echo same
+echo "== rmi"; m --root "$P" rmi 127.0.0.1:5000/lab/ex01:1 | sed "s/$digest/DIGEST/; s/${id#sha256:}/ID/"
+echo "== layers"; echo "$layers"
+echo "== empty"; ls "$P/oci/blobs/sha256" | wc -l
+"#);
+    assert_eq!(section(&out, "digests"), "127.0.0.1:5000/lab/ex01 1 DIGEST\n");
+    assert_eq!(section(&out, "repo-digests"), "[\"127.0.0.1:5000/lab/ex01@DIGEST\"]\n");
+    assert_eq!(section(&out, "size"), "same\n", "pulled (sizes recorded) or imported (counted): the same SIZE");
+    let layers: Vec<String> = serde_json::from_str(section(&out, "layers")).unwrap();
+    let chains = contlab::image::render::chain_ids(&layers);
+    assert_eq!(
+        section(&out, "rmi"),
+        format!(
+            "Untagged: 127.0.0.1:5000/lab/ex01:1\nUntagged: 127.0.0.1:5000/lab/ex01@DIGEST\nDeleted: sha256:ID\nDeleted: {}\nDeleted: {}\n",
+            chains[1], chains[0]
+        )
+    );
+    assert_eq!(section(&out, "empty"), "0\n");
+}

@@ -660,6 +660,18 @@ fn single_reference(refs: &[String]) -> bool {
     canon.len() == 1 && canon.contains(&single.name())
 }
 
+/// The index entry of an image without a name (a *dangling* image, `<none>:<none>`):
+/// `desc` without its name nor the registry's digest, which went with the name.
+fn dangling(desc: &Descriptor) -> Descriptor {
+    let mut d = Descriptor::new(&desc.media_type, &desc.digest, desc.size);
+    d.annotations = desc.annotations.clone();
+    if let Some(a) = d.annotations.as_mut() {
+        a.remove(REF_NAME);
+        a.remove(REPO_DIGEST);
+    }
+    d
+}
+
 /// Take `name` out of the index.
 fn untag(ix: &mut Index, name: &str) {
     ix.manifests.retain(|d| d.annotation(REF_NAME) != Some(name));
@@ -776,12 +788,7 @@ fn remove_image(k: &Kernel, st: &Store, cs: &[Container], what: &str, force: boo
         if quiet && (!refs.is_empty() || used) {
             // Untagged only: the image stays, dangling, for the container that runs it.
             if !ix.manifests.iter().any(|d| d.digest == img.desc.digest) {
-                let mut d = Descriptor::new(&img.desc.media_type, &img.desc.digest, img.desc.size);
-                d.annotations = img.desc.annotations.clone();
-                if let Some(a) = d.annotations.as_mut() {
-                    a.remove(REF_NAME);
-                }
-                ix.manifests.push(d);
+                ix.manifests.push(dangling(&img.desc));
             }
             st.write_index(k, &ix)?;
             return Ok(Removal { records, reclaimed: 0 });
@@ -1084,12 +1091,7 @@ fn load(k: &Kernel, root: &Path, a: &LoadArgs) -> Result<Exit> {
                         ));
                         // The old image stays, dangling, as with docker.
                         if !ix.manifests.iter().any(|d| d.digest == old.desc.digest) {
-                            let mut d = Descriptor::new(&old.desc.media_type, &old.desc.digest, old.desc.size);
-                            d.annotations = old.desc.annotations.clone();
-                            if let Some(a) = d.annotations.as_mut() {
-                                a.remove(REF_NAME);
-                            }
-                            ix.manifests.push(d);
+                            ix.manifests.push(dangling(&old.desc));
                             changed = true;
                         }
                     }
