@@ -605,7 +605,7 @@ fn images(k: &Kernel, root: &Path, a: &LsArgs) -> Result<Exit> {
             if dangling.is_some_and(|d| d != n.is_none()) {
                 continue;
             }
-            if !patterns.is_empty() && !n.is_some_and(|n| patterns.iter().all(|p| matches_reference(p, n))) {
+            if !patterns.is_empty() && !n.is_some_and(|n| patterns.iter().any(|p| matches_reference(p, n))) {
                 continue;
             }
             let img = n.and_then(|n| g.entries.iter().find(|i| i.names.iter().any(|x| x == n))).unwrap_or(g.first());
