@@ -338,3 +338,31 @@ m volume rm tv
         assert_eq!(section(&out, "left"), "0\n0\ntv\n", "after kill -9 at {call}: something was left");
     }
 }
+
+#[test]
+fn system_df_counts_volumes_and_system_prune_volumes_removes_the_unused_anonymous_ones() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let r = sandbox(
+        r#"
+m volume create named >/dev/null
+m run --name keeper --network none -v /anon -v named:/named test/alpine sh -c 'echo hello > /anon/f; echo x > /named/g'
+echo "== df"; m system df | grep '^Local Volumes' | awk '{print $3, $4, $5}'
+echo "== df-v"; m system df -v | grep -c '^named '
+m rm keeper >/dev/null
+echo "== reclaimable"; m system df | grep '^Local Volumes' | awk '{print $3, $4, $6}'
+echo "== prune"; m system prune -f --volumes | sed -n '/^Deleted Volumes:/,/^$/p' | grep -c '^[0-9a-f]\{64\}$'
+echo "== left"; m volume ls -q
+"#,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.out, r.err);
+    let out = &r.out;
+    // Two volumes, both used by the (stopped) container; 6 + 2 bytes.
+    assert_eq!(section(out, "df"), "2 2 8B\n");
+    assert_eq!(section(out, "df-v"), "1\n");
+    assert_eq!(section(out, "reclaimable"), "2 0 8B\n");
+    // docker 23's rule: only anonymous volumes go; the named one stays.
+    assert_eq!(section(out, "prune"), "1\n");
+    assert_eq!(section(out, "left"), "named\n");
+}

@@ -7,6 +7,14 @@
 //! reads `manifest.json` and follows its paths, so the newer layout of docker 25
 //! (layers under `blobs/sha256/`) loads too.
 //!
+//! Loading trusts nothing in the archive: before anything is kept, each layer must hash
+//! to its diff_id, and each entry of each layer is checked (no absolute path, no `..`,
+//! no path through a symlink the layer made, no hard link or symlink climbing out of
+//! the root, no device node), while the layers' inflated bytes are counted against the
+//! free space of the store's disk (a *decompression bomb* stops there). Links between
+//! the archive's own files (docker < 25 and podman link a layer written twice) are
+//! followed inside the archive only.
+//!
 //! An OCI layout directory is the store's own format: exporting one copies the blobs
 //! an image needs and names it in that directory's index.json.
 //!
@@ -77,17 +85,42 @@ pub fn save_file(k: &Kernel, st: &Store, images: &[(String, Image)], output: &Pa
 
 /// `img-pull save`: `images` to `out` as a `docker save` tar. Each layer is
 /// decompressed to a temp file in ROOT/tmp first (a tar header needs the size), removed
-/// once copied. A dry run writes nothing.
+/// once copied. A dry run writes nothing. The `RepoTags` of each image are the name the
+/// user gave when it is one of the image's, else all its names.
 pub fn save(k: &Kernel, st: &Store, images: &[(String, Image)], out: &mut dyn Write) -> Result<()> {
+    let tagged: Vec<(Image, Vec<String>)> = images
+        .iter()
+        .map(|(asked, img)| {
+            let tags: Vec<String> = match Reference::parse(asked) {
+                Ok(r) if img.names.contains(&r.to_string()) && r.digest.is_none() => vec![r.familiar()],
+                _ => img
+                    .names
+                    .iter()
+                    .filter_map(|n| Reference::parse(n).ok())
+                    .filter(|r| r.digest.is_none())
+                    .map(|r| r.familiar())
+                    .collect(),
+            };
+            (img.clone(), tags)
+        })
+        .collect();
+    save_tagged(k, st, &tagged, out)
+}
+
+/// `docker save`: each image with the `RepoTags` to give it (familiar names,
+/// `alpine:3.17`; none for an image saved by ID), to `out` as a `docker save` tar. An
+/// image named twice is written once, with the tags of both.
+pub fn save_tagged(k: &Kernel, st: &Store, images: &[(Image, Vec<String>)], out: &mut dyn Write) -> Result<()> {
     if k.mode() == Mode::DryRun {
         k.note(format!("would write {} image(s) in docker save format", images.len()));
         return Ok(());
     }
     let mut tb = tar::Builder::new(out);
     let mut written: std::collections::HashSet<String> = Default::default();
-    let mut entries = vec![];
+    // (config name, tags, layers), one per image.
+    let mut entries: Vec<(String, Vec<String>, Vec<String>)> = vec![];
     let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for (asked, img) in images {
+    for (img, tags) in images {
         let cfg_name = format!("{}.json", hex_of(img.id()));
         if written.insert(cfg_name.clone()) {
             let mut h = header(img.config_bytes.len() as u64, 0o644);
@@ -111,25 +144,25 @@ pub fn save(k: &Kernel, st: &Store, images: &[(String, Image)], out: &mut dyn Wr
             }
             layers.push(name);
         }
-        let tags: Vec<String> = match Reference::parse(asked) {
-            Ok(r) if img.names.contains(&r.to_string()) && r.digest.is_none() => vec![r.familiar()],
-            _ => img
-                .names
-                .iter()
-                .filter_map(|n| Reference::parse(n).ok())
-                .filter(|r| r.digest.is_none())
-                .map(|r| r.familiar())
-                .collect(),
-        };
-        for t in &tags {
+        for t in tags {
             if let Ok(r) = Reference::parse(t) {
                 let top = layers.last().map(|l| l.trim_end_matches("/layer.tar").to_string()).unwrap_or_default();
                 repos.entry(r.familiar_name()).or_default().insert(r.tag.clone().unwrap_or_default(), top);
             }
         }
-        entries.push(serde_json::json!({"Config": cfg_name, "RepoTags": tags, "Layers": layers}));
-        k.note(format!("saved {} ({} layer(s), image ID {})", asked, layers.len(), short(img.id())));
+        k.note(format!("saved {} ({} layer(s), image ID {})", tags.join(", "), layers.len(), short(img.id())));
+        match entries.iter_mut().find(|(c, _, _)| *c == cfg_name) {
+            Some((_, have, _)) => have.extend(tags.iter().filter(|t| !have.contains(t)).cloned().collect::<Vec<_>>()),
+            None => entries.push((cfg_name, tags.clone(), layers)),
+        }
     }
+    let entries: Vec<serde_json::Value> = entries
+        .into_iter()
+        .map(|(c, tags, layers)| {
+            let tags = if tags.is_empty() { serde_json::Value::Null } else { tags.into() };
+            serde_json::json!({"Config": c, "RepoTags": tags, "Layers": layers})
+        })
+        .collect();
     let m = serde_json::to_vec(&entries).expect("json");
     tb.append_data(&mut header(m.len() as u64, 0o644), "manifest.json", &m[..]).map_err(output_error)?;
     let r = serde_json::to_vec(&repos).expect("json");
@@ -238,9 +271,169 @@ fn unstage<'a>(k: &Kernel, staged: impl Iterator<Item = &'a Option<PathBuf>>) {
     }
 }
 
+/// How an entry of the archive (not of a layer) is kept from pass 1 to pass 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outer {
+    /// A regular file.
+    File,
+    /// A symlink or hard link to another entry of the archive (docker < 25 links a
+    /// layer it already wrote: `HEX2/layer.tar -> ../HEX1/layer.tar`).
+    Alias(String),
+    /// Anything else (a directory, a device node, a FIFO): its kind.
+    Other(&'static str),
+}
+
+fn kind_name(t: tar::EntryType) -> &'static str {
+    match t {
+        tar::EntryType::Directory => "a directory",
+        tar::EntryType::Char => "a character device",
+        tar::EntryType::Block => "a block device",
+        tar::EntryType::Fifo => "a FIFO",
+        _ => "not a regular file",
+    }
+}
+
+/// `..`-free, relative form of `target` seen from the directory of `from` (both names
+/// of the archive); `None` when it would climb above the archive's top.
+fn resolve_in_archive(from: &str, target: &str, hard: bool) -> Option<String> {
+    let mut parts: Vec<&str> = if hard || target.starts_with('/') {
+        vec![]
+    } else {
+        from.split('/').filter(|p| !p.is_empty() && *p != ".").collect()
+    };
+    if !hard && !target.starts_with('/') {
+        parts.pop();
+    }
+    if target.starts_with('/') {
+        return None;
+    }
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// A reader that fails once more than `left` bytes came through: a layer that inflates
+/// beyond what the store's disk can ever hold (a *gzip bomb*) is stopped there, not
+/// decompressed to the end.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    hit: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            self.hit.set(true);
+            return Err(std::io::Error::other("the layer inflates beyond the bound"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Check one entry of a layer before anything of the archive is kept: the name must
+/// stay inside the root (no absolute path, no `..`, not through a symlink the layer
+/// made before), a hard link must name an entry inside, a symlink must not climb
+/// above the root, and device nodes are refused (an image from a file has no business
+/// handing a container the host's disks). `layer` names the layer in messages.
+fn check_layer_entry(
+    layer: &str,
+    e: &tar::Entry<'_, impl Read>,
+    symlinks: &mut std::collections::HashSet<String>,
+) -> Result<()> {
+    let raw = e.path_bytes();
+    let name = String::from_utf8_lossy(&raw).into_owned();
+    let refuse = |why: String| {
+        Error::failed(
+            format!("refusing layer {layer}: entry {name:?} {why}"),
+            "the archive is hostile or broken; nothing was loaded",
+        )
+    };
+    if name.starts_with('/') {
+        return Err(refuse("is an absolute path".into()));
+    }
+    let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.contains(&"..") {
+        return Err(refuse("has a `..` component that would climb out of the root".into()));
+    }
+    for i in 1..parts.len() {
+        let above = parts[..i].join("/");
+        if symlinks.contains(&above) {
+            return Err(refuse(format!("would be written through the symlink {above:?} the layer made")));
+        }
+    }
+    let clean = parts.join("/");
+    let et = e.header().entry_type();
+    let target = e.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned());
+    match et {
+        tar::EntryType::Char | tar::EntryType::Block => {
+            let dev = (e.header().device_major().ok().flatten(), e.header().device_minor().ok().flatten());
+            return Err(refuse(format!(
+                "is {} ({}:{}): device nodes are refused in a loaded image",
+                kind_name(et),
+                dev.0.unwrap_or(0),
+                dev.1.unwrap_or(0)
+            )));
+        }
+        tar::EntryType::Link => {
+            let t = target.unwrap_or_default();
+            if resolve_in_archive(&clean, &t, true).is_none() || t.split('/').any(|c| c == "..") {
+                return Err(refuse(format!("is a hard link to {t:?}, outside the root")));
+            }
+        }
+        tar::EntryType::Symlink => {
+            let t = target.unwrap_or_default();
+            if !t.starts_with('/') && resolve_in_archive(&clean, &t, false).is_none() {
+                return Err(refuse(format!("is a symlink to {t:?}, which climbs above the root")));
+            }
+            symlinks.insert(clean);
+        }
+        _ => {
+            symlinks.remove(&clean);
+        }
+    }
+    Ok(())
+}
+
+/// `docker load` from a stream (stdin): the stream is copied into a temp file of
+/// ROOT/tmp first (the archive is read twice), removed at the end whatever happens.
+pub fn load_stream(k: &Kernel, st: &Store, input: &mut dyn Read) -> Result<Vec<Loaded>> {
+    let (tmp, f) = st.create_temp(k, "load-stdin")?;
+    let Some(mut f) = f else {
+        k.note("would read the archive from stdin and load it");
+        return Ok(vec![]);
+    };
+    let copied = std::io::copy(input, &mut f);
+    drop(f);
+    let r = match copied {
+        Ok(0) => Err(Error::failed(
+            "requested load from stdin, but stdin is empty",
+            "pipe an archive in (mini load < image.tar) or give it with -i FILE",
+        )),
+        Ok(_) => load(k, st, &tmp),
+        Err(e) => Err(Error::failed(format!("reading the archive from stdin: {e}"), "pipe a tar archive in")),
+    };
+    k.why("the copy of the archive read from stdin");
+    let gone = k.unlink(&tmp);
+    let loaded = r?;
+    gone?;
+    Ok(loaded)
+}
+
 /// `img-pull load`: read a docker-save tar into the store (open for writing). Nothing
-/// is published until every layer has been checked against its image's diff_ids;
-/// on a refusal the temp files go and the store is left as it was.
+/// is published until every layer has been checked against its image's diff_ids and,
+/// entry by entry, for hostile content (see the module documentation); a layer that
+/// inflates beyond the free space of the store's disk is refused (it could never be
+/// unpacked); on a refusal the temp files go and the store is left as it was.
 pub fn load(k: &Kernel, st: &Store, input: &Path) -> Result<Vec<Loaded>> {
     let open = || -> Result<tar::Archive<File>> {
         Ok(tar::Archive::new(File::open(input).map_err(|e| io("cannot open", input, e))?))
@@ -251,11 +444,31 @@ pub fn load(k: &Kernel, st: &Store, input: &Path) -> Result<Vec<Loaded>> {
             "give a file made by docker save, podman save or img-pull save",
         )
     };
-    // Pass 1: manifest.json.
+    // Pass 1: manifest.json, and what each entry is.
     let mut entries: Option<Vec<SaveEntry>> = None;
+    let mut kinds: HashMap<String, Outer> = HashMap::new();
     for e in open()?.entries().map_err(bad)? {
         let mut e = e.map_err(bad)?;
-        if clean(&e.path().map_err(bad)?) == "manifest.json" {
+        let p = clean(&e.path().map_err(bad)?);
+        let et = e.header().entry_type();
+        let kind = match et {
+            tar::EntryType::Regular | tar::EntryType::Continuous => Outer::File,
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let t = e.link_name().map_err(bad)?.map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+                match resolve_in_archive(&p, &t, et == tar::EntryType::Link) {
+                    Some(to) => Outer::Alias(to),
+                    None => Outer::Other("a link pointing outside the archive"),
+                }
+            }
+            other => Outer::Other(kind_name(other)),
+        };
+        if p == "manifest.json" {
+            if kind != Outer::File {
+                return Err(Error::failed(
+                    format!("manifest.json in {} is not a regular file", input.display()),
+                    "the archive is hostile or broken; nothing was loaded",
+                ));
+            }
             let mut v = Vec::new();
             (&mut e).take(manifest::MAX_MANIFEST).read_to_end(&mut v).map_err(bad)?;
             entries = Some(serde_json::from_slice(&v).map_err(|er| {
@@ -265,46 +478,108 @@ pub fn load(k: &Kernel, st: &Store, input: &Path) -> Result<Vec<Loaded>> {
                 )
             })?);
         }
+        kinds.insert(p, kind);
     }
-    let Some(entries) = entries else {
+    let Some(mut entries) = entries else {
         return Err(Error::failed(
             format!("{} has no manifest.json", input.display()),
             "give a file made by docker save (an OCI layout directory goes to `img-pull import`)",
         ));
     };
+    // Each name of manifest.json, followed through the archive's links to a file.
+    let real = |name: &str| -> Result<String> {
+        let mut n = clean(Path::new(name));
+        for _ in 0..16 {
+            match kinds.get(&n) {
+                Some(Outer::File) => return Ok(n),
+                Some(Outer::Alias(to)) => n = to.clone(),
+                Some(Outer::Other(what)) => {
+                    return Err(Error::failed(
+                        format!("{name} in {} is {what}, not a file", input.display()),
+                        "the archive is hostile or broken; nothing was loaded",
+                    ))
+                }
+                None => break,
+            }
+        }
+        Err(Error::failed(
+            format!("{name} named in manifest.json is missing from {}", input.display()),
+            "the archive is truncated",
+        ))
+    };
+    for en in &mut entries {
+        let climbs = |n: &String| n.split('/').any(|c| c == "..");
+        if climbs(&en.config) || en.layers.iter().any(climbs) {
+            return Err(Error::failed(
+                "manifest.json names a path with ..",
+                "the archive is hostile or broken; nothing was loaded",
+            ));
+        }
+        en.config = real(&en.config)?;
+        for l in &mut en.layers {
+            *l = real(l)?;
+        }
+    }
     let mut configs: HashMap<String, Vec<u8>> = HashMap::new();
     let mut layers: HashMap<String, Staged> = HashMap::new();
     for en in &entries {
-        if en.config.contains("..") || en.layers.iter().any(|l| l.contains("..")) {
-            return Err(Error::failed("manifest.json names a path with ..", "the archive is malformed"));
-        }
         configs.insert(en.config.clone(), vec![]);
     }
     let wanted_layers: std::collections::HashSet<&String> = entries.iter().flat_map(|e| e.layers.iter()).collect();
+    // What the layers may inflate to, all together: what the store's disk has free.
+    let mut room = match k.mode() {
+        Mode::DryRun => u64::MAX,
+        _ => k.free_bytes(&st.root)?,
+    };
     // Pass 2: configs and layers.
     let res: Result<()> = (|| {
         for e in open()?.entries().map_err(bad)? {
             let mut e = e.map_err(bad)?;
             let p = clean(&e.path().map_err(bad)?);
+            if kinds.get(&p) != Some(&Outer::File) {
+                continue;
+            }
             if let Some(slot) = configs.get_mut(&p) {
                 (&mut e).take(manifest::MAX_CONFIG).read_to_end(slot).map_err(bad)?;
             } else if wanted_layers.contains(&p) && !layers.contains_key(&p) {
                 let (tmp, file) = st.create_temp(k, "load-layer")?;
                 let tmp = file.as_ref().map(|_| tmp);
                 let mut tee = Tee { inner: &mut e, file, hasher: sha2::Sha256::new(), count: 0, head: Vec::new() };
+                let hit = std::rc::Rc::new(std::cell::Cell::new(false));
                 let read = (|| -> Result<(u64, String)> {
-                    let mut hr = HashReader::new(crate::layer::decompress(&mut tee)?);
+                    let inflated = Bounded { inner: crate::layer::decompress(&mut tee)?, left: room, hit: hit.clone() };
+                    let mut hr = HashReader::new(inflated);
+                    let mut symlinks = std::collections::HashSet::new();
+                    {
+                        let mut ar = tar::Archive::new(&mut hr);
+                        for le in ar.entries().map_err(bad)? {
+                            let le = le.map_err(bad)?;
+                            check_layer_entry(&p, &le, &mut symlinks)?;
+                        }
+                    }
                     std::io::copy(&mut hr, &mut std::io::sink()).map_err(bad)?;
                     Ok((hr.count, hr.digest()))
                 })()
                 .and_then(|r| std::io::copy(&mut tee, &mut std::io::sink()).map(|_| r).map_err(bad));
                 let (usize, diff_id) = match read {
                     Ok(r) => r,
+                    Err(_) if hit.get() => {
+                        unstage(k, std::iter::once(&tmp));
+                        return Err(Error::failed(
+                            format!(
+                                "refusing layer {p}: it inflates beyond the {} free in the store ({})",
+                                crate::units::human_size(room),
+                                st.root.display()
+                            ),
+                            "a layer bigger than the disk can never be unpacked: the archive is a decompression bomb, or free some space",
+                        ));
+                    }
                     Err(er) => {
                         unstage(k, std::iter::once(&tmp));
                         return Err(er);
                     }
                 };
+                room = room.saturating_sub(usize);
                 let digest = format!("sha256:{}", hex(&tee.hasher.clone().finalize()));
                 let (size, head) = (tee.count, tee.head.clone());
                 let media_type = if head.starts_with(&[0x1f, 0x8b]) {
@@ -629,4 +904,33 @@ pub fn import(k: &Kernel, st: &Store, source: &str, tag: Option<&str>) -> Result
     d.annotations = Some(BTreeMap::from([(store::SIZE.to_string(), total.to_string())]));
     st.tag(k, &target.to_string(), d)?;
     Ok(Imported { digest: mdesc.digest, name: target })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_resolve_inside_the_archive_or_not_at_all() {
+        // docker < 25 and podman link a layer already written.
+        assert_eq!(resolve_in_archive("b/layer.tar", "../a/layer.tar", false).as_deref(), Some("a/layer.tar"));
+        assert_eq!(resolve_in_archive("b/layer.tar", "../a.tar", false).as_deref(), Some("a.tar"));
+        assert_eq!(resolve_in_archive("b/layer.tar", "../../etc/passwd", false), None);
+        assert_eq!(resolve_in_archive("layer.tar", "/etc/passwd", false), None);
+        // A hard link names an entry from the top.
+        assert_eq!(resolve_in_archive("b/x", "a/layer.tar", true).as_deref(), Some("a/layer.tar"));
+        assert_eq!(resolve_in_archive("b/x", "../x", true), None);
+    }
+
+    #[test]
+    fn a_bounded_reader_stops_at_the_bound() {
+        let hit = std::rc::Rc::new(std::cell::Cell::new(false));
+        let mut r = Bounded { inner: std::io::repeat(0).take(1 << 20), left: 1000, hit: hit.clone() };
+        let e = std::io::copy(&mut r, &mut std::io::sink()).unwrap_err();
+        assert!(hit.get(), "{e}");
+        let mut r = Bounded { inner: std::io::repeat(0).take(1000), left: 1000, hit: hit.clone() };
+        hit.set(false);
+        assert_eq!(std::io::copy(&mut r, &mut std::io::sink()).unwrap(), 1000);
+        assert!(!hit.get());
+    }
 }

@@ -80,15 +80,19 @@
 //!   reference, a name or an ID prefix to an [`Image`] (its config: Env, Cmd,
 //!   Entrypoint, WorkingDir, User, StopSignal, Labels, ExposedPorts, Volumes,
 //!   history), [`Store::tag_image`], [`Store::remove`] (untag, then collect the
-//!   garbage), [`render::inspect_json`];
+//!   garbage; [`Store::gc_keeping`] keeps besides the layers containers still stack),
+//!   [`Store::layer_size`] (docker's size of a layer: its files' bytes once extracted),
+//!   [`render::inspect_json`] and [`render::docker_inspect`] (docker's `ImageInspect`
+//!   shape), [`render::chain_ids`], [`render::history_steps`];
 //! - [`pull()`], which reports its progress through a callback of [`Progress`] events
 //!   instead of printing;
 //! - [`layer_dirs`]: each layer unpacked once per diff_id into `ROOT/layers/HEX`,
 //!   shared, top first for [`crate::overlay::Spec::lowers`]; [`unpack()`] for a flat
 //!   root filesystem;
-//! - [`archive::save`], [`archive::load`], [`archive::export`], [`archive::import`];
-//!   [`compose::compose`], a new image from a parent, one layer and a config (what
-//!   `docker commit` and `docker import` store);
+//! - [`archive::save`] ([`archive::save_tagged`]: with the tags docker would give),
+//!   [`archive::load`] ([`archive::load_stream`] from stdin), [`archive::export`],
+//!   [`archive::import`]; [`compose::compose`], a new image from a parent, one layer
+//!   and a config (what `docker commit` and `docker import` store);
 //!   [`push()`], [`login`], [`logout`].
 //!
 //! Operations that start threads (pull, unpack, layer_dirs) join every one before

@@ -65,6 +65,117 @@ pub fn image_size(st: &Store, img: &Image) -> u64 {
     img.manifest.layers.iter().map(|l| st.layer_info(&l.digest).map(|i| i.size).unwrap_or(l.size)).sum()
 }
 
+/// An image's size as docker counts it (`docker images` SIZE, inspect's `Size`): the
+/// sum of its layers' [`Store::layer_size`], the bytes of their files once extracted.
+pub fn content_size(st: &Store, img: &Image) -> u64 {
+    img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids).map(|(l, d)| st.layer_size(l, d)).sum()
+}
+
+/// docker's *chain IDs* of an image's layers, bottom first: the first is its diff_id,
+/// each next one `sha256("PARENT_CHAIN_ID DIFF_ID")`. A chain ID names a layer *with
+/// everything under it*: two images share a layer in docker's sense when they share
+/// its chain ID (`docker rmi`'s `Deleted: sha256:…` lines after the image's own).
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(parent) => super::registry::sha256_digest(format!("{parent} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// One step of an image's history, with its layer's size (0 for a step that made no
+/// layer): what `docker history` shows, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// RFC 3339, if the config says.
+    pub created: Option<String>,
+    /// The build step (`/bin/sh -c #(nop)  CMD ["sh"]`).
+    pub created_by: String,
+    /// The uncompressed size of the layer it made.
+    pub size: u64,
+    /// Its comment.
+    pub comment: String,
+}
+
+/// An image's history, newest first, each step with the size of the layer it made
+/// (`empty_layer` steps made none: 0). An image whose config has no history has no
+/// steps (`docker history` prints only its header then).
+pub fn history_steps(st: &Store, img: &Image) -> Vec<Step> {
+    let hist = &img.config.history;
+    let mut layers = img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids);
+    let mut steps: Vec<Step> = hist
+        .iter()
+        .map(|h| Step {
+            created: h.created.clone(),
+            created_by: h.created_by.clone().unwrap_or_default(),
+            size: if h.empty_layer { 0 } else { layers.next().map(|(l, d)| st.layer_size(l, d)).unwrap_or(0) },
+            comment: h.comment.clone().unwrap_or_default(),
+        })
+        .collect();
+    steps.reverse();
+    steps
+}
+
+/// `docker image inspect`'s object: [`inspect_json`]'s fields in the shape of docker's
+/// `ImageInspect` (Parent, Comment, DockerVersion, VirtualSize, GraphDriver with the
+/// layers' directories as overlay2 names them: `UpperDir` the top layer, `LowerDir`
+/// the ones under it, top first; Metadata.LastTagTime). RepoDigests lists only what a
+/// registry gave (a loaded or imported image has none, as with docker).
+pub fn docker_inspect(st: &Store, img: &Image) -> serde_json::Value {
+    let mut v = inspect_json(st, img);
+    let cfg: serde_json::Value = serde_json::from_slice(&img.config_bytes).unwrap_or_default();
+    let digests: Vec<String> = match img.desc.annotation(store::REPO_DIGEST) {
+        Some(d) => {
+            let mut names: Vec<String> =
+                img.names.iter().filter_map(|n| Reference::parse(n).ok()).map(|r| r.familiar_name()).collect();
+            names.dedup();
+            names.into_iter().map(|n| format!("{n}@{d}")).collect()
+        }
+        None => vec![],
+    };
+    let dirs: Vec<String> = img
+        .config
+        .rootfs
+        .diff_ids
+        .iter()
+        .rev()
+        .map(|d| super::unpack::layer_dir(st, d).display().to_string())
+        .collect();
+    let mut graph = serde_json::Map::new();
+    if dirs.len() > 1 {
+        graph.insert("LowerDir".into(), dirs[1..].join(":").into());
+    }
+    if let Some(top) = dirs.first() {
+        graph.insert("UpperDir".into(), top.clone().into());
+    }
+    let size = content_size(st, img);
+    let o = v.as_object_mut().expect("an object");
+    o.insert("Size".into(), size.into());
+    o.insert("RepoDigests".into(), digests.into());
+    o.insert("Parent".into(), "".into());
+    o.insert("Comment".into(), cfg.get("comment").cloned().unwrap_or_else(|| "".into()));
+    o.insert("Container".into(), cfg.get("container").cloned().unwrap_or_else(|| "".into()));
+    o.insert("DockerVersion".into(), cfg.get("docker_version").cloned().unwrap_or_else(|| "".into()));
+    o.insert("Author".into(), cfg.get("author").cloned().unwrap_or_else(|| "".into()));
+    o.insert("Created".into(), cfg.get("created").cloned().unwrap_or_else(|| crate::units::ZERO_TIME.into()));
+    o.insert("VirtualSize".into(), size.into());
+    let empty = serde_json::json!({"Hostname": "", "Domainname": "", "User": "", "AttachStdin": false,
+        "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
+        "OnBuild": null, "Labels": null});
+    o.insert("ContainerConfig".into(), cfg.get("container_config").cloned().unwrap_or(empty));
+    o.insert("GraphDriver".into(), serde_json::json!({"Name": "overlay2", "Data": graph}));
+    o.insert("Metadata".into(), serde_json::json!({"LastTagTime": crate::units::ZERO_TIME}));
+    if o.get("Variant").is_some_and(|x| x.is_null()) {
+        o.remove("Variant");
+    }
+    v
+}
+
 /// `docker.io/library/alpine:3.17` → (`alpine`, `3.17`).
 pub fn split_name(n: &str) -> (String, String) {
     match Reference::parse(n) {

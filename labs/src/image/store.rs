@@ -431,6 +431,73 @@ impl Store {
         serde_json::from_slice(&b).ok()
     }
 
+    /// docker's size of a layer (its `DiffSize`, what `docker images`, `docker history`
+    /// and `docker system df` add up): the bytes of the files it holds once extracted —
+    /// regular files (a hard-linked one once) and symlinks (their target's length), not
+    /// directories, not the tar's headers and padding. Taken from the record
+    /// `layerinfo/HEX.du` ([`Store::record_layer_size`]), else counted in the extracted
+    /// layer (`layers/DIFFHEX`), else in the blob's tar (read, not recorded), else the
+    /// blob's own size.
+    pub fn layer_size(&self, layer: &Descriptor, diff_id: &str) -> u64 {
+        if let Some(n) = std::fs::read_to_string(self.du_path(&layer.digest)).ok().and_then(|s| s.trim().parse().ok()) {
+            return n;
+        }
+        self.count_layer_size(layer, diff_id).unwrap_or(layer.size)
+    }
+
+    fn du_path(&self, digest: &str) -> PathBuf {
+        self.root.join("layerinfo").join(format!("{}.du", hex_of(digest)))
+    }
+
+    fn count_layer_size(&self, layer: &Descriptor, diff_id: &str) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.root.join("layers").join(hex_of(diff_id));
+        if dir.is_dir() {
+            let mut seen = HashSet::new();
+            let mut total = 0;
+            let mut stack = vec![dir];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).ok()?.flatten() {
+                    let m = e.path().symlink_metadata().ok()?;
+                    if m.is_dir() {
+                        stack.push(e.path());
+                    } else if m.len() > 0 && seen.insert(m.ino()) {
+                        total += m.len();
+                    }
+                }
+            }
+            return Some(total);
+        }
+        let f = File::open(self.blob_path(&layer.digest)).ok()?;
+        let r = crate::layer::decompress(std::io::BufReader::new(f)).ok()?;
+        let mut ar = tar::Archive::new(r);
+        let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+        for e in ar.entries().ok()? {
+            let e = e.ok()?;
+            let name =
+                String::from_utf8_lossy(&e.path_bytes()).trim_start_matches("./").trim_end_matches('/').to_string();
+            let n = match e.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => e.size(),
+                tar::EntryType::Symlink => e.link_name_bytes().map(|t| t.len() as u64).unwrap_or(0),
+                _ => 0,
+            };
+            sizes.insert(name, n);
+        }
+        Some(sizes.values().sum())
+    }
+
+    /// Count docker's size of a layer ([`Store::layer_size`]) and record it in
+    /// `layerinfo/HEX.du` (written beside, renamed into place), so that listing images
+    /// does not decompress their layers again. The store must be open for writing.
+    pub fn record_layer_size(&self, k: &Kernel, layer: &Descriptor, diff_id: &str) -> Result<()> {
+        if !self.exclusive || self.du_path(&layer.digest).exists() {
+            return Ok(());
+        }
+        let Some(n) = self.count_layer_size(layer, diff_id) else { return Ok(()) };
+        k.why("remember the layer's size once extracted: `images` need not decompress it again");
+        self.write_file(k, &self.du_path(&layer.digest), n.to_string().as_bytes(), false)
+    }
+
     /// Record what is known of a layer blob: written beside, renamed into place.
     pub fn put_layer_info(&self, k: &Kernel, digest: &str, info: &LayerInfo) -> Result<()> {
         let p = self.layer_info_path(digest);
@@ -465,8 +532,22 @@ impl Store {
     /// (partial downloads included). Returns (blobs removed, bytes freed).
     /// `ix` is the index to keep (in a dry run, the one that would have been written).
     pub fn gc(&self, k: &Kernel, ix: &Index) -> Result<(usize, u64)> {
+        self.gc_keeping(k, ix, &HashSet::new())
+    }
+
+    /// [`Store::gc`], keeping besides the layers whose diff_ids are in `in_use` (their
+    /// extracted directories and their blobs) although no image in `ix` has them: the
+    /// layers a container's overlay still stacks after its image was removed (`docker
+    /// rmi -f` keeps them too, until the container goes).
+    pub fn gc_keeping(&self, k: &Kernel, ix: &Index, in_use: &HashSet<String>) -> Result<(usize, u64)> {
         let mut keep: HashSet<String> = HashSet::new();
-        let mut keep_diff: HashSet<String> = HashSet::new();
+        let mut keep_diff: HashSet<String> = in_use.iter().map(|d| hex_of(d).to_string()).collect();
+        for name in names_in(&self.root.join("layerinfo")) {
+            let blob = name.trim_end_matches(".json");
+            if self.layer_info(blob).is_some_and(|i| keep_diff.contains(hex_of(&i.diff_id))) {
+                keep.insert(blob.to_string());
+            }
+        }
         for d in &ix.manifests {
             keep.insert(hex_of(&d.digest).to_string());
             if let Some(r) = d.annotation(REPO_DIGEST) {
@@ -498,7 +579,8 @@ impl Store {
             infos.push(self.layer_info_path(&name));
             n += 1;
         }
-        for info in infos.iter().filter(|i| i.exists()) {
+        let dus: Vec<PathBuf> = infos.iter().map(|i| i.with_extension("du")).collect();
+        for info in infos.iter().chain(&dus).filter(|i| i.exists()) {
             k.why("the record of a blob that is gone");
             k.unlink(info)?;
         }
@@ -697,6 +779,65 @@ mod tests {
             mem.borrow().iter().filter(|e| e.call == "mkdir").map(|e| unquote(&e.args[0])).collect();
         let want: Vec<String> = ["a", "a/b", "a/b/c"].iter().map(|d| root.join(d).display().to_string()).collect();
         assert_eq!(dirs, want);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A tar of a 10-byte file, its hard link, a symlink to `abc` and a directory: 13
+    /// bytes in docker's count (the link once, the symlink's target, no directory).
+    fn small_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        b.append_data(&mut h, "d/", &[][..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(10);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "d/f", &b"0123456789"[..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "d/g", "d/f").unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "s", "abc").unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// docker's size of a layer is its files' bytes, counted in the tar before the layer
+    /// is extracted and recorded once; `gc_keeping` keeps a layer a container still
+    /// stacks although no image has it, and `gc` does not.
+    #[test]
+    fn layer_sizes_as_docker_and_gc_keeps_what_containers_use() {
+        let root = std::env::temp_dir().join(format!("contlab-store-du-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (k, _) = live();
+        let st = Store::open(&k, &root, true).unwrap();
+        let tar = small_tar();
+        let digest = st.put_bytes(&k, &tar).unwrap();
+        let diff_id = digest.clone();
+        st.put_layer_info(&k, &digest, &LayerInfo { diff_id: diff_id.clone(), size: tar.len() as u64 }).unwrap();
+        let d = Descriptor::new(manifest::OCI_LAYER_TAR, &digest, tar.len() as u64);
+        assert_eq!(st.layer_size(&d, &diff_id), 13, "10 bytes once, 3 of the symlink, not the tar's {}", tar.len());
+        st.record_layer_size(&k, &d, &diff_id).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("layerinfo").join(format!("{}.du", hex_of(&digest)))).unwrap(),
+            "13"
+        );
+        let ix = st.index().unwrap();
+        let keep: HashSet<String> = [diff_id.clone()].into();
+        assert_eq!(st.gc_keeping(&k, &ix, &keep).unwrap().0, 0, "a container's layer stays");
+        assert!(st.has_blob(&digest));
+        assert_eq!(st.gc(&k, &ix).unwrap().0, 1);
+        assert!(!st.has_blob(&digest));
+        assert!(
+            names_in(&root.join("layerinfo")).is_empty(),
+            "its records go with it: {:?}",
+            names_in(&root.join("layerinfo"))
+        );
+        drop(st);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

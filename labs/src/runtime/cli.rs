@@ -236,17 +236,9 @@ pub enum Cmd {
         /// The container.
         container: String,
     },
-    /// Pull an image.
-    Pull {
-        /// The image.
-        image: String,
-    },
-    /// List images.
-    Images {
-        /// Only IDs.
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    /// The image commands: pull, images, rmi, tag, history, save, load, image, system.
+    #[command(flatten)]
+    Images(super::images::Cmds),
     /// mini's version, and the kernel it runs on.
     Version,
     /// What mini sees of this machine: containers, storage, cgroups, kernel.
@@ -276,6 +268,9 @@ impl Cmd {
         if let Cmd::Changes(c) = self {
             return c.needs_root();
         }
+        if let Cmd::Images(c) = self {
+            return c.needs_root();
+        }
         matches!(
             self,
             Cmd::Start { .. }
@@ -295,6 +290,9 @@ impl Cmd {
     fn name(&self) -> String {
         if let Cmd::Changes(c) = self {
             return c.name();
+        }
+        if let Cmd::Images(c) = self {
+            return c.name().into();
         }
         format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_lowercase()
     }
@@ -831,23 +829,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Cmd::Stats { no_stream, format, containers } => stats(&k, &root, *no_stream, format.as_deref(), containers),
         Cmd::Inspect { format, targets } => inspect(&k, &root, format.as_deref(), targets),
         Cmd::Trace { by_primitive, container } => trace(&root, &k, container, *by_primitive, cli.explain),
-        Cmd::Pull { image } => {
-            let r = crate::image::Reference::parse(image)
-                .map_err(|e| Error::Usage(format!("invalid reference format: {e}")))?;
-            if super::hello::is_hello(&r) {
-                super::hello::make(&k, &root, &r)?;
-                out(&format!("Using default tag: latest\nlatest: made locally from contlab's hello program\nStatus: Image is up to date for {}\n", r.familiar()))?;
-                return Ok(Exit::Ok);
-            }
-            let mut report = |l: &str| {
-                let _ = out(&format!("{l}\n"));
-            };
-            let mut p = view::PullPrinter::new(&mut report);
-            crate::image::pull(&k, &root, &r, &crate::image::PullOptions::default(), &mut |e| p.event(e))?;
-            out(&format!("{}\n", r))?;
-            Ok(Exit::Ok)
-        }
-        Cmd::Images { quiet } => images(&k, &root, *quiet),
+        Cmd::Images(c) => super::images::run(&k, &root, c),
         Cmd::Version => {
             let uname = kernel_release(&k);
             out(&format!(
@@ -1177,7 +1159,7 @@ fn inspect(k: &Kernel, root: &Path, format: Option<&str>, targets: &[String]) ->
         match store.find(t) {
             Ok(c) => objs.push(view::inspect(&c, &store.paths)),
             Err(_) => match crate::image::Store::open(k, root, false)
-                .and_then(|st| st.resolve(t).map(|img| crate::image::render::inspect_json(&st, &img)))
+                .and_then(|st| st.resolve(t).map(|img| crate::image::render::docker_inspect(&st, &img)))
             {
                 Ok(v) => objs.push(v),
                 Err(_) => {
@@ -1260,39 +1242,6 @@ fn trace(root: &Path, k: &Kernel, container: &str, by_primitive: bool, explain: 
         }
     }
     out(&shown)?;
-    Ok(Exit::Ok)
-}
-
-fn images(k: &Kernel, root: &Path, quiet: bool) -> Result<Exit> {
-    let st = crate::image::Store::open(k, root, false)?;
-    let mut rows =
-        vec![vec!["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
-    let now = crate::units::now_nanos();
-    let mut ids = String::new();
-    for img in st.images()? {
-        let id: String = img.id().trim_start_matches("sha256:").chars().take(12).collect();
-        ids.push_str(&format!("{id}\n"));
-        let created = img
-            .config
-            .created
-            .as_deref()
-            .and_then(crate::units::parse_rfc3339)
-            .map(|t| crate::units::ago(t, now))
-            .unwrap_or_else(|| "N/A".into());
-        let size: u64 = img.config.rootfs.diff_ids.iter().filter_map(|_| None::<u64>).sum();
-        for name in &img.names {
-            let r = crate::image::Reference::parse(name).ok();
-            let (repo, tag) = r
-                .map(|r| (r.familiar_name(), r.tag.clone().unwrap_or_else(|| "<none>".into())))
-                .unwrap_or((name.clone(), "<none>".into()));
-            rows.push(vec![repo, tag, id.clone(), created.clone(), crate::units::human_size(size)]);
-        }
-    }
-    if quiet {
-        out(&ids)?;
-    } else {
-        out(&super::template::columns(&rows))?;
-    }
     Ok(Exit::Ok)
 }
 

@@ -35,8 +35,9 @@
 //! [`volumes`] (volumes, bind mounts, tmpfs), [`devmapper`] (the other storage
 //! driver: thin snapshots instead of an overlay), [`init`]
 //! (the first process between fork and exec), [`monitor`], [`attach`] and [`proto`]
-//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`changes`] and
-//! [`copy`] (what a container changed: diff, commit, export, import, cp), [`cli`].
+//! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`images`] (the
+//! image commands: what an image is in the store, SIZE, save and load), [`changes`]
+//! and [`copy`] (what a container changed: diff, commit, export, import, cp), [`cli`].
 
 pub mod attach;
 pub mod changes;
@@ -44,6 +45,7 @@ pub mod cli;
 pub mod copy;
 pub mod devmapper;
 pub mod hello;
+pub mod images;
 pub mod init;
 pub mod lifecycle;
 pub mod logs;
