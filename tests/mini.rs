@@ -776,7 +776,7 @@ echo "== trace"; m trace --by-primitive a1 | grep '^── ' | sed 's/ (.*//'
     assert_eq!(section(&out, "ancestor"), "c3\n");
     assert_eq!(section(&out, "label"), "a1\na1\nb2\n");
     assert_eq!(section(&out, "q"), "1\n3\n64\n");
-    assert_eq!(section(&out, "table"), "NAMES   STATUS\n");
+    assert_eq!(section(&out, "table"), "NAMES     STATUS\n");
     let rows: Vec<&str> = section(&out, "rows").lines().collect();
     assert!(rows[0].starts_with("a1|Exited (0) ") && rows[0].ends_with("|\"true\"|tier=web"), "{rows:?}");
     assert!(rows[1].starts_with("b2|Up ") && rows[1].ends_with("|\"sh -c while :; do s…\"|tier=db"), "{rows:?}");

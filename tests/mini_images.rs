@@ -199,7 +199,7 @@ echo "== du"; for d in $(m image inspect -f '{{range .RootFS.Layers}}{{.}} {{end
     assert_eq!(id.len(), 12);
     let du: Vec<u64> = section(&out, "du").lines().map(|l| l.parse().unwrap()).collect();
     let size3 = |n: u64| contlab::runtime::images::size3(n);
-    let tab = |rows: Vec<Vec<String>>| contlab::runtime::images::tab_table(&rows);
+    let tab = |rows: Vec<Vec<String>>| contlab::runtime::template::columns(&rows);
     let row = |v: [&str; 5]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     let (s1, s0) = (size3(du[1]), size3(du[0]));
     let by = [

@@ -38,7 +38,7 @@ echo "== gone"; m volume ls -q | wc -l; test -e "$MP"; echo "exists $?"
     assert_eq!(r.code, 0, "{}\n{}", r.out, r.err);
     let out = &r.out;
     assert_eq!(section(out, "create"), "mynginx\n");
-    assert_eq!(section(out, "ls"), "DRIVER   VOLUME NAME\nlocal    mynginx\n");
+    assert_eq!(section(out, "ls"), "DRIVER    VOLUME NAME\nlocal     mynginx\n");
     assert_eq!(section(out, "inside"), "index.html\n");
     assert_eq!(section(out, "mountpoint"), "ROOT/volumes/mynginx/_data\n");
     assert_eq!(section(out, "host"), "index.html\n");

@@ -366,30 +366,6 @@ pub fn size3(n: u64) -> String {
     format!("{s}{}", units[u])
 }
 
-/// Rows laid out as docker's tables: Go's tabwriter with docker's settings (min width
-/// 10, padding 3): each column but the last is as wide as its widest cell plus 3, and
-/// at least 10.
-pub fn tab_table(rows: &[Vec<String>]) -> String {
-    let n = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let mut width = vec![0usize; n];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count() + 3).max(10);
-        }
-    }
-    let mut text = String::new();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            text.push_str(c);
-            if i + 1 < r.len() {
-                text.push_str(&" ".repeat(width[i] - c.chars().count()));
-            }
-        }
-        text.push('\n');
-    }
-    text
-}
-
 /// Rows of fields printed through `--format` (a Go template; `table ...` for headed,
 /// aligned columns), or else as `default`'s table. `header` names a field's column.
 fn formatted(
@@ -414,7 +390,7 @@ fn formatted(
         .collect();
     let mut t = vec![heads];
     t.extend(lines.iter().map(|l| l.split('\t').map(str::to_string).collect()));
-    Ok(tab_table(&t))
+    Ok(super::template::columns(&t))
 }
 
 // ------------------------------------------------------------------ the store's view
@@ -627,7 +603,7 @@ fn images(k: &Kernel, root: &Path, a: &LsArgs) -> Result<Exit> {
         for r in rows {
             t.push(cols.iter().map(|c| r[*c].as_str().unwrap_or_default().to_string()).collect());
         }
-        tab_table(&t)
+        super::template::columns(&t)
     };
     out(&formatted(&rows, a.format.as_deref(), &table, image_header)?)?;
     Ok(Exit::Ok)
@@ -970,7 +946,7 @@ fn history(k: &Kernel, root: &Path, a: &HistoryArgs) -> Result<Exit> {
         for r in rows {
             t.push(cols.iter().map(|c| r[*c].as_str().unwrap_or_default().to_string()).collect());
         }
-        tab_table(&t)
+        super::template::columns(&t)
     };
     out(&formatted(&rows, a.format.as_deref(), &table, history_header)?)?;
     Ok(Exit::Ok)
@@ -1340,7 +1316,7 @@ fn system_df(k: &Kernel, root: &Path, verbose: bool) -> Result<Exit> {
             ],
             vec!["Build Cache".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
         ];
-        out(&tab_table(&t))?;
+        out(&super::template::columns(&t))?;
         return Ok(Exit::Ok);
     }
     let now = now_nanos();
@@ -1367,7 +1343,7 @@ fn system_df(k: &Kernel, root: &Path, verbose: bool) -> Result<Exit> {
             ]);
         }
     }
-    text.push_str(&tab_table(&t));
+    text.push_str(&super::template::columns(&t));
     text.push_str("\nContainers space usage:\n\n");
     let mut t = vec![["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"]
         .map(String::from)
@@ -1387,17 +1363,25 @@ fn system_df(k: &Kernel, root: &Path, verbose: bool) -> Result<Exit> {
             s("Names"),
         ]);
     }
-    text.push_str(&tab_table(&t));
+    text.push_str(&super::template::columns(&t));
     text.push_str("\nLocal Volumes space usage:\n\n");
     let mut t = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
     for (name, links, size) in &vols.rows {
         t.push(vec![name.clone(), links.to_string(), size3(*size)]);
     }
-    text.push_str(&tab_table(&t));
+    text.push_str(&super::template::columns(&t));
     text.push_str("\nBuild cache usage: 0B\n\n");
-    text.push_str(&tab_table(&[["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]
-        .map(String::from)
-        .to_vec()]));
+    text.push_str(&super::template::columns(&[[
+        "CACHE ID",
+        "CACHE TYPE",
+        "SIZE",
+        "CREATED",
+        "LAST USED",
+        "USAGE",
+        "SHARED",
+    ]
+    .map(String::from)
+    .to_vec()]));
     out(&text)?;
     Ok(Exit::Ok)
 }
@@ -1476,7 +1460,7 @@ mod tests {
 
     #[test]
     fn tables_are_gos_tabwriter_with_dockers_settings() {
-        let t = tab_table(&[
+        let t = crate::runtime::template::columns(&[
             vec!["REPOSITORY".into(), "TAG".into(), "SIZE".into()],
             vec!["bb".into(), "1".into(), "1.98MB".into()],
         ]);

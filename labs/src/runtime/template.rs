@@ -195,23 +195,23 @@ pub fn header_of(field: &str) -> String {
 /// Lay out rows of tab-separated cells in columns three spaces apart (docker's
 /// tabwriter settings: min width 10... padding 3).
 pub fn columns(rows: &[Vec<String>]) -> String {
+    // docker's tabwriter (minwidth 10, padding 3): a column is as wide as its widest
+    // cell plus 3, and at least 10; the last cell of a row is not padded.
     let n = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let mut width = vec![0usize; n];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
+            width[i] = width[i].max(c.chars().count() + 3).max(10);
         }
     }
     let mut out = String::new();
     for r in rows {
-        let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
+            out.push_str(c);
             if i + 1 < r.len() {
-                line.push_str(&" ".repeat(width[i] - c.chars().count() + 3));
+                out.push_str(&" ".repeat(width[i] - c.chars().count()));
             }
         }
-        out.push_str(line.trim_end());
         out.push('\n');
     }
     out
@@ -247,8 +247,11 @@ mod tests {
     }
 
     #[test]
-    fn columns_are_three_spaces_apart() {
+    fn columns_are_dockers_tabwriter() {
+        // At least 10 wide, 3 spaces past the widest cell; the last cell unpadded.
         let t = columns(&[vec!["A".into(), "BB".into()], vec!["CCC".into(), "D".into()]]);
-        assert_eq!(t, "A     BB\nCCC   D\n");
+        assert_eq!(t, "A         BB\nCCC       D\n");
+        let t = columns(&[vec!["REPOSITORY-LONG".into(), "".into(), "X".into()]]);
+        assert_eq!(t, "REPOSITORY-LONG             X\n");
     }
 }
