@@ -38,6 +38,8 @@ echo "== restart"; d exec c3 sh -c 'echo kept > /kept'; d restart -t 0 c3 >/dev/
 d rm -f c1 c2 c3 >/dev/null
 echo "== after-rm"; jq -r '.devices | keys | length' $CONTLAB_ROOT/devicemapper/devices.json; dmsetup ls | cut -f1 | sort
 echo "== overlay-too"; mini -q run --rm --network none test/ex01 sh -c 'grep " / " /proc/mounts | cut -d" " -f3'
+d rmi test/ex01 >/dev/null
+echo "== rmi"; jq -r '.devices | keys | length' $CONTLAB_ROOT/devicemapper/devices.json
 "#);
         // A thin volume's ext4 on /dev/mapper, as docker's devicemapper did.
         assert!(out.starts_with("Well done !!! you've finished exercice\n/dev/mapper/mini-"), "{out}");
@@ -54,6 +56,9 @@ echo "== overlay-too"; mini -q run --rm --network none test/ex01 sh -c 'grep " /
         assert_eq!(section(&out, "restart"), "kept\n");
         assert_eq!(section(&out, "after-rm"), "3\nmini_thinpool\n");
         assert_eq!(section(&out, "overlay-too"), "overlay\n");
+        // rmi takes the image's own layer volume with it; its bottom layer is
+        // test/alpine's too, and stays with the base.
+        assert_eq!(section(&out, "rmi"), "2\n");
     }
 
     #[test]
@@ -111,7 +116,7 @@ echo "== diff"; d diff mydeb
 echo "== commit"; d commit mydeb deb:new | grep -c '^sha256:'
 d rm mydeb >/dev/null
 echo "== new"; d run --rm --network none deb:new sh -c 'cat /etc/motd; ls -l /home/random | awk "{print \$5}"; ls -d /root 2>&1'
-echo "== history"; mini -q history deb:new --format '{{.CreatedBy}}' | head -1
+echo "== history"; mini -q history --no-trunc deb:new --format '{{.CreatedBy}}' | head -1
 echo "== layers"; mini -q inspect -f '{{len .RootFS.Layers}}' deb:new
 "#);
         assert_eq!(section(&out, "diff"), "C /etc\nA /etc/motd\nA /home\nA /home/random\nD /root\n", "{out}");

@@ -66,6 +66,9 @@ pub struct Device {
     pub id: u64,
     /// Its virtual size, sectors.
     pub sectors: u64,
+    /// An image layer's volume (keyed by chain id), which `rmi` collects.
+    #[serde(default)]
+    pub layer: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -234,7 +237,7 @@ impl<'k> Driver<'k> {
         };
         let _s = self.k.scope(crate::dm::TOOL);
         for _ in 0..64 {
-            let dev = Device { id: self.meta.next_id, sectors };
+            let dev = Device { id: self.meta.next_id, sectors, layer: false };
             self.meta.next_id += 1;
             self.meta.pending.insert(key.to_string(), dev);
             self.save()?;
@@ -414,6 +417,9 @@ impl<'k> Driver<'k> {
                 let u = self.umount(key, &mnt);
                 let _ = self.k.rmdir(&mnt);
                 r.and(u)?;
+                if let Some(d) = self.meta.pending.get_mut(key) {
+                    d.layer = true;
+                }
                 self.done(key)?;
             }
             below = key.clone();
@@ -535,4 +541,28 @@ fn with_trees<T>(
     u1?;
     u2?;
     Ok(v)
+}
+
+/// After images are removed: delete the layer volumes no image of the store names any
+/// more (a thin snapshot needs nothing of its origin: a container's volumes outlive
+/// the layers they were snapshotted from). Nothing to do without a pool.
+pub fn gc(k: &Kernel, st: &Store) -> Result<()> {
+    if !k.exists(&st.root.join("devicemapper/devices.json")) {
+        return Ok(());
+    }
+    let wanted: std::collections::HashSet<String> =
+        st.images()?.iter().flat_map(|img| chain_ids(&img.config.rootfs.diff_ids)).collect();
+    let mut d = Driver::open(k, &st.root)?;
+    let gone: Vec<String> = d
+        .meta
+        .devices
+        .iter()
+        .filter(|(key, dev)| dev.layer && !wanted.contains(*key))
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in gone {
+        k.note(format!("no image has the layer of {} any more: its volume goes", device_name(&key)));
+        d.remove(&key)?;
+    }
+    Ok(())
 }

@@ -790,6 +790,7 @@ fn remove_image(k: &Kernel, st: &Store, cs: &[Container], what: &str, force: boo
     }
     st.write_index(k, &ix)?;
     st.gc_keeping(k, &ix, &held)?;
+    super::devmapper::gc(k, st)?;
     Ok(Removal { records, reclaimed })
 }
 

@@ -249,8 +249,10 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             return Ok(());
         }
         // The image's layers and the container as thin snapshots, each of the one below.
+        // The image store's lock first, then the pool's: the order rmi takes them in.
+        let st = super::devmapper::store(k, root)?;
         let mut d = super::devmapper::Driver::open(k, root)?;
-        let top = d.image(&super::devmapper::store(k, root)?, &img)?;
+        let top = d.image(&st, &img)?;
         let p = &store.paths;
         c.device =
             Some(d.create_container(&c.id, &top, &p.init_layer(&c.id).join("diff"), &p.layer(&c.id).join("diff"))?);
