@@ -17,25 +17,9 @@ set -euo pipefail
 RUNS=${RUNS:-20}
 WARMUP=${WARMUP:-2}
 FILES=${FILES:-100000}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-MINI=${MINI:-}
-if [ -z "$MINI" ]; then
-    (cd "$HERE" && cargo build --release --bin mini >&2)
-    MINI=${CARGO_TARGET_DIR:-$HERE/target}/release/mini
-fi
-MINI=$(readlink -f "$MINI")
-WORK=$(mktemp -d /tmp/contlab-bench-commit.XXXXXX)
-STORE=$WORK/store
-m() { "$MINI" -q --root "$STORE" "$@"; }
-cleanup() {
-    local ids
-    ids=$(m ps -aq 2>/dev/null || true)
-    # shellcheck disable=SC2086
-    [ -z "$ids" ] || m rm -f $ids >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-[ -n "${KEEP:-}" ] || trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_mini commit
 
 exec 9>/tmp/contlab-tests.lock
 flock 9

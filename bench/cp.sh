@@ -16,25 +16,9 @@ set -euo pipefail
 
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-1}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-MINI=${MINI:-}
-if [ -z "$MINI" ]; then
-    (cd "$HERE" && cargo build --release --bin mini >&2)
-    MINI=${CARGO_TARGET_DIR:-$HERE/target}/release/mini
-fi
-MINI=$(readlink -f "$MINI")
-WORK=$(mktemp -d /tmp/contlab-bench-cp.XXXXXX)
-STORE=$WORK/store
-m() { "$MINI" -q --root "$STORE" "$@"; }
-cleanup() {
-    local ids
-    ids=$(m ps -aq 2>/dev/null || true)
-    # shellcheck disable=SC2086
-    [ -z "$ids" ] || m rm -f $ids >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_mini cp
 
 exec 9>/tmp/contlab-tests.lock
 flock 9

@@ -34,6 +34,13 @@ pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// A size in decimal units, four significant digits: `5.71MB`, `287MB`, `0B`
 /// (docker's `units.HumanSize`).
 pub fn human_size(n: u64) -> String {
+    human_size_digits(n, 4)
+}
+
+/// A size in decimal units with `digits` significant digits (Go's `%.Ng`, trailing
+/// zeros dropped), as docker's `units.HumanSizeWithPrecision`: 4 where docker says
+/// `HumanSize` (pull, `system df`), 3 in its image tables (`images`, `history`).
+pub fn human_size_digits(n: u64, digits: usize) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -41,10 +48,6 @@ pub fn human_size(n: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    if u == 0 {
-        return format!("{n}B");
-    }
-    // Go's %.4g: four significant digits, trailing zeros dropped.
     let int_digits = if v >= 100.0 {
         3
     } else if v >= 10.0 {
@@ -52,8 +55,12 @@ pub fn human_size(n: u64) -> String {
     } else {
         1
     };
-    let s = format!("{v:.prec$}", prec = 4 - int_digits);
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
+    let s = format!("{v:.prec$}", prec = digits.saturating_sub(int_digits));
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    if s.len() > digits && !s.contains('.') {
+        // 999.6 with 3 digits rounds to 1000: Go prints 1e+03.
+        return format!("1e+03{}", units[u]);
+    }
     format!("{s}{}", units[u])
 }
 

@@ -342,28 +342,7 @@ fn familiar(name: &str) -> String {
 /// A size as docker's tables print an image's or a layer's: three significant digits
 /// (Go's `units.HumanSizeWithPrecision(size, 3)`: `7.05MB`, `142MB`, `0B`).
 pub fn size3(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < units.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    // Go's %.3g: three significant digits, trailing zeros dropped.
-    let int_digits = if v >= 100.0 {
-        3
-    } else if v >= 10.0 {
-        2
-    } else {
-        1
-    };
-    let s = format!("{v:.prec$}", prec = 3 - int_digits);
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-    if s.len() > 3 && !s.contains('.') {
-        // 999.6 rounds to 1000: Go prints 1e+03.
-        return format!("1e+03{}", units[u]);
-    }
-    format!("{s}{}", units[u])
+    crate::units::human_size_digits(n, 3)
 }
 
 /// Rows of fields printed through `--format` (a Go template; `table ...` for headed,
