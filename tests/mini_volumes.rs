@@ -366,3 +366,54 @@ echo "== left"; m volume ls -q
     assert_eq!(section(out, "prune"), "1\n");
     assert_eq!(section(out, "left"), "named\n");
 }
+
+#[test]
+fn nested_mounts_and_the_etc_files_under_a_volume() {
+    if !require(Tier::Root) {
+        return;
+    }
+    // Parents first: a volume inside a volume gets its mount point in the outer one;
+    // the /etc files docker binds come after a volume over /etc, not under it.
+    let r = sandbox(
+        r#"
+echo "== nested"; m run --rm --network none -v outer:/data -v inner:/data/sub test/alpine sh -c 'echo in > /data/sub/f; echo out > /data/g; ls /data'
+MP=$(m volume inspect --format '{{.Mountpoint}}' inner); cat "$MP/f"
+echo "== etc"; m run --rm --network none -h myhost -v etcv:/etc test/alpine sh -c 'cat /etc/hostname; grep -c ip6-allnodes /etc/hosts'
+echo "== tmpfs-parent"; m run --rm --network none --tmpfs /t -v inner:/t/v test/alpine true; echo "code $?"
+"#,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.out, r.err);
+    assert_eq!(section(&r.out, "nested"), "g\nsub\nin\n");
+    assert_eq!(section(&r.out, "etc"), "myhost\n1\n");
+    assert_eq!(section(&r.out, "tmpfs-parent"), "code 125\n");
+    assert!(r.err.contains("cannot mount on /t/v: it is inside the tmpfs mounted on /t"), "{}", r.err);
+}
+
+#[test]
+fn a_symlink_cannot_make_copy_up_read_the_host_nor_a_mount_follow_it() {
+    if !require(Tier::Root) {
+        return;
+    }
+    // The mount point is checked before anything is copied into a new volume: a
+    // planted /data -> / cannot make copy-up pack the host's /etc into the volume.
+    // A symlink as the mount point itself is refused (mount(2) would follow it from
+    // the host's side).
+    let r = sandbox(
+        r#"
+m create --name e2 --network none -v vol:/data/etc test/alpine true >/dev/null
+UP=$(m inspect -f '{{.GraphDriver.Data.UpperDir}}' e2)
+ln -s / $UP/data
+echo "== copy"; m start -a e2; echo "code $?"
+MP=$(m volume inspect --format '{{.Mountpoint}}' vol); ls "$MP" | wc -l
+mkdir -p $T/src
+m create --name e3 --network none -v $T/src:/last test/alpine true >/dev/null
+UP=$(m inspect -f '{{.GraphDriver.Data.UpperDir}}' e3)
+ln -s /etc $UP/last
+echo "== last"; m start -a e3; echo "code $?"
+"#,
+    );
+    let out = &r.out;
+    assert_eq!(section(out, "copy"), "code 125\n0\n", "{}", r.err);
+    assert_eq!(section(out, "last"), "code 125\n");
+    assert!(r.err.contains("cannot mount on /last inside the container: /last is a symlink"), "{}", r.err);
+}

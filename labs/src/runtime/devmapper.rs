@@ -215,14 +215,22 @@ impl<'k> Driver<'k> {
             return;
         }
         for (key, dev) in &pending {
-            self.k.note(format!("a command was killed while making {}: deleting it", device_name(key)));
+            self.k.note(format!("{} was left half made (a failure, or a kill): deleting it", device_name(key)));
             let mnt = self.dir.join("mnt").join(key);
             let _ = self.k.umount2(&mnt, MntFlags::MNT_DETACH);
+            let _ = self.k.rmdir(&mnt);
             let _s = self.k.scope(crate::dm::TOOL);
-            if self.dm.info(&device_name(key)).ok().flatten().is_some() {
-                let _ = thin::deactivate(&self.dm, &device_name(key));
+            let active = self.dm.info(&device_name(key)).ok().flatten().is_some();
+            let gone = (!active || thin::deactivate(&self.dm, &device_name(key)).is_ok())
+                && match thin::delete_thin(&self.dm, POOL, dev.id) {
+                    Ok(()) => true,
+                    // Never made (killed before the pool was asked): nothing to delete.
+                    Err(e) => e.errno() == Some(Errno::ENODATA) || e.errno() == Some(Errno::EINVAL),
+                };
+            if !gone {
+                // Kept pending: the next command tries again, the id is not lost.
+                self.meta.pending.insert(key.clone(), *dev);
             }
-            let _ = thin::delete_thin(&self.dm, POOL, dev.id);
         }
         let _ = self.save();
     }
@@ -416,7 +424,11 @@ impl<'k> Driver<'k> {
                 });
                 let u = self.umount(key, &mnt);
                 let _ = self.k.rmdir(&mnt);
-                r.and(u)?;
+                if let Err(e) = r.and(u) {
+                    // Nothing half-made stays: the layer's volume goes now.
+                    self.clean_pending();
+                    return Err(e);
+                }
                 if let Some(d) = self.meta.pending.get_mut(key) {
                     d.layer = true;
                 }
@@ -439,7 +451,10 @@ impl<'k> Driver<'k> {
             let r = self.mount(key, &mnt, false).and_then(|_| copy_tree(self.k, content, &mnt));
             let u = self.umount(key, &mnt);
             let _ = self.k.rmdir(&mnt);
-            r.and(u)?;
+            if let Err(e) = r.and(u) {
+                self.clean_pending();
+                return Err(e);
+            }
             self.done(key)?;
         }
         self.get(id)

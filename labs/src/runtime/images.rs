@@ -1210,6 +1210,7 @@ pub struct VolumesUsage {
 /// 23's rule: named volumes stay); returns their names and bytes.
 pub fn prune_volumes(k: &Kernel, root: &Path) -> Result<(Vec<String>, u64)> {
     let vols = super::volumes::Volumes::open(k, root);
+    let _l = vols.lock()?;
     let containers = super::state::Containers::open(k, root)?.all()?;
     let (mut names, mut bytes) = (vec![], 0);
     for v in vols.all()? {

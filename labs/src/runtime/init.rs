@@ -146,32 +146,38 @@ pub fn ns_spec(spec: &Spec) -> crate::ns::Spec {
         hostname: (!spec.hostname.is_empty()).then(|| spec.hostname.clone()),
         rootfs: Some(spec.rootfs.clone()),
         mount_proc: true,
-        mounts: spec
-            .binds
-            .iter()
-            .map(|(src, dst)| Mount {
-                source: Some(src.display().to_string()),
-                target: dst.into(),
-                fstype: None,
-                flags: MsFlags::MS_BIND,
-                data: None,
-            })
-            .chain(spec.mounts.iter().map(|m| {
-                let (mut flags, _) = super::volumes::mount_options(&m.flags);
-                if m.fstype.is_empty() {
-                    // docker's binds are recursive: a bind of a directory with mounts
-                    // under it shows them too.
-                    flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
-                }
-                Mount {
-                    source: Some(m.source.clone()),
-                    target: m.target.clone().into(),
-                    fstype: (!m.fstype.is_empty()).then(|| m.fstype.clone()),
-                    flags,
-                    data: (!m.data.is_empty()).then(|| m.data.clone()),
-                }
-            }))
-            .collect(),
+        mounts: {
+            let mut all: Vec<Mount> = spec
+                .binds
+                .iter()
+                .map(|(src, dst)| Mount {
+                    source: Some(src.display().to_string()),
+                    target: dst.into(),
+                    fstype: None,
+                    flags: MsFlags::MS_BIND,
+                    data: None,
+                })
+                .chain(spec.mounts.iter().map(|m| {
+                    let (mut flags, _) = super::volumes::mount_options(&m.flags);
+                    if m.fstype.is_empty() {
+                        // docker's binds are recursive: a bind of a directory with mounts
+                        // under it shows them too.
+                        flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+                    }
+                    Mount {
+                        source: Some(m.source.clone()),
+                        target: m.target.clone().into(),
+                        fstype: (!m.fstype.is_empty()).then(|| m.fstype.clone()),
+                        flags,
+                        data: (!m.data.is_empty()).then(|| m.data.clone()),
+                    }
+                }))
+                .collect();
+            // Parents first, the /etc files among the user's mounts by depth (as docker
+            // sorts them): `-v x:/etc` comes before /etc/hosts, not over it.
+            all.sort_by_key(|m| m.target.components().count());
+            all
+        },
         readonly_root: spec.readonly_root,
         masked: MASKED.iter().map(PathBuf::from).collect(),
         readonly: READONLY.iter().map(PathBuf::from).collect(),

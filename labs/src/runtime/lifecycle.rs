@@ -260,7 +260,9 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
     });
     if let Err(e) = made {
         let _ = resources::remove(k, &store, &c);
-        let _ = super::volumes::remove_anonymous(k, root, &c, &[]);
+        // Only what no other container uses: --volumes-from's stay with their owner.
+        let others = store.all().unwrap_or_default();
+        let _ = super::volumes::remove_anonymous(k, root, &c, &others);
         return Err(e);
     }
     Ok(c)

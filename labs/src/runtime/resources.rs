@@ -301,6 +301,13 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         overlay::mount(k, &spec, &layer.join("merged"), false)?;
     }
     let mounts = super::volumes::prepare(k, &p.root, c, &rootfs, &|c| store.save(c))?;
+    // The /etc files are bound after a user's mount that covers them (`-v x:/etc`),
+    // so their mount points must exist in it.
+    for f in ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"] {
+        if c.mounts.iter().any(|m| f.strip_prefix(m.destination.as_str()).is_some_and(|r| r.starts_with('/'))) {
+            super::volumes::point_for(k, &c.mounts, &rootfs, f, true)?;
+        }
+    }
     intend(store, c, "cgroup")?;
     let cg_setup;
     let procs = {
@@ -518,7 +525,7 @@ pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
             Err(e) => note("cgroup", e),
         }
     }
-    super::volumes::release(k, &store.paths.root, c, &|| store.all().unwrap_or_default());
+    super::volumes::release(k, &store.paths.root, c, &|| store.all().unwrap_or_default(), &|c| store.save(c));
     if c.has(devmapper::MOUNTED) {
         let dir = devmapper::rootfs(&store.paths.root, &c.id);
         match devmapper::Driver::open(k, &store.paths.root).and_then(|d| d.umount(&c.id, &dir)) {
@@ -552,9 +559,11 @@ pub fn remove(k: &Kernel, store: &Containers, c: &Container) -> Result<()> {
         ));
     }
     let p = &store.paths;
-    if c.driver == devmapper::NAME {
-        // A container whose volumes were never made (create failed before) has
-        // nothing in the pool: what a killed create left pending, the next open deletes.
+    // A container whose volumes were never made (create failed before the pool
+    // existed) has nothing in it: no pool is made just to delete nothing. What a
+    // killed create left pending, the next open deletes.
+    let pool_exists = k.exists(&p.root.join("devicemapper/devices.json"));
+    if c.driver == devmapper::NAME && (c.device.is_some() || pool_exists) {
         match devmapper::Driver::open(k, &p.root) {
             Ok(mut d) => {
                 d.remove(&c.id)?;

@@ -94,6 +94,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &VolumeCmd) -> Result<Exit> {
     let containers = || -> Result<Vec<super::state::Container>> { Containers::open(k, root)?.all() };
     match cmd {
         VolumeCmd::Create { driver, opt, label, name } => {
+            let _l = vols.lock()?;
             let v = vols.create(&VolumeSpec {
                 name: name.clone(),
                 driver: driver.clone(),
@@ -159,6 +160,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &VolumeCmd) -> Result<Exit> {
             Ok(if failed { Exit::Failed } else { Exit::Ok })
         }
         VolumeCmd::Rm { force, volumes: names } => {
+            let _l = vols.lock()?;
             let all = containers()?;
             let mut failed = false;
             for n in names {
@@ -192,6 +194,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &VolumeCmd) -> Result<Exit> {
                     return Ok(Exit::Ok);
                 }
             }
+            let _l = vols.lock()?;
             let all = containers()?;
             let mut deleted = String::new();
             let mut reclaimed = 0;

@@ -20,7 +20,7 @@
 //! `opts.json` and metadata). At `start`, once the overlay is mounted, for each mount:
 //!
 //! 1. a volume with the local driver's options: its filesystem mounted on `_data`
-//!    (`mount("tmpfs", "…/_data", "tmpfs", MS_NOSUID, "size=100m,uid=1000")`), once
+//!    (`mount("tmpfs", "…/_data", "tmpfs", 0, "size=100m,uid=1000")`), once
 //!    for all the containers that use it; unmounted when the last one stops;
 //! 2. a new, empty volume over a path where the image has files: the image's files
 //!    copied into it first (docker's copy-up), as a tar packed from the root and
@@ -28,7 +28,11 @@
 //!    start: docker does it at create), never into a volume that has files;
 //! 3. the mount point made inside the root (`mkdirat`, or a file for a file bind),
 //!    every component opened with `openat2(RESOLVE_BENEATH)`, so a symlink of the
-//!    image cannot make it elsewhere on the host;
+//!    image cannot make it elsewhere on the host, and a symlink as the mount point
+//!    itself refused (mount(2) would follow it from the host's side); made before
+//!    anything is copied into a new volume, so copy-up only reads inside the root. A
+//!    mount inside another one (`-v a:/data -v b:/data/sub`) gets its mount point in
+//!    the outer one's source;
 //! 4. then, in the container's first process, before `pivot_root`: `mount(SRC, DST,
 //!    NULL, MS_BIND|MS_REC)` for volumes and binds, a second
 //!    `mount(MS_REMOUNT|MS_BIND|MS_RDONLY…)` for `:ro` (a bind takes no flags of its
@@ -133,7 +137,22 @@ fn pairs(list: &[String], what: &str) -> Result<BTreeMap<String, String>> {
 impl<'k> Volumes<'k> {
     /// The volumes of the store at `root` (the directory is made when first needed).
     pub fn open(k: &'k Kernel, root: &Path) -> Volumes<'k> {
+        // Canonical: mountinfo's paths are, and `is_mounted` compares with them.
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         Volumes { k, dir: root.join("volumes") }
+    }
+
+    /// The volumes' lock: held by whatever makes or removes volumes (create, rm,
+    /// prune, a run resolving its mounts), so a removal never meets a volume being
+    /// made, and a run's rollback removes only what it made.
+    pub fn lock(&self) -> Result<crate::lock::FileLock> {
+        super::state::mkdir_once(self.k, &self.dir, 0o701)?;
+        Ok(crate::lock::lock(
+            self.k,
+            &self.dir.join(".lock"),
+            true,
+            Some("another mini is making or removing volumes: waiting"),
+        )?)
     }
 
     /// `ROOT/volumes/NAME`.
@@ -583,7 +602,11 @@ pub fn resolve(
             return Err(daemon(format!("Duplicate mount point: {}", r.destination), "mount one thing per path"));
         }
     }
+    if requests.is_empty() && image_volumes.is_empty() && volumes_from.is_empty() {
+        return Ok(vec![]);
+    }
     let vols = Volumes::open(k, root);
+    let _l = vols.lock()?;
     let before: Vec<String> = vols.all()?.into_iter().map(|v| v.name).collect();
     resolve_inner(k, &vols, requests, image_volumes, volumes_from).inspect_err(|_| {
         // Nothing half-made: the volumes this call made go again.
@@ -749,13 +772,18 @@ pub fn prepare(
                     mount_device(k, &v, &data)?;
                 }
             }
-            if m.options != "nocopy" && !m.populated {
-                copy_up(k, merged, &m.destination, &data)?;
-                c.mounts[i].populated = true;
-            }
         }
-        let is_file = m.kind == "bind" && k.lstat(Path::new(&m.source)).ok().flatten().is_some_and(|md| !md.is_dir());
-        mount_point(k, merged, &m.destination, is_file)?;
+        // A bind of a file needs a file to mount on (a symlink to a directory is a
+        // directory: the source is followed, as mount(2) follows it).
+        let is_file = m.kind == "bind" && std::fs::metadata(&m.source).is_ok_and(|md| !md.is_dir());
+        // First the mount point, every component resolved beneath the root (or beneath
+        // the mount it is nested in): only a path that stays inside is copied from.
+        point_for(k, &mounts[..i], merged, &m.destination, is_file)?;
+        if m.kind == "volume" && m.options != "nocopy" && !m.populated {
+            let data = vols.mountpoint(&m.name);
+            copy_up(k, merged, &m.destination, &data)?;
+            c.mounts[i].populated = true;
+        }
         let mut flags = vec![];
         if !m.rw {
             flags.push("ro".to_string());
@@ -839,8 +867,26 @@ fn copy_up(k: &Kernel, merged: &Path, dest: &str, data: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The mount point of `dest`, made where the first process will find it: beneath the
+/// root, or, when an earlier mount covers that path (`-v a:/data -v b:/data/sub`,
+/// `-v x:/etc` under the /etc files), beneath that mount's source. Under a tmpfs
+/// there is nothing to make it in before the container starts: refused.
+pub fn point_for(k: &Kernel, earlier: &[MountPoint], merged: &Path, dest: &str, file: bool) -> Result<()> {
+    let under = |m: &&MountPoint| dest.strip_prefix(m.destination.as_str()).is_some_and(|r| r.starts_with('/'));
+    match earlier.iter().filter(under).max_by_key(|m| m.destination.len()) {
+        None => mount_point(k, merged, dest, file),
+        Some(p) if p.kind == "tmpfs" => Err(Error::failed(
+            format!("cannot mount on {dest}: it is inside the tmpfs mounted on {}", p.destination),
+            "mount it elsewhere, or mount a volume instead of the tmpfs",
+        )),
+        Some(p) => mount_point(k, Path::new(&p.source), &dest[p.destination.len()..], file),
+    }
+}
+
 /// Make the mount point `dest` inside the root `merged` (directories, and a file for a
-/// file bind), every component resolved beneath the root.
+/// file bind), every component resolved beneath the root. A symlink as the last
+/// component is refused: mount(2) would follow it from the host's side (docker
+/// resolves it inside the root; mini does not follow it at all).
 fn mount_point(k: &Kernel, merged: &Path, dest: &str, file: bool) -> Result<()> {
     let root = k.open_tree(merged)?;
     let shown = merged.display().to_string();
@@ -865,6 +911,14 @@ fn mount_point(k: &Kernel, merged: &Path, dest: &str, file: bool) -> Result<()> 
         let here = if sofar.is_empty() { p.to_string() } else { format!("{sofar}/{p}") };
         let parent_shown = if sofar.is_empty() { shown.clone() } else { format!("{shown}/{sofar}") };
         match k.stat_at(&parent, p).map_err(escape)? {
+            // An inner symlink is followed by openat2, beneath the root; the last one
+            // would be followed by mount(2), from the host's side.
+            Some(md) if last && md.file_type().is_symlink() => {
+                return Err(Error::failed(
+                    format!("cannot mount on {dest} inside the container: /{here} is a symlink"),
+                    "mount on the path the symlink points to",
+                ))
+            }
             Some(_) => {}
             None if last && file => {
                 k.why("the mount point of a file bind: an empty file")
@@ -882,7 +936,13 @@ fn mount_point(k: &Kernel, merged: &Path, dest: &str, file: bool) -> Result<()> 
 
 /// At stop: the volume filesystems this container held mounted, unmounted when no
 /// other running container holds them.
-pub fn release(k: &Kernel, root: &Path, c: &mut Container, others: &dyn Fn() -> Vec<Container>) {
+pub fn release(
+    k: &Kernel,
+    root: &Path,
+    c: &mut Container,
+    others: &dyn Fn() -> Vec<Container>,
+    save: &dyn Fn(&Container) -> Result<()>,
+) {
     let vols = Volumes::open(k, root);
     for what in c.made.clone() {
         let Some(name) = what.strip_prefix("volume:") else { continue };
@@ -890,8 +950,11 @@ pub fn release(k: &Kernel, root: &Path, c: &mut Container, others: &dyn Fn() -> 
             c.unmark(&what);
             continue;
         };
+        // Saved under the lock: a container stopping at the same time sees this one
+        // gone. A holder counts only while it runs (a killed monitor's mark does not).
         c.unmark(&what);
-        let held = others().iter().any(|o| o.id != c.id && o.made.contains(&what));
+        let _ = save(c);
+        let held = others().iter().any(|o| o.id != c.id && o.state.status.is_up() && o.made.contains(&what));
         let data = vols.mountpoint(name);
         if !held && is_mounted(k, &data) {
             if let Err(e) =
@@ -906,7 +969,11 @@ pub fn release(k: &Kernel, root: &Path, c: &mut Container, others: &dyn Fn() -> 
 
 /// `rm -v` and `run --rm`: the container's anonymous volumes no other container uses.
 pub fn remove_anonymous(k: &Kernel, root: &Path, c: &Container, all: &[Container]) -> Result<()> {
+    if !c.mounts.iter().any(|m| m.anonymous) {
+        return Ok(());
+    }
     let vols = Volumes::open(k, root);
+    let _l = vols.lock()?;
     for m in c.mounts.iter().filter(|m| m.anonymous) {
         let others: Vec<String> = users(all, &m.name).into_iter().filter(|id| *id != c.id).collect();
         if others.is_empty() {
