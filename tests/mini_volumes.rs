@@ -114,7 +114,7 @@ echo "== again"; m run --rm --network none --mount type=tmpfs,destination=/usr/s
 echo "== flag"; m run --rm --network none --tmpfs /run:rw,exec,size=64k test/alpine sh -c 'grep " /run " /proc/mounts | cut -d" " -f4'
 echo "== create"; m volume create --driver local --opt type=tmpfs --opt device=tmpfs --opt o=size=100m,uid=1000 foo
 m run -d -it --name devtest --network none --mount source=foo,target=/app test/alpine sh >/dev/null
-echo "== inside"; m exec devtest sh -c 'grep " /app " /proc/mounts | cut -d" " -f3,4; stat -c %u /app'
+echo "== inside"; m restart -t 0 devtest >/dev/null; m exec devtest sh -c 'grep " /app " /proc/mounts | cut -d" " -f3,4; stat -c %u /app'
 echo "== options"; m volume inspect --format '{{json .Options}}' foo
 MP=$(m volume inspect --format '{{.Mountpoint}}' foo)
 echo "== host"; grep -c " $MP tmpfs " /proc/mounts
@@ -416,4 +416,23 @@ echo "== last"; m start -a e3; echo "code $?"
     assert_eq!(section(out, "copy"), "code 125\n0\n", "{}", r.err);
     assert_eq!(section(out, "last"), "code 125\n");
     assert!(r.err.contains("cannot mount on /last inside the container: /last is a symlink"), "{}", r.err);
+}
+
+#[test]
+fn a_new_volume_takes_the_owner_and_mode_of_the_directory_it_covers() {
+    if !require(Tier::Root) {
+        return;
+    }
+    // docker's copyOwnership: a volume over a service user's directory stays that
+    // user's, even when the directory is empty.
+    let r = sandbox(
+        r#"
+m run --name own --network none test/alpine sh -c 'mkdir -p /srv/data; chown 1111:1111 /srv/data; chmod 700 /srv/data'
+m commit own test/own >/dev/null
+echo "== owner"; m run --rm --network none -v ownvol:/srv/data test/own stat -c '%u:%g %a' /srv/data
+MP=$(m volume inspect --format '{{.Mountpoint}}' ownvol); stat -c '%u:%g %a' "$MP"
+"#,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.out, r.err);
+    assert_eq!(section(&r.out, "owner"), "1111:1111 700\n1111:1111 700\n");
 }

@@ -282,6 +282,13 @@ impl<'k> Volumes<'k> {
         if is_mounted(self.k, &data) {
             self.k.why("the volume's filesystem, before the volume goes").umount2(&data, MntFlags::MNT_DETACH)?;
         }
+        if is_mounted(self.k, &data) {
+            // Never remove files through a mount (a bind of a host directory).
+            return Err(Error::failed(
+                format!("remove {}: {} is still a mount point", v.name, data.display()),
+                "unmount it first (umount -l), then remove the volume",
+            ));
+        }
         super::resources::remove_tree(self.k, &self.path(&v.name))
     }
 
@@ -776,12 +783,18 @@ pub fn prepare(
         // A bind of a file needs a file to mount on (a symlink to a directory is a
         // directory: the source is followed, as mount(2) follows it).
         let is_file = m.kind == "bind" && std::fs::metadata(&m.source).is_ok_and(|md| !md.is_dir());
+        // Whether the image has the path (only then is anything copied up): asked
+        // before the mount point is made, used only once it is known to be inside.
+        let in_image = k.lstat(&merged.join(m.destination.trim_start_matches('/'))).ok().flatten().is_some();
         // First the mount point, every component resolved beneath the root (or beneath
         // the mount it is nested in): only a path that stays inside is copied from.
         point_for(k, &mounts[..i], merged, &m.destination, is_file)?;
-        if m.kind == "volume" && m.options != "nocopy" && !m.populated {
-            let data = vols.mountpoint(&m.name);
-            copy_up(k, merged, &m.destination, &data)?;
+        if m.kind == "volume" && !m.populated {
+            if m.options != "nocopy" && in_image {
+                copy_up(k, merged, &m.destination, &vols.mountpoint(&m.name))?;
+            }
+            // Once per container, whether or not there was anything to copy: at a
+            // restart the mount point mini made is no image content.
             c.mounts[i].populated = true;
         }
         let mut flags = vec![];
@@ -852,6 +865,20 @@ fn copy_up(k: &Kernel, merged: &Path, dest: &str, data: &Path) -> Result<()> {
     let Ok(Some(md)) = k.lstat(&src) else { return Ok(()) };
     if !md.is_dir() || k.read_dir(data).map(|v| !v.is_empty()).unwrap_or(true) {
         return Ok(());
+    }
+    // docker's copyOwnership: the volume's root takes the image directory's owner and
+    // mode (a volume over a directory owned by a service user stays writable by it).
+    {
+        use std::os::unix::fs::MetadataExt;
+        k.why("the volume takes the owner of the image's directory it is mounted on").chown(
+            data,
+            md.uid(),
+            md.gid(),
+        )?;
+        if let (Some(parent), Some(name)) = (data.parent(), data.file_name()) {
+            let fd = k.open_tree(parent)?;
+            k.chmod_at(&fd, &parent.display().to_string(), &name.to_string_lossy(), md.mode() & 0o7777)?;
+        }
     }
     if k.read_dir(&src).map(|v| v.is_empty()).unwrap_or(true) {
         return Ok(());
