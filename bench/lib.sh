@@ -28,3 +28,25 @@ bench_cleanup() {
     [ -z "$ids" ] || m rm -f $ids >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
+
+# bench_busybox_layout WORK: a busybox root filesystem in WORK/rootfs (sets r) and an
+# OCI layout of it in WORK/layout (sets L), image `x`, packed by umoci.
+bench_busybox_layout() {
+    local work=$1 busybox a
+    busybox=$(command -v busybox)
+    r=$work/rootfs
+    mkdir -p "$r"/{bin,proc,sys,dev,tmp,etc,root}
+    cp "$busybox" "$r/bin/busybox"
+    for a in $("$busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+    echo rootfs > "$r/etc/hostname"
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n' > "$r/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+    L=$work/layout
+    umoci init --layout "$L"
+    umoci new --image "$L:x"
+    umoci unpack --image "$L:x" "$work/b" >/dev/null
+    cp -a "$r/." "$work/b/rootfs/"
+    umoci repack --image "$L:x" "$work/b" >/dev/null
+    umoci config --image "$L:x" --config.cmd=/bin/sh --config.env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+    rm -rf "$work/b"
+}

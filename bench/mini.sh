@@ -340,23 +340,9 @@ json.dump({"exe": exe, "processes": rows, "summary": summary}, open(out, "w"), i
 PY
 
 echo "== preparing: a busybox rootfs, an OCI layout, the stores, a bundle, podman, dockerd" >&2
-busybox=$(command -v busybox)
-r=$WORK/rootfs
-mkdir -p "$r"/{bin,proc,sys,dev,tmp,etc,root}
-cp "$busybox" "$r/bin/busybox"
-for a in $("$busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
-echo rootfs > "$r/etc/hostname"
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n' > "$r/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
-
-L=$WORK/layout
-umoci init --layout "$L"
-umoci new --image "$L:x"
-umoci unpack --image "$L:x" "$WORK/b" >/dev/null
-cp -a "$r/." "$WORK/b/rootfs/"
-umoci repack --image "$L:x" "$WORK/b" >/dev/null
-umoci config --image "$L:x" --config.cmd=/bin/sh --config.env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-rm -rf "$WORK/b"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_busybox_layout "$WORK"
 "$BIN/img-pull" -q --root "$STORE" import "$L:x" -t "$IMG" >&2
 mkdir -p "$WORK/tmpfs"
 mount -t tmpfs -o mode=700 contlab-bench "$WORK/tmpfs"

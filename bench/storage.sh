@@ -24,24 +24,13 @@ RUNS=${RUNS:-50}
 WARMUP=${WARMUP:-5}
 IMG=bench/busybox
 
-# A store at $1 holding $IMG: a busybox rootfs packed by umoci, imported by img-pull.
+# shellcheck source=bench/lib.sh
+source "$(dirname "$(realpath "$0")")/lib.sh"
+
+# A store at $1 holding $IMG: busybox packed by umoci, imported by img-pull.
 busybox_store() {
-    local store=$1 work=$2 r L
-    r=$work/rootfs
-    mkdir -p "$r"/{bin,proc,sys,dev,tmp,etc,root,data}
-    cp "$(command -v busybox)" "$r/bin/busybox"
-    for a in $("$r/bin/busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
-    printf 'root:x:0:0:root:/root:/bin/sh\n' > "$r/etc/passwd"
-    printf 'root:x:0:\n' > "$r/etc/group"
-    L=$work/layout
-    umoci init --layout "$L"
-    umoci new --image "$L:x"
-    umoci unpack --image "$L:x" "$work/b" >/dev/null
-    cp -a "$r/." "$work/b/rootfs/"
-    umoci repack --image "$L:x" "$work/b" >/dev/null
-    umoci config --image "$L:x" --config.cmd=/bin/sh --config.env=PATH=/usr/sbin:/usr/bin:/sbin:/bin
-    rm -rf "$work/b"
-    "$BIN/img-pull" -q --root "$store" import "$L:x" -t "$IMG" >&2
+    bench_busybox_layout "$2"
+    "$BIN/img-pull" -q --root "$1" import "$L:x" -t "$IMG" >&2
 }
 
 # Medians (ms) and ratios to the first command of a hyperfine JSON export.
