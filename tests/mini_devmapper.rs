@@ -26,35 +26,35 @@ mod guest {
         let out = ok(r#"
 d() { mini -q --storage-driver devicemapper "$@"; }
 d run --name c1 --network none test/ex01 sh -c 'echo one > /mine; cat /flag; grep " / " /proc/mounts | cut -d" " -f1,3'
-echo "== graph"; d inspect -f '{{.Driver}} {{.GraphDriver.Name}} {{.GraphDriver.Data.DeviceName}} {{.GraphDriver.Data.DeviceSize}}' c1 | sed "s/$(d inspect -f '{{.Id}}' c1)/ID/"
+echo "== graph"; d inspect -f '{{.Driver}} {{.GraphDriver.Name}} {{.GraphDriver.Data.DeviceName}} {{.GraphDriver.Data.DeviceSize}}' c1 | sed "s/$(d inspect -f '{{.Id}}' c1)/ID/; s/mini_[0-9]*_[0-9]*/P/"
 echo "== id"; d inspect -f '{{.GraphDriver.Data.DeviceId}}' c1 | grep -c '^[0-9][0-9]*$'
 echo "== volumes"; jq -r '.devices | keys | length' $CONTLAB_ROOT/devicemapper/devices.json
 echo "== c2"; d run --name c2 --network none test/ex01 sh -c 'ls /mine 2>&1; echo two > /mine'
 echo "== isolated"; d start -a c1 >/dev/null; d run --rm --network none test/ex01 cat /mine 2>&1
-echo "== stopped"; dmsetup ls | cut -f1 | sort
+echo "== stopped"; dmsetup ls | cut -f1 | sed 's/^mini_[0-9]*_[0-9]*/P/' | sort
 d run -d --name c3 --network none test/ex01 sleep 300 >/dev/null
-echo "== running"; dmsetup ls | cut -f1 | grep -c "^mini-$(d inspect -f '{{.Id}}' c3)$"
+echo "== running"; dmsetup ls | cut -f1 | grep -c "^mini_[0-9]*_[0-9]*-$(d inspect -f '{{.Id}}' c3)$"
 echo "== restart"; d exec c3 sh -c 'echo kept > /kept'; d restart -t 0 c3 >/dev/null; d exec c3 cat /kept
 d rm -f c1 c2 c3 >/dev/null
-echo "== after-rm"; jq -r '.devices | keys | length' $CONTLAB_ROOT/devicemapper/devices.json; dmsetup ls | cut -f1 | sort
+echo "== after-rm"; jq -r '.devices | keys | length' $CONTLAB_ROOT/devicemapper/devices.json; dmsetup ls | cut -f1 | sed 's/^mini_[0-9]*_[0-9]*/P/' | sort
 echo "== overlay-too"; mini -q run --rm --network none test/ex01 sh -c 'grep " / " /proc/mounts | cut -d" " -f3'
 d rmi test/ex01 >/dev/null
 echo "== rmi"; jq -r '.devices | keys | length' $CONTLAB_ROOT/devicemapper/devices.json
 "#);
         // A thin volume's ext4 on /dev/mapper, as docker's devicemapper did.
-        assert!(out.starts_with("Well done !!! you've finished exercice\n/dev/mapper/mini-"), "{out}");
+        assert!(out.starts_with("Well done !!! you've finished exercice\n/dev/mapper/mini_"), "{out}");
         assert!(out.contains(" ext4\n"), "{out}");
-        assert_eq!(section(&out, "graph"), "devicemapper devicemapper mini-ID 2147483648\n");
+        assert_eq!(section(&out, "graph"), "devicemapper devicemapper P-ID 2147483648\n");
         assert_eq!(section(&out, "id"), "1\n");
         // base + 2 layers + c1's init and own volumes.
         assert_eq!(section(&out, "volumes"), "5\n");
         assert_eq!(section(&out, "isolated"), "cat: can't open '/mine': No such file or directory\n");
         assert_eq!(section(&out, "c2"), "ls: /mine: No such file or directory\n");
         // A stopped container's volume is not active: only the pool is.
-        assert_eq!(section(&out, "stopped"), "mini_thinpool\n");
+        assert_eq!(section(&out, "stopped"), "P_pool\n");
         assert_eq!(section(&out, "running"), "1\n");
         assert_eq!(section(&out, "restart"), "kept\n");
-        assert_eq!(section(&out, "after-rm"), "3\nmini_thinpool\n");
+        assert_eq!(section(&out, "after-rm"), "3\nP_pool\n");
         assert_eq!(section(&out, "overlay-too"), "overlay\n");
         // rmi takes the image's own layer volume with it; its bottom layer is
         // test/alpine's too, and stays with the base.
@@ -90,12 +90,13 @@ d run --rm --network none test/alpine true
 echo "== left"
 jq -r '.devices | keys | length' $CONTLAB_ROOT/devicemapper/devices.json
 jq -r '.pending | length' $CONTLAB_ROOT/devicemapper/devices.json
-dmsetup ls | cut -f1
+# This store's devices only (each iteration's store has a pool of its own).
+P=$(jq -r .prefix $CONTLAB_ROOT/devicemapper/devices.json); dmsetup ls | cut -f1 | grep "^$P" | sed "s/^$P/P/"
 grep -c "$CONTLAB_ROOT/devicemapper/mnt" /proc/self/mountinfo; true
 "#
             ));
             assert_eq!(section(&out, "stopped"), "1\n", "mini did not stop at {call} #{nth}");
-            assert_eq!(section(&out, "left"), "2\n0\nmini_thinpool\n0\n", "after kill -9 at {call} #{nth}");
+            assert_eq!(section(&out, "left"), "2\n0\nP_pool\n0\n", "after kill -9 at {call} #{nth}");
         }
     }
 

@@ -10,14 +10,18 @@
 //!
 //! | object | thin volume | made by |
 //! |---|---|---|
-//! | the base | `mini-base`: empty, `mkfs.ext4` once | `create_thin`, then mkfs(8) |
-//! | image layer N | `mini-<chainid>`: a snapshot of layer N-1 (of the base for the first) with layer N applied | `create_snap`, `mount`, layer-diff's apply, `umount` |
-//! | a container's init layer | `mini-<id>-init`: a snapshot of the image's top layer with the mount points docker's `-init` layer holds | `create_snap` |
-//! | the container | `mini-<id>`: a snapshot of its init layer, mounted as its root while it runs | `create_snap`, `mount("/dev/mapper/mini-<id>", …, "ext4")` |
+//! | the base | `P-base`: empty, `mkfs.ext4` once | `create_thin`, then mkfs(8) |
+//! | image layer N | `P-<chainid>`: a snapshot of layer N-1 (of the base for the first) with layer N applied | `create_snap`, `mount`, layer-diff's apply, `umount` |
+//! | a container's init layer | `P-<id>-init`: a snapshot of the image's top layer with the mount points docker's `-init` layer holds | `create_snap` |
+//! | the container | `P-<id>`: a snapshot of its init layer, mounted as its root while it runs | `create_snap`, `mount("/dev/mapper/P-<id>", …, "ext4")` |
+//!
+//! `P` is `mini_DEV_INO`, the device and inode of the store's `devicemapper`
+//! directory, as docker names its devices `docker-MAJ:MIN-INO-…`: two stores on one
+//! machine never share a pool or a name.
 //!
 //! As docker's `loop-lvm` mode did, the pool lives on two sparse files under
 //! `ROOT/devicemapper/` (`data` and `metadata`) attached to loop devices
-//! ([`crate::dm::loopdev`]); the pool (`mini_thinpool`) is made once and reopened from
+//! ([`crate::dm::loopdev`]); the pool (`P_pool`) is made once and reopened from
 //! its metadata after a reboot. Which thin id is which volume is mini's own record,
 //! `devices.json` (docker kept one file per device under `devicemapper/metadata/`);
 //! an id is written there as *pending* before the pool is asked for it, so a mini
@@ -47,8 +51,6 @@ use super::state::mkdir_once;
 
 /// The driver's name, as `--storage-driver` and `inspect` say it.
 pub const NAME: &str = "devicemapper";
-/// The thin pool's device-mapper name.
-pub const POOL: &str = "mini_thinpool";
 /// The pool's data file (sparse): 4 GiB, as docker's `dm.loopdatasize` (100G there).
 const DATA_SECTORS: u64 = 8 << 20;
 /// The pool's metadata file (sparse): 128 MiB (docker's `dm.loopmetadatasize`: 2G).
@@ -73,6 +75,11 @@ pub struct Device {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Meta {
+    /// What this store's device-mapper names start with: `mini_DEV_INO` of
+    /// `ROOT/devicemapper` (docker's `docker-MAJ:MIN-INO`), so two stores on one
+    /// machine never share a pool or a name.
+    #[serde(default)]
+    prefix: String,
     next_id: u64,
     devices: BTreeMap<String, Device>,
     /// Asked of the pool but not finished: deleted by the next command.
@@ -87,12 +94,6 @@ pub struct Driver<'k> {
     pub dir: PathBuf,
     meta: Meta,
     _lock: FileLock,
-}
-
-/// The device-mapper name of volume `key` (`mini-base`, `mini-<chainid>`,
-/// `mini-<id>-init`, `mini-<id>`), docker's `DeviceName`.
-pub fn device_name(key: &str) -> String {
-    format!("mini-{key}")
 }
 
 /// The key of a container's init layer.
@@ -146,7 +147,14 @@ impl<'k> Driver<'k> {
             Err(_) => Meta { next_id: 1, ..Default::default() },
         };
         let mut d = Driver { k, dm, dir, meta, _lock: lock };
-        if d.dm.info(POOL)?.is_none() {
+        if d.meta.prefix.is_empty() {
+            use std::os::unix::fs::MetadataExt;
+            let md = k
+                .lstat(&d.dir)?
+                .ok_or_else(|| Error::failed(format!("{} vanished", d.dir.display()), "check the store"))?;
+            d.meta.prefix = format!("mini_{}_{}", md.dev(), md.ino());
+        }
+        if d.dm.info(&d.pool())?.is_none() {
             d.pool_up()?;
         }
         d.clean_pending();
@@ -154,6 +162,17 @@ impl<'k> Driver<'k> {
             d.make_base()?;
         }
         Ok(d)
+    }
+
+    /// The thin pool's device-mapper name (`mini_DEV_INO_pool`).
+    pub fn pool(&self) -> String {
+        format!("{}_pool", self.meta.prefix)
+    }
+
+    /// The device-mapper name of volume `key` (`PREFIX-base`, `PREFIX-<chainid>`,
+    /// `PREFIX-<id>-init`, `PREFIX-<id>`), docker's `DeviceName`.
+    pub fn name(&self, key: &str) -> String {
+        format!("{}-{key}", self.meta.prefix)
     }
 
     fn pool_up(&self) -> Result<()> {
@@ -180,7 +199,7 @@ impl<'k> Driver<'k> {
         let r = thin::pool_create(
             &self.dm,
             &PoolSpec {
-                name: POOL.into(),
+                name: self.pool(),
                 data: dl.clone(),
                 meta: ml.clone(),
                 block: BLOCK_SECTORS,
@@ -215,14 +234,14 @@ impl<'k> Driver<'k> {
             return;
         }
         for (key, dev) in &pending {
-            self.k.note(format!("{} was left half made (a failure, or a kill): deleting it", device_name(key)));
+            self.k.note(format!("{} was left half made (a failure, or a kill): deleting it", self.name(key)));
             let mnt = self.dir.join("mnt").join(key);
             let _ = self.k.umount2(&mnt, MntFlags::MNT_DETACH);
             let _ = self.k.rmdir(&mnt);
             let _s = self.k.scope(crate::dm::TOOL);
-            let active = self.dm.info(&device_name(key)).ok().flatten().is_some();
-            let gone = (!active || thin::deactivate(&self.dm, &device_name(key)).is_ok())
-                && match thin::delete_thin(&self.dm, POOL, dev.id) {
+            let active = self.dm.info(&self.name(key)).ok().flatten().is_some();
+            let gone = (!active || thin::deactivate(&self.dm, &self.name(key)).is_ok())
+                && match thin::delete_thin(&self.dm, &self.pool(), dev.id) {
                     Ok(()) => true,
                     // Never made (killed before the pool was asked): nothing to delete.
                     Err(e) => e.errno() == Some(Errno::ENODATA) || e.errno() == Some(Errno::EINVAL),
@@ -250,8 +269,8 @@ impl<'k> Driver<'k> {
             self.meta.pending.insert(key.to_string(), dev);
             self.save()?;
             let r = match origin_id {
-                None => thin::create_thin(&self.dm, POOL, dev.id),
-                Some(o) => thin::snapshot(&self.dm, POOL, o, dev.id),
+                None => thin::create_thin(&self.dm, &self.pool(), dev.id),
+                Some(o) => thin::snapshot(&self.dm, &self.pool(), o, dev.id),
             };
             match r {
                 Ok(()) => return Ok(dev),
@@ -278,7 +297,7 @@ impl<'k> Driver<'k> {
     pub fn get(&self, key: &str) -> Result<Device> {
         self.meta.devices.get(key).copied().ok_or_else(|| {
             Error::failed(
-                format!("the thin pool has no volume {}", device_name(key)),
+                format!("the thin pool has no volume {}", self.name(key)),
                 "remove the container and create it again",
             )
         })
@@ -334,12 +353,12 @@ impl<'k> Driver<'k> {
     }
 
     fn activate_as(&self, key: &str, dev: Device) -> Result<PathBuf> {
-        let name = device_name(key);
+        let name = self.name(key);
         if self.dm.info(&name)?.is_some() {
             return Ok(Dm::node(&name));
         }
         let _s = self.k.scope(crate::dm::TOOL);
-        thin::activate(&self.dm, POOL, dev.id, &name, dev.sectors)
+        thin::activate(&self.dm, &self.pool(), dev.id, &name, dev.sectors)
     }
 
     /// `/dev/mapper/mini-KEY`, active.
@@ -351,7 +370,7 @@ impl<'k> Driver<'k> {
 
     /// Remove the device of volume `key` (the volume stays in the pool).
     pub fn deactivate(&self, key: &str) -> Result<()> {
-        let name = device_name(key);
+        let name = self.name(key);
         if self.dm.info(&name)?.is_some() {
             let _s = self.k.scope(crate::dm::TOOL);
             thin::deactivate(&self.dm, &name)?;
@@ -388,7 +407,7 @@ impl<'k> Driver<'k> {
         self.deactivate(key)?;
         {
             let _s = self.k.scope(crate::dm::TOOL);
-            thin::delete_thin(&self.dm, POOL, dev.id)?;
+            thin::delete_thin(&self.dm, &self.pool(), dev.id)?;
         }
         self.meta.devices.remove(key);
         self.save()
@@ -576,7 +595,7 @@ pub fn gc(k: &Kernel, st: &Store) -> Result<()> {
         .map(|(key, _)| key.clone())
         .collect();
     for key in gone {
-        k.note(format!("no image has the layer of {} any more: its volume goes", device_name(&key)));
+        k.note(format!("no image has the layer of {} any more: its volume goes", d.name(&key)));
         d.remove(&key)?;
     }
     Ok(())

@@ -256,6 +256,7 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
         let p = &store.paths;
         c.device =
             Some(d.create_container(&c.id, &top, &p.init_layer(&c.id).join("diff"), &p.layer(&c.id).join("diff"))?);
+        c.device_name = d.name(&c.id);
         store.save(&c)
     });
     if let Err(e) = made {

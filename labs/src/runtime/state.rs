@@ -229,6 +229,9 @@ pub struct Container {
     /// With devicemapper: its thin volume.
     #[serde(default)]
     pub device: Option<super::devmapper::Device>,
+    /// With devicemapper: its volume's device-mapper name (docker's DeviceName).
+    #[serde(default)]
+    pub device_name: String,
 }
 
 impl Container {

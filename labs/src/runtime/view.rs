@@ -39,7 +39,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "Name": "devicemapper",
             "Data": {
                 "DeviceId": d.id.to_string(),
-                "DeviceName": super::devmapper::device_name(&c.id),
+                "DeviceName": c.device_name,
                 "DeviceSize": (d.sectors * 512).to_string(),
             },
         }),
