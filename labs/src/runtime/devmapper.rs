@@ -43,7 +43,7 @@ use crate::dm::loopdev::{self, LoopSpec};
 use crate::dm::thin::{self, PoolSpec};
 use crate::dm::Dm;
 use crate::error::{Error, Result};
-use crate::image::{self, Image, Store};
+use crate::image::{Image, Store};
 use crate::kernel::{Errno, Kernel, MntFlags, MsFlags};
 use crate::lock::FileLock;
 
@@ -499,12 +499,6 @@ pub fn check_driver(name: &str) -> Result<()> {
             "mini's storage drivers: overlay2 (the default) and devicemapper",
         )),
     }
-}
-
-/// The image lab's store, for a layer's blob.
-pub fn store(k: &Kernel, root: &Path) -> Result<Store> {
-    let _s = k.scope(image::TOOL);
-    Store::open(k, root, false)
 }
 
 /// The mark of a mounted container volume in the record's `made`.

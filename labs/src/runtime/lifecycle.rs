@@ -87,8 +87,15 @@ pub struct CreateSpec {
 pub type PullReport<'a> = &'a mut dyn FnMut(&str);
 
 /// The image, from the store, or pulled (or, for `hello-world`, made from the program
-/// contlab built), and its layers extracted once each.
-pub fn image_for(k: &Kernel, root: &Path, name: &str, report: PullReport<'_>) -> Result<(image::Image, Vec<PathBuf>)> {
+/// contlab built), and its layers extracted once each; with the image store, still
+/// locked: `create` holds it until the container's record is saved, so an `rmi` or
+/// `prune` meanwhile cannot take the layers it is about to use.
+pub fn image_for(
+    k: &Kernel,
+    root: &Path,
+    name: &str,
+    report: PullReport<'_>,
+) -> Result<(image::Image, Vec<PathBuf>, Store)> {
     let _s = k.scope(image::TOOL);
     let st = Store::open(k, root, true)?;
     let img = match st.resolve(name) {
@@ -106,11 +113,11 @@ pub fn image_for(k: &Kernel, root: &Path, name: &str, report: PullReport<'_>) ->
             let st = Store::open(k, root, true)?;
             let img = st.resolve(&r.to_string())?;
             let dirs = image::layer_dirs(k, &st, &img)?;
-            return Ok((img, dirs));
+            return Ok((img, dirs, st));
         }
     };
     let dirs = image::layer_dirs(k, &st, &img)?;
-    Ok((img, dirs))
+    Ok((img, dirs, st))
 }
 
 /// The configuration of `name` if the store has it (nothing is pulled).
@@ -151,7 +158,7 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             "mini's networks are bridge (the default), none and host",
         ));
     }
-    let (img, layers) = image_for(k, root, &spec.image, report)?;
+    let (img, layers, images) = image_for(k, root, &spec.image, report)?;
     let ic = image_config(&img);
     let cmd = spec::command(&ic, spec.entrypoint.as_deref(), &spec.args)?;
     let argv = cmd.argv();
@@ -249,10 +256,10 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             return Ok(());
         }
         // The image's layers and the container as thin snapshots, each of the one below.
-        // The image store's lock first, then the pool's: the order rmi takes them in.
-        let st = super::devmapper::store(k, root)?;
+        // The image store's lock (held since image_for) first, then the pool's: the
+        // order rmi takes them in.
         let mut d = super::devmapper::Driver::open(k, root)?;
-        let top = d.image(&st, &img)?;
+        let top = d.image(&images, &img)?;
         let p = &store.paths;
         c.device =
             Some(d.create_container(&c.id, &top, &p.init_layer(&c.id).join("diff"), &p.layer(&c.id).join("diff"))?);
