@@ -21,9 +21,6 @@ FILES=${FILES:-100000}
 source "$(dirname "$0")/lib.sh"
 bench_mini commit
 
-exec 9>/tmp/contlab-tests.lock
-flock 9
-
 # Two root filesystems: busybox, and busybox plus $FILES small files in 100 directories.
 rootfs() {
     mkdir -p "$1/bin" "$1/tmp" "$1/etc" "$1/data"

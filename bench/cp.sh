@@ -20,9 +20,6 @@ WARMUP=${WARMUP:-1}
 source "$(dirname "$0")/lib.sh"
 bench_mini cp
 
-exec 9>/tmp/contlab-tests.lock
-flock 9
-
 mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/tmp" "$WORK/src/big" "$WORK/src/small"
 cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"
 for a in $("$WORK/rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$WORK/rootfs/bin/$a"; done

@@ -2,8 +2,9 @@
 #
 #   bench_mini NAME     MINI (release, built unless given), WORK (a temporary
 #                       directory), STORE=$WORK/store, m() = mini -q --root STORE,
-#                       and a cleanup on exit that removes the containers and WORK
-#                       (KEEP=1 keeps them).
+#                       a cleanup on exit that removes the containers and WORK
+#                       (KEEP=1 keeps them), and the integration tests' lock held
+#                       (fd 9) for the rest of the run.
 
 bench_mini() {
     HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,8 @@ bench_mini() {
     STORE=$WORK/store
     [ -n "${KEEP:-}" ] || trap bench_cleanup EXIT
     trap 'exit 130' INT TERM
+    exec 9>/tmp/contlab-tests.lock
+    flock 9
 }
 
 m() { "$MINI" -q --root "$STORE" "$@"; }

@@ -74,6 +74,13 @@ impl Kernel {
     pub fn mountinfo(&self) -> Result<Vec<MountInfo>, SysError> {
         Ok(parse_mountinfo(&self.read_file(Path::new("/proc/self/mountinfo"))?))
     }
+
+    /// Whether `path` (as mountinfo spells it: absolute, canonical) is a mount point
+    /// of this process, from one read of `/proc/self/mountinfo`; `false` if it cannot
+    /// be read.
+    pub fn is_mount_point(&self, path: &Path) -> bool {
+        self.mountinfo().is_ok_and(|m| m.iter().any(|i| Path::new(&i.point) == path))
+    }
 }
 
 #[cfg(test)]

@@ -106,23 +106,10 @@ pub fn rootfs(root: &Path, id: &str) -> PathBuf {
     root.join("devicemapper/mnt").join(id)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The OCI chain ids of an image's layers, bottom first: `ChainID(L0) = DiffID(L0)`,
-/// `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`, without `sha256:`.
+/// The volume keys of an image's layers, bottom first: their OCI chain ids
+/// ([`crate::image::render::chain_ids`]) without `sha256:`.
 pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
-    use sha2::{Digest, Sha256};
-    let mut out: Vec<String> = vec![];
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.trim_start_matches("sha256:").to_string(),
-            Some(prev) => hex(&Sha256::digest(format!("sha256:{prev} {d}").as_bytes())),
-        };
-        out.push(next);
-    }
-    out
+    crate::image::render::chain_ids(diff_ids).iter().map(|c| c.trim_start_matches("sha256:").to_string()).collect()
 }
 
 impl<'k> Driver<'k> {
@@ -395,7 +382,7 @@ impl<'k> Driver<'k> {
 
     /// Unmount `dir` and deactivate volume `key`.
     pub fn umount(&self, key: &str, dir: &Path) -> Result<()> {
-        if self.k.mountinfo().map(|m| m.iter().any(|i| Path::new(&i.point) == dir)).unwrap_or(false) {
+        if self.k.is_mount_point(dir) {
             self.k.umount2(dir, MntFlags::empty()).or_else(|_| self.k.umount2(dir, MntFlags::MNT_DETACH))?;
         }
         self.deactivate(key)

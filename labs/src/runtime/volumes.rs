@@ -137,7 +137,7 @@ fn pairs(list: &[String], what: &str) -> Result<BTreeMap<String, String>> {
 impl<'k> Volumes<'k> {
     /// The volumes of the store at `root` (the directory is made when first needed).
     pub fn open(k: &'k Kernel, root: &Path) -> Volumes<'k> {
-        // Canonical: mountinfo's paths are, and `is_mounted` compares with them.
+        // Canonical: mountinfo's paths are, and `is_mount_point` compares with them.
         let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         Volumes { k, dir: root.join("volumes") }
     }
@@ -279,10 +279,10 @@ impl<'k> Volumes<'k> {
     pub fn remove(&self, name: &str) -> Result<()> {
         let v = self.get(name)?;
         let data = self.mountpoint(&v.name);
-        if is_mounted(self.k, &data) {
+        if self.k.is_mount_point(&data) {
             self.k.why("the volume's filesystem, before the volume goes").umount2(&data, MntFlags::MNT_DETACH)?;
         }
-        if is_mounted(self.k, &data) {
+        if self.k.is_mount_point(&data) {
             // Never remove files through a mount (a bind of a host directory).
             return Err(Error::failed(
                 format!("remove {}: {} is still a mount point", v.name, data.display()),
@@ -337,11 +337,6 @@ pub fn in_use(name: &str, ids: &[String]) -> Error {
         format!("remove {name}: volume is in use - [{}]", ids.join(", ")),
         "remove the containers that use it first (`mini rm`)",
     )
-}
-
-fn is_mounted(k: &Kernel, p: &Path) -> bool {
-    let shown = p.display().to_string();
-    k.mountinfo().map(|m| m.iter().any(|i| i.point == shown)).unwrap_or(false)
 }
 
 // ---- what `run` is given: -v, --mount, --tmpfs ------------------------------------
@@ -775,7 +770,7 @@ pub fn prepare(
                 let _l = crate::lock::lock(k, &vols.path(&v.name).join(".lock"), true, None)?;
                 c.mark(&mark(&v.name));
                 save(c)?;
-                if !is_mounted(k, &data) {
+                if !k.is_mount_point(&data) {
                     mount_device(k, &v, &data)?;
                 }
             }
@@ -983,7 +978,7 @@ pub fn release(
         let _ = save(c);
         let held = others().iter().any(|o| o.id != c.id && o.state.status.is_up() && o.made.contains(&what));
         let data = vols.mountpoint(name);
-        if !held && is_mounted(k, &data) {
+        if !held && k.is_mount_point(&data) {
             if let Err(e) =
                 k.why("no running container uses the volume's filesystem any more").umount2(&data, MntFlags::MNT_DETACH)
             {
