@@ -76,6 +76,22 @@ pub struct Compose<'a> {
     pub extra: Map<String, Value>,
     /// The name to give it (a full reference); `None`: untagged.
     pub name: Option<String>,
+    /// More annotations of its index entry ([`store::PARENT`] for a built image).
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl NewLayer {
+    /// No layer at all: an instruction that changes only the configuration.
+    pub fn none() -> NewLayer {
+        NewLayer {
+            tmp: PathBuf::new(),
+            digest: String::new(),
+            diff_id: String::new(),
+            size: 0,
+            tar_size: 0,
+            empty: true,
+        }
+    }
 }
 
 fn bad(what: String) -> Error {
@@ -167,7 +183,7 @@ pub fn compose(k: &Kernel, st: &Store, c: &Compose) -> Result<Image> {
                 &LayerInfo { diff_id: c.layer.diff_id.clone(), size: c.layer.tar_size },
             )?;
             layers.push(Descriptor::new(lt, &c.layer.digest, c.layer.size));
-        } else if k.mode() == Mode::Live {
+        } else if k.mode() == Mode::Live && !c.layer.tmp.as_os_str().is_empty() {
             k.why("the container changed nothing: no layer, only a history entry");
             k.unlink(&c.layer.tmp)?;
         }
@@ -191,7 +207,9 @@ pub fn compose(k: &Kernel, st: &Store, c: &Compose) -> Result<Image> {
         }
         let total: u64 = layers.iter().map(|l| st.layer_info(&l.digest).map(|i| i.size).unwrap_or(l.size)).sum();
         let mut d = Descriptor::new(mt, &mdigest, mbytes.len() as u64);
-        d.annotations = Some(BTreeMap::from([(store::SIZE.to_string(), total.to_string())]));
+        let mut ann = c.annotations.clone();
+        ann.insert(store::SIZE.to_string(), total.to_string());
+        d.annotations = Some(ann);
         st.add_image(k, d.clone(), c.name.as_deref())?;
         Ok(d)
     })();
@@ -202,7 +220,9 @@ pub fn compose(k: &Kernel, st: &Store, c: &Compose) -> Result<Image> {
         }
         Err(e) => {
             // Nothing names what was written: take it back.
-            let _ = k.unlink(&c.layer.tmp);
+            if !c.layer.tmp.as_os_str().is_empty() {
+                let _ = k.unlink(&c.layer.tmp);
+            }
             for dg in wrote {
                 k.why("the image was not made: its new blob goes");
                 let _ = k.unlink(&st.blob_path(&dg));
@@ -251,6 +271,7 @@ mod tests {
             step: Step { created: "2026-01-01T00:00:00Z".into(), created_by: Some("sh".into()), ..Step::default() },
             extra: Map::new(),
             name: Some("docker.io/library/child:1".into()),
+            annotations: BTreeMap::new(),
         }
     }
 

@@ -43,6 +43,9 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const REPO_DIGEST: &str = "io.contlab.repo-digest";
 /// The total uncompressed size of the layers.
 pub const SIZE: &str = "io.contlab.size";
+/// The image a built one was made on, one instruction earlier (docker's `Parent`):
+/// `mini build`'s cache and `history`'s IMAGE column follow it.
+pub const PARENT: &str = "io.contlab.parent";
 
 /// The store, opened (and locked: shared for readers, exclusive for writers, until
 /// dropped).

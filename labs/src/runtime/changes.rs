@@ -307,7 +307,7 @@ fn container_config(c: &Container, volumes: &[String]) -> Map<String, Value> {
 }
 
 /// An empty docker `container.Config`, as docker writes one.
-fn empty_config() -> Map<String, Value> {
+pub(crate) fn empty_config() -> Map<String, Value> {
     let v = json!({
         "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
         "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "Env": null,
@@ -321,7 +321,7 @@ fn empty_config() -> Map<String, Value> {
 }
 
 /// Split `KEY=VALUE KEY2="a b"` (docker's ENV and LABEL) into pairs, quotes removed.
-fn pairs(s: &str) -> Vec<(String, String)> {
+pub(crate) fn pairs(s: &str) -> Vec<(String, String)> {
     let mut words = vec![];
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -566,7 +566,7 @@ impl Drop for Paused<'_> {
 }
 
 /// What a new layer is packed from.
-enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// A directory holding exactly the changes (an overlay upper directory, a tree).
     Dir(&'a Path),
     /// A devicemapper container: its volume, compared with its init layer's.
@@ -574,7 +574,7 @@ enum Source<'a> {
 }
 
 /// Pack a new gzip layer in the store's tmp/ (removed again on failure).
-fn pack_layer(k: &Kernel, st: &Store, from: Source) -> Result<NewLayer> {
+pub(crate) fn pack_layer(k: &Kernel, st: &Store, from: Source) -> Result<NewLayer> {
     let (tmp, f) = st.create_temp(k, "layer")?;
     let Some(f) = f else {
         return Err(Error::failed("a dry run packs nothing", "run without --dry-run"));
@@ -648,6 +648,7 @@ pub fn commit(k: &Kernel, root: &Path, store: &Containers, c: &Container, spec: 
         },
         extra,
         name,
+        annotations: Default::default(),
     };
     compose(k, &st, &made)
 }
@@ -747,6 +748,7 @@ pub fn import(k: &Kernel, root: &Path, input: impl Read, spec: &ImportSpec) -> R
         step: Step { created, created_by: None, comment: Some(msg), author: None },
         extra,
         name,
+        annotations: Default::default(),
     };
     compose(k, &st, &c)
 }

@@ -246,6 +246,8 @@ pub enum Cmd {
     /// diff, commit, export, import, cp.
     #[command(flatten)]
     Changes(super::changes::Cmds),
+    /// Build an image from a Dockerfile.
+    Build(super::build_cli::BuildArgs),
     /// The monitor of one container (mini starts it; not for typing).
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -283,6 +285,7 @@ impl Cmd {
                 | Cmd::Unpause { .. }
                 | Cmd::Update { .. }
                 | Cmd::Monitor { .. }
+                | Cmd::Build(_)
         )
     }
 
@@ -842,6 +845,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Cmd::Info => info(&k, &root),
         Cmd::Changes(c) => super::changes::run(&k, &root, c),
+        Cmd::Build(a) => super::build_cli::run(&k, &root, a),
     }
 }
 

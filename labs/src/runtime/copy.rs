@@ -576,6 +576,71 @@ pub struct TarOut<'k, W: Write> {
     pub entries: u64,
     /// See [`Root::crossings`].
     pub crossings: Option<Vec<String>>,
+    /// What `COPY` changes on the way (nothing for `cp` and `export`).
+    pub rewrite: Rewrite,
+    pending: Option<sha2::Sha256>,
+}
+
+/// How `mini build`'s `COPY` writes what it reads: docker's owners and modes, the
+/// `.dockerignore` rules, and a checksum of what was written (its cache key).
+#[derive(Default)]
+pub struct Rewrite {
+    /// Every entry owned by this uid and gid (`COPY`: 0:0, or `--chown`).
+    pub owner: Option<(u32, u32)>,
+    /// Every entry's permission bits (`--chmod`).
+    pub mode: Option<u32>,
+    /// What to leave out, given the entry's name in the archive and whether it is a
+    /// directory (see [`Skip`]).
+    pub skip: Option<SkipFn>,
+    /// With `Some`, gets one checksum per entry, docker's classic builder's (the
+    /// sha256 of `name`, its archive name, `mode`, the whole `st_mode`, `uid0gid0`,
+    /// `size`, `typeflag`, `linkname`, `uname`, `gname`, `devmajor0devminor0`, then
+    /// the content): names, modes and contents count, times and owners do not.
+    pub sums: Option<Vec<String>>,
+}
+
+/// [`Rewrite::skip`]: given an archive name and whether it is a directory.
+pub type SkipFn = Box<dyn Fn(&str, bool) -> Skip>;
+
+/// What [`Rewrite::skip`] decides for one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Written.
+    No,
+    /// Not written (and, for a directory, nothing below it).
+    Yes,
+    /// A directory not written itself, but walked: some of what it holds is.
+    Walk,
+}
+
+/// Feeds what is read into a checksum as well.
+struct Summed<'a, R> {
+    r: R,
+    sum: Option<&'a mut sha2::Sha256>,
+}
+
+impl<R: Read> Read for Summed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.r.read(buf)?;
+        if let Some(s) = self.sum.as_mut() {
+            sha2::Digest::update(&mut **s, &buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// docker's checksum of one entry before its content (see [`Rewrite::sums`]).
+pub fn entry_sum(name: &str, st_mode: u32, size: u64, typeflag: char, link: &str) -> sha2::Sha256 {
+    let rec = format!(
+        "name{name}mode{st_mode}uid0gid0size{size}typeflag{typeflag}linkname{link}unamegnamedevmajor0devminor0"
+    );
+    let mut h = sha2::Sha256::default();
+    sha2::Digest::update(&mut h, rec.as_bytes());
+    h
+}
+
+fn hex(h: sha2::Sha256) -> String {
+    sha2::Digest::finalize(h).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn werr(e: std::io::Error) -> Error {
@@ -588,18 +653,48 @@ impl<'k, W: Write> TarOut<'k, W> {
         let mut b = tar::Builder::new(w);
         b.mode(tar::HeaderMode::Complete);
         b.follow_symlinks(false);
-        TarOut { k, b, links: Default::default(), entries: 0, crossings: None }
+        TarOut {
+            k,
+            b,
+            links: Default::default(),
+            entries: 0,
+            crossings: None,
+            rewrite: Rewrite::default(),
+            pending: None,
+        }
     }
 
-    fn header(m: &Metadata, et: tar::EntryType) -> tar::Header {
+    fn header(&mut self, m: &Metadata, et: tar::EntryType, arc: &str, link: &str) -> tar::Header {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(et);
-        h.set_mode(m.mode() & 0o7777);
-        h.set_uid(m.uid() as u64);
-        h.set_gid(m.gid() as u64);
+        let (uid, gid) = self.rewrite.owner.unwrap_or((m.uid(), m.gid()));
+        let mode = match (self.rewrite.mode, et) {
+            (Some(mode), tar::EntryType::Regular | tar::EntryType::Directory) => mode,
+            _ => m.mode() & 0o7777,
+        };
+        h.set_mode(mode);
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
         h.set_mtime(m.mtime().max(0) as u64);
         h.set_size(0);
+        if let Some(sums) = self.rewrite.sums.as_mut() {
+            let size = if et == tar::EntryType::Regular { m.len() } else { 0 };
+            let st_mode = if et == tar::EntryType::Directory { (m.mode() & 0o7777) | 0o40000 } else { m.mode() };
+            let name = if et == tar::EntryType::Directory { format!("{arc}/") } else { arc.to_string() };
+            let h = entry_sum(&name, st_mode, size, et.as_byte() as char, link);
+            match et {
+                tar::EntryType::Regular => self.pending = Some(h),
+                _ => sums.push(hex(h)),
+            }
+        }
         h
+    }
+
+    fn skip(&self, arc: &str, dir: bool) -> Skip {
+        match &self.rewrite.skip {
+            Some(f) if !arc.is_empty() => f(arc, dir),
+            _ => Skip::No,
+        }
     }
 
     /// Add the entry `name` of `dir` (and, for a directory, all below it) as `arc`;
@@ -620,9 +715,13 @@ impl<'k, W: Write> TarOut<'k, W> {
         let k = self.k;
         let Some(m) = k.stat_at(dir, name)? else { return Ok(()) };
         let ft = m.file_type();
+        let skip = self.skip(arc, ft.is_dir());
+        if skip == Skip::Yes || (skip == Skip::Walk && !ft.is_dir()) {
+            return Ok(());
+        }
         if ft.is_dir() {
-            if !arc.is_empty() {
-                let mut h = Self::header(&m, tar::EntryType::Directory);
+            if !arc.is_empty() && skip == Skip::No {
+                let mut h = self.header(&m, tar::EntryType::Directory, arc, "");
                 self.b.append_data(&mut h, format!("{arc}/"), std::io::empty()).map_err(werr)?;
                 self.entries += 1;
             }
@@ -639,22 +738,27 @@ impl<'k, W: Write> TarOut<'k, W> {
         }
         if ft.is_file() {
             if m.nlink() > 1 {
-                if let Some(first) = self.links.get(&(m.dev(), m.ino())) {
-                    let mut h = Self::header(&m, tar::EntryType::Link);
-                    self.b.append_link(&mut h, arc, first).map_err(werr)?;
+                if let Some(first) = self.links.get(&(m.dev(), m.ino())).cloned() {
+                    let mut h = self.header(&m, tar::EntryType::Link, arc, &first);
+                    self.b.append_link(&mut h, arc, &first).map_err(werr)?;
                     self.entries += 1;
                     return Ok(());
                 }
                 self.links.insert((m.dev(), m.ino()), arc.to_string());
             }
             let f = k.open_read_at(dir, shown, name)?;
-            let mut h = Self::header(&m, tar::EntryType::Regular);
+            let mut h = self.header(&m, tar::EntryType::Regular, arc, "");
             h.set_size(m.len());
             // A running container may change the file meanwhile: at most the size read.
-            self.b.append_data(&mut h, arc, f.take(m.len()).chain(std::io::repeat(0)).take(m.len())).map_err(werr)?;
+            let data = f.take(m.len()).chain(std::io::repeat(0)).take(m.len());
+            let data = Summed { r: data, sum: self.pending.as_mut() };
+            self.b.append_data(&mut h, arc, data).map_err(werr)?;
+            if let (Some(p), Some(sums)) = (self.pending.take(), self.rewrite.sums.as_mut()) {
+                sums.push(hex(p));
+            }
         } else if ft.is_symlink() {
             let t = k.readlink_at(dir, shown, name)?;
-            let mut h = Self::header(&m, tar::EntryType::Symlink);
+            let mut h = self.header(&m, tar::EntryType::Symlink, arc, &t);
             self.b.append_link(&mut h, arc, &t).map_err(werr)?;
         } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
             let et = if ft.is_char_device() {
@@ -664,7 +768,7 @@ impl<'k, W: Write> TarOut<'k, W> {
             } else {
                 tar::EntryType::Fifo
             };
-            let mut h = Self::header(&m, et);
+            let mut h = self.header(&m, et, arc, "");
             if et != tar::EntryType::Fifo {
                 h.set_device_major(dev_major(m.rdev())).map_err(werr)?;
                 h.set_device_minor(dev_minor(m.rdev())).map_err(werr)?;

@@ -58,7 +58,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::image::manifest::{Descriptor, Index};
 use crate::image::render::{chain_ids, content_size as image_size, docker_inspect, history_steps};
-use crate::image::store::{REF_NAME, REPO_DIGEST};
+use crate::image::store::{PARENT, REF_NAME, REPO_DIGEST};
 use crate::image::{self, Image, Reference, Store};
 use crate::kernel::Kernel;
 use crate::units::{ago, now_nanos, parse_rfc3339, rfc3339};
@@ -164,7 +164,7 @@ pub struct LsArgs {
     /// Only show image IDs.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Show all images (mini keeps no intermediate images: the same list).
+    /// Show all images (by default the intermediate images of builds are hidden).
     #[arg(short, long)]
     pub all: bool,
     /// Show digests.
@@ -456,7 +456,7 @@ fn pull(k: &Kernel, root: &Path, image: &str) -> Result<Exit> {
 }
 
 /// Record docker's size of each layer of `img` (see [`Store::record_layer_size`]).
-fn record_sizes(k: &Kernel, st: &Store, img: &Image) -> Result<()> {
+pub(crate) fn record_sizes(k: &Kernel, st: &Store, img: &Image) -> Result<()> {
     for (l, d) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids) {
         st.record_layer_size(k, l, d)?;
     }
@@ -552,8 +552,14 @@ fn images(k: &Kernel, root: &Path, a: &LsArgs) -> Result<Exit> {
         }
     }
     let mut rows = vec![];
+    // docker's intermediate images (a build's steps): without a name, with a child.
+    let parents: HashSet<String> =
+        st.index()?.manifests.iter().filter_map(|d| d.annotation(PARENT).map(String::from)).collect();
     for g in groups(&st)? {
         let names = g.names();
+        if names.is_empty() && !a.all && parents.contains(&g.id) {
+            continue;
+        }
         let named: Vec<Option<&str>> =
             if names.is_empty() { vec![None] } else { names.iter().map(|n| Some(n.as_str())).collect() };
         for n in named {
@@ -755,15 +761,42 @@ fn remove_image(k: &Kernel, st: &Store, cs: &[Container], what: &str, force: boo
     }
     let digests: HashSet<&str> = mine.iter().map(|i| i.desc.digest.as_str()).collect();
     ix.manifests.retain(|d| !digests.contains(d.digest.as_str()));
-    records.push(Record::Deleted(id.clone()));
+    // A built image's parents go with it while nothing else holds them: no name, no
+    // other child, no container (docker's intermediate images).
+    let mut gone = vec![img.clone()];
+    while let Some(p) = gone.last().and_then(|g| g.desc.annotation(PARENT)).filter(|p| !p.is_empty()).map(String::from)
+    {
+        let entries: Vec<&Descriptor> =
+            ix.manifests.iter().filter(|d| all.iter().any(|i| i.id() == p && i.desc.digest == d.digest)).collect();
+        let held = entries.is_empty()
+            || entries.iter().any(|d| d.annotation(REF_NAME).is_some())
+            || ix.manifests.iter().any(|d| d.annotation(PARENT) == Some(p.as_str()))
+            || cs.iter().any(|c| c.config.image_id == p);
+        if held {
+            break;
+        }
+        let Ok(parent) = st.resolve(&p) else { break };
+        ix.manifests.retain(|d| d.digest != parent.desc.digest);
+        gone.push(parent);
+    }
     let (diffs, chains, held) = in_use(st, &ix, cs);
-    let mine_diffs = &img.config.rootfs.diff_ids;
     let mut reclaimed = 0;
-    for (i, ch) in chain_ids(mine_diffs).iter().enumerate().rev() {
-        if !chains.contains(ch) {
+    let mut printed: HashSet<String> = HashSet::new();
+    for (n, g) in gone.iter().enumerate() {
+        records.push(Record::Deleted(g.id().to_string()));
+        let g_diffs = &g.config.rootfs.diff_ids;
+        // Its own layers (above its parent's); the last one gone: all that are left.
+        let below = match gone.get(n + 1) {
+            Some(p) => p.config.rootfs.diff_ids.len().min(g_diffs.len()),
+            None => 0,
+        };
+        for (i, ch) in chain_ids(g_diffs).iter().enumerate().rev() {
+            if i < below || chains.contains(ch) || !printed.insert(ch.clone()) {
+                continue;
+            }
             records.push(Record::Deleted(ch.clone()));
-            if !diffs.contains(&mine_diffs[i]) {
-                reclaimed += img.manifest.layers.get(i).map(|l| st.layer_size(l, &mine_diffs[i])).unwrap_or(0);
+            if !diffs.contains(&g_diffs[i]) {
+                reclaimed += g.manifest.layers.get(i).map(|l| st.layer_size(l, &g_diffs[i])).unwrap_or(0);
             }
         }
     }
@@ -823,20 +856,37 @@ fn tag(k: &Kernel, root: &Path, a: &TagArgs) -> Result<Exit> {
     let _s = k.scope(image::TOOL);
     let st = Store::open(k, root, true)?;
     let img = st.resolve(&a.source).map_err(|_| no_such_image(&a.source))?;
-    let name = target.to_string();
+    name_image(k, &st, &img, &[target.to_string()])?;
+    Ok(Exit::Ok)
+}
+
+/// Give `img` the full references `names` (docker's `tag`, and `build -t`): each
+/// name leaves the image it was on (which stays, dangling, if it had no other name),
+/// and the image's entry without a name, if any, goes.
+pub(crate) fn name_image(k: &Kernel, st: &Store, img: &Image, names: &[String]) -> Result<()> {
     let mut ix = st.index()?;
-    untag(&mut ix, &name);
+    for name in names {
+        let before: Vec<Descriptor> =
+            ix.manifests.iter().filter(|d| d.annotation(REF_NAME) == Some(name.as_str())).cloned().collect();
+        untag(&mut ix, name);
+        for old in before.iter().filter(|d| d.digest != img.desc.digest) {
+            if !ix.manifests.iter().any(|d| d.digest == old.digest) {
+                ix.manifests.push(dangling(old));
+            }
+        }
+    }
     // A dangling image that gets a name is dangling no more.
     ix.manifests.retain(|d| !(d.digest == img.desc.digest && d.annotation(REF_NAME).is_none()));
-    let mut d = Descriptor::new(&img.desc.media_type, &img.desc.digest, img.desc.size);
-    let mut ann: BTreeMap<String, String> = img.desc.annotations.clone().unwrap_or_default();
-    ann.insert(REF_NAME.into(), name);
-    // The registry's digest belongs to the names it was pulled under only.
-    ann.remove(REPO_DIGEST);
-    d.annotations = Some(ann);
-    ix.manifests.push(d);
-    st.write_index(k, &ix)?;
-    Ok(Exit::Ok)
+    for name in names {
+        let mut d = Descriptor::new(&img.desc.media_type, &img.desc.digest, img.desc.size);
+        let mut ann: BTreeMap<String, String> = img.desc.annotations.clone().unwrap_or_default();
+        ann.insert(REF_NAME.into(), name.clone());
+        // The registry's digest belongs to the names it was pulled under only.
+        ann.remove(REPO_DIGEST);
+        d.annotations = Some(ann);
+        ix.manifests.push(d);
+    }
+    st.write_index(k, &ix)
 }
 
 fn inspect(k: &Kernel, root: &Path, format: Option<&str>, images: &[String]) -> Result<Exit> {
@@ -891,14 +941,23 @@ fn history(k: &Kernel, root: &Path, a: &HistoryArgs) -> Result<Exit> {
     let img = st.resolve(&a.image).map_err(|_| no_such_image(&a.image))?;
     let now = now_nanos();
     let steps = history_steps(&st, &img);
+    // The image, then its parents as far as the store has them (a built image's
+    // steps, and the image it was built FROM): one history entry each.
+    let mut chain = vec![img.id().to_string()];
+    let mut at = img.clone();
+    while let Some(p) = at.desc.annotation(PARENT).filter(|p| !p.is_empty()).map(String::from) {
+        let Ok(parent) = st.resolve(&p) else { break };
+        chain.push(parent.id().to_string());
+        at = parent;
+    }
     let rows: Vec<Value> = steps
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let id = match (i, a.no_trunc) {
-                (0, true) => img.id().to_string(),
-                (0, false) => short(img.id()),
-                _ => "<missing>".into(),
+            let id = match (chain.get(i), a.no_trunc) {
+                (Some(id), true) => id.clone(),
+                (Some(id), false) => short(id),
+                (None, _) => "<missing>".into(),
             };
             let t = s.created.as_deref().and_then(parse_rfc3339);
             // Seconds, as docker keeps them: no fraction in RFC 3339.
@@ -1086,6 +1145,8 @@ fn prune_images(k: &Kernel, root: &Path, all: bool) -> Result<(Vec<Record>, u64)
     let cs = containers(k, root)?;
     let _s = k.scope(image::TOOL);
     let used: HashSet<&str> = cs.iter().map(|c| c.config.image_id.as_str()).collect();
+    let parents: HashSet<String> =
+        st.index()?.manifests.iter().filter_map(|d| d.annotation(PARENT).map(String::from)).collect();
     let mut records = vec![];
     let mut reclaimed = 0;
     for g in groups(&st)? {
@@ -1095,6 +1156,10 @@ fn prune_images(k: &Kernel, root: &Path, all: bool) -> Result<(Vec<Record>, u64)
         let names = g.names();
         let tagged = names.iter().any(|n| Reference::parse(n).is_ok_and(|r| r.digest.is_none()));
         if !all && tagged {
+            continue;
+        }
+        // An intermediate image goes with the image built on it, not on its own.
+        if !all && names.is_empty() && parents.contains(&g.id) {
             continue;
         }
         let targets: Vec<String> = if names.is_empty() { vec![g.id.clone()] } else { names };

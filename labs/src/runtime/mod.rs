@@ -40,10 +40,14 @@
 //! and [`copy`] (what a container changed: diff, commit, export, import, cp), [`cli`].
 
 pub mod attach;
+pub mod build;
+pub mod build_cli;
 pub mod changes;
 pub mod cli;
 pub mod copy;
 pub mod devmapper;
+pub mod dockerfile;
+pub mod dockerignore;
 pub mod hello;
 pub mod images;
 pub mod init;
@@ -54,6 +58,7 @@ pub mod names;
 pub mod proto;
 pub mod resources;
 pub mod script;
+pub mod shell_words;
 pub mod spec;
 pub mod state;
 pub mod template;
