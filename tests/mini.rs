@@ -183,6 +183,21 @@ pub fn import_images(store: &Path) {
     }
 }
 
+/// The script lines that start Debian's dockerd inside the sandbox, with a store and a
+/// socket of its own under `$T` (no bridge, no iptables: nothing of the host changes),
+/// and wait for it; `DOCKER_HOST` points at it, and `DOCKER_BUILDKIT=0` picks the
+/// classic builder. Stop it with `kill "$(cat "$T/docker.pid")"; wait`.
+pub(crate) const DOCKERD: &str = r#"
+command -v dockerd >/dev/null || { echo "dockerd is missing: apt-get install -y docker.io"; exit 1; }
+dockerd --data-root "$T/docker" --exec-root "$T/docker-run" -H "unix://$T/docker.sock" --pidfile "$T/docker.pid" \
+  --bridge=none --iptables=false --ip6tables=false >"$T/dockerd.log" 2>&1 &
+export DOCKER_HOST="unix://$T/docker.sock" DOCKER_BUILDKIT=0
+i=0; until /usr/bin/docker version >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -gt 300 ] && { echo "dockerd did not start in 60 s:"; cat "$T/dockerd.log"; exit 1; }; sleep 0.2
+done
+docker() { /usr/bin/docker "$@"; }
+"#;
+
 /// The result of a sandboxed script.
 pub(crate) struct Ran {
     pub(crate) code: i32,

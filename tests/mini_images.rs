@@ -520,16 +520,10 @@ fn docker_runs_our_save_and_we_run_theirs() {
         return;
     }
     let out = ok(&format!(
-        "{}{}",
+        "{}{}{}",
         import_hist(),
+        crate::mini::DOCKERD,
         r#"
-command -v dockerd >/dev/null || { echo "dockerd is missing: apt-get install -y docker.io"; exit 1; }
-dockerd --data-root "$T/docker" --exec-root "$T/docker-run" -H "unix://$T/docker.sock" --pidfile "$T/docker.pid" \
-  --bridge=none --iptables=false --ip6tables=false >"$T/dockerd.log" 2>&1 &
-export DOCKER_HOST="unix://$T/docker.sock"
-i=0; until docker version >/dev/null 2>&1; do
-  i=$((i+1)); [ $i -gt 300 ] && { echo "dockerd did not start in 60 s:"; cat "$T/dockerd.log"; exit 1; }; sleep 0.2
-done
 m save -o ours.tar test/hist test/ex01
 m save -o ex01only.tar test/ex01
 echo "== docker-load"; docker load -q -i ours.tar

@@ -13,6 +13,7 @@ mod kernel;
 mod layer_diff;
 mod lvm_snap;
 mod mini;
+mod mini_build;
 mod mini_changes;
 mod mini_devmapper;
 mod mini_images;

@@ -100,6 +100,8 @@ pub struct BuildSpec {
     pub rm: bool,
     /// `--force-rm`: remove them after a failed one too.
     pub force_rm: bool,
+    /// The trace options, for the RUN containers' monitors (`-q`...).
+    pub trace_args: Vec<String>,
 }
 
 /// What a build made.
@@ -561,15 +563,16 @@ impl Builder<'_> {
             Some(i) => self.say(&format!(" ---> {}", short(i.id()))),
             None => self.say(" ---> "),
         }
-        let config = match &image {
-            Some(i) => {
-                match serde_json::from_slice::<Value>(&i.config_bytes).ok().and_then(|v| v.get("config").cloned()) {
-                    Some(Value::Object(m)) => m,
-                    _ => empty_config(),
-                }
+        // docker's container.Config, whole (every key, empty ones too), with the
+        // image's values.
+        let mut config = empty_config();
+        if let Some(i) = &image {
+            if let Some(Value::Object(m)) =
+                serde_json::from_slice::<Value>(&i.config_bytes).ok().and_then(|v| v.get("config").cloned())
+            {
+                config.extend(m);
             }
-            None => empty_config(),
-        };
+        }
         let mut st = State { image, config, args: BTreeMap::new(), cmd_set: false, author: None };
         let triggers: Vec<String> = match st.config.get("OnBuild") {
             Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
@@ -742,7 +745,7 @@ impl Builder<'_> {
                     }
                     list.extend(self.lex.words(w, &|n: &str| st.lookup(n)).map_err(failed)?);
                 }
-                list.sort();
+                // docker's order here is its map's (Go's: random); mini keeps the file's.
                 st.config.insert("ExposedPorts".into(), Value::Object(ports));
                 (nop(format!("EXPOSE {}", list.join(" "))), Work::Meta)
             }
@@ -928,7 +931,7 @@ impl Builder<'_> {
                 }
                 let store = Containers::open(k, self.root)?;
                 let upper = store.paths.layer(&c.id).join("diff");
-                let img = self.pack_and_compose(st, &upper, &created_by, ccfg, Some(&c.id))?;
+                let img = self.pack_and_compose(st, &upper, &created_by, ccfg, Some(&c.id), false)?;
                 if self.spec.rm {
                     self.say(&format!("Removing intermediate container {}", &c.id[..12]));
                 } else {
@@ -937,8 +940,8 @@ impl Builder<'_> {
                 drop(temp);
                 img
             }
-            Work::Copy(g) => self.in_root(st, &created_by, ccfg, |k, root| write_items(k, root, &g))?,
-            Work::Mkdir(dir) => self.in_root(st, &created_by, ccfg, |k, root| {
+            Work::Copy(g) => self.in_root(st, &created_by, ccfg, true, |k, root| write_items(k, root, &g))?,
+            Work::Mkdir(dir) => self.in_root(st, &created_by, ccfg, false, |k, root| {
                 make_dirs(k, root, &dir, (0, 0))?;
                 Ok(())
             })?,
@@ -951,7 +954,12 @@ impl Builder<'_> {
     /// Run the step's container to its end: attached (its output is the build's), or
     /// with `-q` detached and waited for.
     fn run_container(&mut self, c: &Container) -> Result<i32> {
-        let mode = StartMode { attach: !self.spec.quiet, stdin: false, detach_keys: vec![], trace_args: vec![] };
+        let mode = StartMode {
+            attach: !self.spec.quiet,
+            stdin: false,
+            detach_keys: vec![],
+            trace_args: self.spec.trace_args.clone(),
+        };
         match lifecycle::start(self.k, self.root, c, &mode)? {
             Started::Exited(code) => Ok(code),
             _ => {
@@ -969,6 +977,7 @@ impl Builder<'_> {
         st: &State,
         created_by: &str,
         ccfg: Value,
+        always: bool,
         write: impl FnOnce(&Kernel, &Root) -> Result<()>,
     ) -> Result<Image> {
         let k = self.k;
@@ -984,7 +993,7 @@ impl Builder<'_> {
                     let root = Root::host(k, &stage.path)?;
                     write(k, &root)?;
                 }
-                self.pack_and_compose(st, &stage.path, created_by, ccfg, None)
+                self.pack_and_compose(st, &stage.path, created_by, ccfg, None, always)
             }
             Some(img) => {
                 let c = self.scratch_container(img)?;
@@ -996,7 +1005,7 @@ impl Builder<'_> {
                 }
                 let store = Containers::open(k, self.root)?;
                 let upper = store.paths.layer(&c.id).join("diff");
-                let made = self.pack_and_compose(st, &upper, created_by, ccfg, None)?;
+                let made = self.pack_and_compose(st, &upper, created_by, ccfg, None, always)?;
                 drop(temp);
                 Ok(made)
             }
@@ -1023,15 +1032,16 @@ impl Builder<'_> {
         created_by: &str,
         ccfg: Value,
         container: Option<&str>,
+        always: bool,
     ) -> Result<Image> {
         let mut layer = {
             let _s = self.k.scope(image::TOOL);
             let store = Store::open(self.k, self.root, true)?;
             pack_layer(self.k, &store, Source::Dir(dir))?
         };
-        // A RUN that changed nothing adds no layer; COPY, ADD and WORKDIR add one
+        // A RUN or a WORKDIR that changed nothing adds no layer; COPY and ADD add one
         // always, empty or not, as docker's do.
-        if container.is_none() {
+        if always {
             layer.empty = false;
         }
         self.compose(st, layer, created_by, ccfg, container)
@@ -1375,7 +1385,7 @@ impl Builder<'_> {
         for it in &g.items {
             match it {
                 Item::Bytes { name, data, mode } => {
-                    let mut h = super::copy::entry_sum(name, 0o100000 | mode, data.len() as u64, '0', "");
+                    let mut h = super::copy::entry_sum(name, 0o100000 | mode, data.len() as u64, '0', "", None);
                     h.update(data);
                     parts.push(("file", format!("{:x}", h.finalize())));
                 }
@@ -1424,7 +1434,7 @@ fn rewrite(g: &Gathered, prefix: &str, dir: bool, sum: bool) -> Rewrite {
         }
         _ => None,
     };
-    Rewrite { owner: Some(g.owner), mode: g.mode, skip, sums: sum.then(Vec::new) }
+    Rewrite { owner: Some(g.owner), mode: g.mode, skip, sums: sum.then(Vec::new), image_sums: g.from.is_some() }
 }
 
 /// Whether these first bytes are a tar (maybe compressed): ADD extracts those.

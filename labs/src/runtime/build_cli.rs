@@ -61,8 +61,8 @@ fn out(line: &str) {
     let _ = writeln!(o, "{line}").and_then(|_| o.flush());
 }
 
-/// The spec of the flags.
-pub fn spec(a: &BuildArgs) -> Result<BuildSpec> {
+/// The spec of the flags (`trace_args`: mini's own trace options).
+pub fn spec(a: &BuildArgs, trace_args: Vec<String>) -> Result<BuildSpec> {
     let mut tags = vec![];
     for t in &a.tag {
         // docker's client refuses these before anything is done: exit 125.
@@ -122,12 +122,13 @@ pub fn spec(a: &BuildArgs) -> Result<BuildSpec> {
         quiet: a.quiet,
         rm: a.rm || a.force_rm,
         force_rm: a.force_rm,
+        trace_args,
     })
 }
 
 /// `mini build`.
-pub fn run(k: &Kernel, root: &Path, a: &BuildArgs) -> Result<Exit> {
-    let spec = spec(a)?;
+pub fn run(k: &Kernel, root: &Path, a: &BuildArgs, trace_args: Vec<String>) -> Result<Exit> {
+    let spec = spec(a, trace_args)?;
     let quiet = spec.quiet;
     // -q: the log is kept, and shown (on stderr) only if the build fails.
     let mut log = String::new();

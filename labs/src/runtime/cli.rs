@@ -845,7 +845,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Cmd::Info => info(&k, &root),
         Cmd::Changes(c) => super::changes::run(&k, &root, c),
-        Cmd::Build(a) => super::build_cli::run(&k, &root, a),
+        Cmd::Build(a) => super::build_cli::run(&k, &root, a, cli.trace_args()),
     }
 }
 

@@ -597,6 +597,9 @@ pub struct Rewrite {
     /// `size`, `typeflag`, `linkname`, `uname`, `gname`, `devmajor0devminor0`, then
     /// the content): names, modes and contents count, times and owners do not.
     pub sums: Option<Vec<String>>,
+    /// The sources are an image's files (`COPY --from`), not the context's: docker's
+    /// checksum then has their owners, and `root` as the name of uid and gid 0.
+    pub image_sums: bool,
 }
 
 /// [`Rewrite::skip`]: given an archive name and whether it is a directory.
@@ -629,10 +632,21 @@ impl<R: Read> Read for Summed<'_, R> {
     }
 }
 
-/// docker's checksum of one entry before its content (see [`Rewrite::sums`]).
-pub fn entry_sum(name: &str, st_mode: u32, size: u64, typeflag: char, link: &str) -> sha2::Sha256 {
+/// docker's checksum of one entry before its content (see [`Rewrite::sums`]): `owner`
+/// with the names of its ids (`None`: the context's, `0:0` without names).
+pub fn entry_sum(
+    name: &str,
+    st_mode: u32,
+    size: u64,
+    typeflag: char,
+    link: &str,
+    owner: Option<(u32, u32)>,
+) -> sha2::Sha256 {
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    let named = |id: u32| if owner.is_some() && id == 0 { "root" } else { "" };
+    let (uname, gname) = (named(uid), named(gid));
     let rec = format!(
-        "name{name}mode{st_mode}uid0gid0size{size}typeflag{typeflag}linkname{link}unamegnamedevmajor0devminor0"
+        "name{name}mode{st_mode}uid{uid}gid{gid}size{size}typeflag{typeflag}linkname{link}uname{uname}gname{gname}devmajor0devminor0"
     );
     let mut h = sha2::Sha256::default();
     sha2::Digest::update(&mut h, rec.as_bytes());
@@ -681,7 +695,8 @@ impl<'k, W: Write> TarOut<'k, W> {
             let size = if et == tar::EntryType::Regular { m.len() } else { 0 };
             let st_mode = if et == tar::EntryType::Directory { (m.mode() & 0o7777) | 0o40000 } else { m.mode() };
             let name = if et == tar::EntryType::Directory { format!("{arc}/") } else { arc.to_string() };
-            let h = entry_sum(&name, st_mode, size, et.as_byte() as char, link);
+            let owner = self.rewrite.image_sums.then_some((m.uid(), m.gid()));
+            let h = entry_sum(&name, st_mode, size, et.as_byte() as char, link, owner);
             match et {
                 tar::EntryType::Regular => self.pending = Some(h),
                 _ => sums.push(hex(h)),

@@ -1,0 +1,246 @@
+//! mini build: the course's Dockerfiles (BUILD-*, DOCKERFILE-EX1..3) built with mini,
+//! and the same Dockerfiles and contexts built by Debian's docker.io (the classic
+//! builder) in the same sandbox, compared: files, owners and modes, configuration,
+//! layers, history, build output; the cache; docker's messages for bad input.
+//!
+//! Root tier, in the sandbox of `tests/mini.rs`. The base images are the sandbox's
+//! (test/alpine, test/web, made from Debian's static busybox; test/alpine flattened
+//! into `alpine:latest` and `alpine:3.14`, as the course's Dockerfiles name it), and
+//! loaded into docker with `mini save | docker load`: both builders start from the
+//! same image, offline.
+
+use crate::harness::{require, Tier};
+use crate::mini::{ok, section, DOCKERD};
+
+/// The course's contexts, made in `$T/NAME`, and the base images under the course's
+/// names. `b NAME ARGS...` builds `$T/NAME` with mini (cd'd there, output kept).
+const CONTEXTS: &str = r#"
+# alpine: test/alpine flattened by export | import, so that it has a history (docker
+# lines a history up with the layers from the bottom: an image without one would
+# shift docker's sizes, not ours).
+m create --name flat test/alpine >/dev/null && m export flat | m import -c 'CMD ["/bin/sh"]' \
+  -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - alpine:latest >/dev/null || exit 1
+m rm flat >/dev/null && m tag alpine:latest alpine:3.14 || exit 1
+mkdir -p nginx && cd nginx
+printf '<h1>Docker for life!</h1>\n' > index.html
+printf 'FROM test/web\nCOPY index.html /usr/share/nginx/html/\n' > Dockerfile.step1
+cd "$T"
+# DOCKERFILE-EX1: files owned by 1000 with mode 0664, a tar of them, file04 ignored.
+mkdir -p ex1/tarred && cd ex1
+for i in 1 2 3 4 5; do echo "content of file0$i" > "file0$i"; done
+head -c 16800 /dev/zero | tr '\0' 'x' > file03
+echo inner > tarred/one; echo two > tarred/two
+chown 1000:1000 file0* tarred/*; chmod 664 file0* tarred/*
+tar -C tarred --owner=1000 --group=1000 -czf files.tar.gz one two; rm -r tarred
+echo file04 > .dockerignore
+cat > Dockerfile <<'X'
+FROM alpine:latest
+LABEL maintainer="moi@example.com" version="1.0"
+ADD files.tar.gz /dir_tar
+RUN mkdir /dir_add
+COPY file0* /dir_add/
+CMD ls -al /dir_add /dir_tar
+X
+cd "$T"
+# BUILD-03: the prometheus-style Dockerfile, every kind of instruction.
+mkdir -p prom/console_libraries && cd prom
+echo 'global: {}' > prometheus.yml; echo '#!/bin/sh' > prometheus; chmod 755 prometheus
+echo lib > console_libraries/lib.js
+cat > Dockerfile <<'X'
+ARG BASE=alpine
+FROM ${BASE}:3.14
+LABEL maintainer="The Prometheus Authors <prometheus-developers@googlegroups.com>"
+ARG PORT=9090
+ENV PROM_PORT=$PORT CONF="/etc/prometheus/prometheus.yml"
+COPY prometheus /bin/prometheus
+COPY prometheus.yml /etc/prometheus/prometheus.yml
+COPY console_libraries/lib.js /usr/share/prometheus/console_libraries/
+RUN mkdir -p /prometheus && chown -R nobody:nogroup etc/prometheus /prometheus && echo "port $PORT"
+USER       nobody
+EXPOSE     $PORT
+VOLUME     [ "/prometheus" ]
+WORKDIR    /prometheus
+STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=30s CMD wget -q localhost:9090 || exit 1
+ONBUILD RUN echo built on prometheus
+ENTRYPOINT [ "/bin/prometheus" ]
+CMD        [ "--config.file=/etc/prometheus/prometheus.yml", \
+             "--storage.tsdb.path=/prometheus" ]
+X
+cd "$T"
+# BUILD-04: a multi-stage build; the builder stage carries a 2 MB "toolchain".
+mkdir -p multi && cd multi
+cat > hello.sh <<'X'
+#!/bin/sh
+echo 'Hello world!'
+X
+cat > Dockerfile <<'X'
+FROM alpine:latest AS builder
+RUN head -c 2000000 /dev/zero > /toolchain
+COPY hello.sh /src/
+RUN mkdir -p /go/bin && cp /src/hello.sh /go/bin/hello && chmod 755 /go/bin/hello
+FROM alpine:latest
+COPY --from=builder /go/bin/hello /usr/local/bin/hello
+COPY --from=0 /src/hello.sh /src/hello.sh
+COPY --from=test/ex01 /flag /flag
+CMD ["hello"]
+X
+cd "$T"
+b() { n=$1; shift; (cd "$T/$n" && m build "$@"); }
+ids() { sed -e 's/[0-9a-f]\{64\}/ID/g' -e 's/[0-9a-f]\{12\}/ID/g'; }
+"#;
+
+/// BUILD-01: nginx-demo from test/web with a COPY of index.html, `-f`, the build's
+/// lines as docker's classic builder prints them, the page in the image, and the
+/// history: the COPY layer over the base, named by the IMAGE column.
+#[test]
+fn build_01_nginx_demo_copy_and_history() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{CONTEXTS}{}",
+        r#"
+echo "== build"; b nginx -f Dockerfile.step1 -t nginx-demo . | ids
+echo "== page"; m run --rm nginx-demo cat /usr/share/nginx/html/index.html
+echo "== history"; m history nginx-demo | ids | sed 's/  */ /g'
+echo "== again"; b nginx -f Dockerfile.step1 -t nginx-demo . | ids
+echo "== images"; m images nginx-demo --format '{{.Repository}}:{{.Tag}}'; m images -q | wc -l; m images -aq | wc -l
+"#
+    ));
+    assert_eq!(
+        section(&out, "build"),
+        "Step 1/2 : FROM test/web\n ---> ID\nStep 2/2 : COPY index.html /usr/share/nginx/html/\n ---> ID\nSuccessfully built ID\nSuccessfully tagged nginx-demo:latest\n"
+    );
+    assert_eq!(section(&out, "page"), "<h1>Docker for life!</h1>\n");
+    let h = section(&out, "history");
+    let rows: Vec<&str> = h.lines().collect();
+    assert_eq!(rows.len(), 4, "the COPY and the base's three: {h}");
+    assert!(rows[1].starts_with("ID ") && rows[1].contains("/bin/sh -c #(nop) COPY file:"), "{h}");
+    assert!(rows[1].ends_with(" 26B "), "the page's 26 bytes: {h}");
+    assert!(rows[2].starts_with("ID "), "the base image, named on its top row: {h}");
+    assert!(rows[3].starts_with("<missing> "), "{h}");
+    assert_eq!(
+        section(&out, "again"),
+        "Step 1/2 : FROM test/web\n ---> ID\nStep 2/2 : COPY index.html /usr/share/nginx/html/\n ---> Using cache\n ---> ID\nSuccessfully built ID\nSuccessfully tagged nginx-demo:latest\n"
+    );
+    // Five test images, the two names of test/alpine, nginx-demo: the COPY step's
+    // image is nginx-demo itself, so no intermediate image is left.
+    assert_eq!(section(&out, "images"), "nginx-demo:latest\n8\n8\n");
+}
+
+/// The course's Dockerfiles built by docker's classic builder and by mini from the
+/// same contexts: the same files (paths, modes, owners, sizes, contents), the same
+/// configuration, the same number of layers, the same history (docker's `file:` and
+/// `multi:` checksums included), the same build output but for the containers docker
+/// makes for configuration-only steps; and mini's image runs in docker.
+#[test]
+fn course_dockerfiles_build_as_dockers_classic_builder_builds_them() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{CONTEXTS}{DOCKERD}{}",
+        r#"
+m save alpine:latest alpine:3.14 test/ex01 | docker load -q >/dev/null || exit 1
+# What is compared: every file of the image's layers, extracted in order (type, mode,
+# owner, size, content; not times); the configuration; the layers; the history
+# without times.
+files() { rm -rf "$T/x" "$T/s"; mkdir -p "$T/x" "$T/s"; $1 save "$2" | tar -C "$T/s" -xf - || return 1
+  for l in $(jq -r '.[0].Layers[]' "$T/s/manifest.json"); do tar -C "$T/x" -xf "$T/s/$l" || return 1; done
+  (cd "$T/x" && find . -printf '%y %m %U:%G %s %p %l\n' | sort; find . -type f -exec md5sum {} + | sort -k2); }
+conf() { $1 image inspect -f '{{json .Config}}' "$2" | jq -S '{Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes, Labels, StopSignal, Healthcheck, OnBuild}'; }
+layers() { $1 image inspect -f '{{len .RootFS.Layers}}' "$2"; }
+hist() { $1 history --no-trunc --format '{{.CreatedBy}} {{.Size}}' "$2" | sed 's/dir:[0-9a-f]*/dir:H/'; }
+lines() { grep -v -e '^Sending build context' -e 'Running in' -e '^Removing intermediate' | ids; }
+for n in ex1 prom multi; do
+  (cd "$T/$n" && docker build --network none -t "course/$n" . > "$T/$n.docker" 2>&1) || { echo "docker build $n failed:"; cat "$T/$n.docker"; exit 1; }
+  b "$n" -t "course/$n" . > "$T/$n.mini" 2>&1 || { echo "mini build $n failed:"; cat "$T/$n.mini"; exit 1; }
+  echo "== files $n"; files docker "course/$n" > d; files m "course/$n" > mm; diff d mm && echo same
+  echo "== conf $n"; conf docker "course/$n" > d; conf m "course/$n" > mm; diff d mm && echo same
+  echo "== layers $n"; [ "$(layers docker "course/$n")" = "$(layers m "course/$n")" ] && echo same
+  echo "== hist $n"; hist docker "course/$n" > d; hist m "course/$n" > mm; diff d mm && echo same
+  echo "== lines $n"; lines < "$T/$n.docker" > d; lines < "$T/$n.mini" > mm; diff d mm && echo same
+done
+echo "== ex1 run"; m run --rm course/ex1 | grep '^-' | awk '{print $1, $3, $4, $5, $NF}'
+echo "== ex1 history"; m history course/ex1 --format '{{.CreatedBy}}|{{.Size}}' | head -5
+echo "== multi run"; m run --rm course/multi; m image inspect -f '{{.Size}}' course/multi > s1
+docker image inspect -f '{{.Size}}' course/multi > s2; echo "sizes $(cat s1) $(cat s2)"
+echo "== in docker"; m save course/multi | docker load -q >/dev/null && docker tag course/multi mini/multi 2>/dev/null
+m save -o "$T/ours.tar" course/prom && docker rmi -f course/prom >/dev/null && docker load -q -i "$T/ours.tar"
+docker run --rm --network none --entrypoint sh course/prom -c 'id; cat /etc/prometheus/prometheus.yml; pwd'
+kill "$(cat "$T/docker.pid")"; wait
+"#
+    ));
+    for n in ["ex1", "prom", "multi"] {
+        assert_eq!(section(&out, &format!("files {n}")), "same\n", "{n}: the same files as docker's image");
+        assert_eq!(section(&out, &format!("conf {n}")), "same\n", "{n}: the same configuration");
+        assert_eq!(section(&out, &format!("layers {n}")), "same\n", "{n}: as many layers");
+        assert_eq!(section(&out, &format!("hist {n}")), "same\n", "{n}: the same history");
+        assert_eq!(section(&out, &format!("lines {n}")), "same\n", "{n}: the same build output");
+    }
+    // DOCKERFILE-EX1-b, c: file04 is ignored; COPY makes root's files, ADD's tar keeps
+    // its owners.
+    assert_eq!(
+        section(&out, "ex1 run"),
+        "-rw-rw-r-- root root 18 file01\n-rw-rw-r-- root root 18 file02\n-rw-rw-r-- root root 16800 file03\n-rw-rw-r-- root root 18 file05\n-rw-rw-r-- 1000 1000 6 one\n-rw-rw-r-- 1000 1000 4 two\n"
+    );
+    // DOCKERFILE-EX1-d: CMD 0B, COPY file0* 16.9kB, RUN mkdir 0B, ADD 10B, LABEL 0B.
+    let h = section(&out, "ex1 history");
+    let sizes: Vec<&str> = h.lines().map(|l| l.rsplit('|').next().unwrap()).collect();
+    assert_eq!(sizes, ["0B", "16.9kB", "0B", "10B", "0B"], "{h}");
+    assert!(h.lines().nth(1).unwrap().contains("COPY multi:"), "{h}");
+    // BUILD-04: the final image runs the program and leaves the builder's toolchain.
+    let m = section(&out, "multi run");
+    assert!(m.starts_with("Hello world!\nsizes "), "{m}");
+    let s: Vec<u64> = m.lines().nth(1).unwrap().split(' ').skip(1).map(|x| x.parse().unwrap()).collect();
+    assert!(s[0] < 2_000_000 + 1_000_000 && s[0] == s[1], "without the 2 MB toolchain, as docker's: {s:?}");
+    assert_eq!(
+        section(&out, "in docker"),
+        "Loaded image: course/prom:latest\nuid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\nglobal: {}\n/prometheus\n"
+    );
+}
+
+/// The cache: a second build uses it for every step; `touch` keeps it (times are not
+/// in the checksum); a changed file misses from its COPY on; `--no-cache` uses none;
+/// `--target` stops at the stage; intermediate images are listed by `images -a` only
+/// and go with `rmi` of the image built on them.
+#[test]
+fn the_cache_follows_the_copied_files_and_intermediate_images_go_with_rmi() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{CONTEXTS}{}",
+        r#"
+echo "== first"; b prom -t p1 . | grep -c 'Using cache'
+echo "== again"; b prom -t p1 . | grep -c 'Using cache'
+touch "$T/prom/prometheus.yml"
+echo "== touched"; b prom -t p1 . | grep -c 'Using cache'
+echo changed >> "$T/prom/prometheus.yml"
+echo "== changed"; b prom -t p1 . | awk '/^Step/ {s=$2} /Using cache/ {printf "%s ", s}'; echo
+echo "== no-cache"; b prom --no-cache -t p1 . | grep -c 'Using cache'
+echo "== target"; b multi --target builder -t stage1 . | grep '^Step' ; m run --rm stage1 ls /go/bin
+echo "== images"; m images -q | sort -u | wc -l; m images -aq | wc -l
+echo "== rmi"; m rmi stage1 | grep -c Deleted; m rmi p1 >/dev/null; m image prune -f >/dev/null; m images -aq | sort -u | wc -l
+"#
+    ));
+    assert_eq!(section(&out, "first"), "0\n");
+    assert_eq!(section(&out, "again"), "16\n", "every step after FROM");
+    assert_eq!(section(&out, "touched"), "16\n", "a new mtime is no change");
+    assert_eq!(
+        section(&out, "changed"),
+        "3/18 4/18 5/18 6/18 \n",
+        "the steps before the COPY of the changed file, and none after"
+    );
+    assert_eq!(section(&out, "no-cache"), "0\n");
+    assert_eq!(
+        section(&out, "target"),
+        "Step 1/4 : FROM alpine:latest AS builder\nStep 2/4 : RUN head -c 2000000 /dev/zero > /toolchain\nStep 3/4 : COPY hello.sh /src/\nStep 4/4 : RUN mkdir -p /go/bin && cp /src/hello.sh /go/bin/hello && chmod 755 /go/bin/hello\nhello\n"
+    );
+    let images: Vec<usize> = section(&out, "images").lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert!(images[1] > images[0] + 10, "the steps' images are listed by -a only: {images:?}");
+    let rmi: Vec<usize> = section(&out, "rmi").lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert!(rmi[0] >= 4, "stage1 and its three intermediate images, with their layers: {rmi:?}");
+    assert_eq!(rmi[1], 6, "back to the sandbox's five images and alpine: {rmi:?}");
+}
