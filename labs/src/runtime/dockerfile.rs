@@ -348,7 +348,8 @@ fn step(text: &str, escape: char, i: &Instruction) -> Result<Step> {
                 (Command::Shell(_), false) => {
                     // The crate takes the documents out of the line: the line as
                     // written, after the keyword and the flags, has their names.
-                    let mut words = echoed.splitn(2, char::is_whitespace).nth(1).unwrap_or_default().trim_start();
+                    let mut words =
+                        echoed.split_once(char::is_whitespace).map(|x| x.1).unwrap_or_default().trim_start();
                     while words.starts_with("--") {
                         words = words.split_once(char::is_whitespace).map(|(_, r)| r.trim_start()).unwrap_or("");
                     }
