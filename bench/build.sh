@@ -71,6 +71,12 @@ source "$ROOT/bench/lib.sh"
 bench_mini build
 IMG_PULL=$(dirname "$MINI")/img-pull
 [ -x "$IMG_PULL" ] || { echo "bench: $IMG_PULL is missing (it is built beside mini)" >&2; exit 1; }
+# Copies for the run: a build of the tree meanwhile does not replace the binary under it
+# (mini executes itself again for each container's monitor).
+MINI_FROM=$MINI
+mkdir -p "$WORK/bin"
+cp "$MINI" "$IMG_PULL" "$WORK/bin/"
+MINI=$WORK/bin/mini IMG_PULL=$WORK/bin/img-pull
 export CONTLAB_RUN_DIR=$WORK/run
 OUT=$ROOT/bench/results
 mkdir -p "$OUT"
@@ -218,7 +224,7 @@ stores "after the cached runs"
 mean() { jq -r --argjson i "$2" '.results[$i].mean' "$OUT/build-$1.json"; }
 {
     echo "== mini build vs podman build vs docker build (classic builder), a 10-instruction Dockerfile"
-    echo "   mini: $MINI; podman $(podman --version | awk '{print $3}'), isolation $ISOLATION, vfs;" \
+    echo "   mini: $MINI_FROM; podman $(podman --version | awk '{print $3}'), isolation $ISOLATION, vfs;" \
         "docker.io $($D version -f '{{.Server.Version}}') ($($D info -f '{{.Driver}}')); RUNS=$RUNS"
     for n in cold cached; do
         read -r mi po dk < <(echo "$(mean $n 0) $(mean $n 1) $(mean $n 2)")

@@ -244,3 +244,186 @@ echo "== rmi"; m rmi stage1 | grep -c Deleted; m rmi p1 >/dev/null; m image prun
     assert!(rmi[0] >= 4, "stage1 and its three intermediate images, with their layers: {rmi:?}");
     assert_eq!(rmi[1], 6, "back to the sandbox's five images and alpine: {rmi:?}");
 }
+
+/// DOCKERFILE-EX2 (an image converter run as the caller, on a bind mount, removed
+/// after), DOCKERFILE-EX3-P3 and BUILD-08 (FROM scratch and ADD of an exported root
+/// filesystem), DOCKERFILE-EX1-e (USER root changes nothing: the build runs as root).
+/// The course's imagemagick is a package download: offline, the converter copies.
+#[test]
+fn course_ex2_converter_ex3_from_scratch_and_user_root() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{CONTEXTS}{}",
+        r#"
+mkdir -p conv && cd conv
+cat > entrypoint.sh <<'X'
+#!/bin/sh
+if [ $# -lt 2 ]; then
+  echo 'Usage: docker run --rm -v $(pwd):/images IMAGE_NAME [pattern] [format]'
+  echo 'Example: docker run --rm -v $(pwd):/images image-converter "a*.jpg" png'
+  exit 0
+fi
+for f in $1; do cp "$f" "${f%.*}.$2"; done
+X
+printf 'FROM alpine:3.14\nCOPY entrypoint.sh /entrypoint.sh\nRUN chmod +x /entrypoint.sh\nWORKDIR /images\nENTRYPOINT ["/entrypoint.sh"]\n' > Dockerfile
+m build -q -t image-converter . >/dev/null || exit 1
+cd "$T"; mkdir imgs; touch imgs/a1.jpg imgs/a2.jpg imgs/b.jpg; chown -R 1000:1000 imgs
+echo "== usage"; m run --rm image-converter
+echo "== convert"; m run --rm -u 1000:1000 -v "$T/imgs:/images" image-converter "a*.jpg" png; ls -n imgs | awk 'NR>1 {print $3, $4, $NF}'
+echo "== left"; m ps -aq | wc -l
+mkdir -p scratch/images && cd scratch
+echo cat > images/cat.jpg
+m create --name my-alpine-container alpine:3.14 >/dev/null && m export my-alpine-container > my-alpine.tar || exit 1
+printf 'FROM scratch\nADD my-alpine.tar /\nRUN echo built > /built\nCOPY images/ .\nENV PATH=/usr/local/bin:/usr/bin:/bin\nCMD ["cat", "/built", "/cat.jpg"]\n' > Dockerfile
+echo "== scratch"; m build -t asciicat3 . | grep -e '^Step' -e '^ ---> $'
+echo "== scratch run"; m run --rm asciicat3
+echo "== scratch layers"; m image inspect -f '{{len .RootFS.Layers}}' asciicat3; m history --format '{{.CreatedBy}}' asciicat3 | tail -1 | cut -c1-27
+cd "$T/ex1"; cp Dockerfile Dockerfile.root; sed -i 's/^CMD/USER root\nCMD/' Dockerfile.root
+echo "== user root"; m build -q -f Dockerfile.root -t exercice1:0.2 . >/dev/null && m build -q -t exercice1 . >/dev/null
+m run --rm exercice1:0.2 > a; m run --rm exercice1 > b; diff a b && echo same; m run --rm --entrypoint id exercice1
+"#
+    ));
+    assert_eq!(
+        section(&out, "usage"),
+        "Usage: docker run --rm -v $(pwd):/images IMAGE_NAME [pattern] [format]\nExample: docker run --rm -v $(pwd):/images image-converter \"a*.jpg\" png\n"
+    );
+    assert_eq!(
+        section(&out, "convert"),
+        "1000 1000 a1.jpg\n1000 1000 a1.png\n1000 1000 a2.jpg\n1000 1000 a2.png\n1000 1000 b.jpg\n",
+        "the converted files are the caller's (-u), on the host (-v)"
+    );
+    assert_eq!(section(&out, "left"), "0\n", "--rm: no container left");
+    assert_eq!(
+        section(&out, "scratch"),
+        "Step 1/6 : FROM scratch\n ---> \nStep 2/6 : ADD my-alpine.tar /\nStep 3/6 : RUN echo built > /built\nStep 4/6 : COPY images/ .\nStep 5/6 : ENV PATH=/usr/local/bin:/usr/bin:/bin\nStep 6/6 : CMD [\"cat\", \"/built\", \"/cat.jpg\"]\n"
+    );
+    assert_eq!(section(&out, "scratch run"), "built\ncat\n");
+    assert_eq!(section(&out, "scratch layers"), "3\n/bin/sh -c #(nop) ADD file:\n", "the tar is the bottom layer");
+    assert_eq!(section(&out, "user root"), "same\nuid=0(root) gid=0(root) groups=0(root)\n");
+}
+
+/// The ways in: a Dockerfile on stdin (no context), a context tar on stdin (and `-f`
+/// inside it), `-q` and `--iidfile`, `--label` (one LABEL step each), several `-t`,
+/// an unused `--build-arg`, ONBUILD triggers run by the image built FROM it.
+#[test]
+fn stdin_quiet_labels_tags_build_args_and_onbuild() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{CONTEXTS}{}",
+        r#"
+cd "$T/nginx"
+printf 'FROM alpine\nRUN echo from stdin > /s\n' > Stdin.Dockerfile
+echo "== stdin"; m build -t s1 - < Stdin.Dockerfile | grep -c '^Step'; m run --rm s1 cat /s
+echo "== stdin copy"; printf 'FROM alpine\nCOPY index.html /\n' | m build - 2>&1 | tail -1 | sed 's/^mini: //'
+echo "== tar"; tar -c . | m build -q -f Dockerfile.step1 -t s2 - | grep -c '^sha256:[0-9a-f]\{64\}$'; m run --rm s2 cat /usr/share/nginx/html/index.html
+echo "== iid"; m build -q --iidfile "$T/iid" -f Dockerfile.step1 . > q; [ "$(cat q)" = "$(cat "$T/iid")" ] && echo same
+echo "== labels"; m build --label b=2 --label a=1 --build-arg UNUSED=x -t l1:1 -t l2 -f Dockerfile.step1 . | grep -e '^Step' -e Warning -e tagged
+m image inspect -f '{{json .Config.Labels}}' l2
+printf 'FROM alpine\nONBUILD RUN echo triggered > /t\nONBUILD COPY index.html /i\n' > Base.Dockerfile
+m build -q -f Base.Dockerfile -t onbase . >/dev/null
+echo "== onbuild"; printf 'FROM onbase\nCMD ["cat", "/t", "/i"]\n' > Child.Dockerfile
+m build -f Child.Dockerfile -t onchild . | grep -e '^#' -e '^Step'; m run --rm onchild; m image inspect -f '{{json .Config.OnBuild}}' onchild
+"#
+    ));
+    assert_eq!(section(&out, "stdin"), "2\nfrom stdin\n");
+    assert_eq!(
+        section(&out, "stdin copy"),
+        "COPY failed: file not found in build context or excluded by .dockerignore: stat index.html: file does not exist\n"
+    );
+    assert_eq!(section(&out, "tar"), "1\n<h1>Docker for life!</h1>\n");
+    assert_eq!(section(&out, "iid"), "same\n");
+    assert_eq!(
+        section(&out, "labels"),
+        "Step 1/4 : FROM test/web\nStep 2/4 : COPY index.html /usr/share/nginx/html/\nStep 3/4 : LABEL a=1\nStep 4/4 : LABEL b=2\n[Warning] One or more build-args [UNUSED] were not consumed\nSuccessfully tagged l1:1\nSuccessfully tagged l2:latest\n{\"a\":\"1\",\"b\":\"2\"}\n"
+    );
+    assert_eq!(
+        section(&out, "onbuild"),
+        "Step 1/2 : FROM onbase\n# Executing 2 build triggers\nStep 2/2 : CMD [\"cat\", \"/t\", \"/i\"]\ntriggered\n<h1>Docker for life!</h1>\nnull\n"
+    );
+}
+
+/// Bad input: docker's messages and exit codes (a failing RUN exits with its code,
+/// its output shown, its container kept stopped, nothing left mounted), and a build
+/// killed with SIGKILL in the middle of a RUN leaves what `mini rm -f` removes.
+#[test]
+fn bad_input_gets_dockers_messages_and_a_killed_build_leaves_what_rm_f_removes() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{CONTEXTS}{}",
+        r#"
+cd "$T/nginx"
+t() { printf "$1" > Bad.Dockerfile; shift; m build -f Bad.Dockerfile "$@" . > o 2> e; c=$?; tail -1 e | sed 's/^mini: //'; echo "code $c"; }
+echo "== unknown"; t 'FROM alpine\nBOGUS x\n'
+echo "== empty"; t ''
+echo "== no from"; t '# nothing\nRUN true\n'
+echo "== outside"; t 'FROM alpine\nCOPY ../x /\n'
+echo "== missing"; t 'FROM alpine\nCOPY missing.txt /\n'
+echo "== several"; t 'FROM alpine\nCOPY index.html Dockerfile.step1 /dst\n'
+echo "== target"; t 'FROM alpine AS a\n' --target nosuch
+echo "== tag"; t 'FROM alpine\n' -t BadTag
+echo "== mount"; t 'FROM alpine\nRUN --mount=type=cache,target=/x true\n'
+echo "== context"; m build nosuchdir 2> e; c=$?; sed 's/^mini: //' e; echo "code $c"
+echo "== json"; t 'FROM alpine\nCMD ["a",\n' -t badjson; m image inspect -f '{{json .Config.Cmd}}' badjson
+echo "== run"; t 'FROM alpine\nRUN echo out; echo err >&2; exit 3\n'; grep -c '^out$' o; grep -c '^err$' e
+m ps -a --format '{{.Status}}' | cut -c1-10; grep -c "$CONTLAB_ROOT" /proc/mounts
+printf 'FROM alpine\nRUN sleep 60\n' > Slow.Dockerfile
+m build -f Slow.Dockerfile . > slow 2>&1 & pid=$!
+i=0; until grep -q 'Running in' slow; do i=$((i+1)); [ $i -gt 300 ] && { cat slow; exit 1; }; sleep 0.1; done
+kill -9 $pid; wait $pid 2>/dev/null
+echo "== killed"; ids=$(m ps -aq --no-trunc); echo "$ids" | wc -l; m rm -f $ids >/dev/null; m ps -aq | wc -l
+grep -c "$CONTLAB_ROOT" /proc/mounts; for i in $ids; do ls -d /sys/fs/cgroup/*/contlab/mini/$i /sys/fs/cgroup/contlab/mini/$i 2>/dev/null; done | wc -l
+"#
+    ));
+    let msg = |s: &str, m: &str, c: i32| format!("{m}\ncode {c}\n{}", if s.is_empty() { "" } else { s });
+    assert_eq!(
+        section(&out, "unknown"),
+        msg("", "Error response from daemon: dockerfile parse error line 2: unknown instruction: BOGUS", 1)
+    );
+    assert_eq!(
+        section(&out, "empty"),
+        msg("", "Error response from daemon: the Dockerfile (Bad.Dockerfile) cannot be empty", 1)
+    );
+    assert_eq!(section(&out, "no from"), msg("", "Error response from daemon: no build stage in current context", 1));
+    assert_eq!(section(&out, "outside"), msg("", "COPY failed: forbidden path outside the build context: ../x ()", 1));
+    assert_eq!(
+        section(&out, "missing"),
+        msg("", "COPY failed: file not found in build context or excluded by .dockerignore: stat missing.txt: file does not exist", 1)
+    );
+    assert_eq!(
+        section(&out, "several"),
+        msg(
+            "",
+            "When using COPY with more than one source file, the destination must be a directory and end with a /",
+            1
+        )
+    );
+    assert_eq!(section(&out, "target"), msg("", "failed to reach build target nosuch in Dockerfile", 1));
+    let tag = section(&out, "tag");
+    assert!(
+        tag.starts_with("invalid argument \"BadTag\" for \"-t, --tag\" flag: ") && tag.ends_with("code 125\n"),
+        "{tag}"
+    );
+    assert!(section(&out, "mount").contains("the --mount option requires BuildKit"), "{out}");
+    assert_eq!(section(&out, "context"), "unable to prepare context: path \"nosuchdir\" not found\ncode 1\n");
+    assert_eq!(
+        section(&out, "json"),
+        "code 0\n[\"/bin/sh\",\"-c\",\"[\\\"a\\\",\"]\n",
+        "not JSON: the shell form, as docker"
+    );
+    assert_eq!(
+        section(&out, "run"),
+        "The command '/bin/sh -c echo out; echo err >&2; exit 3' returned a non-zero code: 3\ncode 3\n1\n1\nExited (3)\n0\n",
+        "the RUN's code, its output, its container stopped and kept (as docker's), nothing mounted"
+    );
+    assert_eq!(
+        section(&out, "killed"),
+        "2\n0\n0\n0\n",
+        "the killed RUN's container and the failed one: rm -f removes all"
+    );
+}

@@ -211,7 +211,7 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
         if msg.contains("at least one FROM") || msg == "expected FROM" {
             return Error::Failed {
                 what: "Error response from daemon: no build stage in current context".into(),
-                hint: Some("a Dockerfile starts with FROM (after ARGs and comments)".into()),
+                hint: None,
             };
         }
         parse_error(e.line(), &msg)
