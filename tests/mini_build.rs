@@ -133,7 +133,7 @@ echo "== images"; m images nginx-demo --format '{{.Repository}}:{{.Tag}}'; m ima
 /// same contexts: the same files (paths, modes, owners, sizes, contents), the same
 /// configuration, the same number of layers, the same history (docker's `file:` and
 /// `multi:` checksums included), the same build output but for the containers docker
-/// makes for configuration-only steps; and mini's image runs in docker.
+/// makes for configuration-only steps; and mini's images run in docker and podman.
 #[test]
 fn course_dockerfiles_build_as_dockers_classic_builder_builds_them() {
     if !require(Tier::Root) {
@@ -170,8 +170,14 @@ echo "== in docker"; m save course/multi | docker load -q >/dev/null && docker t
 m save -o "$T/ours.tar" course/prom && docker rmi -f course/prom >/dev/null && docker load -q -i "$T/ours.tar"
 docker run --rm --network none --entrypoint sh course/prom -c 'id; cat /etc/prometheus/prometheus.yml; pwd'
 kill "$(cat "$T/docker.pid")"; wait
+# podman's runtimes refuse this machine's hybrid cgroups and its high rlimits: a
+# private mount namespace (this sandbox's) without the unified hierarchy, low limits.
+umount /sys/fs/cgroup/unified 2>/dev/null; ulimit -n 1024
+p() { podman --root "$T/podman" --runroot "$T/podman-run" --storage-driver vfs "$@"; }
+echo "== in podman"; m save course/multi | p load -q >/dev/null && p run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 course/multi
 "#
     ));
+    assert_eq!(section(&out, "in podman"), "Hello world!\n", "podman runs mini's image");
     for n in ["ex1", "prom", "multi"] {
         assert_eq!(section(&out, &format!("files {n}")), "same\n", "{n}: the same files as docker's image");
         assert_eq!(section(&out, &format!("conf {n}")), "same\n", "{n}: the same configuration");
@@ -426,4 +432,55 @@ grep -c "$CONTLAB_ROOT" /proc/mounts; for i in $ids; do ls -d /sys/fs/cgroup/*/c
         "2\n0\n0\n0\n",
         "the killed RUN's container and the failed one: rm -f removes all"
     );
+}
+
+/// BUILD-09 (TP1): ARG and ENV for the port, a user made by RUN (busybox has no
+/// groupadd/useradd: the lines they would write), WORKDIR, COPY,
+/// EXPOSE $PORT, USER, an ENTRYPOINT serving the directory (busybox's httpd for the
+/// course's python http.server); `.dockerignore` with `!` exceptions; `ADD` of a URL
+/// (mode 0600, as docker's) served on the sandbox's loopback.
+#[test]
+fn build_09_a_user_a_port_dockerignore_exceptions_and_add_of_a_url() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{CONTEXTS}{}",
+        r#"
+mkdir -p tp1/notes && cd tp1
+echo '<p>test</p>' > test.html; echo readme > README.md; echo secret > SECRET.md; echo n > notes/a.md; echo keep > notes/keep.txt
+printf '*.md\n!README.md\nnotes/*.md\n' > .dockerignore
+mkdir -p "$T/www" && echo 'from the web' > "$T/www/remote.txt"
+busybox httpd -p 127.0.0.1:8000 -h "$T/www" || exit 1
+cat > Dockerfile <<'X'
+FROM alpine:latest
+ARG PORT=9999
+ENV PORT=${PORT}
+RUN echo 'nagini:x:999:999::/home/nagini:/bin/sh' >> /etc/passwd && echo 'nagini:x:999:' >> /etc/group \\
+    && mkdir -p /home/nagini && chown nagini:nagini /home/nagini
+WORKDIR /home/nagini
+COPY . .
+ADD http://127.0.0.1:8000/remote.txt /downloads/
+EXPOSE $PORT
+USER nagini
+ENTRYPOINT httpd -f -p $PORT -h /home/nagini
+X
+m build --network host -q -t tp1 . >/dev/null || exit 1
+echo "== files"; m run --rm --entrypoint sh tp1 -c 'find . | sort; ls -ln /downloads; id'; m run --rm -u 0 --entrypoint cat tp1 /downloads/remote.txt
+echo "== config"; m image inspect -f '{{json .Config.ExposedPorts}} {{.Config.User}} {{.Config.WorkingDir}} {{json .Config.Entrypoint}}' tp1
+echo "== serve"; c=$(m run -d tp1); i=0; until m exec "$c" wget -qO- localhost:9999/test.html 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done
+m exec "$c" sh -c 'cat /proc/1/status | grep ^Uid'; m rm -f "$c" >/dev/null
+"#
+    ));
+    assert_eq!(
+        section(&out, "files"),
+        ".\n./.dockerignore\n./Dockerfile\n./README.md\n./notes\n./notes/keep.txt\n./test.html\ntotal 4\n-rw-------    1 0        0               13 Jan  1  1970 remote.txt\nuid=999(nagini) gid=999(nagini) groups=999(nagini)\nfrom the web\n"
+            .replace("Jan  1  1970", section(&out, "files").lines().nth(8).map(|l| &l[44..56]).unwrap_or("")),
+        "!README.md is back, notes/*.md and SECRET.md are not; the URL's file is root's, mode 0600"
+    );
+    assert_eq!(
+        section(&out, "config"),
+        "{\"9999/tcp\":{}} nagini /home/nagini [\"/bin/sh\",\"-c\",\"httpd -f -p $PORT -h /home/nagini\"]\n"
+    );
+    assert_eq!(section(&out, "serve"), "<p>test</p>\nUid:\t999\t999\t999\t999\n", "served by nagini on $PORT");
 }
