@@ -230,6 +230,14 @@ impl State {
         }
     }
 
+    /// A map of the configuration (`Labels`, `Volumes`, `ExposedPorts`), empty if unset.
+    fn object(&self, key: &str) -> Map<String, Value> {
+        match self.config.get(key) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+
     fn working_dir(&self) -> String {
         self.config.get("WorkingDir").and_then(|v| v.as_str()).unwrap_or_default().to_string()
     }
@@ -680,10 +688,7 @@ impl Builder<'_> {
             }
             Op::Label(text) => {
                 let pairs = self.lex.pairs_for("LABEL", text, &|n: &str| st.lookup(n)).map_err(failed)?;
-                let mut labels = match st.config.get("Labels") {
-                    Some(Value::Object(m)) => m.clone(),
-                    _ => Map::new(),
-                };
+                let mut labels = st.object("Labels");
                 let mut msg = "LABEL".to_string();
                 for (k, v) in &pairs {
                     if k.is_empty() {
@@ -726,13 +731,11 @@ impl Builder<'_> {
                 (nop(format!("USER {u}")), Work::Meta)
             }
             Op::Expose(words) => {
-                let mut ports = match st.config.get("ExposedPorts") {
-                    Some(Value::Object(m)) => m.clone(),
-                    _ => Map::new(),
-                };
+                let mut ports = st.object("ExposedPorts");
                 let mut list = vec![];
                 for w in words {
-                    for p in self.lex.words(w, &|n: &str| st.lookup(n)).map_err(failed)? {
+                    let expanded = self.lex.words(w, &|n: &str| st.lookup(n)).map_err(failed)?;
+                    for p in &expanded {
                         let p = if p.contains('/') { p.to_lowercase() } else { format!("{p}/tcp") };
                         let (num, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
                         let valid = !num.is_empty()
@@ -743,17 +746,14 @@ impl Builder<'_> {
                         }
                         ports.insert(p.clone(), json!({}));
                     }
-                    list.extend(self.lex.words(w, &|n: &str| st.lookup(n)).map_err(failed)?);
+                    list.extend(expanded);
                 }
                 // docker's order here is its map's (Go's: random); mini keeps the file's.
                 st.config.insert("ExposedPorts".into(), Value::Object(ports));
                 (nop(format!("EXPOSE {}", list.join(" "))), Work::Meta)
             }
             Op::Volume(words) => {
-                let mut vols = match st.config.get("Volumes") {
-                    Some(Value::Object(m)) => m.clone(),
-                    _ => Map::new(),
-                };
+                let mut vols = st.object("Volumes");
                 let mut list = vec![];
                 for w in words {
                     let v = self.lex.word(w, &|n: &str| st.lookup(n)).map_err(failed)?;

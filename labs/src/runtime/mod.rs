@@ -37,7 +37,10 @@
 //! (the first process between fork and exec), [`monitor`], [`attach`] and [`proto`]
 //! (the terminal and its relay), [`logs`], [`view`] (inspect and ps), [`images`] (the
 //! image commands: what an image is in the store, SIZE, save and load), [`changes`]
-//! and [`copy`] (what a container changed: diff, commit, export, import, cp), [`cli`].
+//! and [`copy`] (what a container changed: diff, commit, export, import, cp), [`build`]
+//! (a Dockerfile, instruction by instruction, each RUN a container and each step an
+//! image; read by [`dockerfile`], its words by [`shell_words`], its context filtered by
+//! [`dockerignore`]), [`cli`].
 
 pub mod attach;
 pub mod build;

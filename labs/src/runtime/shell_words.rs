@@ -198,6 +198,17 @@ impl Lex {
         let mut quote: Option<char> = None;
         let mut chars = s.chars().peekable();
         while let Some(c) = chars.next() {
+            // The escape character keeps the next one, outside single quotes.
+            if c == self.escape && quote != Some('\'') {
+                match chars.next() {
+                    Some(next) => {
+                        cur.push(c);
+                        cur.push(next);
+                    }
+                    None => break,
+                }
+                continue;
+            }
             match quote {
                 None if c.is_whitespace() => {
                     if keep_empty || !cur.is_empty() {
@@ -210,30 +221,11 @@ impl Lex {
                         quote = Some(c);
                         keep_empty = true;
                     }
-                    if c == self.escape {
-                        match chars.next() {
-                            Some(next) => {
-                                cur.push(c);
-                                cur.push(next);
-                            }
-                            None => break,
-                        }
-                        continue;
-                    }
                     cur.push(c);
                 }
                 Some(q) => {
                     if c == q {
                         quote = None;
-                    } else if c == self.escape && q != '\'' {
-                        match chars.next() {
-                            Some(next) => {
-                                cur.push(c);
-                                cur.push(next);
-                            }
-                            None => break,
-                        }
-                        continue;
                     }
                     cur.push(c);
                 }
