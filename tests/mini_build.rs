@@ -484,3 +484,61 @@ m exec "$c" sh -c 'cat /proc/1/status | grep ^Uid'; m rm -f "$c" >/dev/null
     );
     assert_eq!(section(&out, "serve"), "<p>test</p>\nUid:\t999\t999\t999\t999\n", "served by nagini on $PORT");
 }
+
+/// docker's rules in the corners: `COPY --from` keeps the source's owners; a glob of
+/// one file needs no trailing `/`; a COPY into a VOLUME's path is in the layer (the
+/// step runs without the image's volumes); `COPY --from=stage /` copies the stage's
+/// files, not the runtime's (/etc/hosts...); `--chown` owns the directories it makes;
+/// `--build-arg K` without a value keeps the default; a gzip that is not a tar is
+/// copied as a file; a symlink to an ignored file is not in the context; a failed
+/// RUN is named without its build args; EXPOSE ranges are their ports; `--label K`
+/// is empty; an intermediate image cannot be removed, a base with children is only
+/// untagged.
+#[test]
+fn docker_rules_in_the_corners_of_copy_args_expose_labels_and_rmi() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{CONTEXTS}{}",
+        r#"
+mkdir -p corner && cd corner
+echo data > data.txt; echo hi | gzip > notar.gz; echo secret > .env; ln -s .env cfg; echo .env > .dockerignore
+cat > Dockerfile <<'X'
+FROM test/ex01 AS build
+RUN mkdir -p /home/app && echo mine > /home/app/f && chown -R 1111:1111 /home/app
+FROM alpine:latest
+ARG V=default
+VOLUME /data
+COPY data*.txt /data/one.txt
+COPY --from=build /home/app /home/app
+COPY --from=build / /stage/
+COPY --chown=1111:1111 data.txt /made/by/chown/
+ADD notar.gz /gz/
+EXPOSE 8000-8002/tcp
+RUN echo "V=$V" > /v
+X
+echo "== build"; m build --build-arg V --label nolabel -t corner . > o 2>&1 || cat o; echo "code $?"
+m run --rm --entrypoint sh corner -c 'cat /data/one.txt; ls -ln /home/app | tail -1 | awk "{print \$3, \$4}"; ls /stage/etc/resolv.conf /stage/etc/hosts 2>/dev/null | wc -l; ls /stage/home/app; stat -c "%u:%g %n" /made /made/by /made/by/chown /made/by/chown/data.txt; ls /gz; cat /v' > r 2>&1; cat r
+m image inspect -f '{{json .Config.ExposedPorts}} {{json .Config.Labels}}' corner
+echo "== cfg"; printf 'FROM alpine\nCOPY cfg /\n' > Cfg.Dockerfile; m build -f Cfg.Dockerfile . 2>&1 | tail -1 | sed 's/^mini: //'
+echo "== run msg"; printf 'FROM alpine\nARG X=1\nRUN exit 2\n' > Fail.Dockerfile; m build -f Fail.Dockerfile . 2>&1 | tail -1 | sed 's/^mini: //'
+echo "== rmi"; mid=$(m images -aq --no-trunc | while read i; do [ "$(m image inspect -f '{{len .RootFS.Layers}}' $i)" = 2 ] && echo $i; done | head -1)
+m rmi "$mid" 2>&1 | sed 's/^mini: //; s/[0-9a-f]\{12\}/ID/'; m rmi alpine:3.14 >/dev/null; m rmi alpine:latest 2>&1; m images -a -q --no-trunc | grep -c "$(m image inspect -f '{{.Id}}' corner)"
+"#
+    ));
+    assert_eq!(
+        section(&out, "build"),
+        "code 0\ndata\n1111 1111\n0\nf\n1111:1111 /made\n1111:1111 /made/by\n1111:1111 /made/by/chown\n1111:1111 /made/by/chown/data.txt\nnotar.gz\nV=default\n{\"8000/tcp\":{},\"8001/tcp\":{},\"8002/tcp\":{}} {\"nolabel\":\"\"}\n"
+    );
+    assert_eq!(
+        section(&out, "cfg"),
+        "COPY failed: file not found in build context or excluded by .dockerignore: stat cfg: file does not exist\n"
+    );
+    assert_eq!(section(&out, "run msg"), "The command '/bin/sh -c exit 2' returned a non-zero code: 2\n");
+    assert_eq!(
+        section(&out, "rmi"),
+        "Error response from daemon: conflict: unable to delete ID (cannot be forced) - image has dependent child images\nUntagged: alpine:latest\n1\n",
+        "an intermediate image stays; the base of built images is only untagged"
+    );
+}

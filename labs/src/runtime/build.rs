@@ -254,6 +254,14 @@ impl State {
     }
 }
 
+/// docker's record of a step that changes only the configuration: `SHELL #(nop)  MSG`.
+fn nop(shell: &[String], msg: String) -> Vec<String> {
+    let mut v = shell.to_vec();
+    v.push("#(nop) ".into());
+    v.push(msg);
+    v
+}
+
 /// Lexical cleaning of an absolute path, as Go's `path.Clean`.
 fn clean(p: &str) -> String {
     let mut out: Vec<&str> = vec![];
@@ -270,13 +278,13 @@ fn clean(p: &str) -> String {
 }
 
 /// What a step does once its configuration and command are known.
-enum Work {
+enum Work<'k> {
     /// Nothing: only the configuration changes.
     Meta,
     /// Run a command in a container.
     Run { argv: Vec<String>, env: Vec<String>, network: String },
     /// Write files.
-    Copy(Box<Gathered>),
+    Copy(Box<Gathered<'k>>),
     /// Make a directory (WORKDIR) if missing.
     Mkdir(String),
 }
@@ -290,19 +298,27 @@ enum Item {
 }
 
 /// The sources of a COPY/ADD and what they will be written as.
-struct Gathered {
-    /// Where they come from: `None` for the context.
-    from: Option<Image>,
+struct Gathered<'k> {
+    /// Where they come from: `None` for the context; for `--from`, the image's layers,
+    /// mounted until the files are written.
+    from: Option<FromRoot<'k>>,
     /// The sources.
     items: Vec<Item>,
     /// The destination as written (expanded), made absolute.
     dest: String,
-    /// The owner of what is written.
-    owner: (u32, u32),
+    /// `--chown` (expanded), resolved against the image written into.
+    chown: Option<String>,
     /// `--chmod`.
     mode: Option<u32>,
     /// The context's `.dockerignore` (`None`: sources from an image).
     ignore: Option<Ignore>,
+}
+
+/// The image a `COPY --from` reads: a container of it never started, its layers
+/// mounted read-only (the root first: it is unmounted before the container goes).
+struct FromRoot<'k> {
+    root: Root<'k>,
+    _temp: Temp<'k>,
 }
 
 /// A container made for one step, removed when dropped unless `keep`.
@@ -475,7 +491,7 @@ fn extract_context<'k>(k: &'k Kernel, root: &Path, tar: &[u8]) -> Result<Staging
     Ok(dir)
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     fn say(&mut self, line: &str) {
         (self.report)(line);
     }
@@ -546,7 +562,7 @@ impl Builder<'_> {
         match self.build_args.get(name) {
             Some(v) => {
                 self.used.insert(name.to_string());
-                v.clone().or_else(|| std::env::var(name).ok())
+                v.clone().or(default)
             }
             None => default,
         }
@@ -611,13 +627,17 @@ impl Builder<'_> {
         if last_stage {
             // docker's --label: one more LABEL step per label, sorted, on the image the
             // build names.
-            let mut labels = self.spec.labels.clone();
-            labels.sort();
+            // The values as given: not expanded, as docker's.
+            let labels: BTreeMap<String, String> = self.spec.labels.iter().cloned().collect();
             for (key, v) in labels {
-                let text = format!("{}={}", key, serde_json::to_string(&v).unwrap_or_default());
-                let s = Step { line: 0, text: format!("LABEL {key}={v}"), op: Op::Label(text) };
+                let text = format!("{key}={v}");
+                let s = Step { line: 0, text: format!("LABEL {text}"), op: Op::Label(text.clone()) };
                 self.next_step(&s);
-                self.instruction(&mut st, &s)?;
+                let mut all = st.object("Labels");
+                all.insert(key, json!(v));
+                st.config.insert("Labels".into(), Value::Object(all));
+                let cmd = nop(&st.shell(), format!("LABEL {text}"));
+                self.commit(&mut st, cmd, Work::Meta)?;
             }
         }
         Ok(st.image)
@@ -630,11 +650,6 @@ impl Builder<'_> {
         }
         if let Some((_, img)) = self.stages.iter().rev().find(|(n, _)| n.as_deref() == Some(&name.to_lowercase())) {
             return Ok(img.clone());
-        }
-        if let Ok(i) = name.parse::<usize>() {
-            if let Some((_, img)) = self.stages.get(i) {
-                return Ok(img.clone());
-            }
         }
         let k = self.k;
         if self.spec.pull {
@@ -669,13 +684,8 @@ impl Builder<'_> {
     /// One instruction of a stage.
     fn instruction(&mut self, st: &mut State, s: &Step) -> Result<()> {
         let shell = st.shell();
-        let nop = |msg: String| -> Vec<String> {
-            let mut v = shell.clone();
-            v.push("#(nop) ".into());
-            v.push(msg);
-            v
-        };
-        let (cmd, work): (Vec<String>, Work) = match &s.op {
+        let nop = |msg: String| nop(&shell, msg);
+        let (cmd, work): (Vec<String>, Work<'_>) = match &s.op {
             Op::From { .. } => return Err(failed("FROM inside a stage")),
             Op::Env(text) => {
                 let pairs = self.lex.pairs(text, &|n: &str| st.lookup(n)).map_err(failed)?;
@@ -738,13 +748,19 @@ impl Builder<'_> {
                     for p in &expanded {
                         let p = if p.contains('/') { p.to_lowercase() } else { format!("{p}/tcp") };
                         let (num, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
-                        let valid = !num.is_empty()
-                            && num.split('-').all(|n| n.parse::<u16>().is_ok())
-                            && ["tcp", "udp", "sctp"].contains(&proto);
-                        if !valid {
+                        let bounds: Vec<Option<u16>> = num.split('-').map(|n| n.parse::<u16>().ok()).collect();
+                        let range = match bounds.as_slice() {
+                            [Some(a)] => Some((*a, *a)),
+                            [Some(a), Some(b)] if a <= b => Some((*a, *b)),
+                            _ => None,
+                        };
+                        let (Some((lo, hi)), true) = (range, ["tcp", "udp", "sctp"].contains(&proto)) else {
                             return Err(failed(format!("Invalid containerPort: {}", p.trim_end_matches("/tcp"))));
+                        };
+                        // A range is its ports, one by one (docker's nat.ParsePortSpecs).
+                        for port in lo..=hi {
+                            ports.insert(format!("{port}/{proto}"), json!({}));
                         }
-                        ports.insert(p.clone(), json!({}));
                     }
                     list.extend(expanded);
                 }
@@ -885,7 +901,7 @@ impl Builder<'_> {
     }
 
     /// The step's image: from the cache, or made.
-    fn commit(&mut self, st: &mut State, cmd: Vec<String>, work: Work) -> Result<()> {
+    fn commit(&mut self, st: &mut State, cmd: Vec<String>, work: Work<'_>) -> Result<()> {
         let parent = st.id();
         let mut ccfg = st.config.clone();
         ccfg.insert("Cmd".into(), json!(cmd));
@@ -904,6 +920,7 @@ impl Builder<'_> {
         let made = match work {
             Work::Meta => self.compose(st, NewLayer::none(), &created_by, ccfg, None)?,
             Work::Run { argv, env, network } => {
+                let shown = argv.join(" ");
                 let Some(img) = &st.image else {
                     return Err(failed(format!(
                         "The command '{created_by}' cannot run: the image is empty (FROM scratch), it has no program to run"
@@ -926,7 +943,7 @@ impl Builder<'_> {
                     temp.keep = !self.spec.force_rm;
                     return Err(Error::Container {
                         code: code.clamp(1, 255) as u8,
-                        message: format!("The command '{created_by}' returned a non-zero code: {code}"),
+                        message: format!("The command '{shown}' returned a non-zero code: {code}"),
                     });
                 }
                 let store = Containers::open(k, self.root)?;
@@ -1000,7 +1017,7 @@ impl Builder<'_> {
                 let temp = Temp { k, root: self.root.to_path_buf(), c: c.clone(), keep: false };
                 {
                     let store = Containers::open(k, self.root)?;
-                    let root = Root::container(k, &store, &c, View::Rootfs, true)?;
+                    let root = Root::container(k, &store, &c, View::Layers, true)?;
                     write(k, &root)?;
                 }
                 let store = Containers::open(k, self.root)?;
@@ -1020,6 +1037,7 @@ impl Builder<'_> {
             entrypoint: Some(String::new()),
             network: "none".into(),
             storage_driver: "overlay2".into(),
+            skip_image_volumes: true,
             ..Default::default()
         };
         lifecycle::create(self.k, self.root, &spec, &mut |_| {})
@@ -1111,7 +1129,7 @@ impl Builder<'_> {
         from: Option<&str>,
         chown: Option<&str>,
         chmod: Option<&str>,
-    ) -> Result<Gathered> {
+    ) -> Result<Gathered<'a>> {
         let word = if add { "ADD" } else { "COPY" };
         let env = |n: &str| st.lookup(n);
         let dest_w = self.lex.word(dest, &env).map_err(failed)?;
@@ -1120,24 +1138,27 @@ impl Builder<'_> {
             Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| failed(format!("invalid chmod parameter: {m}")))?),
             None => None,
         };
-        let owner = match chown {
-            None => (0, 0),
-            Some(c) => {
-                let c = self.lex.word(c, &env).map_err(failed)?;
-                self.owner_of(st, &c)?
+        let chown = chown.map(|c| self.lex.word(c, &env).map_err(failed)).transpose()?;
+        if let Some(c) = &chown {
+            if c.is_empty() || c.split(':').count() > 2 {
+                return Err(failed(format!("invalid chown string format: {c}")));
             }
-        };
+        }
         let from_img = match from {
             None => None,
             Some(f) => {
                 let f = self.lex.word(f, &env).map_err(failed)?;
-                let by_stage =
-                    self.stages.iter().enumerate().find(|(i, (n, _))| {
-                        n.as_deref() == Some(&f.to_lowercase()) || f.parse::<usize>().ok() == Some(*i)
-                    });
-                match by_stage {
-                    Some((_, (_, Some(img)))) => Some(img.clone()),
-                    Some((_, (_, None))) => {
+                let by_name = self.stages.iter().find(|(n, _)| n.as_deref() == Some(&f.to_lowercase()));
+                let by_index = match f.parse::<usize>() {
+                    Ok(i) if i >= self.stages.len() => {
+                        return Err(failed(format!("invalid from flag value {f}: index out of bounds")))
+                    }
+                    Ok(i) => self.stages.get(i),
+                    Err(_) => None,
+                };
+                match by_name.or(by_index) {
+                    Some((_, Some(img))) => Some(img.clone()),
+                    Some((_, None)) => {
                         return Err(failed(format!(
                             "{word} --from={f}: that stage is empty (FROM scratch, nothing made)"
                         )))
@@ -1157,92 +1178,36 @@ impl Builder<'_> {
             }
         }
         let ignore = from_img.is_none().then(|| self.ignore.clone());
-        Ok(Gathered { from: from_img, items: vec![], dest: dest_abs, owner, mode, ignore })
-            .and_then(|mut g| {
-                g.items = self.items(&g, add, &words, word)?;
-                Ok(g)
-            })
-            .and_then(|g| {
-                let several = g.items.len() > 1 || words.iter().any(|w| has_meta(w));
-                if several && !g.dest.ends_with('/') {
-                    return Err(failed(format!(
-                        "When using {word} with more than one source file, the destination must be a directory and end with a /"
-                    )));
-                }
-                Ok(g)
-            })
-    }
-
-    /// `--chown=USER[:GROUP]` as ids, names looked up in the image's /etc/passwd and
-    /// /etc/group.
-    fn owner_of(&self, st: &State, spec: &str) -> Result<(u32, u32)> {
-        let numeric = |s: &str| s.parse::<u32>().ok();
-        // A bare user name is looked up as a group too (docker's rule).
-        let (u, g) =
-            spec.split_once(':').map(|(u, g)| (u, Some(g))).unwrap_or((spec, numeric(spec).is_none().then_some(spec)));
-        if numeric(u).is_some() && g.is_none_or(|g| numeric(g).is_some()) {
-            let uid = numeric(u).unwrap_or(0);
-            return Ok((uid, g.and_then(numeric).unwrap_or(uid)));
+        let from = match &from_img {
+            Some(img) => {
+                let k = self.k;
+                let c = self.scratch_container(img)?;
+                let temp = Temp { k, root: self.root.to_path_buf(), c: c.clone(), keep: false };
+                let store = Containers::open(k, self.root)?;
+                let root = Root::container(k, &store, &c, View::Layers, false)?;
+                Some(FromRoot { root, _temp: temp })
+            }
+            None => None,
+        };
+        let mut g = Gathered { from, items: vec![], dest: dest_abs, chown, mode, ignore };
+        g.items = self.items(g.from.as_ref().map(|f| &f.root), add, &words, word)?;
+        if g.items.len() > 1 && !g.dest.ends_with('/') {
+            return Err(failed(format!(
+                "When using {word} with more than one source file, the destination must be a directory and end with a /"
+            )));
         }
-        let read = |p: &str| -> String {
-            let Some(img) = &st.image else { return String::new() };
-            let _s = self.k.scope(image::TOOL);
-            let Ok(store) = Store::open(self.k, self.root, true) else { return String::new() };
-            let Ok(dirs) = image::layer_dirs(self.k, &store, img) else { return String::new() };
-            dirs.iter().find_map(|d| std::fs::read_to_string(d.join(p)).ok()).unwrap_or_default()
-        };
-        let (passwd, group) = (read("etc/passwd"), read("etc/group"));
-        let find = |text: &str, name: &str| -> Option<(u32, u32)> {
-            text.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.first() == Some(&name) && f.len() > 3)
-                    .then(|| (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)))
-                    .or_else(|| (f.first() == Some(&name) && f.len() > 2).then(|| (f[2].parse().unwrap_or(0), 0)))
-            })
-        };
-        let (uid, pgid) = match numeric(u) {
-            Some(n) => (n, n),
-            None => find(&passwd, u).ok_or_else(|| {
-                failed(format!(
-                    "unable to convert uid/gid chown string to host mapping: can't find uid for user {u}: no such user: {u}"
-                ))
-            })?,
-        };
-        let gid = match g {
-            None => if numeric(u).is_some() { uid } else { pgid },
-            Some(g) => match numeric(g) {
-                Some(n) => n,
-                None => find(&group, g).map(|(gid, _)| gid).ok_or_else(|| {
-                    failed(format!(
-                        "unable to convert uid/gid chown string to host mapping: can't find gid for group {g}: no such group: {g}"
-                    ))
-                })?,
-            },
-        };
-        Ok((uid, gid))
+        Ok(g)
     }
 
     /// Find the sources.
-    fn items(&mut self, g: &Gathered, add: bool, words: &[String], word: &str) -> Result<Vec<Item>> {
+    fn items(&mut self, from: Option<&Root>, add: bool, words: &[String], word: &str) -> Result<Vec<Item>> {
         let mut items = vec![];
-        let k = self.k;
-        let temp;
-        let (root, in_context) = match &g.from {
-            Some(img) => {
-                let c = self.scratch_container(img)?;
-                temp = Some(Temp { k, root: self.root.to_path_buf(), c: c.clone(), keep: false });
-                let store = Containers::open(k, self.root)?;
-                let root = Root::container(k, &store, &c, View::Rootfs, false)?;
-                (Some(root), false)
-            }
-            None => {
-                temp = None;
-                match &self.context {
-                    Some(d) => (Some(Root::host(k, d)?), true),
-                    None => (None, true),
-                }
-            }
+        let context = match (&self.context, from) {
+            (Some(d), None) => Some(Root::host(self.k, d)?),
+            _ => None,
         };
+        let in_context = from.is_none();
+        let root = from.or(context.as_ref());
         for w in words {
             if let Some(rest) = w.strip_prefix('\0') {
                 let (name, text) = rest.split_once('\0').unwrap_or((rest, ""));
@@ -1285,7 +1250,7 @@ impl Builder<'_> {
                     false => format!("{word} failed: stat {w}: file does not exist"),
                 })
             };
-            let Some(root) = &root else { return Err(not_found()) };
+            let Some(root) = root else { return Err(not_found()) };
             if has_meta(&rel) {
                 let mut matched = vec![];
                 self.walk(root, "", in_context, &mut |p| {
@@ -1294,6 +1259,10 @@ impl Builder<'_> {
                     }
                 })?;
                 for m in matched {
+                    let f = root.locate(&m, true)?;
+                    if in_context && self.ignore.excluded(f.path.trim_start_matches('/')) {
+                        continue;
+                    }
                     items.push(self.item(root, &m, add)?);
                 }
                 continue;
@@ -1302,13 +1271,13 @@ impl Builder<'_> {
                 return Err(not_found());
             }
             let f = root.locate(&rel, true)?;
-            if f.meta.is_none() {
+            // Through a symlink, to a path .dockerignore leaves out: not in the context.
+            let excluded = in_context && self.ignore.excluded(f.path.trim_start_matches('/'));
+            if f.meta.is_none() || excluded {
                 return Err(not_found());
             }
             items.push(self.item(root, &rel, add)?);
         }
-        drop(root);
-        drop(temp);
         if items.is_empty() {
             return Err(failed(format!("{word} failed: no source files were specified")));
         }
@@ -1327,7 +1296,13 @@ impl Builder<'_> {
                 .ok()
                 .and_then(|mut f| f.read(&mut head).ok())
                 .unwrap_or(0);
+            // A compressed file that is not a tar is copied as it is, as docker does.
             is_archive(&head[..n])
+                && self.k.open_read_at(&found.dir, &found.shown, &found.name).ok().is_some_and(|f| {
+                    crate::layer::decompress(f).is_ok_and(|r| {
+                        tar::Archive::new(r).entries().ok().and_then(|mut e| e.next()).is_some_and(|e| e.is_ok())
+                    })
+                })
         };
         Ok(Item::Path { rel: rel.to_string(), found: Box::new(found), dir, archive })
     }
@@ -1391,7 +1366,7 @@ impl Builder<'_> {
                 }
                 Item::Path { found, dir, rel, .. } => {
                     let mut t = TarOut::new(self.k, std::io::sink());
-                    t.rewrite = rewrite(g, "", *dir, true);
+                    t.rewrite = rewrite(g, "", *dir, true, None);
                     let arc = if rel.is_empty() { String::new() } else { rel.clone() };
                     t.add(&found.dir, &found.shown, &found.name, &arc, "/")?;
                     let mut sums = t.rewrite.sums.take().unwrap_or_default();
@@ -1418,7 +1393,7 @@ impl Builder<'_> {
 /// How a source is written: owner and mode, what .dockerignore leaves out below a
 /// directory (`prefix`: the directory's path in the context, when the archive's names
 /// are relative to it), and (with `sum`) docker's checksums.
-fn rewrite(g: &Gathered, prefix: &str, dir: bool, sum: bool) -> Rewrite {
+fn rewrite(g: &Gathered, prefix: &str, dir: bool, sum: bool, owner: Option<(u32, u32)>) -> Rewrite {
     let skip: Option<SkipFn> = match &g.ignore {
         Some(ignore) if dir && !ignore.is_empty() => {
             let ignore = ignore.clone();
@@ -1434,14 +1409,13 @@ fn rewrite(g: &Gathered, prefix: &str, dir: bool, sum: bool) -> Rewrite {
         }
         _ => None,
     };
-    Rewrite { owner: Some(g.owner), mode: g.mode, skip, sums: sum.then(Vec::new), image_sums: g.from.is_some() }
+    Rewrite { owner, mode: g.mode, skip, sums: sum.then(Vec::new), image_sums: g.from.is_some() }
 }
 
-/// Whether these first bytes are a tar (maybe compressed): ADD extracts those.
+/// Whether these first bytes are a tar, plain, gzip or zstd (what the layer lab reads):
+/// ADD extracts those (bzip2 and xz tars are copied as files).
 fn is_archive(head: &[u8]) -> bool {
     head.starts_with(&[0x1f, 0x8b])
-        || head.starts_with(b"BZh")
-        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
         || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
         || (head.len() >= 262 && &head[257..262] == b"ustar")
 }
@@ -1472,9 +1446,71 @@ fn make_dirs(k: &Kernel, root: &Root, path: &str, owner: (u32, u32)) -> Result<(
     Ok((fd, format!("{}/{}", f.shown.trim_end_matches('/'), f.name)))
 }
 
+/// A file of `root` as text (empty if it has none).
+fn read_in(k: &Kernel, root: &Root, path: &str) -> String {
+    let Ok(f) = root.locate(path, true) else { return String::new() };
+    if f.meta.as_ref().is_none_or(|m| !m.is_file()) {
+        return String::new();
+    }
+    let mut text = String::new();
+    if let Ok(mut file) = k.open_read_at(&f.dir, &f.shown, &f.name) {
+        let _ = file.read_to_string(&mut text);
+    }
+    text
+}
+
+/// `--chown=USER[:GROUP]` as ids: numbers as they are, names looked up in the
+/// `/etc/passwd` and `/etc/group` of `root` (read beneath it); a user without a group
+/// is looked up as a group too, as docker does.
+fn owner_in(k: &Kernel, root: &Root, spec: &str) -> Result<(u32, u32)> {
+    let numeric = |s: &str| s.parse::<u32>().ok();
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, numeric(spec).is_none().then_some(spec)),
+    };
+    let entry = |text: &str, name: &str| -> Option<(u32, u32)> {
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.first() != Some(&name) || f.len() < 3 {
+                return None;
+            }
+            Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok()).unwrap_or(0)))
+        })
+    };
+    let uid = match numeric(u) {
+        Some(n) => n,
+        None => entry(&read_in(k, root, "/etc/passwd"), u).map(|(uid, _)| uid).ok_or_else(|| {
+            failed(format!(
+                "unable to convert uid/gid chown string to host mapping: can't find uid for user {u}: no such user: {u}"
+            ))
+        })?,
+    };
+    let gid = match g {
+        None => uid,
+        Some(g) => match numeric(g) {
+            Some(n) => n,
+            None => entry(&read_in(k, root, "/etc/group"), g).map(|(gid, _)| gid).ok_or_else(|| {
+                failed(format!(
+                    "unable to convert uid/gid chown string to host mapping: can't find gid for group {g}: no such group: {g}"
+                ))
+            })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
 /// Write the sources of a COPY/ADD into `root` (see the module documentation of
 /// [`super::copy`] for how paths are resolved beneath it).
 fn write_items(k: &Kernel, root: &Root, g: &Gathered) -> Result<()> {
+    // docker's owners: the context's files are root's, an image's keep theirs, and
+    // `--chown` gives everything (the directories it makes too) to its user.
+    let chown = g.chown.as_deref().map(|c| owner_in(k, root, c)).transpose()?;
+    let owner = match (chown, &g.from) {
+        (Some(o), _) => Some(o),
+        (None, Some(_)) => None,
+        (None, None) => Some((0, 0)),
+    };
+    let dir_owner = chown.unwrap_or((0, 0));
     let to_dir = g.dest.ends_with('/') || {
         let f = root.locate(&g.dest, true)?;
         f.meta.as_ref().is_some_and(|m| m.is_dir())
@@ -1493,7 +1529,7 @@ fn write_items(k: &Kernel, root: &Root, g: &Gathered) -> Result<()> {
             }
         };
         let dir_path = if dir_path.is_empty() { "/".to_string() } else { dir_path };
-        let (dir, shown) = make_dirs(k, root, &dir_path, (0, 0))?;
+        let (dir, shown) = make_dirs(k, root, &dir_path, dir_owner)?;
         let mut tar = vec![];
         match it {
             Item::Bytes { name: n, data, mode } => {
@@ -1501,8 +1537,9 @@ fn write_items(k: &Kernel, root: &Root, g: &Gathered) -> Result<()> {
                 let mut h = tar::Header::new_gnu();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(g.mode.unwrap_or(*mode));
-                h.set_uid(g.owner.0 as u64);
-                h.set_gid(g.owner.1 as u64);
+                let (uid, gid) = owner.unwrap_or((0, 0));
+                h.set_uid(uid as u64);
+                h.set_gid(gid as u64);
                 h.set_size(data.len() as u64);
                 h.set_mtime((crate::units::now_nanos() / 1_000_000_000) as u64);
                 let arc = name.clone().unwrap_or_else(|| n.clone());
@@ -1518,7 +1555,7 @@ fn write_items(k: &Kernel, root: &Root, g: &Gathered) -> Result<()> {
             }
             Item::Path { rel, found, dir: is_dir, .. } => {
                 let mut t = TarOut::new(k, &mut tar);
-                t.rewrite = rewrite(g, rel, *is_dir, false);
+                t.rewrite = rewrite(g, rel, *is_dir, false, owner);
                 let base = rel.rsplit('/').next().unwrap_or(rel).to_string();
                 let arc = match (is_dir, &name) {
                     (true, _) => String::new(),

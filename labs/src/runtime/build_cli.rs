@@ -117,7 +117,14 @@ pub fn spec(a: &BuildArgs, trace_args: Vec<String>) -> Result<BuildSpec> {
         target: a.target.clone(),
         no_cache: a.no_cache,
         pull: a.pull,
-        labels: pairs(&a.label).into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect(),
+        // A label without `=` is empty (not taken from the environment, unlike a build arg).
+        labels: a
+            .label
+            .iter()
+            .map(|l| {
+                l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))
+            })
+            .collect(),
         network: a.network.clone(),
         quiet: a.quiet,
         rm: a.rm || a.force_rm,
@@ -152,8 +159,7 @@ pub fn run(k: &Kernel, root: &Path, a: &BuildArgs, trace_args: Vec<String>) -> R
         out(&built.id);
     }
     if let Some(f) = &a.iidfile {
-        std::fs::write(f, &built.id)
-            .map_err(|e| Error::failed(format!("write {}: {e}", f.display()), "check the path"))?;
+        k.why("--iidfile: the image's ID, for scripts").rewrite_file(f, &built.id)?;
     }
     Ok(Exit::Ok)
 }

@@ -614,6 +614,7 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         volumes_from: a.volumes_from.clone(),
         readonly_rootfs: a.read_only,
         storage_driver: String::new(),
+        skip_image_volumes: false,
     })
 }
 

@@ -91,6 +91,9 @@ pub enum View {
     Processes,
     /// Its root filesystem only, its layers merged (`export`).
     Rootfs,
+    /// A stopped container's image layers and upper layer only: not its init layer
+    /// (hosts, hostname, resolv.conf...), not its mounts (`mini build`'s steps).
+    Layers,
 }
 
 /// A root to resolve paths in: a directory descriptor, and for a stopped container
@@ -156,7 +159,7 @@ impl<'k> Root<'k> {
         if c.state.status.is_up() && c.state.pid > 0 {
             let dir = match view {
                 View::Processes => PathBuf::from(format!("/proc/{}/root", c.state.pid)),
-                View::Rootfs => merged,
+                View::Rootfs | View::Layers => merged,
             };
             let fd =
                 k.why("the container's root, as its processes see it (volumes and tmpfs included)").open_tree(&dir);
@@ -200,7 +203,9 @@ impl<'k> Root<'k> {
             lowers.push(layer.join("diff"));
             (None, None)
         };
-        lowers.push(store.paths.init_layer(&c.id).join("diff"));
+        if view != View::Layers {
+            lowers.push(store.paths.init_layer(&c.id).join("diff"));
+        }
         lowers.extend(c.layers.iter().map(PathBuf::from));
         {
             let _s = k.scope(overlay::TOOL);
@@ -233,7 +238,7 @@ impl<'k> Root<'k> {
             _mounted: Some(Unmount { k, path: merged.clone() }),
             _lock: lock,
         };
-        for m in c.mounts.iter().filter(|m| m.kind != "tmpfs" && !m.source.is_empty()) {
+        for m in c.mounts.iter().filter(|m| m.kind != "tmpfs" && !m.source.is_empty() && view != View::Layers) {
             root.mounts.push((components(&m.destination), PathBuf::from(&m.source)));
         }
         // Longest destination first: the innermost mount wins.

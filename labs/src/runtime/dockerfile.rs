@@ -165,13 +165,6 @@ pub struct Dockerfile {
     pub stages: Vec<Stage>,
 }
 
-impl Dockerfile {
-    /// Every instruction, global `ARG`s included: docker's `Step N/M` count.
-    pub fn count(&self) -> usize {
-        self.global_args.len() + self.stages.iter().map(|s| 1 + s.steps.len()).sum::<usize>()
-    }
-}
-
 /// docker's message for a file it cannot read.
 fn parse_error(line: usize, what: &str) -> Error {
     Error::Failed {
@@ -485,7 +478,6 @@ mod tests {
         assert_eq!(d.escape, '\\');
         assert_eq!(d.global_args.len(), 1);
         assert_eq!(d.stages.len(), 2);
-        assert_eq!(d.count(), 6);
         assert_eq!(d.stages[0].name().as_deref(), Some("build"));
         let run = &d.stages[0].steps[0];
         assert_eq!(run.text, "RUN echo a   && echo b");

@@ -688,6 +688,12 @@ fn remove_image(k: &Kernel, st: &Store, cs: &[Container], what: &str, force: boo
     let running = using.iter().find(|c| c.state.status.is_up());
     let stopped = using.iter().find(|c| !c.state.status.is_up());
     let mut ix = st.index()?;
+    // An image others were built on (a build's step, a base image): names go, the
+    // image stays for its children; without a name it cannot be deleted at all.
+    let has_children = ix.manifests.iter().any(|d| d.annotation(PARENT) == Some(id.as_str()));
+    if has_children && refs.is_empty() {
+        return Err(conflict(&id, true, "image has dependent child images".into()));
+    }
     let mut records = vec![];
     // The repository digests to untag with the last tag of a repository.
     let repo_digest = |name: &str| -> Option<String> {
@@ -758,6 +764,13 @@ fn remove_image(k: &Kernel, st: &Store, cs: &[Container], what: &str, force: boo
     }
     for name in refs.clone() {
         untag_one(&mut ix, &mut refs, &mut records, &name);
+    }
+    if has_children {
+        if !ix.manifests.iter().any(|d| d.digest == img.desc.digest) {
+            ix.manifests.push(dangling(&img.desc));
+        }
+        st.write_index(k, &ix)?;
+        return Ok(Removal { records, reclaimed: 0 });
     }
     let digests: HashSet<&str> = mine.iter().map(|i| i.desc.digest.as_str()).collect();
     ix.manifests.retain(|d| !digests.contains(d.digest.as_str()));

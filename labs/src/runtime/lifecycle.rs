@@ -80,6 +80,9 @@ pub struct CreateSpec {
     pub readonly_rootfs: bool,
     /// `overlay2` or `devicemapper`.
     pub storage_driver: String,
+    /// No anonymous volumes for the image's VOLUMEs (`mini build`'s COPY steps: docker's
+    /// builder writes those into the layer).
+    pub skip_image_volumes: bool,
 }
 
 /// What happened while getting the image: docker's lines (`Unable to find image...`,
@@ -199,7 +202,8 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
         let (n, mode) = v.rsplit_once(':').filter(|(_, m)| *m == "ro" || *m == "rw").unwrap_or((v.as_str(), "rw"));
         from.push((find(&store, n)?, mode == "ro"));
     }
-    let mounts = super::volumes::resolve(k, root, &spec.mounts, &ic.volumes, &from)?;
+    let image_volumes: &[String] = if spec.skip_image_volumes { &[] } else { &ic.volumes };
+    let mounts = super::volumes::resolve(k, root, &spec.mounts, image_volumes, &from)?;
     let mut c = Container {
         id: id.clone(),
         name,
