@@ -444,7 +444,7 @@ pub fn build(k: &Kernel, root: &Path, spec: &BuildSpec, report: &mut dyn FnMut(&
         stages: vec![],
         stage_count: df.stages.len(),
         step: 0,
-        total: count(&df, spec.target.as_deref()) + spec.labels.len(),
+        total: count(&df, spec.target.as_deref()) + spec.labels.iter().map(|(k, _)| k).collect::<BTreeSet<_>>().len(),
     };
     let r = b.run(&df);
     drop(staged);
@@ -672,12 +672,7 @@ impl<'a> Builder<'a> {
         for l in lines {
             self.say(&l);
         }
-        let (img, _, _) = got.map_err(|e| match e {
-            Error::Failed { what, hint } if what.contains("pull access denied") || what.contains("not found") => {
-                Error::Failed { what, hint }
-            }
-            e => e,
-        })?;
+        let (img, _, _) = got?;
         Ok(Some(img))
     }
 
@@ -865,12 +860,14 @@ impl<'a> Builder<'a> {
                 // docker's record of the build args a RUN saw: `|N K=V... CMD`.
                 let env_keys: Vec<String> =
                     st.env().iter().map(|e| e.split('=').next().unwrap_or_default().to_string()).collect();
-                let with_values: Vec<String> = st
+                let mut with_values: Vec<String> = st
                     .args
                     .iter()
                     .filter(|(k, _)| !env_keys.contains(k))
                     .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
                     .collect();
+                // Sorted as docker sorts them: the `K=V` strings.
+                with_values.sort();
                 let mut saved = vec![];
                 if !with_values.is_empty() {
                     saved.push(format!("|{}", with_values.len()));
@@ -937,7 +934,7 @@ impl<'a> Builder<'a> {
                 };
                 let c = lifecycle::create(k, self.root, &spec, &mut |_| {})?;
                 let mut temp = Temp { k, root: self.root.to_path_buf(), c: c.clone(), keep: false };
-                self.say(&format!(" ---> Running in {}", &c.id[..12]));
+                self.say(&format!(" ---> Running in {}", c.short_id()));
                 let code = self.run_container(&c)?;
                 if code != 0 {
                     temp.keep = !self.spec.force_rm;
@@ -950,7 +947,7 @@ impl<'a> Builder<'a> {
                 let upper = store.paths.layer(&c.id).join("diff");
                 let img = self.pack_and_compose(st, &upper, &created_by, ccfg, Some(&c.id), false)?;
                 if self.spec.rm {
-                    self.say(&format!("Removing intermediate container {}", &c.id[..12]));
+                    self.say(&format!("Removing intermediate container {}", c.short_id()));
                 } else {
                     temp.keep = true;
                 }

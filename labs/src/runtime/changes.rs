@@ -321,7 +321,7 @@ pub(crate) fn empty_config() -> Map<String, Value> {
 }
 
 /// Split `KEY=VALUE KEY2="a b"` (docker's ENV and LABEL) into pairs, quotes removed.
-pub(crate) fn pairs(s: &str) -> Vec<(String, String)> {
+fn pairs(s: &str) -> Vec<(String, String)> {
     let mut words = vec![];
     let mut cur = String::new();
     let mut quote: Option<char> = None;

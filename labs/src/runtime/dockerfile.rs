@@ -292,7 +292,7 @@ fn only(keyword: &str, flags: &BTreeMap<String, String>, known: &[&str], line: u
     for name in flags.keys() {
         if !known.contains(&name.as_str()) {
             let what = match (keyword, name.as_str()) {
-                ("RUN", "mount" | "security") => format!(
+                ("RUN", "mount" | "security") | (_, "checksum" | "keep-git-dir" | "link" | "parents" | "exclude") => format!(
                     "the --{name} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled"
                 ),
                 _ => format!("unknown flag: {name}"),
@@ -416,8 +416,7 @@ fn echoed_keyword(i: &Instruction, text: &str) -> String {
 fn copy_op(add: bool, options: &[Flag], src: &[Source], dest: &str, echoed: &str, line: usize) -> Result<Op> {
     let flags = flag_map(options);
     let keyword = if add { "ADD" } else { "COPY" };
-    let known: &[&str] =
-        if add { &["chown", "chmod", "checksum", "keep-git-dir"] } else { &["from", "chown", "chmod"] };
+    let known: &[&str] = if add { &["chown", "chmod"] } else { &["from", "chown", "chmod"] };
     only(keyword, &flags, known, line)?;
     let names = heredoc_names(echoed);
     let mut docs = names.iter();
@@ -517,6 +516,8 @@ mod tests {
         assert!(e.ends_with("failed to parse Dockerfile: file with no instructions"), "{e}");
         let e = parse("FROM a\nRUN --mount=type=cache,target=/x true\n").unwrap_err().to_string();
         assert!(e.contains("requires BuildKit"), "{e}");
+        let e = parse("FROM a\nADD --checksum=sha256:00 https://x/y /\n").unwrap_err().to_string();
+        assert!(e.contains("the --checksum option requires BuildKit"), "{e}");
         let e = parse("FROM a\nCOPY --bogus=1 a /\n").unwrap_err().to_string();
         assert!(e.contains("unknown flag: bogus"), "{e}");
         let e = parse("FROM a\nONBUILD FROM b\n").unwrap_err().to_string();
