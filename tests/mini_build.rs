@@ -90,24 +90,28 @@ b() { n=$1; shift; (cd "$T/$n" && m build "$@"); }
 ids() { sed -e 's/[0-9a-f]\{64\}/ID/g' -e 's/[0-9a-f]\{12\}/ID/g'; }
 "#;
 
+/// `script` after the course's contexts, in a sandbox of the root tier (`None`: the
+/// tier cannot run here, and the test says so).
+fn course(script: &str) -> Option<String> {
+    require(Tier::Root).then(|| ok(&format!("{CONTEXTS}{script}")))
+}
+
 /// BUILD-01: nginx-demo from test/web with a COPY of index.html, `-f`, the build's
 /// lines as docker's classic builder prints them, the page in the image, and the
 /// history: the COPY layer over the base, named by the IMAGE column.
 #[test]
 fn build_01_nginx_demo_copy_and_history() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{CONTEXTS}{}",
+    let Some(out) = course(
         r#"
 echo "== build"; b nginx -f Dockerfile.step1 -t nginx-demo . | ids
 echo "== page"; m run --rm nginx-demo cat /usr/share/nginx/html/index.html
 echo "== history"; m history nginx-demo | ids | sed 's/  */ /g'
 echo "== again"; b nginx -f Dockerfile.step1 -t nginx-demo . | ids
 echo "== images"; m images nginx-demo --format '{{.Repository}}:{{.Tag}}'; m images -q | wc -l; m images -aq | wc -l
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     assert_eq!(
         section(&out, "build"),
         "Step 1/2 : FROM test/web\n ---> ID\nStep 2/2 : COPY index.html /usr/share/nginx/html/\n ---> ID\nSuccessfully built ID\nSuccessfully tagged nginx-demo:latest\n"
@@ -136,11 +140,8 @@ echo "== images"; m images nginx-demo --format '{{.Repository}}:{{.Tag}}'; m ima
 /// makes for configuration-only steps; and mini's images run in docker and podman.
 #[test]
 fn course_dockerfiles_build_as_dockers_classic_builder_builds_them() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{CONTEXTS}{DOCKERD}{}",
+    let Some(out) = course(&format!(
+        "{DOCKERD}{}",
         r#"
 m save alpine:latest alpine:3.14 test/ex01 | docker load -q >/dev/null || exit 1
 # What is compared: every file of the image's layers, extracted in order (type, mode,
@@ -176,7 +177,9 @@ umount /sys/fs/cgroup/unified 2>/dev/null; ulimit -n 1024
 p() { podman --root "$T/podman" --runroot "$T/podman-run" --storage-driver vfs "$@"; }
 echo "== in podman"; m save course/multi | p load -q >/dev/null && p run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 course/multi
 "#
-    ));
+    )) else {
+        return;
+    };
     assert_eq!(section(&out, "in podman"), "Hello world!\n", "podman runs mini's image");
     for n in ["ex1", "prom", "multi"] {
         assert_eq!(section(&out, &format!("files {n}")), "same\n", "{n}: the same files as docker's image");
@@ -213,11 +216,7 @@ echo "== in podman"; m save course/multi | p load -q >/dev/null && p run --rm --
 /// and go with `rmi` of the image built on them.
 #[test]
 fn the_cache_follows_the_copied_files_and_intermediate_images_go_with_rmi() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{CONTEXTS}{}",
+    let Some(out) = course(
         r#"
 echo "== first"; b prom -t p1 . | grep -c 'Using cache'
 echo "== again"; b prom -t p1 . | grep -c 'Using cache'
@@ -229,8 +228,10 @@ echo "== no-cache"; b prom --no-cache -t p1 . | grep -c 'Using cache'
 echo "== target"; b multi --target builder -t stage1 . | grep '^Step' ; m run --rm stage1 ls /go/bin
 echo "== images"; m images -q | sort -u | wc -l; m images -aq | wc -l
 echo "== rmi"; m rmi stage1 | grep -c Deleted; m rmi p1 >/dev/null; m image prune -f >/dev/null; m images -aq | sort -u | wc -l
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     assert_eq!(section(&out, "first"), "0\n");
     assert_eq!(section(&out, "again"), "16\n", "every step after FROM");
     assert_eq!(section(&out, "touched"), "16\n", "a new mtime is no change");
@@ -257,11 +258,7 @@ echo "== rmi"; m rmi stage1 | grep -c Deleted; m rmi p1 >/dev/null; m image prun
 /// The course's imagemagick is a package download: offline, the converter copies.
 #[test]
 fn course_ex2_converter_ex3_from_scratch_and_user_root() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{CONTEXTS}{}",
+    let Some(out) = course(
         r#"
 mkdir -p conv && cd conv
 cat > entrypoint.sh <<'X'
@@ -289,8 +286,10 @@ echo "== scratch layers"; m image inspect -f '{{len .RootFS.Layers}}' asciicat3;
 cd "$T/ex1"; cp Dockerfile Dockerfile.root; sed -i 's/^CMD/USER root\nCMD/' Dockerfile.root
 echo "== user root"; m build -q -f Dockerfile.root -t exercice1:0.2 . >/dev/null && m build -q -t exercice1 . >/dev/null
 m run --rm exercice1:0.2 > a; m run --rm exercice1 > b; diff a b && echo same; m run --rm --entrypoint id exercice1
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     assert_eq!(
         section(&out, "usage"),
         "Usage: docker run --rm -v $(pwd):/images IMAGE_NAME [pattern] [format]\nExample: docker run --rm -v $(pwd):/images image-converter \"a*.jpg\" png\n"
@@ -315,11 +314,7 @@ m run --rm exercice1:0.2 > a; m run --rm exercice1 > b; diff a b && echo same; m
 /// an unused `--build-arg`, ONBUILD triggers run by the image built FROM it.
 #[test]
 fn stdin_quiet_labels_tags_build_args_and_onbuild() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{CONTEXTS}{}",
+    let Some(out) = course(
         r#"
 cd "$T/nginx"
 printf 'FROM alpine\nRUN echo from stdin > /s\n' > Stdin.Dockerfile
@@ -333,8 +328,10 @@ printf 'FROM alpine\nONBUILD RUN echo triggered > /t\nONBUILD COPY index.html /i
 m build -q -f Base.Dockerfile -t onbase . >/dev/null
 echo "== onbuild"; printf 'FROM onbase\nCMD ["cat", "/t", "/i"]\n' > Child.Dockerfile
 m build -f Child.Dockerfile -t onchild . | grep -e '^#' -e '^Step'; m run --rm onchild; m image inspect -f '{{json .Config.OnBuild}}' onchild
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     assert_eq!(section(&out, "stdin"), "2\nfrom stdin\n");
     assert_eq!(
         section(&out, "stdin copy"),
@@ -357,11 +354,7 @@ m build -f Child.Dockerfile -t onchild . | grep -e '^#' -e '^Step'; m run --rm o
 /// killed with SIGKILL in the middle of a RUN leaves what `mini rm -f` removes.
 #[test]
 fn bad_input_gets_dockers_messages_and_a_killed_build_leaves_what_rm_f_removes() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{CONTEXTS}{}",
+    let Some(out) = course(
         r#"
 cd "$T/nginx"
 t() { printf "$1" > Bad.Dockerfile; shift; m build -f Bad.Dockerfile "$@" . > o 2> e; c=$?; tail -1 e | sed 's/^mini: //'; echo "code $c"; }
@@ -384,8 +377,10 @@ i=0; until grep -q 'Running in' slow; do i=$((i+1)); [ $i -gt 300 ] && { cat slo
 kill -9 $pid; wait $pid 2>/dev/null
 echo "== killed"; ids=$(m ps -aq --no-trunc); echo "$ids" | wc -l; m rm -f $ids >/dev/null; m ps -aq | wc -l
 grep -c "$CONTLAB_ROOT" /proc/mounts; for i in $ids; do ls -d /sys/fs/cgroup/*/contlab/mini/$i /sys/fs/cgroup/contlab/mini/$i 2>/dev/null; done | wc -l
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     let msg = |s: &str, m: &str, c: i32| format!("{m}\ncode {c}\n{}", if s.is_empty() { "" } else { s });
     assert_eq!(
         section(&out, "unknown"),
@@ -441,11 +436,7 @@ grep -c "$CONTLAB_ROOT" /proc/mounts; for i in $ids; do ls -d /sys/fs/cgroup/*/c
 /// (mode 0600, as docker's) served on the sandbox's loopback.
 #[test]
 fn build_09_a_user_a_port_dockerignore_exceptions_and_add_of_a_url() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{CONTEXTS}{}",
+    let Some(out) = course(
         r#"
 mkdir -p tp1/notes && cd tp1
 echo '<p>test</p>' > test.html; echo readme > README.md; echo secret > SECRET.md; echo n > notes/a.md; echo keep > notes/keep.txt
@@ -470,8 +461,10 @@ echo "== files"; m run --rm --entrypoint sh tp1 -c 'find . | sort; ls -ln /downl
 echo "== config"; m image inspect -f '{{json .Config.ExposedPorts}} {{.Config.User}} {{.Config.WorkingDir}} {{json .Config.Entrypoint}}' tp1
 echo "== serve"; c=$(m run -d tp1); i=0; until m exec "$c" wget -qO- localhost:9999/test.html 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done
 m exec "$c" sh -c 'cat /proc/1/status | grep ^Uid'; m rm -f "$c" >/dev/null
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     assert_eq!(
         section(&out, "files"),
         ".\n./.dockerignore\n./Dockerfile\n./README.md\n./notes\n./notes/keep.txt\n./test.html\ntotal 4\n-rw-------    1 0        0               13 Jan  1  1970 remote.txt\nuid=999(nagini) gid=999(nagini) groups=999(nagini)\nfrom the web\n"
@@ -496,11 +489,7 @@ m exec "$c" sh -c 'cat /proc/1/status | grep ^Uid'; m rm -f "$c" >/dev/null
 /// untagged.
 #[test]
 fn docker_rules_in_the_corners_of_copy_args_expose_labels_and_rmi() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{CONTEXTS}{}",
+    let Some(out) = course(
         r#"
 mkdir -p corner && cd corner
 echo data > data.txt; echo hi | gzip > notar.gz; echo secret > .env; ln -s .env cfg; echo .env > .dockerignore
@@ -525,8 +514,10 @@ echo "== cfg"; printf 'FROM alpine\nCOPY cfg /\n' > Cfg.Dockerfile; m build -f C
 echo "== run msg"; printf 'FROM alpine\nARG X=1\nRUN exit 2\n' > Fail.Dockerfile; m build -f Fail.Dockerfile . 2>&1 | tail -1 | sed 's/^mini: //'
 echo "== rmi"; mid=$(m images -aq --no-trunc | while read i; do [ "$(m image inspect -f '{{len .RootFS.Layers}}' $i)" = 2 ] && echo $i; done | head -1)
 m rmi "$mid" 2>&1 | sed 's/^mini: //; s/[0-9a-f]\{12\}/ID/'; m rmi alpine:3.14 >/dev/null; m rmi alpine:latest 2>&1; m images -a -q --no-trunc | grep -c "$(m image inspect -f '{{.Id}}' corner)"
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     assert_eq!(
         section(&out, "build"),
         "code 0\ndata\n1111 1111\n0\nf\n1111:1111 /made\n1111:1111 /made/by\n1111:1111 /made/by/chown\n1111:1111 /made/by/chown/data.txt\nnotar.gz\nV=default\n{\"8000/tcp\":{},\"8001/tcp\":{},\"8002/tcp\":{}} {\"nolabel\":\"\"}\n"
