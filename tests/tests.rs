@@ -15,6 +15,7 @@ mod lvm_snap;
 mod mini;
 mod mini_build;
 mod mini_changes;
+mod mini_confine;
 mod mini_devmapper;
 mod mini_images;
 mod mini_volumes;

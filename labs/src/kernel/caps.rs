@@ -39,6 +39,17 @@ pub fn all_caps() -> Vec<Capability> {
     v
 }
 
+/// The capabilities this process may still hold: its bounding set, each read with
+/// `prctl(PR_CAPBSET_READ)` (a runtime cannot give a container more than it has:
+/// "every capability" means these).
+/// <https://man7.org/linux/man-pages/man2/PR_CAPBSET_READ.2const.html>
+pub fn bounding_caps() -> Vec<Capability> {
+    let mut v: Vec<Capability> =
+        all_caps().into_iter().filter(|c| caps::has_cap(None, caps::CapSet::Bounding, *c).unwrap_or(false)).collect();
+    v.sort_by_key(|c| c.index());
+    v
+}
+
 fn names(set: &[Capability]) -> String {
     let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
     v.sort();
@@ -79,27 +90,30 @@ impl Kernel {
         Ok(())
     }
 
-    /// `capset(2)` — set the permitted, effective and inheritable sets to `set`, and
-    /// clear the ambient set. <https://man7.org/linux/man-pages/man2/capset.2.html>
+    /// `capset(2)` — set the permitted and effective sets to `set`, empty the
+    /// inheritable set, and clear the ambient set. <https://man7.org/linux/man-pages/man2/capset.2.html>
     #[doc(alias = "capset")]
     pub fn set_caps(&self, set: &[Capability]) -> Result<(), SysError> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "capset",
             man: "capset(2)",
-            what: "set this process's permitted, effective and inheritable capabilities",
+            what: "set this process's permitted and effective capabilities, and empty its inheritable set",
             effect: Effect::Change,
         };
         let hs: CapsHashSet = set.iter().copied().collect();
         let shown = names(set);
+        let none = names(&[]);
         self.perform(
             &C,
-            vec![format!("{{effective={shown}, permitted={shown}, inheritable={shown}}}")],
+            vec![format!("{{effective={shown}, permitted={shown}, inheritable={none}}}")],
             || (),
             || {
-                // Inheritable and effective must stay within permitted: shrink it last.
+                // Effective must stay within permitted: shrink it last. Inheritable
+                // empty, as runc and docker since CVE-2022-24769: a program run later
+                // with file capabilities gets no more than its own.
                 caps::set(None, CapSet::Effective, &hs).map_err(caps_errno)?;
-                caps::set(None, CapSet::Inheritable, &hs).map_err(caps_errno)?;
+                caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(caps_errno)?;
                 caps::set(None, CapSet::Permitted, &hs).map_err(caps_errno)?;
                 caps::clear(None, CapSet::Ambient).map_err(caps_errno)
             },

@@ -611,6 +611,25 @@ impl Kernel {
         self.perform(&C, vec![path_arg(dir)], || (), || nix::unistd::chdir(dir), |_| "0".into())
     }
 
+    /// `umask(2)` — set the mask of permission bits new files do not get; returns the
+    /// old one. <https://man7.org/linux/man-pages/man2/umask.2.html>
+    pub fn umask(&self, mask: u32) -> Result<u32, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "umask",
+            man: "umask(2)",
+            what: "set the bits new files and directories are made without",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![format!("{mask:03o}")],
+            || 0o022,
+            || Ok::<u32, nix::Error>(nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask)).bits()),
+            |old| format!("{old:03o}"),
+        )
+    }
+
     /// `getuid(2)`, `geteuid(2)`, `getgid(2)`, `getegid(2)` — who this process is.
     /// <https://man7.org/linux/man-pages/man2/getuid.2.html>
     pub fn ids(&self) -> UserIds {

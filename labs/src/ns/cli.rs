@@ -310,6 +310,7 @@ impl RunArgs {
             },
             netns: self.netns.clone(),
             readonly_root: false,
+            no_new_privs: false,
         })
     }
 

@@ -257,6 +257,10 @@ pub struct Spec {
     pub netns: Option<PathBuf>,
     /// Remount the new root read-only after `pivot_root` (docker's `--read-only`).
     pub readonly_root: bool,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)` before the capabilities are dropped: no setuid
+    /// binary, no file capability gives the command more (docker's
+    /// `--security-opt no-new-privileges`).
+    pub no_new_privs: bool,
 }
 
 /// A device node made in the new root's /dev.
@@ -281,6 +285,8 @@ pub enum SysMount {
     Sysfs,
     /// `/sys` read-only and a cgroup2 tree read-only at `/sys/fs/cgroup`.
     SysfsAndCgroup2,
+    /// `/sys` writable (docker's `--privileged`).
+    SysfsWritable,
 }
 
 /// The device nodes of docker's default /dev: name, major, minor.
@@ -661,6 +667,10 @@ pub fn confine(k: &Kernel, spec: &Spec, caps: Option<&[String]>, user: Option<&U
                 .collect::<Result<Vec<_>>>()
         })
         .transpose()?;
+    if spec.no_new_privs {
+        k.why("no-new-privileges: from here on, no exec can raise the process's privileges (setuid bits, file capabilities)")
+            .no_new_privs()?;
+    }
     if let Some(keep) = &keep {
         k.why("root in a container is not all of root: only these capabilities stay possible").drop_bounding(keep)?;
         k.flush_counts("dropped from the bounding set");
@@ -705,6 +715,9 @@ fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
     )?;
     k.mount(Some("shm"), Path::new("dev/shm"), Some("tmpfs"), nosuid_nodev_noexec, Some("mode=1777,size=65536k"))?;
     k.mount(Some("mqueue"), Path::new("dev/mqueue"), Some("mqueue"), nosuid_nodev_noexec, None)?;
+    // The nodes get exactly their modes (0666 for /dev/null: any user writes to it),
+    // not the modes less this process's umask.
+    let old = k.why("device nodes are made with exactly their modes").umask(0)?;
     for (name, major, minor) in DOCKER_DEVICES {
         k.mknod(&Path::new("dev").join(name), 'c', 0o666, major, minor)?;
     }
@@ -717,6 +730,7 @@ fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
         }
         k.why("the host's device, at the same numbers").mknod(&p, n.kind, n.mode, n.major, n.minor)?;
     }
+    k.umask(old)?;
     for (link, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -736,13 +750,13 @@ fn sys_mounts(k: &Kernel, sys: SysMount) -> Result<()> {
     if !Path::new("sys").exists() {
         k.mkdir(Path::new("sys"), 0o755)?;
     }
-    k.why("the kernel's view of devices and drivers, read-only").mount(
-        Some("sysfs"),
-        Path::new("sys"),
-        Some("sysfs"),
-        ro,
-        None,
-    )?;
+    let (flags, why) = match sys {
+        SysMount::SysfsWritable => {
+            (ro - MsFlags::MS_RDONLY, "the kernel's view of devices and drivers, writable (--privileged)")
+        }
+        _ => (ro, "the kernel's view of devices and drivers, read-only"),
+    };
+    k.why(why).mount(Some("sysfs"), Path::new("sys"), Some("sysfs"), flags, None)?;
     if sys == SysMount::SysfsAndCgroup2 {
         k.why("the container's own cgroup tree (its cgroup namespace makes its group the root), read-only").mount(
             Some("cgroup"),

@@ -398,6 +398,19 @@ pub struct RunArgs {
     /// The root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// Add Linux capabilities (`NET_ADMIN`, `CAP_SYS_TIME`, `ALL`).
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (`ALL` drops every one; then --cap-add puts some back).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges: every capability, every host device, no masked or
+    /// read-only paths, /sys writable.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options: `no-new-privileges[:true|false]`, `seccomp=unconfined`.
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// The keys that detach: `ctrl-p,ctrl-q` unless given.
     #[arg(long, value_name = "KEYS")]
     pub detach_keys: Option<String>,
@@ -615,6 +628,10 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         readonly_rootfs: a.read_only,
         storage_driver: String::new(),
         skip_image_volumes: false,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
+        security_opt: a.security_opt.clone(),
     })
 }
 

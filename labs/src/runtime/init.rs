@@ -82,6 +82,12 @@ pub struct Spec {
     pub hostname: String,
     /// Capabilities to keep (`CAP_CHOWN`...).
     pub caps: Vec<String>,
+    /// `--privileged`: no masked or read-only paths, /sys writable, the host's devices.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--security-opt no-new-privileges`.
+    #[serde(default)]
+    pub no_new_privileges: bool,
     /// The network.
     pub net: Option<Net>,
     /// The `cgroup.procs` files to join (one per v1 hierarchy; one on v2).
@@ -179,8 +185,9 @@ pub fn ns_spec(spec: &Spec) -> crate::ns::Spec {
             all
         },
         readonly_root: spec.readonly_root,
-        masked: MASKED.iter().map(PathBuf::from).collect(),
-        readonly: READONLY.iter().map(PathBuf::from).collect(),
+        masked: if spec.privileged { vec![] } else { MASKED.iter().map(PathBuf::from).collect() },
+        readonly: if spec.privileged { vec![] } else { READONLY.iter().map(PathBuf::from).collect() },
+        no_new_privs: spec.no_new_privileges,
         dev: Some(
             spec.devices
                 .iter()
@@ -193,7 +200,11 @@ pub fn ns_spec(spec: &Spec) -> crate::ns::Spec {
                 })
                 .collect(),
         ),
-        sys: Some(if spec.cgroup2 { SysMount::SysfsAndCgroup2 } else { SysMount::Sysfs }),
+        sys: Some(match (spec.privileged, spec.cgroup2) {
+            (true, _) => SysMount::SysfsWritable,
+            (false, true) => SysMount::SysfsAndCgroup2,
+            (false, false) => SysMount::Sysfs,
+        }),
         cwd: Some(if spec.cwd.is_empty() { "/".into() } else { spec.cwd.clone().into() }),
         ..Default::default()
     }

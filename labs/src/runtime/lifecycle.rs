@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::image::{self, Reference, Store};
 use crate::kernel::{Kernel, Pid, Signal, Want};
 
-use super::init::DEFAULT_CAPS;
 use super::resources::{self, Settings};
 use super::spec::{self, ImageConfig};
 use super::state::{no_such_container, Config, Container, Containers, Status};
@@ -80,6 +79,14 @@ pub struct CreateSpec {
     pub readonly_rootfs: bool,
     /// `overlay2` or `devicemapper`.
     pub storage_driver: String,
+    /// `--cap-add`, `--cap-drop` (as typed).
+    pub cap_add: Vec<String>,
+    /// See `cap_add`.
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--security-opt`.
+    pub security_opt: Vec<String>,
     /// No anonymous volumes for the image's VOLUMEs (`mini build`'s COPY steps: docker's
     /// builder writes those into the layer).
     pub skip_image_volumes: bool,
@@ -161,6 +168,9 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             "mini's networks are bridge (the default), none and host",
         ));
     }
+    // Refused before anything is made, with docker's messages.
+    spec::capabilities(&spec.cap_add, &spec.cap_drop, spec.privileged)?;
+    spec::no_new_privileges(&spec.security_opt)?;
     let (img, layers, images) = image_for(k, root, &spec.image, report)?;
     let ic = image_config(&img);
     let cmd = spec::command(&ic, spec.entrypoint.as_deref(), &spec.args)?;
@@ -245,6 +255,10 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             network,
             binds: spec.binds.clone(),
             readonly_rootfs: spec.readonly_rootfs,
+            cap_add: spec.cap_add.clone(),
+            cap_drop: spec.cap_drop.clone(),
+            privileged: spec.privileged,
+            security_opt: spec.security_opt.clone(),
             volumes_from: spec.volumes_from.clone(),
             volumes: ic.volumes.clone(),
         },
@@ -334,7 +348,7 @@ pub fn start(k: &Kernel, root: &Path, c: &Container, mode: &StartMode) -> Result
         if c.state.status == Status::Dead {
             resources::release(k, &store, &mut c);
         }
-        let caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+        let caps = spec::capabilities(&c.config.cap_add, &c.config.cap_drop, c.config.privileged)?;
         resources::prepare(k, &store, &mut c, &settings, &caps)?;
         store.save(&c)?;
         c

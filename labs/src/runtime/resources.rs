@@ -374,6 +374,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         groups,
         hostname: c.config.hostname.clone(),
         caps: caps.to_vec(),
+        privileged: c.config.privileged,
+        no_new_privileges: super::spec::no_new_privileges(&c.config.security_opt)?,
         net: Some(net),
         cgroup_procs: procs,
         cgroup2: matches!(*cg_setup, Cgroups::V2(_)),
@@ -414,6 +416,10 @@ fn user_of(k: &Kernel, c: &Container, root: &Path) -> Result<(u32, u32, Vec<u32>
 fn devices(k: &Kernel, c: &Container) -> Result<Vec<Device>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut v = Vec::new();
+    if c.config.privileged {
+        host_devices(k, Path::new("/dev"), "/dev", &mut v)?;
+        k.flush_counts("the host's device nodes, for --privileged");
+    }
     for (host, ctr, _perms) in &c.config.devices {
         let missing = |e: String| {
             Error::failed(
@@ -456,9 +462,44 @@ fn devices(k: &Kernel, c: &Container) -> Result<Vec<Device>> {
     Ok(v)
 }
 
+/// Every device node of the host's `dir` and below (docker's `--privileged`), but its
+/// terminals and the nodes the container's /dev has anyway (`getdents64`, `fstatat`:
+/// counted, not printed).
+fn host_devices(k: &Kernel, dir: &Path, shown: &str, v: &mut Vec<Device>) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let fd = k.open_tree(dir)?;
+    for name in k.list_at(&fd, shown, ".")? {
+        let path = format!("{shown}/{name}");
+        if ["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console", "/dev/ptmx"].contains(&path.as_str())
+            || crate::ns::DOCKER_DEVICES.iter().any(|(n, _, _)| path == format!("/dev/{n}"))
+        {
+            continue;
+        }
+        let Some(m) = k.stat_at(&fd, &name)? else { continue };
+        let ft = m.file_type();
+        if ft.is_dir() && path.matches('/').count() < 3 {
+            host_devices(k, &dir.join(&name), &path, v)?;
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let rdev = m.rdev();
+            v.push(Device {
+                path,
+                kind: if ft.is_block_device() { 'b' } else { 'c' },
+                major: (rdev >> 8) & 0xfff,
+                minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
+                mode: m.mode() & 0o7777,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// docker's default device allow-list (the cgroup v1 devices controller), plus the
 /// `--device`s.
 fn device_rules(k: &Kernel, c: &Container) -> Vec<crate::cgroup::DeviceRule> {
+    if c.config.privileged {
+        // --privileged: every device.
+        return crate::cgroup::limits::parse_device_rule("a").into_iter().collect();
+    }
     let mut rules: Vec<String> = [
         "c *:* m",
         "b *:* m",

@@ -279,6 +279,84 @@ pub fn parse_ulimit(s: &str) -> Result<(String, u64, u64)> {
     Ok((name.to_string(), soft, hard))
 }
 
+/// docker's name of a capability: `CAP_` and upper case (`net_admin`, `NET_ADMIN` and
+/// `CAP_NET_ADMIN` are one), or `ALL`.
+fn cap_name(n: &str) -> String {
+    let up = n.to_uppercase();
+    if up == "ALL" || up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capabilities a container runs with, by docker's rules: docker's default set
+/// (`DEFAULT_CAPS`), or with `privileged` or `--cap-add ALL` every capability mini
+/// itself has (its bounding set: on a host that runs mini in a container, fewer than
+/// the kernel knows); `--cap-drop` takes away (`ALL`: everything), then `--cap-add` puts
+/// back. An unknown name is refused with docker's message.
+pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<String>> {
+    let all: Vec<String> = crate::kernel::all_caps().iter().map(|c| c.to_string()).collect();
+    let check = |list: &[String], flag: &str| -> Result<Vec<String>> {
+        list.iter()
+            .map(|n| {
+                let c = cap_name(n);
+                if c != "ALL" && !all.contains(&c) {
+                    return Err(Error::Container {
+                        code: 125,
+                        message: format!("Error response from daemon: invalid {flag}: unknown capability: {c:?}"),
+                    });
+                }
+                Ok(c)
+            })
+            .collect()
+    };
+    let (add, drop) = (check(add, "CapAdd")?, check(drop, "CapDrop")?);
+    if privileged || add.iter().any(|c| c == "ALL") {
+        return Ok(crate::kernel::bounding_caps().iter().map(|c| c.to_string()).collect());
+    }
+    let mut caps: Vec<String> = match drop.iter().any(|c| c == "ALL") {
+        true => vec![],
+        false => super::init::DEFAULT_CAPS.iter().map(|c| c.to_string()).filter(|c| !drop.contains(c)).collect(),
+    };
+    for c in add {
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    Ok(caps)
+}
+
+/// Whether `--security-opt` asks for `no-new-privileges` (docker's forms:
+/// `no-new-privileges`, `no-new-privileges:true|false`, `=` for `:`); `seccomp=unconfined`
+/// is what mini does (it loads no filter); anything else is refused.
+pub fn no_new_privileges(opts: &[String]) -> Result<bool> {
+    let mut nnp = false;
+    for o in opts {
+        let (key, value) = o.split_once([':', '=']).unwrap_or((o.as_str(), ""));
+        match (key, value) {
+            ("no-new-privileges", "" | "true") => nnp = true,
+            ("no-new-privileges", "false") => nnp = false,
+            ("seccomp", "unconfined") => {}
+            ("seccomp", _) => {
+                return Err(Error::Container {
+                    code: 125,
+                    message: format!(
+                        "mini: --security-opt {o}: seccomp profiles are not loaded by mini yet; only seccomp=unconfined (no filter, what mini does)"
+                    ),
+                })
+            }
+            _ => {
+                return Err(Error::Container {
+                    code: 125,
+                    message: format!("Error response from daemon: invalid --security-opt 2: {o:?}"),
+                })
+            }
+        }
+    }
+    Ok(nnp)
+}
+
 /// `--device /dev/fuse[:/dev/fuse[:rwm]]` → (host path, container path, permissions).
 pub fn parse_device(s: &str) -> Result<(String, String, String)> {
     let parts: Vec<&str> = s.split(':').collect();
@@ -313,6 +391,21 @@ pub fn parse_signal(s: &str) -> Result<crate::kernel::Signal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_follow_dockers_rules() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let default = capabilities(&[], &[], false).unwrap();
+        assert_eq!(default.len(), 14);
+        let c = capabilities(&s(&["net_admin"]), &s(&["CAP_CHOWN", "KILL"]), false).unwrap();
+        assert!(c.contains(&"CAP_NET_ADMIN".to_string()) && !c.contains(&"CAP_CHOWN".to_string()));
+        assert!(!c.contains(&"CAP_KILL".to_string()) && c.len() == 13);
+        assert_eq!(capabilities(&s(&["CHOWN"]), &s(&["all"]), false).unwrap(), ["CAP_CHOWN"]);
+        assert_eq!(capabilities(&[], &[], true).unwrap().len(), crate::kernel::bounding_caps().len());
+        assert_eq!(capabilities(&s(&["ALL"]), &[], false).unwrap().len(), crate::kernel::bounding_caps().len());
+        let e = capabilities(&s(&["BOGUS"]), &[], false).unwrap_err().to_string();
+        assert_eq!(e, "Error response from daemon: invalid CapAdd: unknown capability: \"CAP_BOGUS\"");
+    }
 
     fn img(ep: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageConfig {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();

@@ -189,6 +189,18 @@ pub struct Config {
     /// `--read-only`.
     #[serde(default)]
     pub readonly_rootfs: bool,
+    /// `--cap-add`, as typed.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`, as typed.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--security-opt`, as typed.
+    #[serde(default)]
+    pub security_opt: Vec<String>,
     /// `--volumes-from` as typed.
     #[serde(default)]
     pub volumes_from: Vec<String>,
