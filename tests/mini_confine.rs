@@ -68,3 +68,35 @@ kill "$(cat "$T/docker.pid")"; wait
     let i: Vec<&str> = section(&out, "inspect").lines().collect();
     assert!(i.len() == 2 && i[0] == i[1], "HostConfig's CapAdd, CapDrop, Privileged, SecurityOpt as docker's: {i:?}");
 }
+
+/// CVE-2024-21626: no descriptor of the runtime reaches the container's process (run,
+/// exec, with and without a terminal, --init), as with docker; a working directory
+/// through `/proc/self/fd/N` never leads outside the container's root.
+#[test]
+fn no_descriptor_leaks_into_a_container_and_no_working_directory_escapes() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{DOCKERD}{}",
+        r#"
+m save test/alpine | docker load -q >/dev/null || exit 1
+echo "== fds"
+for who in docker m; do
+  $who run --rm --network none test/alpine ls /proc/self/fd | tr '\n' ' '; echo
+  $who run -d --name fdc --network none test/alpine sleep 60 >/dev/null
+  $who exec fdc ls /proc/self/fd | tr '\n' ' '; echo
+  $who rm -f fdc >/dev/null
+done
+echo "== mini extra"; m run --rm -t --network none test/alpine ls /proc/self/fd < /dev/null; m run --rm --init --network none test/alpine ls /proc/self/fd | tr '\n' ' '; echo
+echo "== workdirs"; m run -d --name wd --network none test/alpine sleep 60 >/dev/null
+for n in $(seq 3 40); do m exec -w /proc/self/fd/$n wd sh -c 'pwd; ls /' 2>/dev/null; done | grep -c -e '^/proc' -e unreachable -e "$T" ; m rm -f wd >/dev/null
+kill "$(cat "$T/docker.pid")"; wait
+"#
+    ));
+    let fds: Vec<&str> = section(&out, "fds").lines().collect();
+    assert_eq!(fds[0], "0 1 2 3 ", "docker's: stdin, stdout, stderr and ls's own: {fds:?}");
+    assert_eq!(fds, [fds[0]; 4], "run and exec, as docker's: {fds:?}");
+    assert_eq!(section(&out, "mini extra"), "0  1  2  3\r\n0 1 2 3 \n", "with a terminal, with --init");
+    assert_eq!(section(&out, "workdirs"), "0\n", "no working directory outside the root");
+}

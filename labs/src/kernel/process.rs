@@ -513,6 +513,59 @@ impl Kernel {
         )
     }
 
+    /// `getcwd(2)` — the working directory, as a path from this process's root. A
+    /// directory outside the root has no such path (the kernel answers
+    /// `(unreachable)/...`, glibc `ENOENT`): that is how a working directory reached
+    /// through a leaked descriptor (`/proc/self/fd/N`) is recognised.
+    /// <https://man7.org/linux/man-pages/man2/getcwd.2.html>
+    pub fn getcwd(&self) -> Result<std::path::PathBuf, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "getcwd",
+            man: "getcwd(2)",
+            what: "ask for the working directory's path from the process's root",
+            effect: Effect::Query,
+        };
+        self.perform(
+            &C,
+            vec![],
+            || std::path::PathBuf::from("/"),
+            nix::unistd::getcwd,
+            |p| quote(&p.display().to_string(), 128),
+        )
+    }
+
+    /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC` — mark every descriptor from `first`
+    /// up close-on-exec: the program about to be executed gets none of them (runc's
+    /// answer to CVE-2024-21626, a runtime's leaked directory descriptor reaching the
+    /// host from a container's `/proc/self/fd/N`).
+    /// <https://man7.org/linux/man-pages/man2/close_range.2.html>
+    pub fn cloexec_from(&self, first: u32) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "close_range",
+            man: "close_range(2)",
+            what:
+                "mark every descriptor from here up close-on-exec: the command inherits only stdin, stdout and stderr",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![first.to_string(), "~0U".into(), "CLOSE_RANGE_CLOEXEC".into()],
+            || (),
+            || {
+                // SAFETY: close_range only changes descriptor flags here; no memory is passed.
+                let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+                if r < 0 {
+                    Err(nix::Error::last())
+                } else {
+                    Ok(())
+                }
+            },
+            |_| "0".into(),
+        )
+    }
+
     /// `rt_sigtimedwait(2)` — wait until one of the blocked `sigs` arrives; return it.
     /// <https://man7.org/linux/man-pages/man2/sigwaitinfo.2.html>
     pub fn sigwait(&self, sigs: &[Signal]) -> Result<Signal, SysError> {

@@ -646,8 +646,22 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
         k.why("the command's working directory")
             .chdir(dir)
             .hint(Errno::ENOENT, "the working directory does not exist inside the container")?;
+        inside_root(k)?;
     }
     confine(k, spec, spec.caps.as_deref(), spec.user.as_ref())
+}
+
+/// Refuse a working directory outside the root (one reached through a descriptor a
+/// runtime left open, `-w /proc/self/fd/N`: CVE-2024-21626), as runc does.
+pub fn inside_root(k: &Kernel) -> Result<()> {
+    match k.why("the working directory must be inside the new root").getcwd() {
+        Err(e) if e.errno == Errno::ENOENT => Err(Error::Failed {
+            what: "current working directory is outside of container mount namespace root -- possible container breakout detected".into(),
+            hint: Some("give a working directory inside the container (-w /some/dir)".into()),
+        }),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// The last step before exec: the capabilities (bounding set dropped to `caps`), then

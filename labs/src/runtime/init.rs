@@ -264,6 +264,9 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
     let user = crate::ns::User { uid: spec.uid, gid: spec.gid, groups: spec.groups.clone() };
     let user = (spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty()).then_some(user);
     crate::ns::confine(k, &ns_spec, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
+    k.why("nothing of mini's reaches the container's process: no descriptor of the host's files")
+        .cloexec_from(3)
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
