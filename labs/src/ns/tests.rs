@@ -227,6 +227,8 @@ fn setup_child_makes_each_part_of_the_spec_in_order() {
         ("mount", "NULL"),
         ("mount", "\"/dev/null\""),
         ("chdir", "\"/data\""),
+        // The working directory must be inside the new root (CVE-2024-21626).
+        ("getcwd", ""),
         ("read", "\"/proc/self/setgroups\""),
         ("setgroups", "2"),
         ("setgid", "100"),
