@@ -100,3 +100,45 @@ kill "$(cat "$T/docker.pid")"; wait
     assert_eq!(section(&out, "mini extra"), "0  1  2  3\r\n0 1 2 3 \n", "with a terminal, with --init");
     assert_eq!(section(&out, "workdirs"), "0\n", "no working directory outside the root");
 }
+
+/// seccomp: docker's default profile (Seccomp: 2, `unshare(CLONE_NEWUSER)` refused
+/// with EPERM unless CAP_SYS_ADMIN), none with `seccomp=unconfined` or `--privileged`,
+/// a profile of docker's JSON format, the filter of `exec`'d processes too: what
+/// docker's give, call for call.
+#[test]
+fn seccomp_profiles_as_docker() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(&format!(
+        "{DOCKERD}{}",
+        r#"
+m save test/alpine | docker load -q >/dev/null || exit 1
+printf '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"},{"names":["chmod","fchmodat"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}' > "$T/p.json"
+probe='grep ^Seccomp: /proc/self/status; unshare -U true 2>&1; echo "unshare $?"; mkdir /x 2>&1; echo "mkdir $?"; chmod 600 /etc/hostname 2>&1; echo "chmod $?"; ls / >/dev/null && echo ls'
+for flags in "" "--security-opt seccomp=unconfined" "--cap-add SYS_ADMIN" "--security-opt seccomp=$T/p.json" "--security-opt no-new-privileges --security-opt seccomp=$T/p.json"; do
+  echo "== flags $flags"
+  docker run --rm --network none $flags test/alpine sh -c "$probe" > d 2>&1
+  m run --rm --network none $flags test/alpine sh -c "$probe" > mm 2>&1
+  diff d mm && echo same; cat mm | head -3
+done
+echo "== exec"; for who in docker m; do $who run -d --name ex --network none test/alpine sleep 60 >/dev/null; $who exec ex grep ^Seccomp: /proc/self/status; $who rm -f ex >/dev/null; done
+echo "== bad profile"; echo '{"defaultAction":' > "$T/bad.json"; m run --rm --security-opt "seccomp=$T/bad.json" test/alpine true 2>&1 | cut -c1-60; m run --rm --security-opt seccomp=/nonexistent test/alpine true 2>&1; m run --rm --security-opt seccomp=/nonexistent test/alpine true 2>/dev/null; echo "code $?"
+kill "$(cat "$T/docker.pid")"; wait
+"#
+    ));
+    for flags in ["", "--security-opt seccomp=unconfined", "--cap-add SYS_ADMIN"] {
+        let s = section(&out, &format!("flags {flags}"));
+        assert!(s.starts_with("same\n"), "{flags}: as docker's: {s}");
+    }
+    assert!(section(&out, "flags ")
+        .starts_with("same\nSeccomp:\t2\nunshare: unshare(0x10000000): Operation not permitted\n"));
+    for n in ["--security-opt seccomp=", "--security-opt no-new-privileges --security-opt seccomp="] {
+        let s = out.split(&format!("== flags {n}")).nth(1).unwrap_or_default();
+        assert!(s.lines().nth(1) == Some("same"), "{n}PROFILE: as docker's: {s}");
+    }
+    assert_eq!(section(&out, "exec"), "Seccomp:\t2\nSeccomp:\t2\n", "exec'd processes get the filter, as docker's");
+    let b = section(&out, "bad profile");
+    assert!(b.starts_with("mini: Error response from daemon: Decoding seccomp profile"), "{b}");
+    assert!(b.contains("opening seccomp profile (/nonexistent) failed") && b.ends_with("code 125\n"), "{b}");
+}

@@ -513,6 +513,53 @@ impl Kernel {
         )
     }
 
+    /// `seccomp(SECCOMP_SET_MODE_FILTER)` — from now on the kernel runs this classic
+    /// BPF program (each instruction `(code, jt, jf, k)`) at every system call of this
+    /// process and of all it forks and executes. The trace shows its length and first
+    /// instructions. <https://man7.org/linux/man-pages/man2/seccomp.2.html>
+    pub fn seccomp_filter(&self, prog: &[(u16, u8, u8, u32)]) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "seccomp",
+            man: "seccomp(2)",
+            what: "install a filter the kernel runs at every system call of this process and its children",
+            effect: Effect::Change,
+        };
+        let head: Vec<String> =
+            prog.iter().take(3).map(|(c, t, f, k)| format!("{{0x{c:02x}, {t}, {f}, 0x{k:x}}}")).collect();
+        let shown = format!(
+            "{{len={}, filter=[{}{}]}}",
+            prog.len(),
+            head.join(", "),
+            if prog.len() > 3 { ", ..." } else { "" }
+        );
+        self.perform(
+            &C,
+            vec!["SECCOMP_SET_MODE_FILTER".into(), "0".into(), shown],
+            || (),
+            || {
+                let filter: Vec<libc::sock_filter> =
+                    prog.iter().map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k }).collect();
+                let fprog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
+                // SAFETY: `fprog` points at `filter`, alive for the call; the kernel copies it.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_seccomp,
+                        libc::SECCOMP_SET_MODE_FILTER,
+                        0,
+                        &fprog as *const libc::sock_fprog,
+                    )
+                };
+                if r < 0 {
+                    Err(nix::Error::last())
+                } else {
+                    Ok(())
+                }
+            },
+            |_| "0".into(),
+        )
+    }
+
     /// `getcwd(2)` — the working directory, as a path from this process's root. A
     /// directory outside the root has no such path (the kernel answers
     /// `(unreachable)/...`, glibc `ENOENT`): that is how a working directory reached

@@ -311,6 +311,7 @@ impl RunArgs {
             netns: self.netns.clone(),
             readonly_root: false,
             no_new_privs: false,
+            seccomp: None,
         })
     }
 

@@ -120,6 +120,7 @@
 //! writes it on stderr) and exit with the documented code.
 
 mod cli;
+pub mod seccomp;
 mod show;
 
 pub use cli::{Cli, RunArgs, ShowArgs, Sub};
@@ -261,6 +262,9 @@ pub struct Spec {
     /// binary, no file capability gives the command more (docker's
     /// `--security-opt no-new-privileges`).
     pub no_new_privs: bool,
+    /// seccomp programs ([`seccomp`]), each instruction `(code, jt, jf, k)`, loaded in
+    /// order before the capabilities are dropped (`None`: no filter).
+    pub seccomp: Option<Vec<seccomp::Program>>,
 }
 
 /// A device node made in the new root's /dev.
@@ -684,6 +688,12 @@ pub fn confine(k: &Kernel, spec: &Spec, caps: Option<&[String]>, user: Option<&U
     if spec.no_new_privs {
         k.why("no-new-privileges: from here on, no exec can raise the process's privileges (setuid bits, file capabilities)")
             .no_new_privs()?;
+    }
+    if let Some(programs) = &spec.seccomp {
+        for p in programs {
+            k.why("seccomp: the system calls the command may make (the rest fail, never reaching the kernel's code)")
+                .seccomp_filter(p)?;
+        }
     }
     if let Some(keep) = &keep {
         k.why("root in a container is not all of root: only these capabilities stay possible").drop_bounding(keep)?;

@@ -88,6 +88,9 @@ pub struct Spec {
     /// `--security-opt no-new-privileges`.
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// The seccomp profile (`None`: no filter).
+    #[serde(default)]
+    pub seccomp: Option<crate::ns::seccomp::Profile>,
     /// The network.
     pub net: Option<Net>,
     /// The `cgroup.procs` files to join (one per v1 hierarchy; one on v2).
@@ -253,7 +256,8 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
     k.why("its own mounts, hostname, IPC objects, and a cgroup root at its own group")
         .unshare(flags)
         .map_err(|e| e.to_string())?;
-    let ns_spec = ns_spec(spec);
+    let mut ns_spec = ns_spec(spec);
+    ns_spec.seccomp = seccomp_programs(k, spec).map_err(|e| e.to_string())?;
     crate::ns::setup_child(k, &ns_spec).map_err(|e| e.to_string())?;
     if let (Stdio::Console(sock), Some(size)) = (&stdio, spec.tty) {
         console(k, sock, size)?;
@@ -268,6 +272,23 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
         .cloexec_from(3)
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The container's seccomp profile as BPF programs, for its capabilities.
+pub fn seccomp_programs(k: &Kernel, spec: &Spec) -> crate::error::Result<Option<Vec<crate::ns::seccomp::Program>>> {
+    let Some(profile) = &spec.seccomp else { return Ok(None) };
+    let (programs, unknown) = crate::ns::seccomp::compile(profile, &spec.caps)?;
+    let len: usize = programs.iter().map(|p| p.len()).sum();
+    k.note(format!(
+        "seccomp: {} program(s), {len} BPF instructions{}",
+        programs.len(),
+        if unknown > 0 {
+            format!(" ({unknown} call names this architecture does not have: skipped)")
+        } else {
+            String::new()
+        }
+    ));
+    Ok(Some(programs))
 }
 
 /// The tiny init of `--init`: PID 1 starts the command, forwards the signals it gets,

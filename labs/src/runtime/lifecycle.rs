@@ -170,7 +170,19 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
     }
     // Refused before anything is made, with docker's messages.
     spec::capabilities(&spec.cap_add, &spec.cap_drop, spec.privileged)?;
-    spec::no_new_privileges(&spec.security_opt)?;
+    // A profile file is read now, as docker's client reads it: the container keeps
+    // its text.
+    let seccomp_profile = match spec::security_opts(&spec.security_opt)?.seccomp {
+        spec::SeccompOpt::Profile(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::Container {
+                code: 125,
+                message: format!("opening seccomp profile ({path}) failed: open {path}: {}", e.kind()),
+            })?;
+            crate::ns::seccomp::parse(&text, &path)?;
+            text
+        }
+        _ => String::new(),
+    };
     let (img, layers, images) = image_for(k, root, &spec.image, report)?;
     let ic = image_config(&img);
     let cmd = spec::command(&ic, spec.entrypoint.as_deref(), &spec.args)?;
@@ -259,6 +271,7 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             cap_drop: spec.cap_drop.clone(),
             privileged: spec.privileged,
             security_opt: spec.security_opt.clone(),
+            seccomp_profile,
             volumes_from: spec.volumes_from.clone(),
             volumes: ic.volumes.clone(),
         },

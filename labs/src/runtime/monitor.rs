@@ -778,7 +778,8 @@ fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result
         .chdir(Path::new(if spec.cwd.is_empty() { "/" } else { &spec.cwd }))
         .map_err(|e| e.to_string())?;
     crate::ns::inside_root(k).map_err(|e| e.to_string())?;
-    let ns = crate::ns::Spec { no_new_privs: spec.no_new_privileges, ..Default::default() };
+    let seccomp = super::init::seccomp_programs(k, spec).map_err(|e| e.to_string())?;
+    let ns = crate::ns::Spec { no_new_privs: spec.no_new_privileges, seccomp, ..Default::default() };
     crate::ns::confine(k, &ns, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
     k.why("nothing of mini's reaches the exec'd process: no descriptor of the host's files")
         .cloexec_from(3)

@@ -375,7 +375,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         hostname: c.config.hostname.clone(),
         caps: caps.to_vec(),
         privileged: c.config.privileged,
-        no_new_privileges: super::spec::no_new_privileges(&c.config.security_opt)?,
+        no_new_privileges: super::spec::security_opts(&c.config.security_opt)?.no_new_privileges,
+        seccomp: seccomp_profile(c)?,
         net: Some(net),
         cgroup_procs: procs,
         cgroup2: matches!(*cg_setup, Cgroups::V2(_)),
@@ -460,6 +461,19 @@ fn devices(k: &Kernel, c: &Container) -> Result<Vec<Device>> {
         });
     }
     Ok(v)
+}
+
+/// The seccomp profile of `c`: docker's default, none (`--privileged`,
+/// `seccomp=unconfined`), or the one given at create.
+fn seccomp_profile(c: &Container) -> Result<Option<crate::ns::seccomp::Profile>> {
+    if c.config.privileged {
+        return Ok(None);
+    }
+    Ok(match super::spec::security_opts(&c.config.security_opt)?.seccomp {
+        super::spec::SeccompOpt::Default => Some(crate::ns::seccomp::docker_default()),
+        super::spec::SeccompOpt::Unconfined => None,
+        super::spec::SeccompOpt::Profile(path) => Some(crate::ns::seccomp::parse(&c.config.seccomp_profile, &path)?),
+    })
 }
 
 /// Every device node of the host's `dir` and below (docker's `--privileged`), but its

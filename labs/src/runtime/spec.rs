@@ -327,25 +327,37 @@ pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Result
     Ok(caps)
 }
 
-/// Whether `--security-opt` asks for `no-new-privileges` (docker's forms:
-/// `no-new-privileges`, `no-new-privileges:true|false`, `=` for `:`); `seccomp=unconfined`
-/// is what mini does (it loads no filter); anything else is refused.
-pub fn no_new_privileges(opts: &[String]) -> Result<bool> {
-    let mut nnp = false;
+/// What `--security-opt` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityOpts {
+    /// `no-new-privileges`.
+    pub no_new_privileges: bool,
+    /// `seccomp=`.
+    pub seccomp: SeccompOpt,
+}
+
+/// The seccomp profile a container gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeccompOpt {
+    /// docker's default profile.
+    Default,
+    /// `seccomp=unconfined`: no filter.
+    Unconfined,
+    /// `seccomp=PATH`: a profile in docker's JSON format.
+    Profile(String),
+}
+
+/// `--security-opt`, docker's forms: `no-new-privileges[:true|false]` (or `=`),
+/// `seccomp=unconfined|PATH`; anything else is refused with docker's message.
+pub fn security_opts(opts: &[String]) -> Result<SecurityOpts> {
+    let mut s = SecurityOpts { no_new_privileges: false, seccomp: SeccompOpt::Default };
     for o in opts {
         let (key, value) = o.split_once([':', '=']).unwrap_or((o.as_str(), ""));
         match (key, value) {
-            ("no-new-privileges", "" | "true") => nnp = true,
-            ("no-new-privileges", "false") => nnp = false,
-            ("seccomp", "unconfined") => {}
-            ("seccomp", _) => {
-                return Err(Error::Container {
-                    code: 125,
-                    message: format!(
-                        "mini: --security-opt {o}: seccomp profiles are not loaded by mini yet; only seccomp=unconfined (no filter, what mini does)"
-                    ),
-                })
-            }
+            ("no-new-privileges", "" | "true") => s.no_new_privileges = true,
+            ("no-new-privileges", "false") => s.no_new_privileges = false,
+            ("seccomp", "unconfined") => s.seccomp = SeccompOpt::Unconfined,
+            ("seccomp", path) if !path.is_empty() => s.seccomp = SeccompOpt::Profile(path.to_string()),
             _ => {
                 return Err(Error::Container {
                     code: 125,
@@ -354,7 +366,7 @@ pub fn no_new_privileges(opts: &[String]) -> Result<bool> {
             }
         }
     }
-    Ok(nnp)
+    Ok(s)
 }
 
 /// `--device /dev/fuse[:/dev/fuse[:rwm]]` → (host path, container path, permissions).

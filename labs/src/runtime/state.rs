@@ -201,6 +201,9 @@ pub struct Config {
     /// `--security-opt`, as typed.
     #[serde(default)]
     pub security_opt: Vec<String>,
+    /// The text of `--security-opt seccomp=PATH`'s profile, read at create.
+    #[serde(default)]
+    pub seccomp_profile: String,
     /// `--volumes-from` as typed.
     #[serde(default)]
     pub volumes_from: Vec<String>,
