@@ -257,7 +257,6 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
         .unshare(flags)
         .map_err(|e| e.to_string())?;
     let mut ns_spec = ns_spec(spec);
-    ns_spec.seccomp = seccomp_programs(k, spec).map_err(|e| e.to_string())?;
     crate::ns::setup_child(k, &ns_spec).map_err(|e| e.to_string())?;
     if let (Stdio::Console(sock), Some(size)) = (&stdio, spec.tty) {
         console(k, sock, size)?;
@@ -267,6 +266,8 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
     }
     let user = crate::ns::User { uid: spec.uid, gid: spec.gid, groups: spec.groups.clone() };
     let user = (spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty()).then_some(user);
+    // The filter last, after the terminal's mounts: from here on, only the profile's calls.
+    ns_spec.seccomp = seccomp_programs(k, spec).map_err(|e| e.to_string())?;
     crate::ns::confine(k, &ns_spec, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
     k.why("nothing of mini's reaches the container's process: no descriptor of the host's files")
         .cloexec_from(3)
