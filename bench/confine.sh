@@ -78,7 +78,7 @@ hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$OUT/confine-start
     --export-markdown "$OUT/confine-start.md" \
     -n "default (seccomp profile)" "$m run --rm --network none $IMG true" \
     -n "seccomp=unconfined" "$m run --rm --network none --security-opt seccomp=unconfined $IMG true" \
-    -n "--privileged" "$m run --rm --network none --privileged $IMG true" >&2
+    -n "privileged" "$m run --rm --network none --privileged $IMG true" >&2
 
 echo "== 2. $((2 * COUNT)) read/write calls inside, with and without the filter" >&2
 dd="dd if=/dev/zero of=/dev/null bs=1 count=$COUNT"
