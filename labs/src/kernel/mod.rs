@@ -32,6 +32,7 @@ mod namespaces;
 mod nft;
 mod process;
 mod rtnl;
+mod syscalls;
 mod trace;
 mod tty;
 mod xattr;
@@ -57,6 +58,7 @@ pub use nix::sys::signal::{SigmaskHow, Signal};
 pub use nix::unistd::Pid;
 pub use process::{ExecFailure, Exited, Gated, Spawned, UserIds, FORWARDED};
 pub use rtnl::{Addr, Link, LinkChange, Route};
+pub use syscalls::syscall_number;
 pub use trace::{man_url, quote, ColorChoice, Event, Kind, Ret, Sink, Target, TraceFormat, Tracer};
 pub use tty::{Pty, TermModes, WinSize};
 
