@@ -14,7 +14,7 @@
 #
 # Results: bench/results/confine-{start,syscalls}.{json,md}, the summary in
 # bench/results/confine.txt. Everything lives in one temporary directory removed on
-# exit; the run holds the integration tests' lock.
+# exit (bench/lib.sh's bench_mini); the run holds the integration tests' lock.
 # Needs: hyperfine umoci busybox-static python3 util-linux; root.
 set -euo pipefail
 
@@ -36,37 +36,17 @@ for x in r:
 PY
 }
 
-SELF=$(realpath "$0")
-cd "$(dirname "$SELF")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: containers need CAP_SYS_ADMIN" >&2; exit 1; }
 for t in hyperfine umoci busybox python3 flock; do
     command -v "$t" >/dev/null || { echo "bench: $t is missing: apt-get install -y hyperfine umoci busybox-static python3 util-linux" >&2; exit 1; }
 done
-if [ -z "${BENCH_CONFINE_LOCKED:-}" ]; then
-    echo "bench: waiting for /tmp/contlab-tests.lock (no test may run beside the benchmark)" >&2
-    exec flock -o /tmp/contlab-tests.lock env BENCH_CONFINE_LOCKED=1 "$SELF" "$@"
-fi
-if [ -z "${MINI:-}" ]; then
-    cargo build --release -q --bin mini --bin img-pull
-    BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
-else
-    BIN=$(dirname "$(readlink -f "$MINI")")
-fi
+bench_mini confine
+cd "$HERE"
+BIN=$(dirname "$MINI")
 OUT=$PWD/bench/results
 mkdir -p "$OUT"
 rm -f "$OUT"/confine-*.json "$OUT"/confine-*.md "$OUT/confine.txt"
-WORK=$(mktemp -d /tmp/contlab-bench-confine.XXXXXX)
-STORE=$WORK/store
-m="$BIN/mini -q --root $STORE"
-cleanup() {
-    local ids
-    ids=$($m ps -aq 2>/dev/null || true)
-    # shellcheck disable=SC2086
-    [ -z "$ids" ] || $m rm -f $ids >/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+m="$MINI -q --root $STORE"
 export CONTLAB_RUN_DIR=$WORK/run
 
 bench_busybox_layout "$WORK"

@@ -1,6 +1,6 @@
 # bench/lib.sh — what the mini benchmarks share; sourced, not run.
 #
-#   bench_mini NAME     MINI (release, built unless given), WORK (a temporary
+#   bench_mini NAME     MINI (release, built unless given, with img-pull beside it), WORK (a temporary
 #                       directory), STORE=$WORK/store, m() = mini -q --root STORE,
 #                       a cleanup on exit that removes the containers and WORK
 #                       (KEEP=1 keeps them), and the integration tests' lock held
@@ -10,7 +10,7 @@ bench_mini() {
     HERE=$(cd "$(dirname "$0")/.." && pwd)
     MINI=${MINI:-}
     if [ -z "$MINI" ]; then
-        (cd "$HERE" && cargo build --release --bin mini >&2)
+        (cd "$HERE" && cargo build --release --bin mini --bin img-pull >&2)
         MINI=${CARGO_TARGET_DIR:-$HERE/target}/release/mini
     fi
     MINI=$(readlink -f "$MINI")

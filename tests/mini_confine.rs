@@ -9,17 +9,21 @@
 use crate::harness::{require, Tier};
 use crate::mini::{ok, section, DOCKERD};
 
+/// `script` in a sandbox of the root tier, after dockerd has started there with
+/// test/alpine loaded, and dockerd stopped after it (`None`: the tier cannot run here,
+/// and the test says so).
+fn with_docker(script: &str) -> Option<String> {
+    let load = "m save test/alpine | docker load -q >/dev/null || exit 1\n";
+    let stop = "kill \"$(cat \"$T/docker.pid\")\"; wait\n";
+    require(Tier::Root).then(|| ok(&format!("{DOCKERD}{load}{script}{stop}")))
+}
+
 /// The same image, the same flags, the same lines of /proc/self/status as docker's;
 /// docker's message and exit code for an unknown capability; inspect's HostConfig.
 #[test]
 fn capabilities_privileged_and_no_new_privileges_as_docker() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{DOCKERD}{}",
+    let Some(out) = with_docker(
         r#"
-m save test/alpine | docker load -q >/dev/null || exit 1
 probe='grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):" /proc/self/status; echo "dev $(ls /dev | grep -vx core | wc -l)"; grep " /sys " /proc/mounts | cut -d" " -f4 | cut -d, -f1; cat /proc/kcore 2>/dev/null | head -c 1 | wc -c'
 for flags in "" "--cap-add NET_ADMIN" "--cap-add sys_time --cap-drop CAP_CHOWN --cap-drop kill" "--cap-drop ALL --cap-add CHOWN" "--security-opt no-new-privileges" "--security-opt no-new-privileges:false" "-u nobody --cap-add NET_ADMIN"; do
   echo "== flags $flags"
@@ -40,9 +44,10 @@ m run --rm --cap-add BOGUS test/alpine true 2>&1 | sed 's/^mini: //'; m run --rm
 echo "== inspect"; f='{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{.HostConfig.Privileged}} {{json .HostConfig.SecurityOpt}}'
 docker create --name insp --cap-add NET_ADMIN --cap-drop CHOWN --security-opt no-new-privileges test/alpine >/dev/null; docker inspect -f "$f" insp
 m create --name insp --cap-add NET_ADMIN --cap-drop CHOWN --security-opt no-new-privileges test/alpine >/dev/null; m inspect -f "$f" insp
-kill "$(cat "$T/docker.pid")"; wait
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     for flags in [
         "",
         "--cap-add NET_ADMIN",
@@ -74,13 +79,8 @@ kill "$(cat "$T/docker.pid")"; wait
 /// through `/proc/self/fd/N` never leads outside the container's root.
 #[test]
 fn no_descriptor_leaks_into_a_container_and_no_working_directory_escapes() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{DOCKERD}{}",
+    let Some(out) = with_docker(
         r#"
-m save test/alpine | docker load -q >/dev/null || exit 1
 echo "== fds"
 for who in docker m; do
   $who run --rm --network none test/alpine ls /proc/self/fd | tr '\n' ' '; echo
@@ -91,9 +91,10 @@ done
 echo "== mini extra"; m run --rm -t --network none test/alpine ls /proc/self/fd < /dev/null; m run --rm --init --network none test/alpine ls /proc/self/fd | tr '\n' ' '; echo
 echo "== workdirs"; m run -d --name wd --network none test/alpine sleep 60 >/dev/null
 for n in $(seq 3 40); do m exec -w /proc/self/fd/$n wd sh -c 'pwd; ls /' 2>/dev/null; done | grep -c -e '^/proc' -e unreachable -e "$T" ; m rm -f wd >/dev/null
-kill "$(cat "$T/docker.pid")"; wait
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     let fds: Vec<&str> = section(&out, "fds").lines().collect();
     assert_eq!(fds[0], "0 1 2 3 ", "docker's: stdin, stdout, stderr and ls's own: {fds:?}");
     assert_eq!(fds, [fds[0]; 4], "run and exec, as docker's: {fds:?}");
@@ -107,13 +108,8 @@ kill "$(cat "$T/docker.pid")"; wait
 /// docker's give, call for call.
 #[test]
 fn seccomp_profiles_as_docker() {
-    if !require(Tier::Root) {
-        return;
-    }
-    let out = ok(&format!(
-        "{DOCKERD}{}",
+    let Some(out) = with_docker(
         r#"
-m save test/alpine | docker load -q >/dev/null || exit 1
 printf '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"},{"names":["chmod","fchmodat"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}' > "$T/p.json"
 probe='grep ^Seccomp: /proc/self/status; unshare -U true 2>&1; echo "unshare $?"; mkdir /x 2>&1; echo "mkdir $?"; chmod 600 /etc/hostname 2>&1; echo "chmod $?"; ls / >/dev/null && echo ls'
 for flags in "" "--security-opt seccomp=unconfined" "--cap-add SYS_ADMIN" "--security-opt seccomp=$T/p.json" "--security-opt no-new-privileges --security-opt seccomp=$T/p.json"; do
@@ -124,9 +120,10 @@ for flags in "" "--security-opt seccomp=unconfined" "--cap-add SYS_ADMIN" "--sec
 done
 echo "== exec"; for who in docker m; do $who run -d --name ex --network none test/alpine sleep 60 >/dev/null; $who exec ex grep ^Seccomp: /proc/self/status; $who rm -f ex >/dev/null; done
 echo "== bad profile"; echo '{"defaultAction":' > "$T/bad.json"; m run --rm --security-opt "seccomp=$T/bad.json" test/alpine true 2>&1 | cut -c1-60; m run --rm --security-opt seccomp=/nonexistent test/alpine true 2>&1; m run --rm --security-opt seccomp=/nonexistent test/alpine true 2>/dev/null; echo "code $?"
-kill "$(cat "$T/docker.pid")"; wait
-"#
-    ));
+"#,
+    ) else {
+        return;
+    };
     for flags in ["", "--security-opt seccomp=unconfined", "--cap-add SYS_ADMIN"] {
         let s = section(&out, &format!("flags {flags}"));
         assert!(s.starts_with("same\n"), "{flags}: as docker's: {s}");

@@ -359,6 +359,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         }
     };
     let (uid, gid, groups, home) = user_of(k, c, &rootfs)?;
+    let opts = super::spec::security_opts(&c.config.security_opt)?;
     let mut env = c.config.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
@@ -375,8 +376,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         hostname: c.config.hostname.clone(),
         caps: caps.to_vec(),
         privileged: c.config.privileged,
-        no_new_privileges: super::spec::security_opts(&c.config.security_opt)?.no_new_privileges,
-        seccomp: seccomp_profile(c)?,
+        no_new_privileges: opts.no_new_privileges,
+        seccomp: seccomp_profile(c, opts.seccomp)?,
         net: Some(net),
         cgroup_procs: procs,
         cgroup2: matches!(*cg_setup, Cgroups::V2(_)),
@@ -465,11 +466,11 @@ fn devices(k: &Kernel, c: &Container) -> Result<Vec<Device>> {
 
 /// The seccomp profile of `c`: docker's default, none (`--privileged`,
 /// `seccomp=unconfined`), or the one given at create.
-fn seccomp_profile(c: &Container) -> Result<Option<crate::ns::seccomp::Profile>> {
+fn seccomp_profile(c: &Container, opt: super::spec::SeccompOpt) -> Result<Option<crate::ns::seccomp::Profile>> {
     if c.config.privileged {
         return Ok(None);
     }
-    Ok(match super::spec::security_opts(&c.config.security_opt)?.seccomp {
+    Ok(match opt {
         super::spec::SeccompOpt::Default => Some(crate::ns::seccomp::docker_default()),
         super::spec::SeccompOpt::Unconfined => None,
         super::spec::SeccompOpt::Profile(path) => Some(crate::ns::seccomp::parse(&c.config.seccomp_profile, &path)?),
