@@ -139,3 +139,74 @@ echo "== bad profile"; echo '{"defaultAction":' > "$T/bad.json"; m run --rm --se
     assert!(b.starts_with("mini: Error response from daemon: Decoding seccomp profile"), "{b}");
     assert!(b.contains("opening seccomp profile (/nonexistent) failed") && b.ends_with("code 125\n"), "{b}");
 }
+
+/// userns-remap: docker's daemon setting and mini's, side by side, from the same
+/// /etc/subuid and /etc/subgid (a copy of /etc bound over it in the sandbox, with the
+/// user dockremap): root inside is 100000 outside, a volume's files belong to it (a
+/// setuid binary left there is setuid-100000: the shared-volume escalation fails), a
+/// root-owned bind is not writable; `--userns=host` opts out. mini's upper layer keeps
+/// the container's own ids (its overlay is made of idmapped layers), so `diff` and
+/// a restart see what the container wrote.
+#[test]
+fn userns_remap_as_docker() {
+    let remap = DOCKERD.replace("--bridge=none", "--userns-remap=default --bridge=none");
+    let setup = r#"
+cp -a /etc "$T/etc"
+echo 'dockremap:x:64999:64999::/nonexistent:/usr/sbin/nologin' >> "$T/etc/passwd"
+echo 'dockremap:x:64999:' >> "$T/etc/group"
+echo 'dockremap:100000:65536' > "$T/etc/subuid"; echo 'dockremap:100000:65536' > "$T/etc/subgid"
+mount --bind "$T/etc" /etc || exit 1
+echo '{"userns-remap": "default"}' > "$T/mini.json"; export CONTLAB_MINI_CONFIG="$T/mini.json"
+mkdir "$T/shared"
+"#;
+    let load = "m save test/alpine | docker load -q >/dev/null || exit 1\n";
+    let script = r#"
+probe='id; cat /proc/self/uid_map /proc/self/gid_map; cp /bin/busybox /data/sh && chmod 4755 /data/sh; touch /shared/f 2>&1 | sed "s/^touch: //"; touch /etc/new && echo root fs writable'
+for who in docker m; do
+  echo "== $who"
+  $who run --rm --network none -v vol:/data -v "$T/shared:/shared" test/alpine sh -c "$probe"
+  stat -c '%u %g %a' "$($who volume inspect -f '{{.Mountpoint}}' vol)/sh"
+  $who run -d --name sl --network none test/alpine sleep 60 >/dev/null
+  ps -o uid= -p "$($who inspect -f '{{.State.Pid}}' sl)" | tr -d ' '
+  $who exec sl sh -c 'id -u; cat /proc/self/uid_map'
+  $who rm -f sl >/dev/null; $who volume rm vol >/dev/null
+  $who run --rm --network none --userns=host test/alpine cat /proc/self/uid_map
+  $who inspect -f '{{.HostConfig.UsernsMode}}' "$($who create --userns=host test/alpine)"
+done
+echo "== mini's layers"
+m run --name keep --network none test/alpine sh -c 'mkdir /y && chown 1000:2 /y && echo x > /root/f'
+id=$(m inspect -f '{{.Id}}' keep)
+stat -c '%n %u %g' "$T/store/overlay/$id/diff/y" "$T/store/overlay/$id/diff/root/f" | sed "s|$T/store/overlay/$id/diff/||"
+m diff keep; m start -a keep 2>&1; m rm keep >/dev/null
+grep -c idmapped /proc/self/mountinfo
+echo "== bad"
+m run --rm --userns=private test/alpine true 2>&1; echo "rc=$?"
+echo > /etc/subuid; m run --rm test/alpine true 2>&1; echo "rc=$?"
+"#;
+    let Some(out) = require(Tier::Root)
+        .then(|| ok(&format!("{setup}{remap}{load}{script}kill \"$(cat \"$T/docker.pid\")\"; wait\n")))
+    else {
+        return;
+    };
+    let docker = section(&out, "docker");
+    assert_eq!(section(&out, "m"), docker, "mini as docker with userns-remap");
+    assert_eq!(
+        docker,
+        "uid=0(root) gid=0(root) groups=0(root)\n         0     100000      65536\n         0     100000      65536\n\
+         /shared/f: Permission denied\nroot fs writable\n100000 100000 4755\n100000\n0\n         0     100000      65536\n\
+         \x20        0          0 4294967295\nhost\n",
+        "root inside, 100000 outside, in run and exec; the volume's setuid file is 100000's; --userns=host: {out}"
+    );
+    assert_eq!(
+        section(&out, "mini's layers"),
+        "y 1000 2\nroot/f 0 0\nC /root\nA /root/f\nA /y\nmkdir: can't create directory '/y': File exists\n0\n",
+        "the container's own ids on disk, nothing left mounted"
+    );
+    assert_eq!(
+        section(&out, "bad"),
+        "mini: Error response from daemon: invalid USER mode: private: only host is supported\nrc=125\n\
+         mini: userns-remap: no subordinate ids for \"dockremap\" in /etc/subuid\n  \
+         hint: add a range, e.g. `echo dockremap:100000:65536 >> /etc/subuid` (and the same in the other of /etc/subuid, /etc/subgid)\nrc=125\n",
+        "{out}"
+    );
+}

@@ -121,6 +121,30 @@ impl Kernel {
         )
     }
 
+    /// `capset(2)` — the effective set made the permitted set again (what a change of
+    /// the filesystem uid away from 0 took out of it: CAP_CHOWN, CAP_DAC_OVERRIDE...).
+    /// <https://man7.org/linux/man-pages/man2/capset.2.html>
+    #[doc(alias = "capset")]
+    pub fn raise_effective(&self) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "capset",
+            man: "capset(2)",
+            what: "make every permitted capability effective again",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec!["{effective=permitted}".into()],
+            || (),
+            || {
+                let p = caps::read(None, CapSet::Permitted).map_err(caps_errno)?;
+                caps::set(None, CapSet::Effective, &p).map_err(caps_errno)
+            },
+            |_| "0".into(),
+        )
+    }
+
     /// `prctl(PR_SET_NO_NEW_PRIVS, 1)` — no exec of this process or its children can
     /// gain privileges (set-user-ID bits and file capabilities are ignored).
     /// <https://man7.org/linux/man-pages/man2/PR_SET_NO_NEW_PRIVS.2const.html>

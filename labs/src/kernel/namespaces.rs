@@ -29,6 +29,10 @@ impl Fd {
     pub fn shown(&self) -> String {
         format!("{}<{}>", self.num, self.path)
     }
+    /// The descriptor's number, for another request (`None` in a dry run).
+    pub(crate) fn raw(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
     /// The path it was opened from.
     pub fn path(&self) -> &str {
         &self.path

@@ -14,7 +14,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
 use super::trace::quote;
-use super::{flags, Call, Effect, Errno, Kernel, Kind, Ret, SysError};
+use super::{flags, Call, CloneFlags, Effect, Errno, Kernel, Kind, Ret, SysError};
 
 fn path_arg(p: &Path) -> String {
     quote(&p.to_string_lossy(), 256)
@@ -125,34 +125,93 @@ impl Kernel {
     /// <https://man7.org/linux/man-pages/man2/fork.2.html>
     #[doc(alias = "fork")]
     pub fn fork_with(&self, child: impl FnOnce(&Kernel) -> i32) -> Result<Pid, SysError> {
+        self.clone_with(CloneFlags::empty(), |_, _| Ok(()), child)
+    }
+
+    /// `clone(2)` with namespace flags and no new stack: a fork whose child starts in
+    /// new namespaces (`CLONE_NEWUSER|CLONE_NEWPID`: a user namespace, and a PID
+    /// namespace it owns, in which the child is PID 1). The child waits until
+    /// `before_release` has run in the parent: what must be done from outside before
+    /// the child may go on (its uid/gid maps, its cgroup). With no flags this is
+    /// [`Kernel::fork_with`] (and traced as `fork()`).
+    /// <https://man7.org/linux/man-pages/man2/clone.2.html>
+    #[doc(alias = "clone")]
+    pub fn clone_with(
+        &self,
+        ns: CloneFlags,
+        before_release: impl FnOnce(&Kernel, Pid) -> Result<(), SysError>,
+        child: impl FnOnce(&Kernel) -> i32,
+    ) -> Result<Pid, SysError> {
+        const CLONE: Call = Call {
+            kind: Kind::Syscall,
+            name: "clone",
+            man: "clone(2)",
+            what: "create a child process in new namespaces (a user namespace first, then the ones it owns)",
+            effect: Effect::Change,
+        };
+        let (call, args) = if ns.is_empty() {
+            (&FORK, vec![])
+        } else {
+            let fl = flags::render(ns.bits() as u64, flags::CLONE);
+            (&CLONE, vec!["child_stack=NULL".into(), format!("flags={fl}|SIGCHLD")])
+        };
         if self.mode == super::Mode::DryRun {
             self.fake_pid.set(self.fake_pid.get() + 1);
             let pid = self.fake_pid.get();
-            self.perform(&FORK, vec![], || (), || unreachable!(), |_| pid.to_string())?;
+            self.perform(call, args, || (), || unreachable!(), |_| pid.to_string())?;
+            before_release(self, Pid::from_raw(pid))?;
             let (me, seq) = (self.pid.replace(pid), self.seq.replace(0));
             child(self);
             self.pid.set(me);
             self.seq.set(seq);
             return Ok(Pid::from_raw(pid));
         }
-        // The child waits until the parent has printed `fork() = PID`, so a trace
-        // always shows the fork before the child's first request (tracer bookkeeping:
-        // this pipe and its read are not themselves traced).
+        // The child waits until the parent has printed `fork() = PID` (and run
+        // `before_release`), so a trace always shows the fork before the child's first
+        // request (tracer bookkeeping: this pipe and its read are not themselves
+        // traced). A failed `before_release` closes the gate with a byte in it: the
+        // child then exits without running.
         let gate = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok();
-        // SAFETY: contlab's tools are single-threaded when they fork, so the child may
-        // run arbitrary code (allocate, print) until it execs or exits.
-        let forked = unsafe { nix::unistd::fork() };
+        let forked = if ns.is_empty() {
+            // SAFETY: contlab's tools are single-threaded when they fork, so the child
+            // may run arbitrary code (allocate, print) until it execs or exits.
+            unsafe { nix::unistd::fork() }
+        } else {
+            // SAFETY: clone(2) without CLONE_VM or a new stack is fork(2) with
+            // namespace flags: the child gets a copy of this single-threaded process.
+            let r = unsafe {
+                libc::syscall(libc::SYS_clone, (ns.bits() as libc::c_long) | libc::SIGCHLD as libc::c_long, 0, 0, 0, 0)
+            };
+            match r {
+                -1 => Err(Errno::last()),
+                0 => Ok(ForkResult::Child),
+                pid => Ok(ForkResult::Parent { child: Pid::from_raw(pid as i32) }),
+            }
+        };
         match forked {
             Ok(ForkResult::Parent { child }) => {
-                let r = self.perform(&FORK, vec![], || (), || Ok(()), |_| child.to_string());
+                let r = self.perform(call, args, || (), || Ok(()), |_| child.to_string());
+                let hook = match r {
+                    Ok(()) => before_release(self, child),
+                    Err(e) => Err(e),
+                };
+                if let (Err(_), Some((_, wr))) = (&hook, &gate) {
+                    let _ = nix::unistd::write(wr, b"x");
+                }
                 drop(gate); // closing the write end lets the child go
-                r?;
+                if hook.is_err() {
+                    let _ = self.wait(child);
+                }
+                hook?;
                 Ok(child)
             }
             Ok(ForkResult::Child) => {
                 if let Some((rd, wr)) = gate {
                     drop(wr);
-                    let _ = read_all(rd);
+                    if !read_all(rd).is_empty() {
+                        // SAFETY: as below; the parent gave up on this child.
+                        unsafe { libc::_exit(125) }
+                    }
                 }
                 // The parent reports the fork; the child starts its own numbering.
                 self.pid.set(host_pid());
@@ -161,7 +220,7 @@ impl Kernel {
                 // SAFETY: _exit skips atexit handlers and the parent's buffered state.
                 unsafe { libc::_exit(code) }
             }
-            Err(e) => self.perform(&FORK, vec![], || unreachable!(), || Err(e), |_: &Pid| String::new()),
+            Err(e) => self.perform(call, args, || unreachable!(), || Err(e), |_: &Pid| String::new()),
         }
     }
 
@@ -222,13 +281,26 @@ impl Kernel {
         env: Option<&[String]>,
         setup: impl FnOnce(&Kernel) -> Result<(), String>,
     ) -> Result<Spawned, ExecFailure> {
+        self.spawn_in(CloneFlags::empty(), |_, _| Ok(()), argv, env, setup)
+    }
+
+    /// [`Kernel::spawn_env`] for a child cloned into new namespaces: see
+    /// [`Kernel::clone_with`] for `ns` and `before_release`.
+    pub fn spawn_in(
+        &self,
+        ns: CloneFlags,
+        before_release: impl FnOnce(&Kernel, Pid) -> Result<(), SysError>,
+        argv: &[String],
+        env: Option<&[String]>,
+        setup: impl FnOnce(&Kernel) -> Result<(), String>,
+    ) -> Result<Spawned, ExecFailure> {
         if argv.is_empty() {
             return Err(ExecFailure::Setup("no command to run (an empty argv)".into()));
         }
         if self.mode == super::Mode::DryRun {
             let mut failed = None;
             let pid = self
-                .fork_with(|k| {
+                .clone_with(ns, before_release, |k| {
                     match setup(k) {
                         Err(m) => failed = Some(m),
                         Ok(()) => {
@@ -252,7 +324,7 @@ impl Kernel {
         let blocked = self.blocked.get();
         let rd_num = rd.as_raw_fd();
         let pid = self
-            .fork_with(|k| {
+            .clone_with(ns, before_release, |k| {
                 // SAFETY: the child closes its copy of the read end; it never returns
                 // from this closure to where `rd` would be closed again.
                 unsafe { libc::close(rd_num) };
@@ -941,6 +1013,44 @@ impl Kernel {
         };
         let u = nix::unistd::Uid::from_raw(uid);
         self.perform(&C, vec![uid.to_string()], || (), || nix::unistd::setuid(u), |_| "0".into())
+    }
+
+    /// `setfsuid(2)` then `setfsgid(2)` — the ids this process creates files as and is
+    /// checked as on the filesystem, nothing else (leaving fsuid 0 drops CAP_CHOWN,
+    /// CAP_DAC_OVERRIDE and the other filesystem capabilities until it is 0 again).
+    /// Returns the previous pair. <https://man7.org/linux/man-pages/man2/setfsuid.2.html>
+    #[doc(alias = "setfsuid")]
+    pub fn set_fs_ids(&self, uid: u32, gid: u32) -> Result<(u32, u32), SysError> {
+        const U: Call = Call {
+            kind: Kind::Syscall,
+            name: "setfsuid",
+            man: "setfsuid(2)",
+            what: "set the user id files are created as and checked against (only for the filesystem)",
+            effect: Effect::Change,
+        };
+        const G: Call = Call {
+            kind: Kind::Syscall,
+            name: "setfsgid",
+            man: "setfsgid(2)",
+            what: "set the group id files are created as",
+            effect: Effect::Change,
+        };
+        // Each call answers the previous id; it reports no error.
+        let old_g = self.perform(
+            &G,
+            vec![gid.to_string()],
+            || 0,
+            || Ok(nix::unistd::setfsgid(nix::unistd::Gid::from_raw(gid)).as_raw()),
+            |o| o.to_string(),
+        )?;
+        let old_u = self.perform(
+            &U,
+            vec![uid.to_string()],
+            || 0,
+            || Ok(nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid)).as_raw()),
+            |o| o.to_string(),
+        )?;
+        Ok((old_u, old_g))
     }
 }
 

@@ -271,6 +271,7 @@ impl RunArgs {
             readonly.extend(super::DOCKER_READONLY.iter().map(PathBuf::from));
         }
         Ok(Spec {
+            in_user_ns: false,
             kinds,
             hostname: self.hostname.clone(),
             rootfs: self.rootfs.clone(),

@@ -143,7 +143,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
 }
 
 /// One line of a uid_map or gid_map file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMap {
     /// The first id inside the namespace.
     pub inside: u32,
@@ -265,6 +265,12 @@ pub struct Spec {
     /// seccomp programs ([`seccomp`]), each instruction `(code, jt, jf, k)`, loaded in
     /// order before the capabilities are dropped (`None`: no filter).
     pub seccomp: Option<Vec<seccomp::Program>>,
+    /// The process was cloned into a user namespace of its own that does not own its
+    /// network namespace (docker's userns-remap): the device nodes are bind mounts of
+    /// the host's (mknod(2) of a device needs CAP_MKNOD in the initial user namespace),
+    /// and `/sys` is the host's, bound read-only, where sysfs refuses to be mounted
+    /// (only the owner of a network namespace may mount a sysfs for it).
+    pub in_user_ns: bool,
 }
 
 /// A device node made in the new root's /dev.
@@ -280,6 +286,9 @@ pub struct DevNode {
     pub minor: u64,
     /// Permission bits.
     pub mode: u32,
+    /// The host's node, bound in a user namespace (`None`: the same path as inside).
+    #[serde(default)]
+    pub host: Option<PathBuf>,
 }
 
 /// What [`Spec::sys`] mounts.
@@ -536,6 +545,63 @@ fn write_maps(k: &Kernel, proc_dir: &Path, spec: &Spec, deny_setgroups: bool) ->
     Ok(())
 }
 
+/// Write a process's uid and gid maps from outside its user namespace (a runtime does
+/// this for the container's first process before letting it go on).
+pub fn write_id_maps(k: &Kernel, pid: Pid, uid_map: &[IdMap], gid_map: &[IdMap]) -> Result<()> {
+    let spec = Spec { uid_map: uid_map.to_vec(), gid_map: gid_map.to_vec(), ..Default::default() };
+    write_maps(k, &PathBuf::from(format!("/proc/{pid}")), &spec, false)
+}
+
+/// Become the root of the user namespace this process was cloned into (or joined): its
+/// ids are still the host's (uid 0 outside, which the namespace does not map: it
+/// shows as 65534 and may create no file), until `setgroups(2)`, `setgid(2)` and
+/// `setuid(2)` to 0 *inside* make it 100000 outside. Its capabilities in the
+/// namespace are kept.
+pub fn become_ns_root(k: &Kernel) -> Result<()> {
+    k.why("no supplementary group of the host's").setgroups(&[])?;
+    k.why("gid 0 of the user namespace (100000 outside)").setgid(0)?;
+    k.why("uid 0 of the user namespace: root inside, an unprivileged uid outside").setuid(0)?;
+    Ok(())
+}
+
+/// A user namespace holding these maps and no process: `clone(CLONE_NEWUSER)` of a child
+/// that only waits, its maps written from here, its `/proc/PID/ns/user` opened, then the
+/// child killed. The open descriptor keeps the namespace alive; it is what
+/// [`idmapped_bind`] gives `mount_setattr(2)`, as crun and podman do.
+pub fn user_namespace(k: &Kernel, uid_map: &[IdMap], gid_map: &[IdMap]) -> Result<Fd> {
+    let pid = k.why("a user namespace that only carries the id maps").clone_with(
+        CloneFlags::CLONE_NEWUSER,
+        |k, pid| {
+            write_id_maps(k, pid, uid_map, gid_map).map_err(|e| match e {
+                Error::Kernel { err, .. } => err,
+                other => crate::kernel::SysError { call: other.to_string(), errno: Errno::EINVAL },
+            })
+        },
+        |k| {
+            let _ = k.why("hold the namespace until the parent has its descriptor").sigwait(&[Signal::SIGUSR1]);
+            0
+        },
+    )?;
+    let fd = k.open_read(&PathBuf::from(format!("/proc/{pid}/ns/user")));
+    let _ = k.kill(pid, Signal::SIGKILL);
+    let _ = k.wait(pid);
+    Ok(fd?)
+}
+
+/// `dir` bound at `target`, idmapped through `userns`'s maps: `open_tree(2)` a detached
+/// copy of it, `mount_setattr(2)` `MOUNT_ATTR_IDMAP`, then `move_mount(2)`. A file owned
+/// by 0 on disk is owned, through this mount, by the namespace's root outside (100000);
+/// what that uid writes here is stored as 0.
+pub fn idmapped_bind(k: &Kernel, dir: &Path, target: &Path, userns: &Fd) -> Result<()> {
+    let m = k.why("a detached bind mount of the directory").open_tree_clone(dir)?;
+    k.mount_setattr_idmap(&m, userns).hint(
+        Errno::EINVAL,
+        "this filesystem or kernel cannot idmap mounts (Linux 5.12+, and a filesystem that supports it: ext4, xfs, btrfs, tmpfs 6.3+)",
+    )?;
+    k.move_mount(&m, target)?;
+    Ok(())
+}
+
 /// Fork a helper that stays in the parent user namespace, waits for SIGUSR1 (sent once
 /// we have unshared), then writes our maps from outside, with its capabilities there.
 fn start_map_helper(k: &Kernel, spec: &Spec, target: Pid, report: fn(&Error)) -> Result<Gated<'static>> {
@@ -601,6 +667,11 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
                 None,
             )?;
             k.chdir(dir)?;
+            if spec.in_user_ns {
+                // Only now: the path to the root is the host's root's (0700 directories
+                // of the store), which the namespace's root could not walk.
+                become_ns_root(k)?;
+            }
             if spec.mount_proc {
                 k.why("a /proc that shows this PID namespace, inside the new root")
                     .mount(Some("proc"), Path::new("proc"), Some("proc"), proc_flags, None)
@@ -608,10 +679,10 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
                     .hint(Errno::ENOENT, "the new root has no /proc directory to mount on: create DIR/proc")?;
             }
             if let Some(nodes) = &spec.dev {
-                docker_dev(k, nodes)?;
+                docker_dev(k, nodes, spec.in_user_ns)?;
             }
             if let Some(sys) = spec.sys {
-                sys_mounts(k, sys)?;
+                sys_mounts(k, sys, spec.in_user_ns)?;
             }
             // We are in the new root: a relative target is a path inside it.
             extra_mounts(k, spec, |t| t.strip_prefix("/").unwrap_or(t).to_path_buf())?;
@@ -713,7 +784,7 @@ pub fn confine(k: &Kernel, spec: &Spec, caps: Option<&[String]>, user: Option<&U
 }
 
 /// docker's minimal /dev (see [`Spec::dev`]), in the new root (the current directory).
-fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
+fn docker_dev(k: &Kernel, nodes: &[DevNode], bind: bool) -> Result<()> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let mkdir = |p: &str| match k.mkdir(Path::new(p), 0o755) {
         Err(e) if e.errno != Errno::EEXIST => Err(e),
@@ -742,8 +813,26 @@ fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
     // The nodes get exactly their modes (0666 for /dev/null: any user writes to it),
     // not the modes less this process's umask.
     let old = k.why("device nodes are made with exactly their modes").umask(0)?;
+    if bind {
+        k.note("in a user namespace no device node may be made: each is a bind mount of the host's");
+    }
+    let node = |p: &Path, host: &Path, kind: char, mode: u32, major: u64, minor: u64| -> Result<()> {
+        if bind {
+            k.why("a mount point for the host's node").write_new_file(p, b"", 0o600)?;
+            k.why("the host's device node, bound (the same node, the host's permissions)").mount(
+                Some(&host.to_string_lossy()),
+                p,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )?;
+            Ok(())
+        } else {
+            Ok(k.mknod(p, kind, mode, major, minor)?)
+        }
+    };
     for (name, major, minor) in DOCKER_DEVICES {
-        k.mknod(&Path::new("dev").join(name), 'c', 0o666, major, minor)?;
+        node(&Path::new("dev").join(name), &Path::new("/dev").join(name), 'c', 0o666, major, minor)?;
     }
     for n in nodes {
         let p = Path::new(".").join(n.path.strip_prefix("/").unwrap_or(&n.path));
@@ -752,7 +841,8 @@ fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
                 mkdir(&parent.to_string_lossy())?;
             }
         }
-        k.why("the host's device, at the same numbers").mknod(&p, n.kind, n.mode, n.major, n.minor)?;
+        k.why("the host's device, at the same numbers");
+        node(&p, n.host.as_deref().unwrap_or(&n.path), n.kind, n.mode, n.major, n.minor)?;
     }
     k.umask(old)?;
     for (link, target) in [
@@ -769,7 +859,7 @@ fn docker_dev(k: &Kernel, nodes: &[DevNode]) -> Result<()> {
 }
 
 /// `/sys` read-only, and a cgroup2 tree on pure v2 hosts (see [`Spec::sys`]).
-fn sys_mounts(k: &Kernel, sys: SysMount) -> Result<()> {
+fn sys_mounts(k: &Kernel, sys: SysMount, in_user_ns: bool) -> Result<()> {
     let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
     if !Path::new("sys").exists() {
         k.mkdir(Path::new("sys"), 0o755)?;
@@ -780,7 +870,21 @@ fn sys_mounts(k: &Kernel, sys: SysMount) -> Result<()> {
         }
         _ => (ro, "the kernel's view of devices and drivers, read-only"),
     };
-    k.why(why).mount(Some("sysfs"), Path::new("sys"), Some("sysfs"), flags, None)?;
+    match k.why(why).mount(Some("sysfs"), Path::new("sys"), Some("sysfs"), flags, None) {
+        Err(e) if e.errno == Errno::EPERM && in_user_ns => {
+            k.note("sysfs belongs to the network namespace's owner, the host: the host's /sys is bound instead (as runc does)");
+            k.mount(Some("/sys"), Path::new("sys"), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            k.why("the bind made read-only").mount(
+                None,
+                Path::new("sys"),
+                None,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags,
+                None,
+            )?;
+            return Ok(());
+        }
+        r => r?,
+    }
     if sys == SysMount::SysfsAndCgroup2 {
         k.why("the container's own cgroup tree (its cgroup namespace makes its group the root), read-only").mount(
             Some("cgroup"),

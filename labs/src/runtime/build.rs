@@ -1035,6 +1035,8 @@ impl<'a> Builder<'a> {
             network: "none".into(),
             storage_driver: "overlay2".into(),
             skip_image_volumes: true,
+            // Its files are written from the host, as root: no user namespace.
+            userns: "host".into(),
             ..Default::default()
         };
         lifecycle::create(self.k, self.root, &spec, &mut |_| {})

@@ -411,6 +411,10 @@ pub struct RunArgs {
     /// Security options: `no-new-privileges[:true|false]`, `seccomp=unconfined`.
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// User namespace to use: `host` runs without one even when mini's settings say
+    /// `userns-remap`.
+    #[arg(long, value_name = "MODE", default_value = "")]
+    pub userns: String,
     /// The keys that detach: `ctrl-p,ctrl-q` unless given.
     #[arg(long, value_name = "KEYS")]
     pub detach_keys: Option<String>,
@@ -632,6 +636,7 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
         security_opt: a.security_opt.clone(),
+        userns: a.userns.clone(),
     })
 }
 

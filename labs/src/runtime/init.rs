@@ -58,6 +58,9 @@ pub struct Device {
     pub minor: u64,
     /// Permission bits.
     pub mode: u32,
+    /// The host's node, when not at the same path (`--device /dev/a:/dev/b`).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// Everything the first process needs to become the container: mini's counterpart of
@@ -113,6 +116,20 @@ pub struct Spec {
     pub tty: Option<WinSize>,
     /// A tiny init as PID 1 that starts the command, forwards signals, reaps zombies.
     pub init: bool,
+    /// The user namespace's uid map (docker's userns-remap; empty: none, root inside is
+    /// root outside).
+    #[serde(default)]
+    pub uid_map: Vec<crate::ns::IdMap>,
+    /// Its gid map.
+    #[serde(default)]
+    pub gid_map: Vec<crate::ns::IdMap>,
+}
+
+impl Spec {
+    /// Whether the container has a user namespace of its own.
+    pub fn remapped(&self) -> bool {
+        !self.uid_map.is_empty()
+    }
 }
 
 /// What the child uses for stdin/stdout/stderr: pipe ends from the monitor, or (with a
@@ -200,6 +217,7 @@ pub fn ns_spec(spec: &Spec) -> crate::ns::Spec {
                     major: d.major,
                     minor: d.minor,
                     mode: d.mode,
+                    host: d.host.as_ref().map(PathBuf::from),
                 })
                 .collect(),
         ),
@@ -209,6 +227,7 @@ pub fn ns_spec(spec: &Spec) -> crate::ns::Spec {
             (false, false) => SysMount::Sysfs,
         }),
         cwd: Some(if spec.cwd.is_empty() { "/".into() } else { spec.cwd.clone().into() }),
+        in_user_ns: spec.remapped(),
         ..Default::default()
     }
 }
@@ -228,6 +247,9 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
     {
         let _s = k.scope("netns-bridge");
         match &spec.net {
+            // A user namespace's process was cloned inside it by the monitor: from
+            // here it could not join a namespace that the host's user namespace owns.
+            Some(Net::Join(_)) if spec.remapped() => {}
             Some(Net::Join(path)) => {
                 let fd = k.open_read(path).map_err(|e| e.to_string())?;
                 k.why("the network namespace netns-bridge wired to the bridge: eth0, its address, its route")
@@ -242,7 +264,8 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
             Some(Net::Host) | None => {}
         }
     }
-    {
+    if !spec.remapped() {
+        // (With a user namespace the monitor wrote this process into its cgroup.)
         let _s = k.scope("cg-limit");
         for f in &spec.cgroup_procs {
             k.why("join the container's cgroup before anything runs (0 = the writing process)")

@@ -87,6 +87,8 @@ pub struct CreateSpec {
     pub privileged: bool,
     /// `--security-opt`.
     pub security_opt: Vec<String>,
+    /// `--userns`: `host` (no user namespace even with userns-remap), or empty.
+    pub userns: String,
     /// No anonymous volumes for the image's VOLUMEs (`mini build`'s COPY steps: docker's
     /// builder writes those into the layer).
     pub skip_image_volumes: bool,
@@ -183,6 +185,13 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
         }
         _ => String::new(),
     };
+    let remap = super::userns::remap_for(k, &Settings::load(k)?.userns_remap, &spec.userns)?;
+    if remap.is_some() && spec.storage_driver == super::devmapper::NAME {
+        return Err(Error::failed(
+            "userns-remap works with the overlay2 storage driver only (a thin volume's mount is not idmapped)",
+            "run with --userns=host, or use the overlay2 driver",
+        ));
+    }
     let (img, layers, images) = image_for(k, root, &spec.image, report)?;
     let ic = image_config(&img);
     let cmd = spec::command(&ic, spec.entrypoint.as_deref(), &spec.args)?;
@@ -274,6 +283,9 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             seccomp_profile,
             volumes_from: spec.volumes_from.clone(),
             volumes: ic.volumes.clone(),
+            userns_mode: spec.userns.clone(),
+            uid_map: remap.as_ref().map(|r| r.uid_map.clone()).unwrap_or_default(),
+            gid_map: remap.as_ref().map(|r| r.gid_map.clone()).unwrap_or_default(),
         },
         layers: layers.iter().map(|p| p.display().to_string()).collect(),
         mounts,

@@ -65,6 +65,7 @@ pub mod shell_words;
 pub mod spec;
 pub mod state;
 pub mod template;
+pub mod userns;
 pub mod view;
 pub mod volume_cli;
 pub mod volumes;

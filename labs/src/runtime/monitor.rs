@@ -30,7 +30,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::kernel::{CloneFlags, ExecFailure, Exited, Kernel, Signal, SignalFd, Sink, Target, TraceFormat, Want};
+use crate::kernel::{CloneFlags, ExecFailure, Exited, Kernel, Pid, Signal, SignalFd, Sink, Target, TraceFormat, Want};
 
 use super::init::{self, Spec, Stdio};
 use super::logs::{self, LineSplitter};
@@ -566,17 +566,41 @@ impl Monitor<'_> {
         }
         let open_stdin = self.store.load(&self.id).map(|c| c.config.open_stdin).unwrap_or(false);
         let (child_io, mut session) = self.stdio(spec.tty.is_some(), open_stdin)?;
-        if !self.pid_ns {
+        let mut ns = CloneFlags::empty();
+        let mut back = None;
+        if spec.remapped() {
+            // A user namespace first, and a PID namespace it owns (so that the container
+            // may mount its /proc), in one clone(2). The child is cloned inside its
+            // network namespace: once in its own user namespace it could not join one
+            // the host owns.
+            ns = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID;
+            back = remapped_net(k, &spec).map_err(|e| (125u8, e.to_string()))?;
+        } else if !self.pid_ns {
             let _s = k.scope("ns-exec");
             k.why("a new PID namespace for the monitor's next child, which is PID 1 in it")
                 .unshare(CloneFlags::CLONE_NEWPID)
                 .map_err(|e| (125u8, e.to_string()))?;
             self.pid_ns = true;
         }
+        let maps = (spec.uid_map.clone(), spec.gid_map.clone(), spec.cgroup_procs.clone());
+        let before_release = move |k: &Kernel, pid: Pid| -> std::result::Result<(), crate::kernel::SysError> {
+            if ns.is_empty() {
+                return Ok(());
+            }
+            let _s = k.scope("ns-exec");
+            crate::ns::write_id_maps(k, pid, &maps.0, &maps.1)
+                .map_err(|e| crate::kernel::SysError { call: e.to_string(), errno: crate::kernel::Errno::EPERM })?;
+            let _c = k.scope("cg-limit");
+            for f in &maps.2 {
+                k.why("the child into the container's cgroup, from outside (inside, root no longer owns cgroupfs)")
+                    .write_file(f, &pid.to_string())?;
+            }
+            Ok(())
+        };
         let argv = spec.argv.clone();
         let started = if spec.init {
             let sp = spec.clone();
-            k.fork_with(move |k| match init::setup(k, &sp, child_io) {
+            k.clone_with(ns, before_release, move |k| match init::setup(k, &sp, child_io) {
                 Ok(()) => init::tiny_init(k, &sp.argv, &sp.env),
                 Err(_) => 125,
             })
@@ -584,8 +608,26 @@ impl Monitor<'_> {
         } else {
             let sp = spec.clone();
             let env = sp.env.clone();
-            k.spawn_env(&argv, Some(&env), move |k| init::setup(k, &sp, child_io)).map(|s| s.pid).map_err(exec_failure)
+            k.spawn_in(ns, before_release, &argv, Some(&env), move |k| init::setup(k, &sp, child_io))
+                .map(|s| s.pid)
+                .map_err(exec_failure)
         };
+        if let Some(own) = back {
+            let _s = k.scope("netns-bridge");
+            k.why("the monitor back in the host's network namespace")
+                .setns(&own, CloneFlags::CLONE_NEWNET)
+                .map_err(|e| (125u8, e.to_string()))?;
+        }
+        if let (Ok(pid), false) = (&started, ns.is_empty()) {
+            // `mini exec`'s processes are the monitor's children too: into the
+            // container's PID namespace (setns(2) of a PID namespace applies to the
+            // children made afterwards).
+            let _s = k.scope("ns-exec");
+            let fd = k.open_read(Path::new(&format!("/proc/{pid}/ns/pid"))).map_err(|e| (125u8, e.to_string()))?;
+            k.why("the monitor's next children (mini exec) into the container's PID namespace")
+                .setns(&fd, CloneFlags::CLONE_NEWPID)
+                .map_err(|e| (125u8, e.to_string()))?;
+        }
         let pid = match started {
             Ok(p) => p.as_raw(),
             Err((code, msg)) => {
@@ -732,6 +774,19 @@ impl Monitor<'_> {
 /// The child of an exec: join the container's namespaces (every file opened first,
 /// since joining the mount namespace changes what /proc shows), its cgroup, then the
 /// same confinement as the first process.
+/// For a remapped container on a network: the monitor joins the container's network
+/// namespace for the clone; returns its own, to go back to.
+fn remapped_net(k: &Kernel, spec: &Spec) -> Result<Option<crate::kernel::Fd>> {
+    let Some(init::Net::Join(path)) = &spec.net else { return Ok(None) };
+    let _s = k.scope("netns-bridge");
+    let own =
+        k.why("the monitor's own network namespace, to come back to").open_read(Path::new("/proc/self/ns/net"))?;
+    let theirs = k.open_read(path)?;
+    k.why("the container's network namespace, which its first process is cloned in")
+        .setns(&theirs, CloneFlags::CLONE_NEWNET)?;
+    Ok(Some(own))
+}
+
 fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result::Result<(), String> {
     use crate::kernel::NsKind;
     k.set_parent_death_signal(Signal::SIGKILL).map_err(|e| e.to_string())?;
@@ -742,7 +797,12 @@ fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result
         }
     }
     let _s = k.scope("ns-exec");
-    let kinds = [NsKind::Cgroup, NsKind::Ipc, NsKind::Uts, NsKind::Net, NsKind::Mount];
+    let mut kinds = vec![NsKind::Cgroup, NsKind::Ipc, NsKind::Uts, NsKind::Net, NsKind::Mount];
+    if spec.remapped() {
+        // The user namespace last: joined first, it would leave this process without
+        // the host's privileges over the network namespace, which the host owns.
+        kinds.push(NsKind::User);
+    }
     let mut fds = Vec::new();
     for n in kinds {
         let p = std::path::PathBuf::from(format!("/proc/{target}/ns/{}", n.proc_name()));
@@ -761,6 +821,9 @@ fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result
     }
     for (n, fd) in &fds {
         k.setns(fd, n.flag()).map_err(|e| e.to_string())?;
+    }
+    if spec.remapped() {
+        crate::ns::become_ns_root(k).map_err(|e| e.to_string())?;
     }
     if let (Stdio::Console(sock), Some(size)) = (&stdio, spec.tty) {
         let pty = k.openpty(Some(size)).map_err(|e| e.to_string())?;

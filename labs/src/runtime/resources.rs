@@ -51,6 +51,10 @@ pub struct Settings {
     /// `overlay2` or `devicemapper`.
     #[serde(rename = "storage-driver", alias = "storage_driver")]
     pub storage_driver: String,
+    /// daemon.json's `userns-remap`: `default` (the user dockremap), `USER[:GROUP]`, or
+    /// empty (no user namespace). See [`super::userns`].
+    #[serde(rename = "userns-remap")]
+    pub userns_remap: String,
 }
 
 impl Default for Settings {
@@ -63,6 +67,7 @@ impl Default for Settings {
                 .unwrap_or_else(|| "/sys/fs/cgroup".into()),
             netns_dir: "/run/netns".into(),
             storage_driver: "overlay2".into(),
+            userns_remap: String::new(),
         }
     }
 }
@@ -282,15 +287,34 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
     } else {
         layer.join("merged")
     };
+    let remap = (!c.config.uid_map.is_empty())
+        .then(|| super::userns::Remap { uid_map: c.config.uid_map.clone(), gid_map: c.config.gid_map.clone() });
+    // With a user namespace, what the container sees of the store is seen through its
+    // idmapped view (see super::userns).
+    let view = match &remap {
+        Some(r) => {
+            intend(store, c, "idmap")?;
+            Some(super::userns::mount_view(k, &p.root, &c.id, r)?)
+        }
+        None => None,
+    };
+    let seen = |path: PathBuf| -> Result<PathBuf> {
+        match &view {
+            Some(v) => super::userns::through(&p.root, v, &path),
+            None => Ok(path),
+        }
+    };
     if c.driver != devmapper::NAME {
         intend(store, c, "overlay")?;
         let _s = k.scope(overlay::TOOL);
-        let mut lowers = vec![p.init_layer(&c.id).join("diff")];
-        lowers.extend(c.layers.iter().map(PathBuf::from));
+        let mut lowers = vec![seen(p.init_layer(&c.id).join("diff"))?];
+        for l in &c.layers {
+            lowers.push(seen(PathBuf::from(l))?);
+        }
         let spec = overlay::Spec {
             lowers,
-            upper: Some(layer.join("diff")),
-            work: Some(layer.join("work")),
+            upper: Some(seen(layer.join("diff"))?),
+            work: Some(seen(layer.join("work"))?),
             options: overlay::Options::default(),
             create_dirs: false,
         };
@@ -298,14 +322,18 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             "the container's root: an overlay of {} image layers, the init layer and its own",
             c.layers.len()
         ));
-        overlay::mount(k, &spec, &layer.join("merged"), false)?;
+        super::userns::as_root_inside(k, super::userns::root_of(c), || {
+            overlay::mount(k, &spec, &layer.join("merged"), false)
+        })?;
     }
     let mounts = super::volumes::prepare(k, &p.root, c, &rootfs, &|c| store.save(c))?;
     // The /etc files are bound after a user's mount that covers them (`-v x:/etc`),
     // so their mount points must exist in it.
     for f in ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"] {
         if c.mounts.iter().any(|m| f.strip_prefix(m.destination.as_str()).is_some_and(|r| r.starts_with('/'))) {
-            super::volumes::point_for(k, &c.mounts, &rootfs, f, true)?;
+            super::userns::as_root_inside(k, super::userns::root_of(c), || {
+                super::volumes::point_for(k, &c.mounts, &rootfs, f, true)
+            })?;
         }
     }
     intend(store, c, "cgroup")?;
@@ -382,9 +410,9 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         cgroup_procs: procs,
         cgroup2: matches!(*cg_setup, Cgroups::V2(_)),
         binds: vec![
-            (dir.join("hostname"), "/etc/hostname".into()),
-            (dir.join("hosts"), "/etc/hosts".into()),
-            (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
+            (seen(dir.join("hostname"))?, "/etc/hostname".into()),
+            (seen(dir.join("hosts"))?, "/etc/hosts".into()),
+            (seen(dir.join("resolv.conf"))?, "/etc/resolv.conf".into()),
         ],
         devices: devices(k, c)?,
         mounts,
@@ -392,6 +420,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         rlimits: c.config.ulimits.clone(),
         tty: c.config.tty.then_some(crate::kernel::WinSize { rows: 24, cols: 80 }),
         init: c.config.init,
+        uid_map: c.config.uid_map.clone(),
+        gid_map: c.config.gid_map.clone(),
     };
     let bytes = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     let path = dir.join("spec.json");
@@ -459,6 +489,7 @@ fn devices(k: &Kernel, c: &Container) -> Result<Vec<Device>> {
             major: (rdev >> 8) & 0xfff,
             minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
             mode: m.mode() & 0o7777,
+            host: Some(node.display().to_string()),
         });
     }
     Ok(v)
@@ -502,6 +533,7 @@ fn host_devices(k: &Kernel, dir: &Path, shown: &str, v: &mut Vec<Device>) -> Res
                 major: (rdev >> 8) & 0xfff,
                 minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
                 mode: m.mode() & 0o7777,
+                host: None,
             });
         }
     }
@@ -599,6 +631,12 @@ pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
         match r {
             Ok(()) => c.unmark("overlay"),
             Err(e) => note("root filesystem mount", e),
+        }
+    }
+    if c.has("idmap") && !c.has("overlay") {
+        match super::userns::umount_view(k, &store.paths.root, &c.id) {
+            Ok(()) => c.unmark("idmap"),
+            Err(e) => note("the store's idmapped view", e),
         }
     }
     let _ = store.save(c);

@@ -210,6 +210,15 @@ pub struct Config {
     /// The image's VOLUMEs.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// `--userns`, as typed (`host`, or empty).
+    #[serde(default)]
+    pub userns_mode: String,
+    /// The user namespace's uid map, fixed at create (empty: none).
+    #[serde(default)]
+    pub uid_map: Vec<crate::ns::IdMap>,
+    /// Its gid map.
+    #[serde(default)]
+    pub gid_map: Vec<crate::ns::IdMap>,
 }
 
 /// One container, as `config.json` holds it.

@@ -105,6 +105,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "Privileged": cfg.privileged,
             "SecurityOpt": if cfg.security_opt.is_empty() { Value::Null } else { json!(cfg.security_opt) },
             "ReadonlyRootfs": cfg.readonly_rootfs,
+            "UsernsMode": cfg.userns_mode,
             "Binds": if cfg.binds.is_empty() { Value::Null } else { json!(cfg.binds) },
             "VolumesFrom": if cfg.volumes_from.is_empty() { Value::Null } else { json!(cfg.volumes_from) },
             "MaskedPaths": if cfg.privileged { json!(null) } else { json!(super::init::MASKED) },

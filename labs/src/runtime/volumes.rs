@@ -783,10 +783,17 @@ pub fn prepare(
         let in_image = k.lstat(&merged.join(m.destination.trim_start_matches('/'))).ok().flatten().is_some();
         // First the mount point, every component resolved beneath the root (or beneath
         // the mount it is nested in): only a path that stays inside is copied from.
-        point_for(k, &mounts[..i], merged, &m.destination, is_file)?;
+        let inside_root = super::userns::root_of(c);
+        super::userns::as_root_inside(k, inside_root, || point_for(k, &mounts[..i], merged, &m.destination, is_file))?;
         if m.kind == "volume" && !m.populated {
             if m.options != "nocopy" && in_image {
                 copy_up(k, merged, &m.destination, &vols.mountpoint(&m.name))?;
+            } else if let Some((uid, gid)) = inside_root {
+                // docker's remapped volumes belong to the container's root.
+                let data = vols.mountpoint(&m.name);
+                if k.read_dir(&data).map(|v| v.is_empty()).unwrap_or(false) {
+                    k.why("userns-remap: the new volume belongs to the container's root").chown(&data, uid, gid)?;
+                }
             }
             // Once per container, whether or not there was anything to copy: at a
             // restart the mount point mini made is no image content.
