@@ -210,3 +210,46 @@ echo > /etc/subuid; m run --rm test/alpine true 2>&1; echo "rc=$?"
         "{out}"
     );
 }
+
+/// CVE-2019-5736: a container replaces a program with `#!/proc/self/exe`, so that
+/// `mini exec` of it runs the runtime's own binary inside the container; a process of
+/// the container grabs that binary through /proc/PID/exe and tries to overwrite it.
+/// The write is refused (the container's monitor runs from that very file, and the
+/// kernel refuses writes to a running program: ETXTBSY) and the binary is unchanged.
+/// (Before its exec, mini's child is not dumpable: the container cannot open its
+/// /proc files or ptrace it while it holds the host's descriptors.)
+#[test]
+fn cve_2019_5736_the_runtime_binary_cannot_be_overwritten_from_inside() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r##"
+before=$(sha256sum < "$(command -v mini)")
+m run -d --name victim --network none test/alpine sleep 600 >/dev/null
+m exec victim sh -c 'printf "#!/proc/self/exe\n" > /evil && chmod +x /evil'
+# The attacker's image ships what the runtime's binary needs to start (alpine has no
+# glibc: without its loader the exec fails with ENOENT, and there is no attack).
+for lib in $(ldd "$(command -v mini)" | grep -o '/[^ ]*'); do
+  m exec victim mkdir -p "$(dirname "$lib")"; m cp -L "$lib" "victim:$lib"
+done
+m exec -d victim sh -c '
+  while :; do
+    for p in /proc/[0-9]*; do
+      case "$(readlink $p/exe 2>/dev/null)" in
+        */mini*)
+          exec 3< $p/exe || continue
+          (echo pwned > /proc/self/fd/3) 2> /tmp/why && echo WROTE > /tmp/result
+          sed "s/.*: //" /tmp/why > /tmp/result; exit;;
+      esac
+    done
+  done'
+i=0; until m exec victim test -e /tmp/result; do
+  i=$((i+1)); [ $i -gt 300 ] && { echo "the attack never saw the runtime binary run inside"; break; }
+  m exec victim /evil >/dev/null 2>&1
+done
+echo "== attack"; m exec victim cat /tmp/result
+[ "$(sha256sum < "$(command -v mini)")" = "$before" ] && echo "binary unchanged"
+m rm -f victim >/dev/null
+"##);
+    assert_eq!(section(&out, "attack"), "Text file busy\nbinary unchanged\n", "{out}");
+}

@@ -159,6 +159,22 @@ impl Kernel {
         )
     }
 
+    /// `prctl(PR_SET_DUMPABLE, 0)` — until the next execve(2), this process's
+    /// `/proc/PID` files belong to the host's root and no process without
+    /// CAP_SYS_PTRACE there may ptrace it or open its `/proc/PID/exe` or `fd/`: what a
+    /// runtime's child is between joining a container's namespaces and exec'ing
+    /// (runc's fix of CVE-2016-9962). <https://man7.org/linux/man-pages/man2/PR_SET_DUMPABLE.2const.html>
+    #[doc(alias = "PR_SET_DUMPABLE")]
+    pub fn set_undumpable(&self) -> Result<(), SysError> {
+        self.prctl(
+            "PR_SET_DUMPABLE",
+            libc::PR_SET_DUMPABLE,
+            0,
+            "0",
+            "no one in the container may ptrace this process or open its /proc files until it execs",
+        )
+    }
+
     /// `prctl(PR_SET_CHILD_SUBREAPER, 1)` — orphaned descendants are re-parented to
     /// this process instead of the host's init, so a monitor reaps all of a
     /// container's processes. <https://man7.org/linux/man-pages/man2/PR_SET_CHILD_SUBREAPER.2const.html>

@@ -238,6 +238,7 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
     k.why("die with the monitor: a container never outlives the process responsible for it")
         .set_parent_death_signal(Signal::SIGKILL)
         .map_err(|e| e.to_string())?;
+    k.set_undumpable().map_err(|e| e.to_string())?;
     k.tracer().detach_from_stderr();
     if let Stdio::Pipes(i, o, e) = &stdio {
         for (fd, n) in [(i, 0), (o, 1), (e, 2)] {

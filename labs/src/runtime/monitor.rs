@@ -790,6 +790,7 @@ fn remapped_net(k: &Kernel, spec: &Spec) -> Result<Option<crate::kernel::Fd>> {
 fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result::Result<(), String> {
     use crate::kernel::NsKind;
     k.set_parent_death_signal(Signal::SIGKILL).map_err(|e| e.to_string())?;
+    k.set_undumpable().map_err(|e| e.to_string())?;
     k.tracer().detach_from_stderr();
     if let Stdio::Pipes(i, o, e) = &stdio {
         for (fd, n) in [(i, 0), (o, 1), (e, 2)] {
