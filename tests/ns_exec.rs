@@ -543,3 +543,71 @@ mod guest {
         assert!(inside > 86400.0, "{inside}");
     }
 }
+
+/// CVE-2021-30465's lesson: a symlink in a mount destination (shipped in the image, or
+/// swapped in by another process while the container is set up) must not lead the
+/// mount out of the new root. Here `data -> /srv/elsewhere`, absolute: before
+/// pivot_root the kernel would follow it on the host's tree (the bind would land on the
+/// host's /srv/elsewhere/x, then vanish with the old root). ns-exec opens each
+/// destination with openat2(RESOLVE_IN_ROOT) and mounts on that descriptor: the link
+/// resolves inside the root, as it will for the container, and the bind is there.
+#[test]
+fn a_symlinked_mount_destination_resolves_inside_the_root() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let t = harness::tmp();
+    harness::busybox_rootfs(t.path());
+    std::fs::create_dir_all(t.path().join("srv/elsewhere/x")).unwrap();
+    std::os::unix::fs::symlink("/srv/elsewhere", t.path().join("data")).unwrap();
+    let src = harness::tmp();
+    std::fs::write(src.path().join("hello"), "bound inside\n").unwrap();
+    let bind = format!("{}:/data/x", src.path().display());
+    let o = ns()
+        .args(["-q", "--pid", "--mount-proc", "--rootfs", t.path().to_str().unwrap(), "--bind", &bind])
+        .args(["--", "/bin/sh", "-c", "cat /data/x/hello /srv/elsewhere/x/hello"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "bound inside\nbound inside\n");
+    assert!(!Path::new("/srv/elsewhere").exists(), "nothing made on the host");
+    assert_eq!(mounts_under(t.path()), Vec::<String>::new(), "nothing mounted on the host");
+}
+
+/// CVE-2025-31133: masked paths are hidden behind the container's /dev/null. A root
+/// whose /dev/null is a link to a writable /proc file (here /proc/sys/kernel/
+/// core_pattern, which the host runs as root when a process dumps core) would get that
+/// file bound over /proc/kcore. ns-exec checks that /dev/null is the null device (1:3)
+/// first and refuses; with the real node the mask holds.
+#[test]
+fn a_fake_dev_null_is_refused_for_masking() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let t = harness::tmp();
+    harness::busybox_rootfs(t.path());
+    std::fs::create_dir_all(t.path().join("dev")).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", t.path().join("dev/null")).unwrap();
+    let root = t.path().to_str().unwrap();
+    let o = ns()
+        .args(["-q", "--pid", "--mount-proc", "--rootfs", root, "--masked-path", "/proc/uptime"])
+        .args(["--", "/bin/sh", "-c", "cat /proc/uptime"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "refused before the command: {}", stdout_of(&o));
+    assert!(
+        stderr_of(&o).contains("is not the null device (1:3): possible attack (CVE-2025-31133)"),
+        "{}",
+        stderr_of(&o)
+    );
+    // The real null device: the mask holds.
+    std::fs::remove_file(t.path().join("dev/null")).unwrap();
+    let o = ns()
+        .args(["-q", "--pid", "--mount-proc", "--rootfs", root, "--dev", "--masked-path", "/proc/uptime"])
+        .args(["--", "/bin/sh", "-c", "wc -c < /proc/uptime"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "0\n");
+    assert_eq!(mounts_under(t.path()), Vec::<String>::new(), "nothing mounted on the host");
+}

@@ -399,4 +399,92 @@ impl Kernel {
             |_| "0".into(),
         )
     }
+
+    /// `openat2(2)` of `target` with `RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS`, the current
+    /// directory taken as `/`, then `mount(2)` on `/proc/self/fd/N`: a symlink anywhere
+    /// in the target (one an image shipped, or one a process swapped in while the
+    /// container was being set up: CVE-2021-30465) resolves inside the new root, never
+    /// onto the host's tree, and the mount lands exactly on the directory or file
+    /// opened. What runc does for every mount destination since that CVE.
+    /// `require_dev`: refuse unless the opened target is this character device
+    /// (`(major, minor)`): how the `/dev/null` a masked path is hidden behind is checked
+    /// to be /dev/null, not a link or bind a container planted (CVE-2025-31133).
+    pub fn mount_in_root(
+        &self,
+        source: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        fl: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), SysError> {
+        let fd = self.open_target_in_root(target)?;
+        let at = Path::new("/proc/self/fd").join(fd.1.to_string());
+        self.mount(source, &at, fstype, fl, data)
+    }
+
+    /// `openat2(2)` `O_PATH` of `path` resolved as [`Kernel::mount_in_root`] does: the
+    /// descriptor (`None` in a dry run) and its number.
+    pub fn open_target_in_root(&self, path: &Path) -> Result<(Option<OwnedFd>, i32), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat2",
+            man: "openat2(2)",
+            what: "open a mount destination as if the current directory were the root: no symlink leads out",
+            // Part of a mount: in a dry run, recorded with the mount, not resolved.
+            effect: Effect::Change,
+        };
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+        let args = vec![
+            "AT_FDCWD".into(),
+            path_arg(rel),
+            "{flags=O_PATH|O_CLOEXEC, resolve=RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS}".into(),
+        ];
+        self.perform(
+            &C,
+            args,
+            || (None, 5),
+            || {
+                let how = nix::fcntl::OpenHow::new()
+                    .flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC)
+                    .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS);
+                let fd = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, rel, how)?;
+                let n = fd.as_raw_fd();
+                Ok((Some(fd), n))
+            },
+            |f| f.1.to_string(),
+        )
+    }
+
+    /// `fstat(2)` of a descriptor [`Kernel::open_target_in_root`] opened: whether it is
+    /// the character device `(major, minor)` (a dry run says yes).
+    pub fn is_char_device(&self, fd: &(Option<OwnedFd>, i32), dev: (u64, u64)) -> Result<bool, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "fstat",
+            man: "fstat(2)",
+            what: "what the descriptor really is: its type and device numbers",
+            // Of a descriptor a dry run did not open.
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec![fd.1.to_string()],
+            || true,
+            || {
+                let f = fd.0.as_ref().ok_or(Errno::EBADF)?;
+                let st = nix::sys::stat::fstat(f)?;
+                let is_chr = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR;
+                let (ma, mi) = (libc::major(st.st_rdev) as u64, libc::minor(st.st_rdev) as u64);
+                Ok(is_chr && (ma, mi) == dev)
+            },
+            |ok| {
+                if *ok {
+                    format!("0 {{S_IFCHR, st_rdev=makedev({}, {})}}", dev.0, dev.1)
+                } else {
+                    "0 {not that device}".into()
+                }
+            },
+        )
+    }
 }

@@ -108,10 +108,15 @@
 //!   Then `execve(2)` with the spec's environment; a program name without `/` is
 //!   searched in *that* environment's `PATH`, inside the new root.
 //!
-//! Mount targets are resolved by the kernel, which follows symbolic links: the lab
-//! refuses `..` in a target, but a tree whose links point outside itself could still
-//! redirect a mount (runc resolves targets with `openat2(RESOLVE_IN_ROOT)`). Mount
-//! only into trees you made or unpacked yourself.
+//! Mount targets are paths in a tree someone else made (an image, a volume another
+//! container writes to), and the kernel follows symbolic links in them: before
+//! `pivot_root` an absolute link would lead a mount onto the host's tree
+//! (CVE-2021-30465 raced such a link into place). So each target of the spec's
+//! mounts, read-only and masked paths is first opened with
+//! `openat2(RESOLVE_IN_ROOT)`, the new root taken as `/` (a link resolves inside it,
+//! as it will for the container), and the mount made on `/proc/self/fd/N`, that very
+//! file. The `/dev/null` masked paths hide behind is checked to be the null device
+//! first (CVE-2025-31133 made it a link to a writable /proc file).
 //!
 //! The operations print nothing: [`create`] and [`enter`] return a [`Ran`] (the PID
 //! of a detached command, or how the command ended), [`show`] a [`Table`]. The map
@@ -685,7 +690,7 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
                 sys_mounts(k, sys, spec.in_user_ns)?;
             }
             // We are in the new root: a relative target is a path inside it.
-            extra_mounts(k, spec, |t| t.strip_prefix("/").unwrap_or(t).to_path_buf())?;
+            extra_mounts(k, spec, true, |t| t.strip_prefix("/").unwrap_or(t).to_path_buf())?;
             k.why("make the current directory the root mount; the old root is stacked on top of it")
                 .pivot_root(Path::new("."), Path::new("."))
                 .hint(Errno::EINVAL, "pivot_root refuses a root on a shared mount or a rootfs (initramfs) root; check that DIR is not itself the root of the machine")?;
@@ -708,7 +713,7 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
                     .mount(Some("proc"), Path::new("/proc"), Some("proc"), proc_flags, None)
                     .hint(Errno::EPERM, proc_hint)?;
             }
-            extra_mounts(k, spec, |t| Path::new("/").join(t))?;
+            extra_mounts(k, spec, false, |t| Path::new("/").join(t))?;
         }
     }
     for p in &spec.readonly {
@@ -897,7 +902,9 @@ fn sys_mounts(k: &Kernel, sys: SysMount, in_user_ns: bool) -> Result<()> {
     Ok(())
 }
 
-fn extra_mounts(k: &Kernel, spec: &Spec, at: impl Fn(&Path) -> PathBuf) -> Result<()> {
+/// The spec's mounts; `in_root`: each target resolved inside the new root (the current
+/// directory), see [`Kernel::mount_in_root`].
+fn extra_mounts(k: &Kernel, spec: &Spec, in_root: bool, at: impl Fn(&Path) -> PathBuf) -> Result<()> {
     let per_mount = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     for m in &spec.mounts {
         let target = at(&m.target);
@@ -905,17 +912,19 @@ fn extra_mounts(k: &Kernel, spec: &Spec, at: impl Fn(&Path) -> PathBuf) -> Resul
         // A bind ignores the flags given with it: they are set by remounting the new
         // mount (what mount(8) does for `-o bind,ro`).
         let first = if bind { m.flags & !per_mount } else { m.flags };
-        k.why("one of the container's mounts, made before pivot_root while host paths are still reachable")
-            .mount(m.source.as_deref(), &target, m.fstype.as_deref(), first, m.data.as_deref())
+        let mount = |source: Option<&str>, fstype: Option<&str>, fl: MsFlags, data: Option<&str>| {
+            if in_root {
+                k.mount_in_root(source, &target, fstype, fl, data)
+            } else {
+                k.mount(source, &target, fstype, fl, data)
+            }
+        };
+        k.why("one of the container's mounts, made before pivot_root while host paths are still reachable");
+        mount(m.source.as_deref(), m.fstype.as_deref(), first, m.data.as_deref())
             .hint(Errno::ENOENT, "the mount point (or a bind's source) does not exist: create it in the tree first")?;
         if bind && m.flags.intersects(per_mount) {
-            k.why("a bind takes its flags (ro, nosuid...) by being remounted").mount(
-                None,
-                &target,
-                None,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | (m.flags & per_mount),
-                None,
-            )?;
+            k.why("a bind takes its flags (ro, nosuid...) by being remounted");
+            mount(None, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | (m.flags & per_mount), None)?;
         }
     }
     Ok(())
@@ -924,21 +933,29 @@ fn extra_mounts(k: &Kernel, spec: &Spec, at: impl Fn(&Path) -> PathBuf) -> Resul
 /// runc's `readonlyPath`: bind the path onto itself, then remount the bind read-only.
 fn readonly_path(k: &Kernel, p: &Path) -> Result<()> {
     let shown = p.to_string_lossy();
-    match k.why("make a path read-only: first a bind mount of it onto itself...").mount(
-        Some(&shown),
-        p,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    ) {
+    let fd = match k.why("the path to make read-only, resolved inside the root").open_target_in_root(p) {
         Err(e) if e.errno == Errno::ENOENT => {
             k.note(format!("{shown} does not exist in the container: nothing to make read-only"));
             return Ok(());
         }
         r => r?,
-    }
+    };
+    let at = format!("/proc/self/fd/{}", fd.1);
+    k.why("make a path read-only: first a bind mount of it onto itself...").mount(
+        Some(&at),
+        Path::new(&at),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
     k.why("...then remount that bind read-only (the flags of a bind change only by remounting it)")
-        .mount(None, p, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC, None)
+        .mount_in_root(
+            None,
+            p,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+            None,
+        )
         .hint(
             Errno::EPERM,
             "in a user namespace, a remount must keep the locked flags (nosuid, nodev, noexec) of the mount",
@@ -947,15 +964,32 @@ fn readonly_path(k: &Kernel, p: &Path) -> Result<()> {
 }
 
 /// runc's `maskPath`: /dev/null over a file; an empty read-only tmpfs over a directory.
+/// The /dev/null bound is first checked to be the null device (1:3): a container that
+/// made its /dev/null a link to a /proc file, or bound something over it, would
+/// otherwise have that file bound writable over the masked path (CVE-2025-31133).
 fn mask_path(k: &Kernel, p: &Path) -> Result<()> {
-    match k.why("hide a file: bind /dev/null over it").mount(Some("/dev/null"), p, None, MsFlags::MS_BIND, None) {
+    let null = match k.why("the /dev/null to hide files behind").open_target_in_root(Path::new("/dev/null")) {
+        Err(e) if e.errno == Errno::ENOENT => {
+            k.note(format!("the container has no /dev/null: {} not masked", p.display()));
+            return Ok(());
+        }
+        r => r?,
+    };
+    if !k.why("is it really the null device?").is_char_device(&null, (1, 3))? {
+        return Err(Error::failed(
+            "the container's /dev/null is not the null device (1:3): possible attack (CVE-2025-31133), nothing masked with it",
+            "the container must not replace /dev/null; recreate the container",
+        ));
+    }
+    let src = format!("/proc/self/fd/{}", null.1);
+    match k.why("hide a file: bind /dev/null over it").mount_in_root(Some(&src), p, None, MsFlags::MS_BIND, None) {
         Ok(()) => Ok(()),
         Err(e) if e.errno == Errno::ENOENT => {
-            k.note(format!("{} (or /dev/null) does not exist in the container: not masked", p.display()));
+            k.note(format!("{} does not exist in the container: not masked", p.display()));
             Ok(())
         }
         Err(e) if e.errno == Errno::ENOTDIR => {
-            k.why("a directory: hide it under an empty read-only tmpfs").mount(
+            k.why("a directory: hide it under an empty read-only tmpfs").mount_in_root(
                 Some("tmpfs"),
                 p,
                 Some("tmpfs"),

@@ -218,14 +218,23 @@ fn setup_child_makes_each_part_of_the_spec_in_order() {
         ("mount", &quoted),
         ("chdir", &quoted),
         ("mount", "\"proc\""),
+        // Each mount's target resolved inside the new root first (CVE-2021-30465).
+        ("openat2", "AT_FDCWD"),
         ("mount", "\"tmpfs\""),
+        ("openat2", "AT_FDCWD"),
         ("mount", "\"/srv/data\""),
         ("pivot_root", "\".\""),
         ("umount2", "\".\""),
         ("chdir", "\"/\""),
-        ("mount", "\"/proc/sys\""),
+        ("openat2", "AT_FDCWD"),
+        ("mount", "\"/proc/self/fd/5\""),
+        ("openat2", "AT_FDCWD"),
         ("mount", "NULL"),
-        ("mount", "\"/dev/null\""),
+        // /dev/null checked to be the null device before it hides anything (CVE-2025-31133).
+        ("openat2", "AT_FDCWD"),
+        ("fstat", "5"),
+        ("openat2", "AT_FDCWD"),
+        ("mount", "\"/proc/self/fd/5\""),
         ("chdir", "\"/data\""),
         // The working directory must be inside the new root (CVE-2024-21626).
         ("getcwd", ""),
@@ -245,8 +254,11 @@ fn setup_child_makes_each_part_of_the_spec_in_order() {
     let ev = k.events();
     let arg = |call: &str, nth: usize| ev.iter().filter(|e| e.call == call).nth(nth).unwrap().args.clone();
     // Targets inside the new root are relative to it (we are chdir'ed there).
-    assert_eq!(arg("mount", 3)[1], "\"dev\"");
-    assert_eq!(arg("mount", 4)[1], "\"data\"");
+    assert_eq!(arg("openat2", 0)[1], "\"dev\"");
+    assert_eq!(arg("openat2", 1)[1], "\"data\"");
+    assert_eq!(arg("mount", 3)[1], "\"/proc/self/fd/5\"", "mounted on the descriptor, not on a path");
+    assert_eq!(arg("openat2", 2)[1], "\"proc/sys\"");
+    assert_eq!(arg("openat2", 4)[1], "\"dev/null\"");
     assert_eq!(arg("mount", 6)[3], "MS_RDONLY|MS_REMOUNT|MS_BIND|MS_REC");
     assert_eq!(arg("setgroups", 0)[1], "[10, 20]");
     assert_eq!(arg("execve", 0)[2], "/* 2 vars */", "the spec's environment, not ours");
@@ -265,9 +277,11 @@ fn a_masked_directory_gets_an_empty_tmpfs_and_a_missing_path_is_skipped() {
     create(&k, &spec, ROOT, &launch()).unwrap();
     let m: Vec<Vec<String>> = k.events().into_iter().filter(|e| e.call == "mount").map(|e| e.args).collect();
     assert_eq!(m.len(), 4, "{m:?}");
-    assert_eq!((m[1][0].as_str(), m[1][1].as_str()), ("\"/dev/null\"", "\"/sys/firmware\""));
+    let opened: Vec<String> =
+        k.events().into_iter().filter(|e| e.call == "openat2").map(|e| e.args[1].clone()).collect();
+    assert_eq!(opened, ["\"dev/null\"", "\"sys/firmware\"", "\"sys/firmware\"", "\"dev/null\"", "\"proc/nope\""]);
+    assert_eq!(m[1][0], "\"/proc/self/fd/5\"", "the checked /dev/null, by its descriptor");
     assert_eq!((m[2][0].as_str(), m[2][2].as_str(), m[2][3].as_str()), ("\"tmpfs\"", "\"tmpfs\"", "MS_RDONLY"));
-    assert_eq!(m[3][1], "\"/proc/nope\"");
     let notes: Vec<String> =
         k.events().into_iter().filter(|e| e.kind == Kind::Note).map(|e| e.args[0].clone()).collect();
     assert!(notes.iter().any(|n| n.contains("/proc/nope") && n.contains("not masked")), "{notes:?}");
