@@ -898,3 +898,44 @@ mod guest {
         assert!(!exists(g.name()));
     }
 }
+
+/// Device rules on cgroup v2: an eBPF program (`bpf(BPF_PROG_LOAD)` then
+/// `BPF_PROG_ATTACH` to the group) decides each open: what a rule names opens, with
+/// the access it gives, and nothing else. The test mounts a cgroup2 tree of its own
+/// (every host has the v2 hierarchy, even when its controllers sit in v1), in a mount
+/// namespace of its own.
+#[test]
+fn v2_device_rules_are_an_ebpf_program() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let t = harness::tmp();
+    let script = format!(
+        r#"set -e; mkdir {d}/cg; mount -t cgroup2 none {d}/cg
+before=$(ls {d}/cg/contlab 2>/dev/null | wc -l)
+cg-limit --cgroup-root {d}/cg run --allow-device 'c 1:3 rwm' --allow-device 'c 1:9 r' -- sh -c '
+  echo hi > /dev/null && echo null: written
+  head -c1 /dev/urandom > /dev/null && echo urandom: read
+  (echo x > /dev/urandom) 2>/dev/null || echo urandom: write refused
+  (head -c1 /dev/zero) 2>/dev/null || echo zero: refused'
+[ "$(ls {d}/cg/contlab 2>/dev/null | wc -l)" = "$before" ] && echo group removed"#,
+        d = t.path().display()
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                harness::bin_path("cg-limit").parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "null: written\nurandom: read\nurandom: write refused\nzero: refused\ngroup removed\n");
+    let err = stderr_of(&o);
+    assert!(err.contains("bpf(BPF_PROG_LOAD, {prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt="), "{err}");
+    assert!(err.contains("attach_type=BPF_CGROUP_DEVICE, attach_flags=BPF_F_ALLOW_MULTI}"), "{err}");
+}

@@ -253,3 +253,52 @@ m rm -f victim >/dev/null
 "##);
     assert_eq!(section(&out, "attack"), "Text file busy\nbinary unchanged\n", "{out}");
 }
+
+/// In the VM: pure cgroup v2, where the device list is an eBPF program attached to the
+/// container's group; and userns-remap on Debian's kernel.
+mod guest {
+    use crate::harness::{require, Tier};
+    use crate::mini::{ok, section};
+
+    /// docker's default list (`c *:* m`, null, zero, full, random, urandom, tty,
+    /// console, ptmx, pts, tun): a node the container makes of another device opens
+    /// with EPERM; `--device` adds its node with the access asked (here `r`);
+    /// `--privileged` allows every device.
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn guest_device_rules_hold_on_pure_cgroup_v2() {
+        if !require(Tier::Guest) {
+            return;
+        }
+        let out = ok(r#"
+[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || { echo "not a pure cgroup v2 guest"; exit 1; }
+mknod "$T/myzero" c 1 5
+probe='head -c1 /dev/zero | wc -c; mknod /tmp/kmsg c 1 11 && echo made; (echo x > /tmp/kmsg) 2>&1 | sed "s/.*: //"; (echo x > /dev/myzero) 2>&1 | sed "s/.*: //"; head -c1 /dev/myzero 2>&1 | wc -c'
+echo "== default"; m run --rm --network none test/alpine sh -c "$probe"
+echo "== device"; m run --rm --network none --device "$T/myzero:/dev/myzero:r" test/alpine sh -c "$probe"
+echo "== privileged"; m run --rm --network none --privileged test/alpine sh -c 'mknod /tmp/kmsg c 1 11 && echo x > /tmp/kmsg && echo written'
+"#);
+        assert_eq!(section(&out, "default"), "1\nmade\nOperation not permitted\n1\n", "{out}");
+        assert_eq!(section(&out, "device"), "1\nmade\nOperation not permitted\nOperation not permitted\n1\n", "{out}");
+        assert_eq!(section(&out, "privileged"), "written\n", "{out}");
+    }
+
+    /// userns-remap in the VM: root inside is 100000 outside, in run and exec.
+    #[test]
+    #[ignore = "vm tier: runs inside the VM (vm::guest_suite)"]
+    fn guest_userns_remap() {
+        if !require(Tier::Guest) {
+            return;
+        }
+        let out = ok(r#"
+cp -a /etc "$T/etc"; echo 'dockremap:100000:65536' > "$T/etc/subuid"; cp "$T/etc/subuid" "$T/etc/subgid"
+mount --bind "$T/etc" /etc || exit 1
+echo '{"userns-remap": "default"}' > "$T/mini.json"; export CONTLAB_MINI_CONFIG="$T/mini.json"
+m run -d --name sl --network none test/alpine sh -c 'touch /made; sleep 60' >/dev/null
+echo "== remap"; ps -o uid= -p "$(m inspect -f '{{.State.Pid}}' sl)" | tr -d ' '
+m exec sl sh -c 'id -u; cat /proc/self/uid_map; stat -c "%u %g" /made'
+m rm -f sl >/dev/null; grep -c idmapped /proc/self/mountinfo
+"#);
+        assert_eq!(section(&out, "remap"), "100000\n0\n         0     100000      65536\n0 0\n0\n", "{out}");
+    }
+}

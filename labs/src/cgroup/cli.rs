@@ -196,7 +196,7 @@ pub struct LimitArgs {
     ///
     /// cgroup v1: `a` is written to devices.deny, then each rule to devices.allow
     /// (TYPE c, b or a; MAJOR:MINOR, * for any; ACCESS some of r, w, m). cgroup v2 has
-    /// no device files (an eBPF program does it): the rules are only noted there.
+    /// no device files: the rules become an eBPF program attached to the group.
     #[arg(long = "allow-device", value_name = "RULE", value_parser = parse_device_rule)]
     pub allow_device: Vec<DeviceRule>,
 }

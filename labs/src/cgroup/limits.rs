@@ -149,9 +149,8 @@ pub struct Limits {
     /// CPUs the group may run on (`0-1`, `0,2-3`).
     pub cpuset: Option<String>,
     /// The devices the group's processes may open, and nothing else (cgroup v1:
-    /// `devices.deny` `a`, then one `devices.allow` per rule). On cgroup v2 device
-    /// control is an eBPF program attached to the group, which contlab does not load
-    /// yet: the rules are then only noted.
+    /// `devices.deny` `a`, then one `devices.allow` per rule; cgroup v2: an eBPF
+    /// program attached to the group, [`super::devices`]).
     pub devices: Option<Vec<DeviceRule>>,
 }
 

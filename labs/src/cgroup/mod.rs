@@ -114,7 +114,7 @@
 //!   read, write and mknod of the character device 1:3, /dev/null) lets one back in.
 //!   A process may still *see* a node in /dev; opening it fails with `EPERM`. cgroup v2
 //!   has no such files: the same check is an eBPF program (`BPF_PROG_TYPE_CGROUP_DEVICE`)
-//!   attached to the group, which contlab does not load yet (a note says so).
+//!   attached to the group; [`devices`] writes it from the same rules.
 //!   <https://docs.kernel.org/admin-guide/cgroup-v1/devices.html>
 //!
 //! ## As a library: [`Group`]
@@ -132,6 +132,7 @@
 //! watches them; the command line is an adapter apart (`cli.rs`).
 
 pub mod detect;
+pub mod devices;
 pub mod limits;
 pub mod show;
 pub mod top;

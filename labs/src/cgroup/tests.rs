@@ -399,7 +399,7 @@ fn run_discards_the_group_when_the_command_cannot_join_it() {
 }
 
 #[test]
-fn devices_v1_deny_all_then_allow_each_rule_v2_notes() {
+fn devices_v1_deny_all_then_allow_each_rule_v2_attaches_a_program() {
     let rules: Vec<DeviceRule> =
         ["c 1:3 rwm", "c 1:5 rw"].iter().map(|r| limits::parse_device_rule(r).unwrap()).collect();
     let l = Limits { devices: Some(rules), ..Limits::default() };
@@ -416,11 +416,15 @@ fn devices_v1_deny_all_then_allow_each_rule_v2_notes() {
     let k = Kernel::recording("cg-limit");
     create(&k, t.path(), "plain", limits()).unwrap();
     assert!(!calls(&k, t.path(), "mkdir").iter().any(|m| m.starts_with("/devices") || m.starts_with("/freezer")));
-    // cgroup v2: an eBPF program would do it; a note says the rules are not applied.
+    // cgroup v2: no file; an eBPF program loaded, then attached to the group's directory.
     let t = fake_v2();
     let k = Kernel::recording("cg-limit");
     create(&k, t.path(), "d", l).unwrap();
     assert!(!writes(&k, t.path()).iter().any(|w| w.0.contains("devices")));
+    let bpf: Vec<String> = k.events().into_iter().filter(|e| e.call == "bpf").map(|e| e.args[0].clone()).collect();
+    assert_eq!(bpf, ["BPF_PROG_LOAD", "BPF_PROG_ATTACH"]);
+    let attach = k.events().into_iter().filter(|e| e.call == "bpf").nth(1).unwrap().args[1].clone();
+    assert!(attach.contains("contlab/d>") && attach.contains("BPF_CGROUP_DEVICE"), "{attach}");
     assert!(k
         .events()
         .iter()

@@ -19,7 +19,7 @@
 //! Freezing needs no controller: every non-root group has `cgroup.freeze` (Linux
 //! 5.2+); writing `1` stops its tasks, and `cgroup.events` says `frozen 1` once they
 //! all are. Device control has no file at all in v2: it is an eBPF program
-//! (`BPF_PROG_TYPE_CGROUP_DEVICE`) attached to the group, not loaded by contlab yet.
+//! (`BPF_PROG_TYPE_CGROUP_DEVICE`) attached to the group ([`super::devices`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -216,11 +216,16 @@ impl Unified {
         }
         if let Some(rules) = &limits.devices {
             let shown: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+            let prog = super::devices::program(rules);
             k.note(format!(
-                "cgroup v2 has no devices.allow: device rules are an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) \
-                 attached to the group, which contlab does not load yet; not applied: [{}]",
-                shown.join(", ")
+                "cgroup v2 has no devices.allow: the rules [{}] become an eBPF program of {} instructions, attached to the group",
+                shown.join(", "),
+                prog.len()
             ));
+            let loaded = k
+                .bpf_load_device_program(&prog, "contlab_devices")
+                .hint(Errno::EPERM, "loading eBPF programs needs CAP_BPF and CAP_SYS_ADMIN (root)")?;
+            k.bpf_attach_device_program(dir, &loaded)?;
         }
         Ok(())
     }

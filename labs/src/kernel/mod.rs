@@ -20,6 +20,7 @@
 
 // One file per kernel interface.
 mod block;
+mod bpf;
 mod caps;
 mod dirfd;
 mod dm;
@@ -43,6 +44,7 @@ use std::fmt;
 // The types of the kernel's vocabulary that labs name (flags, signals, PIDs): labs
 // import them from here, never from nix, so the kernel layer stays the one door.
 pub use block::{DevFd, LoopDev};
+pub use bpf::{BpfInsn, BpfProg};
 pub use caps::{all_caps, bounding_caps, cap_mask, rlimit_named, Cap};
 pub use dm::{DmInfo, DmTarget, DM_CONTROL};
 pub use files::CgroupFs;

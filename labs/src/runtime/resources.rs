@@ -342,9 +342,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         let _s = k.scope(crate::cgroup::TOOL);
         cg_setup = cgroups(k, &s.cgroup_root)?;
         let mut l = limits(c);
-        if let Cgroups::V1(_) = *cg_setup {
-            l.devices = Some(device_rules(k, c));
-        }
+        l.devices = Some(device_rules(k, c));
         let g = Group::create(k, &cg_setup, &group_name(c), &l)?;
         g.procs_files()
     };
