@@ -302,3 +302,45 @@ m rm -f sl >/dev/null; grep -c idmapped /proc/self/mountinfo
         assert_eq!(section(&out, "remap"), "100000\n0\n         0     100000      65536\n0 0\n0\n", "{out}");
     }
 }
+
+/// "The docker group is root": whoever may talk to dockerd's socket may run a
+/// container with the host's / bound in and chroot into it — a root shell on the host,
+/// no password asked. Shown with docker as a user of the docker group, and with mini as
+/// root. mini has no daemon and so no group to hand out: as anyone but root it refuses
+/// (docker's exit code 125, the reason and what to do), and the monitor's socket is in
+/// a directory only root enters.
+#[test]
+fn the_docker_group_is_root_and_mini_has_no_group() {
+    let Some(out) = with_docker(
+        r#"
+getent group docker >/dev/null || { echo "no docker group (the docker.io package makes it)"; exit 1; }
+chmod 711 "$T"; chgrp docker "$T/docker.sock"; chmod 660 "$T/docker.sock"
+as_user() { setpriv --reuid 65534 --regid 65534 "$@"; }
+echo "== docker group"
+as_user --groups "$(getent group docker | cut -d: -f3)" /usr/bin/docker run --rm --network none -v /:/host test/alpine \
+  chroot /host sh -c 'id -u; touch '"$T"'/by-docker-group'
+stat -c '%U' "$T/by-docker-group"
+echo "== mini as root"
+m run --rm --network none -v /:/host test/alpine chroot /host sh -c 'id -u; touch '"$T"'/by-mini'
+stat -c '%U' "$T/by-mini"
+echo "== mini as a user"
+m run -d --name own --network none test/alpine sleep 60 >/dev/null
+as_user --clear-groups mini -q run --rm test/alpine true 2>&1; echo "rc=$?"
+as_user --clear-groups mini -q exec own id 2>&1; echo "rc=$?"
+stat -c '%a %U' "$(dirname "$(m inspect -f '{{.Id}}' own | sed "s|^|$CONTLAB_ROOT/containers/|")/x")"
+m rm -f own >/dev/null
+"#,
+    ) else {
+        return;
+    };
+    assert_eq!(section(&out, "docker group"), "0\nroot\n", "a member of the docker group is root on the host");
+    assert_eq!(section(&out, "mini as root"), "0\nroot\n", "{out}");
+    assert_eq!(
+        section(&out, "mini as a user"),
+        "mini: mini run needs root: a container is mounts, cgroups and namespaces, which only root may make\n  \
+         hint: run it as root (sudo mini ...)\nrc=125\n\
+         mini: mini exec needs root: a container is mounts, cgroups and namespaces, which only root may make\n  \
+         hint: run it as root (sudo mini ...)\nrc=125\n710 root\n",
+        "{out}"
+    );
+}
