@@ -39,92 +39,13 @@ RUNS=${RUNS:-10}
 SELF=$(realpath "$0")
 ROOT=$(cd "$(dirname "$SELF")/.." && pwd)
 
-if [ "${1:-}" != --in-namespace ]; then
-    [ "$(id -u)" = 0 ] || { echo "run me as root: containers, dockerd and podman's storage need it" >&2; exit 1; }
-    for t in hyperfine podman dockerd /usr/bin/docker umoci busybox jq ip unshare flock; do
-        command -v "$t" >/dev/null || {
-            echo "bench: $t is missing: apt-get install -y hyperfine podman docker.io umoci busybox-static jq iproute2 util-linux" >&2
-            exit 1
-        }
-    done
-    # Built here, not in the namespace (which has no network for cargo).
-    if [ -z "${MINI:-}" ]; then
-        (cd "$ROOT" && cargo build --release --bin mini --bin img-pull >&2)
-        MINI=${CARGO_TARGET_DIR:-$ROOT/target}/release/mini
-    fi
-    export MINI
-    exec unshare --net --mount --propagation private --pid --fork --mount-proc "$SELF" --in-namespace
-fi
-
-# ---- inside the namespaces -------------------------------------------------------------
-# /run a tmpfs of the namespace's own: the runtimes' state (runc, crun, containerd's
-# shims, libpod) and the network namespaces' files are made and removed there, not in
-# the host's /run.
-mount -t tmpfs -o mode=755 tmpfs /run
-mkdir -p /run/netns
-mount -t tmpfs tmpfs /run/netns
-ip link set lo up
-echo 0 > /proc/sys/net/ipv4/ip_forward
-
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+bench_in_namespace "$SELF" "$@"
 bench_mini build
-IMG_PULL=$(dirname "$MINI")/img-pull
-[ -x "$IMG_PULL" ] || { echo "bench: $IMG_PULL is missing (it is built beside mini)" >&2; exit 1; }
-# Copies for the run: a build of the tree meanwhile does not replace the binary under it
-# (mini executes itself again for each container's monitor).
-MINI_FROM=$MINI
-mkdir -p "$WORK/bin"
-cp "$MINI" "$IMG_PULL" "$WORK/bin/"
-MINI=$WORK/bin/mini IMG_PULL=$WORK/bin/img-pull
-export CONTLAB_RUN_DIR=$WORK/run
+bench_peers
 OUT=$ROOT/bench/results
 mkdir -p "$OUT"
-
-# podman refuses this machine's high rlimits.
-ulimit -n 1024
-# podman writes its blob-info cache in /var/lib/containers/cache whatever --root says, and
-# buildah's temporary files go to /var/tmp: both over directories of the run, on the
-# same disk.
-mkdir -p "$WORK/tmp" "$WORK/var-lib-containers" "$WORK/var-tmp"
-[ ! -d /var/lib/containers ] || mount --bind "$WORK/var-lib-containers" /var/lib/containers
-mount --bind "$WORK/var-tmp" /var/tmp
-P="env TMPDIR=$WORK/tmp podman --root $WORK/podman --runroot $WORK/podman-run --tmpdir $WORK/podman-tmp --storage-driver vfs --cgroup-manager cgroupfs --events-backend none"
-export DOCKER_HOST="unix://$WORK/docker.sock" DOCKER_CONFIG=$WORK/docker-config DOCKER_BUILDKIT=0
-D=/usr/bin/docker
-# (podman reads DOCKER_CONFIG too, and wants the file there)
-mkdir -p "$DOCKER_CONFIG"
-echo '{}' > "$DOCKER_CONFIG/config.json"
-
-build_cleanup() {
-    if [ -n "${DOCKERD:-}" ]; then
-        kill "$DOCKERD" 2>/dev/null || true
-        wait "$DOCKERD" 2>/dev/null || true
-    fi
-    [ -n "${KEEP:-}" ] && { echo "bench: kept $WORK" >&2; return; }
-    grep " $WORK/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    bench_cleanup
-}
-trap build_cleanup EXIT
-
-# ---- the base image, in all three stores ----------------------------------------------
-bench_busybox_layout "$WORK" >/dev/null
-"$IMG_PULL" -q --root "$STORE" import "$L:x" -t bench/base >&2
-m save bench/base -o "$WORK/base.tar"
-$P load -q -i "$WORK/base.tar" >&2
-
-dockerd --data-root "$WORK/docker" --exec-root "$WORK/docker-run" -H "$DOCKER_HOST" --pidfile "$WORK/docker.pid" \
-    --bridge=none --iptables=false --ip6tables=false >"$WORK/dockerd.log" 2>&1 9>&- &
-DOCKERD=$!
-i=0
-until $D version >/dev/null 2>&1; do
-    i=$((i + 1))
-    [ $i -gt 300 ] && { echo "bench: dockerd did not start in 60 s:" >&2; cat "$WORK/dockerd.log" >&2; exit 1; }
-    sleep 0.2
-done
-m save bench/base | $D load -q >&2
-echo "bench: bench/base: mini $(m image inspect -f '{{.Id}}' bench/base), podman sha256:$($P image inspect -f '{{.Id}}' bench/base)," \
-    "docker $($D image inspect -f '{{.Id}}' bench/base)" >&2
 
 # ---- the context ------------------------------------------------------------------------
 CTX=$WORK/context

@@ -1,75 +1,83 @@
 #!/usr/bin/env bash
-# bench/confine.sh — what mini's confinement costs, in hyperfine runs:
+# bench/confine.sh — what confinement costs, mini against docker.io and podman in the
+# same run:
 #
-#   1. a container start, `mini run --rm --network none IMG true`, with docker's
-#      default seccomp profile (mini's default), with `--security-opt
-#      seccomp=unconfined` (no filter), and with `--privileged` (no filter, no masks,
-#      the host's devices, every capability): what each layer adds to a start;
+#   1. a container start, `run --rm --network none IMG true`, with each runtime's
+#      default seccomp profile, with `--security-opt seccomp=unconfined` (no filter),
+#      and (mini only: docker 20.10's and podman's runc ask for capabilities this
+#      machine's own bounding set lacks) with `--privileged`;
 #   2. syscall-heavy work inside: `dd if=/dev/zero of=/dev/null bs=1 count=N` (2N
-#      read/write calls, each passing the filter) with and without the filter;
-#      and the same `dd` on the host, outside any container.
+#      read/write calls, each passing the filter) with and without the filter, in the
+#      three runtimes; and the same `dd` on the host, outside any container.
 #
 #   bench/confine.sh            # builds release binaries
-#   RUNS=20 WARMUP=2 COUNT=500000 bench/confine.sh
+#   RUNS=20 COUNT=500000 bench/confine.sh
 #
-# Results: bench/results/confine-{start,syscalls}.{json,md}, the summary in
-# bench/results/confine.txt. Everything lives in one temporary directory removed on
-# exit (bench/lib.sh's bench_mini); the run holds the integration tests' lock.
-# Needs: hyperfine umoci busybox-static python3 util-linux; root.
+# Everything runs in fresh namespaces with a private dockerd and podman storage in one
+# temporary directory (bench/lib.sh: bench_in_namespace, bench_peers), removed on
+# exit; the run holds the integration tests' lock. Results:
+# bench/results/confine-{start,syscalls}.{json,md}, the summary in
+# bench/results/confine.txt.
+# Needs: hyperfine podman docker.io umoci busybox-static jq iproute2 util-linux; root.
 set -euo pipefail
 
-RUNS=${RUNS:-30}
-WARMUP=${WARMUP:-3}
+RUNS=${RUNS:-20}
 COUNT=${COUNT:-500000}
-IMG=bench/busybox
+SELF=$(realpath "$0")
+ROOT=$(cd "$(dirname "$SELF")/.." && pwd)
 
 # shellcheck source=bench/lib.sh
-source "$(dirname "$(realpath "$0")")/lib.sh"
-
-summary() {
-    python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-base = r[0]["median"]
-for x in r:
-    print(f"{x['command']:<40} {x['median']*1000:8.1f} ms   x{x['median']/base:.2f}")
-PY
-}
-
-[ "$(id -u)" = 0 ] || { echo "run as root: containers need CAP_SYS_ADMIN" >&2; exit 1; }
-for t in hyperfine umoci busybox python3 flock; do
-    command -v "$t" >/dev/null || { echo "bench: $t is missing: apt-get install -y hyperfine umoci busybox-static python3 util-linux" >&2; exit 1; }
-done
+source "$ROOT/bench/lib.sh"
+bench_in_namespace "$SELF" "$@"
 bench_mini confine
-cd "$HERE"
-BIN=$(dirname "$MINI")
-OUT=$PWD/bench/results
+bench_peers
+OUT=$ROOT/bench/results
 mkdir -p "$OUT"
 rm -f "$OUT"/confine-*.json "$OUT"/confine-*.md "$OUT/confine.txt"
-m="$MINI -q --root $STORE"
-export CONTLAB_RUN_DIR=$WORK/run
 
-bench_busybox_layout "$WORK"
-"$BIN/img-pull" -q --root "$STORE" import "$L:x" -t "$IMG" >&2
-$m run --rm --network none $IMG true
+M="$MINI -q --root $STORE run --rm --network none"
+# podman: its default OCI runtime if it runs a container here, else runc (crun refuses
+# cgroup v1 with a v2 hierarchy beside it, "hybrid mode").
+PR="$P run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+if ! $PR bench/base true 2>"$WORK/podman-probe.log"; then
+    PR="$P run --runtime runc --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+    $PR bench/base true || { cat "$WORK/podman-probe.log" >&2; exit 1; }
+    echo "bench: podman run with its default OCI runtime failed here; using --runtime runc" >&2
+fi
+DR="$D run --rm --network none"
+U="--security-opt seccomp=unconfined"
 
-echo "== 1. a container start with docker's seccomp profile, unconfined, privileged" >&2
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$OUT/confine-start.json" \
+echo "== 1. a container start: default profile, unconfined, privileged" >&2
+hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$OUT/confine-start.json" \
     --export-markdown "$OUT/confine-start.md" \
-    -n "default (seccomp profile)" "$m run --rm --network none $IMG true" \
-    -n "seccomp=unconfined" "$m run --rm --network none --security-opt seccomp=unconfined $IMG true" \
-    -n "privileged" "$m run --rm --network none --privileged $IMG true" >&2
+    -n "mini default" "$M bench/base true" \
+    -n "mini unconfined" "$M $U bench/base true" \
+    -n "mini privileged" "$M --privileged bench/base true" \
+    -n "docker default" "$DR bench/base true" \
+    -n "docker unconfined" "$DR $U bench/base true" \
+    -n "podman default" "$PR bench/base true" \
+    -n "podman unconfined" "$PR $U bench/base true" >&2
 
 echo "== 2. $((2 * COUNT)) read/write calls inside, with and without the filter" >&2
 dd="dd if=/dev/zero of=/dev/null bs=1 count=$COUNT"
 hyperfine -N --warmup 1 --runs "$((RUNS / 3 + 3))" --export-json "$OUT/confine-syscalls.json" \
     --export-markdown "$OUT/confine-syscalls.md" \
-    -n "default (seccomp profile)" "$m run --rm --network none $IMG $dd" \
-    -n "seccomp=unconfined" "$m run --rm --network none --security-opt seccomp=unconfined $IMG $dd" \
+    -n "mini default" "$M bench/base $dd" \
+    -n "mini unconfined" "$M $U bench/base $dd" \
+    -n "docker default" "$DR bench/base $dd" \
+    -n "docker unconfined" "$DR $U bench/base $dd" \
+    -n "podman default" "$PR bench/base $dd" \
+    -n "podman unconfined" "$PR $U bench/base $dd" \
     -n "on the host" "busybox $dd" >&2
+
+summary() { # FILE: each command's median, its ratio to mini's first row, and per runtime the filter's cost
+    jq -r '.results | (.[0].median) as $b | .[] | "\(.command)\t\(.median * 1000)\t\(.median / $b)"' "$1" |
+        awk -F'\t' '{ printf "%-22s %9.1f ms   x%.2f\n", $1, $2, $3 }'
+}
 {
-    echo "== 1. mini run --rm IMG true (this machine, $(uname -r))"
+    echo "== mini vs docker.io $($D version -f '{{.Server.Version}}') vs podman $($P --version | awk '{print $3}') ($(uname -r)); RUNS=$RUNS"
+    echo "== 1. run --rm IMG true"
     summary "$OUT/confine-start.json"
-    echo "== 2. mini run --rm IMG $dd"
+    echo "== 2. run --rm IMG $dd"
     summary "$OUT/confine-syscalls.json"
 } | tee "$OUT/confine.txt"

@@ -53,3 +53,93 @@ bench_busybox_layout() {
     umoci config --image "$L:x" --config.cmd=/bin/sh --config.env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     rm -rf "$work/b"
 }
+
+# bench_in_namespace SCRIPT ARGS...: run the benchmark against its peers (dockerd,
+# podman) in fresh net, mount and PID namespaces, so that nothing they make reaches
+# the host: outside, check root and the tools, build mini and img-pull (release,
+# unless MINI is given), re-execute SCRIPT inside; inside (SCRIPT --in-namespace),
+# give the namespace its own /run (the runtimes' state, /run/netns), loopback up and
+# ip_forward 0. TOOLS: the commands the benchmark needs.
+bench_in_namespace() {
+    local self=$1 t
+    shift
+    if [ "${1:-}" = --in-namespace ]; then
+        mount -t tmpfs -o mode=755 tmpfs /run
+        mkdir -p /run/netns
+        mount -t tmpfs tmpfs /run/netns
+        ip link set lo up
+        echo 0 > /proc/sys/net/ipv4/ip_forward
+        return
+    fi
+    [ "$(id -u)" = 0 ] || { echo "run me as root: containers, dockerd and podman's storage need it" >&2; exit 1; }
+    for t in hyperfine podman dockerd /usr/bin/docker umoci busybox jq ip unshare flock; do
+        command -v "$t" >/dev/null || {
+            echo "bench: $t is missing: apt-get install -y hyperfine podman docker.io umoci busybox-static jq iproute2 util-linux" >&2
+            exit 1
+        }
+    done
+    # Built here, not in the namespace (which has no network for cargo).
+    if [ -z "${MINI:-}" ]; then
+        (cd "$(dirname "$self")/.." && cargo build --release --bin mini --bin img-pull >&2)
+        MINI=${CARGO_TARGET_DIR:-$(cd "$(dirname "$self")/.." && pwd)/target}/release/mini
+    fi
+    export MINI
+    exec unshare --net --mount --propagation private --pid --fork --mount-proc "$self" --in-namespace
+}
+
+# bench_peers: after bench_mini, inside bench_in_namespace: copies of mini and img-pull
+# in WORK/bin (a build of the tree meanwhile does not replace the binary a monitor
+# executes again), P (podman on vfs storage under WORK) and D (docker.io's client) with
+# a private dockerd, the busybox image bench/base in all three stores, and a cleanup on
+# exit that stops dockerd and unmounts what the peers left under WORK.
+bench_peers() {
+    local i
+    IMG_PULL=$(dirname "$MINI")/img-pull
+    [ -x "$IMG_PULL" ] || { echo "bench: $IMG_PULL is missing (it is built beside mini)" >&2; exit 1; }
+    MINI_FROM=$MINI
+    mkdir -p "$WORK/bin"
+    cp "$MINI" "$IMG_PULL" "$WORK/bin/"
+    MINI=$WORK/bin/mini IMG_PULL=$WORK/bin/img-pull
+    export CONTLAB_RUN_DIR=$WORK/run
+    # podman refuses this machine's high rlimits.
+    ulimit -n 1024
+    # podman writes its blob-info cache in /var/lib/containers/cache whatever --root
+    # says, and buildah's temporary files go to /var/tmp: both over directories of the
+    # run, on the same disk.
+    mkdir -p "$WORK/tmp" "$WORK/var-lib-containers" "$WORK/var-tmp"
+    [ ! -d /var/lib/containers ] || mount --bind "$WORK/var-lib-containers" /var/lib/containers
+    mount --bind "$WORK/var-tmp" /var/tmp
+    P="env TMPDIR=$WORK/tmp podman --root $WORK/podman --runroot $WORK/podman-run --tmpdir $WORK/podman-tmp --storage-driver vfs --cgroup-manager cgroupfs --events-backend none"
+    export DOCKER_HOST="unix://$WORK/docker.sock" DOCKER_CONFIG=$WORK/docker-config DOCKER_BUILDKIT=0
+    D=/usr/bin/docker
+    # (podman reads DOCKER_CONFIG too, and wants the file there)
+    mkdir -p "$DOCKER_CONFIG"
+    echo '{}' > "$DOCKER_CONFIG/config.json"
+    trap bench_peers_cleanup EXIT
+    bench_busybox_layout "$WORK" >/dev/null
+    "$IMG_PULL" -q --root "$STORE" import "$L:x" -t bench/base >&2
+    m save bench/base -o "$WORK/base.tar"
+    $P load -q -i "$WORK/base.tar" >&2
+    dockerd --data-root "$WORK/docker" --exec-root "$WORK/docker-run" -H "$DOCKER_HOST" --pidfile "$WORK/docker.pid" \
+        --bridge=none --iptables=false --ip6tables=false >"$WORK/dockerd.log" 2>&1 9>&- &
+    DOCKERD=$!
+    i=0
+    until $D version >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -gt 300 ] && { echo "bench: dockerd did not start in 60 s:" >&2; cat "$WORK/dockerd.log" >&2; exit 1; }
+        sleep 0.2
+    done
+    m save bench/base | $D load -q >&2
+    echo "bench: bench/base: mini $(m image inspect -f '{{.Id}}' bench/base), podman sha256:$($P image inspect -f '{{.Id}}' bench/base)," \
+        "docker $($D image inspect -f '{{.Id}}' bench/base)" >&2
+}
+
+bench_peers_cleanup() {
+    if [ -n "${DOCKERD:-}" ]; then
+        kill "$DOCKERD" 2>/dev/null || true
+        wait "$DOCKERD" 2>/dev/null || true
+    fi
+    [ -n "${KEEP:-}" ] && { echo "bench: kept $WORK" >&2; return; }
+    grep " $WORK/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    bench_cleanup
+}

@@ -144,7 +144,8 @@ echo "== bad profile"; echo '{"defaultAction":' > "$T/bad.json"; m run --rm --se
 /// /etc/subuid and /etc/subgid (a copy of /etc bound over it in the sandbox, with the
 /// user dockremap): root inside is 100000 outside, a volume's files belong to it (a
 /// setuid binary left there is setuid-100000: the shared-volume escalation fails), a
-/// root-owned bind is not writable; `--userns=host` opts out. mini's upper layer keeps
+/// root-owned bind is not writable; `cp` into it keeps the file's numeric owner as the
+/// container sees it; `--userns=host` opts out. mini's upper layer keeps
 /// the container's own ids (its overlay is made of idmapped layers), so `diff` and
 /// a restart see what the container wrote.
 #[test]
@@ -157,7 +158,7 @@ echo 'dockremap:x:64999:' >> "$T/etc/group"
 echo 'dockremap:100000:65536' > "$T/etc/subuid"; echo 'dockremap:100000:65536' > "$T/etc/subgid"
 mount --bind "$T/etc" /etc || exit 1
 echo '{"userns-remap": "default"}' > "$T/mini.json"; export CONTLAB_MINI_CONFIG="$T/mini.json"
-mkdir "$T/shared"
+mkdir "$T/shared"; echo copied > "$T/cpfile"; chown 1000:1000 "$T/cpfile"
 "#;
     let load = "m save test/alpine | docker load -q >/dev/null || exit 1\n";
     let script = r#"
@@ -169,6 +170,7 @@ for who in docker m; do
   $who run -d --name sl --network none test/alpine sleep 60 >/dev/null
   ps -o uid= -p "$($who inspect -f '{{.State.Pid}}' sl)" | tr -d ' '
   $who exec sl sh -c 'id -u; cat /proc/self/uid_map'
+  $who cp "$T/cpfile" sl:/root/ && $who exec sl stat -c '%u %g' /root/cpfile
   $who rm -f sl >/dev/null; $who volume rm vol >/dev/null
   $who run --rm --network none --userns=host test/alpine cat /proc/self/uid_map
   $who inspect -f '{{.HostConfig.UsernsMode}}' "$($who create --userns=host test/alpine)"
@@ -194,7 +196,7 @@ echo > /etc/subuid; m run --rm test/alpine true 2>&1; echo "rc=$?"
         docker,
         "uid=0(root) gid=0(root) groups=0(root)\n         0     100000      65536\n         0     100000      65536\n\
          /shared/f: Permission denied\nroot fs writable\n100000 100000 4755\n100000\n0\n         0     100000      65536\n\
-         \x20        0          0 4294967295\nhost\n",
+         1000 1000\n\x20        0          0 4294967295\nhost\n",
         "root inside, 100000 outside, in run and exec; the volume's setuid file is 100000's; --userns=host: {out}"
     );
     assert_eq!(

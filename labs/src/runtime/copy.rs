@@ -404,6 +404,9 @@ pub enum Owner {
     Keep,
     /// This uid and gid (the container's root: copies into a container).
     Set(u32, u32),
+    /// The source's uid and gid as seen from inside a remapped container: plus the
+    /// host id of its root (what the idmapped upper layer stores back as the source's).
+    KeepFrom(u32, u32),
     /// Whoever makes them (copies onto the host).
     Caller,
 }
@@ -528,6 +531,9 @@ impl Copier<'_> {
         }
         match self.owner {
             Owner::Keep => k.chown_at(ddir, dshown, dname, m.uid(), m.gid())?,
+            Owner::KeepFrom(ru, rg) => {
+                k.chown_at(ddir, dshown, dname, m.uid().saturating_add(ru), m.gid().saturating_add(rg))?
+            }
             Owner::Set(u, g) => k.chown_at(ddir, dshown, dname, u, g)?,
             Owner::Caller => {}
         }
@@ -981,8 +987,18 @@ pub fn cp(
             let path = if path.is_empty() { "/".to_string() } else { path.clone() };
             // docker's client follows a symlink at the destination, once.
             let d = root.locate(&path, true)?;
-            let owner = owner_in(k, &root, &c, spec.archive)?;
-            match src {
+            let mut owner = owner_in(k, &root, &c, spec.archive)?;
+            // A remapped container: files are written as its root (so that its
+            // idmapped upper layer stores them as 0), owners shifted into its range.
+            let remapped = super::userns::root_of(&c);
+            if let Some((ru, rg)) = remapped {
+                owner = match owner {
+                    Owner::Keep => Owner::KeepFrom(ru, rg),
+                    Owner::Set(u, g) => Owner::Set(u.saturating_add(ru), g.saturating_add(rg)),
+                    o => o,
+                };
+            }
+            super::userns::as_root_inside(k, remapped, || match src {
                 Endpoint::Stream => {
                     if !d.meta.as_ref().is_some_and(|m| m.is_dir()) {
                         return Err(plain(format!("destination \"{name}:{path}\" must be a directory")));
@@ -990,7 +1006,9 @@ pub fn cp(
                     let dir = k.open_beneath(&d.dir, &d.shown, &d.name)?;
                     let opts = crate::layer::ApplyOptions {
                         overlay_whiteouts: false,
-                        same_owner: spec.archive,
+                        // (A remapped container's files from a stream are its root's:
+                        // the archive's owners are not shifted into its range.)
+                        same_owner: spec.archive && remapped.is_none(),
                         allow_devices: true,
                     };
                     let _s = k.scope(crate::layer::TOOL);
@@ -1023,7 +1041,7 @@ pub fn cp(
                     }
                 }
                 Endpoint::Container(..) => unreachable!(),
-            }
+            })
         }
         (Endpoint::Container(..), Endpoint::Container(..)) => Err(plain("copying between containers is not supported")),
         _ => Err(plain("must specify at least one container source")),

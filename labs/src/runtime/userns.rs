@@ -43,7 +43,12 @@
 //!    netns): /sys is the host's, bound read-only, as runc does.
 //!
 //! `mini exec` joins the container's namespaces, the user namespace last (first, it
-//! would lose the host's right to join the network namespace).
+//! would lose the host's right to join the network namespace). `mini cp` into the
+//! container writes as its root (`setfsuid(100000)`: the host's uid 0 has no id
+//! through the idmapped upper layer, EOVERFLOW) and shifts the owners it keeps into the
+//! range, as docker's daemon does; a tar streamed in (`cp - CTR:DIR`) is the
+//! container root's. `mini build` makes its containers with `--userns=host`: its COPY
+//! steps write from the host.
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=$PWD/store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null; mini -q run --rm --network none -v /:/host 127.0.0.1:5042/lab/busybox:1.0 chroot /host sh -c 'id -u; ls -d /root'; setpriv --reuid 65534 --regid 65534 --clear-groups mini -q run --rm 127.0.0.1:5042/lab/busybox:1.0 true; echo "exit $?"
