@@ -1,1 +1,1 @@
-export CONTLAB_ROOT=store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null; mkdir data; mini run --rm --network none -v vol:/data -v $PWD/data:/srv:ro --tmpfs /run 127.0.0.1:5042/lab/busybox:1.0 true 2>&1 | grep -E 'mount\(' | grep -E 'data|srv|"run"'
+export CONTLAB_ROOT=store; mini -q pull 127.0.0.1:5042/lab/busybox:1.0 >/dev/null; mkdir data; mini run --rm --network none -v vol:/data -v $PWD/data:/srv:ro --tmpfs /run 127.0.0.1:5042/lab/busybox:1.0 true 2>&1 | grep -A1 -E 'openat2\(AT_FDCWD, "(data|srv|run)"' | grep -v -e '^--$'
