@@ -274,14 +274,20 @@ mod guest {
         }
         let out = ok(r#"
 [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || { echo "not a pure cgroup v2 guest"; exit 1; }
-mknod "$T/myzero" c 1 5
-probe='head -c1 /dev/zero | wc -c; mknod /tmp/kmsg c 1 11 && echo made; (echo x > /tmp/kmsg) 2>&1 | sed "s/.*: //"; (echo x > /dev/myzero) 2>&1 | sed "s/.*: //"; head -c1 /dev/myzero 2>&1 | wc -c'
-echo "== default"; m run --rm --network none test/alpine sh -c "$probe"
-echo "== device"; m run --rm --network none --device "$T/myzero:/dev/myzero:r" test/alpine sh -c "$probe"
+# c 1:12 (/dev/oldmem, gone from the kernel): allowed, an open reaches the driver,
+# which says ENXIO; denied, the device program answers EPERM first.
+mknod "$T/gone" c 1 12
+probe='head -c1 /dev/zero | wc -c; mknod /tmp/kmsg c 1 11 && echo made; (echo x > /tmp/kmsg) 2>&1 | sed "s/.*: //"'
+echo "== default"; m run --rm --network none test/alpine sh -c "$probe; mknod /tmp/gone c 1 12; (head -c1 /tmp/gone) 2>&1 | sed 's/.*: //'"
+echo "== device"; m run --rm --network none --device "$T/gone:/dev/gone:r" test/alpine sh -c "(head -c1 /dev/gone) 2>&1 | sed 's/.*: //'; (echo x > /dev/gone) 2>&1 | sed 's/.*: //'"
 echo "== privileged"; m run --rm --network none --privileged test/alpine sh -c 'mknod /tmp/kmsg c 1 11 && echo x > /tmp/kmsg && echo written'
 "#);
-        assert_eq!(section(&out, "default"), "1\nmade\nOperation not permitted\n1\n", "{out}");
-        assert_eq!(section(&out, "device"), "1\nmade\nOperation not permitted\nOperation not permitted\n1\n", "{out}");
+        assert_eq!(
+            section(&out, "default"),
+            "1\nmade\nOperation not permitted\nOperation not permitted\n",
+            "{out}"
+        );
+        assert_eq!(section(&out, "device"), "No such device or address\nOperation not permitted\n", "read allowed, write not: {out}");
         assert_eq!(section(&out, "privileged"), "written\n", "{out}");
     }
 
@@ -296,11 +302,18 @@ echo "== privileged"; m run --rm --network none --privileged test/alpine sh -c '
 cp -a /etc "$T/etc"; echo 'dockremap:100000:65536' > "$T/etc/subuid"; cp "$T/etc/subuid" "$T/etc/subgid"
 mount --bind "$T/etc" /etc || exit 1
 echo '{"userns-remap": "default"}' > "$T/mini.json"; export CONTLAB_MINI_CONFIG="$T/mini.json"
+# The guest's /tmp is a tmpfs, which this kernel cannot idmap (tmpfs can since 6.3):
+# mini says so; a store on ext4, as /var/lib is on a real machine, works.
+m run --rm --network none test/alpine true 2>&1 | grep -c 'cannot idmap mounts'
+truncate -s 256M "$T/disk"; mkfs.ext4 -q "$T/disk"; mkdir "$T/ext4"; mount -o loop "$T/disk" "$T/ext4"
+cp -a "$CONTLAB_ROOT" "$T/ext4/store"; export CONTLAB_ROOT="$T/ext4/store"
 m run -d --name sl --network none test/alpine sh -c 'touch /made; sleep 60' >/dev/null
 echo "== remap"; ps -o uid= -p "$(m inspect -f '{{.State.Pid}}' sl)" | tr -d ' '
 m exec sl sh -c 'id -u; cat /proc/self/uid_map; stat -c "%u %g" /made'
 m rm -f sl >/dev/null; grep -c idmapped /proc/self/mountinfo
+umount "$T/ext4"
 "#);
+        assert!(out.starts_with("1\n"), "on the tmpfs: mini says why, once: {out}");
         assert_eq!(section(&out, "remap"), "100000\n0\n         0     100000      65536\n0 0\n0\n", "{out}");
     }
 }
@@ -379,4 +392,34 @@ done
     for flags in ["", "--security-opt no-new-privileges", "--cap-drop ALL --cap-add CHOWN"] {
         assert!(section(&out, &format!("flags {flags}")).ends_with("same\n"), "{flags}: {out}");
     }
+}
+
+/// The course's shared-volume escalation (VOL-13): a container's root copies a shell
+/// into a directory the host shares with it and makes it setuid. Without a user
+/// namespace the file is root's on the host, and any host user who runs it is root
+/// (dash, with -p, keeps the effective uid it was started with). With userns-remap the file
+/// is uid 100000's: the same steps give a shell of uid 100000.
+#[test]
+fn the_shared_volume_setuid_escalation_and_what_remap_changes() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+cp -a /etc "$T/etc"; echo 'dockremap:100000:65536' > "$T/etc/subuid"; cp "$T/etc/subuid" "$T/etc/subgid"
+mount --bind "$T/etc" /etc || exit 1
+mkdir -m 777 "$T/shared"; chmod 711 "$T"
+attack() { # the image ships a shell; its root plants it, setuid, in the shared directory
+  m run -d --name evil --network none -v "$T/shared:/shared" test/alpine sleep 60 >/dev/null
+  m cp /bin/dash evil:/dash
+  m exec evil sh -c 'cp /dash /shared/sh-$1 && chmod 4755 /shared/sh-$1' x "$1" 2>&1
+  m rm -f evil >/dev/null
+  stat -c '%U %a' "$T/shared/sh-$1"
+  setpriv --reuid 65534 --regid 65534 --clear-groups "$T/shared/sh-$1" -p -c 'id -u; id -un 2>/dev/null || true' < /dev/null
+}
+echo "== no user namespace"; attack plain
+echo "== userns-remap"; echo '{"userns-remap": "default"}' > "$T/mini.json"; CONTLAB_MINI_CONFIG="$T/mini.json"; export CONTLAB_MINI_CONFIG
+chown 100000:100000 "$T/shared"; attack remapped
+"#);
+    assert_eq!(section(&out, "no user namespace"), "root 4755\n0\nroot\n", "the host user became root: {out}");
+    assert!(section(&out, "userns-remap").starts_with("100000 4755\n100000\n"), "uid 100000, not root: {out}");
 }

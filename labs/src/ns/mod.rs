@@ -601,7 +601,7 @@ pub fn idmapped_bind(k: &Kernel, dir: &Path, target: &Path, userns: &Fd) -> Resu
     let m = k.why("a detached bind mount of the directory").open_tree_clone(dir)?;
     k.mount_setattr_idmap(&m, userns).hint(
         Errno::EINVAL,
-        "this filesystem or kernel cannot idmap mounts (Linux 5.12+, and a filesystem that supports it: ext4, xfs, btrfs, tmpfs 6.3+)",
+        "this filesystem or kernel cannot idmap mounts (Linux 5.12+, on ext4, xfs, btrfs; tmpfs only from 6.3)",
     )?;
     k.move_mount(&m, target)?;
     Ok(())

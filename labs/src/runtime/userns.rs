@@ -173,7 +173,16 @@ pub fn mount_view(k: &Kernel, root: &Path, id: &str, r: &Remap) -> Result<PathBu
         "the store seen idmapped: a file owned by 0 on disk is owned by {} here, and root inside writes 0",
         r.uid_map[0].outside
     ));
-    crate::ns::idmapped_bind(k, root, &view, &userns)?;
+    crate::ns::idmapped_bind(k, root, &view, &userns).map_err(|e| match e {
+        Error::Kernel { err, .. } if err.errno == crate::kernel::Errno::EINVAL => Error::Kernel {
+            err,
+            hint: Some(format!(
+                "userns-remap: the store {} is on a filesystem this kernel cannot idmap mounts of (Linux 5.12+ on ext4, xfs, btrfs; tmpfs only from 6.3): keep the store on one of those (--root), or run the container with --userns=host",
+                root.display()
+            )),
+        },
+        e => e,
+    })?;
     Ok(view)
 }
 
