@@ -174,8 +174,14 @@ for who in docker m; do
   $who rm -f sl >/dev/null; $who volume rm vol >/dev/null
   $who run --rm --network none --userns=host test/alpine cat /proc/self/uid_map
   $who inspect -f '{{.HostConfig.UsernsMode}}' "$($who create --userns=host test/alpine)"
+  $who run --rm --network none --privileged test/alpine true > o 2>&1; echo "rc=$?"; sed 's/^[a-z]*: //' o | grep -v "^See '"
 done
 echo "== mini's layers"
+m run -d --name held --network none test/alpine sleep 60 >/dev/null
+# The idmapped layers are owned by 100000 through their mounts: no host process of
+# that uid may reach them.
+setpriv --reuid 100000 --regid 100000 --clear-groups ls "$CONTLAB_ROOT/idmapped" 2>&1 | sed 's/.*: //'
+m rm -f held >/dev/null
 m run --name keep --network none test/alpine sh -c 'mkdir /y && chown 1000:2 /y && echo x > /root/f'
 id=$(m inspect -f '{{.Id}}' keep)
 stat -c '%n %u %g' "$T/store/overlay/$id/diff/y" "$T/store/overlay/$id/diff/root/f" | sed "s|$T/store/overlay/$id/diff/||"
@@ -196,12 +202,13 @@ echo > /etc/subuid; m run --rm test/alpine true 2>&1; echo "rc=$?"
         docker,
         "uid=0(root) gid=0(root) groups=0(root)\n         0     100000      65536\n         0     100000      65536\n\
          /shared/f: Permission denied\nroot fs writable\n100000 100000 4755\n100000\n0\n         0     100000      65536\n\
-         1000 1000\n\x20        0          0 4294967295\nhost\n",
+         1000 1000\n\x20        0          0 4294967295\nhost\n\
+         rc=125\nError response from daemon: privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode.\n",
         "root inside, 100000 outside, in run and exec; the volume's setuid file is 100000's; --userns=host: {out}"
     );
     assert_eq!(
         section(&out, "mini's layers"),
-        "y 1000 2\nroot/f 0 0\nC /root\nA /root/f\nA /y\nmkdir: can't create directory '/y': File exists\n0\n",
+        "Permission denied\ny 1000 2\nroot/f 0 0\nC /root\nA /root/f\nA /y\nmkdir: can't create directory '/y': File exists\n0\n",
         "the container's own ids on disk, nothing left mounted"
     );
     assert_eq!(

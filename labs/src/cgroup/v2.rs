@@ -246,6 +246,14 @@ impl Backend for Unified {
     }
 
     fn set(&self, k: &Kernel, g: &GroupName, limits: &Limits, made: &mut Made) -> Result<Vec<PathBuf>> {
+        if limits.devices.is_some() {
+            // Another program would be attached beside the first (BPF_F_ALLOW_MULTI:
+            // both must allow), so the rules could only narrow, unlike v1's files.
+            return Err(Error::failed(
+                format!("cgroup v2: the device rules of {g} are an eBPF program attached when the group was made, which set does not replace"),
+                "remove the group and create it again with the new --allow-device rules",
+            ));
+        }
         let want = self.wanted(k, limits, false)?;
         self.prepare(k, g, &want, made)?;
         self.apply(k, &self.dir(g), limits, made)?;

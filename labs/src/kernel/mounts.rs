@@ -30,6 +30,8 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
 const AT_EMPTY_PATH: libc::c_uint = 0x1000;
 
 /// `struct mount_attr` of mount_setattr(2).
@@ -485,6 +487,71 @@ impl Kernel {
                     "0 {not that device}".into()
                 }
             },
+        )
+    }
+
+    /// `openat(2)` `O_PATH` of a bind mount's source, so that it can be mounted later
+    /// from `/proc/self/fd/N` by a process that may no longer walk the path (the root
+    /// of a user namespace, for whom the store's directories are the host root's).
+    pub fn open_mount_source(&self, path: &Path) -> Result<(Option<OwnedFd>, i32), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "hold a bind mount's source by a descriptor, while its path can still be walked",
+            // Part of a mount: in a dry run, recorded with it.
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec!["AT_FDCWD".into(), path_arg(path), "O_PATH|O_CLOEXEC".into()],
+            || (None, 6),
+            || {
+                let fd = nix::fcntl::open(
+                    path,
+                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )?;
+                let n = fd.as_raw_fd();
+                Ok((Some(fd), n))
+            },
+            |f| f.1.to_string(),
+        )
+    }
+
+    /// `mount_setattr(2)` with `AT_RECURSIVE` and `MOUNT_ATTR_RDONLY` — make the mount
+    /// at `path` and every mount below it read-only, in one request (a remount changes
+    /// one mount only).
+    #[doc(alias = "mount_setattr")]
+    pub fn make_tree_readonly(&self, path: &Path) -> Result<(), SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "mount_setattr",
+            man: "mount_setattr(2)",
+            what: "change the attributes of a mount and of every mount below it",
+            effect: Effect::Change,
+        };
+        self.perform(
+            &C,
+            vec!["AT_FDCWD".into(), path_arg(path), "AT_RECURSIVE".into(), "{attr_set=MOUNT_ATTR_RDONLY}".into()],
+            || (),
+            || {
+                let p = cstr(path.as_os_str().as_bytes())?;
+                let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+                // SAFETY: a NUL-terminated path and a mount_attr of the size given.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_mount_setattr,
+                        libc::AT_FDCWD,
+                        p.as_ptr(),
+                        AT_RECURSIVE,
+                        &attr as *const MountAttr,
+                        std::mem::size_of::<MountAttr>(),
+                    )
+                };
+                ret_unit(r)
+            },
+            |_| "0".into(),
         )
     }
 }

@@ -162,6 +162,33 @@ impl Kernel {
         )
     }
 
+    /// `openat(2)` of a namespace file of a child this process just made (`fork` or
+    /// `clone` returned its PID): [`Kernel::open_read`], recorded rather than made in a
+    /// dry run, where that child does not exist.
+    #[doc(alias = "openat")]
+    pub fn open_child_ns(&self, path: &Path) -> Result<Fd, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "openat",
+            man: "openat(2)",
+            what: "open a namespace file of a child process, and get a descriptor that keeps the namespace alive",
+            effect: Effect::Change,
+        };
+        let fl = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let args = vec!["AT_FDCWD".into(), path_arg(path), flags::open_flags(fl.bits())];
+        let shown = path.to_string_lossy().into_owned();
+        self.perform(
+            &C,
+            args,
+            || Fd { fd: None, num: 5, path: shown.clone() },
+            || {
+                let fd = nix::fcntl::open(path, fl, Perm::empty())?;
+                Ok(Fd { num: fd.as_raw_fd(), fd: Some(fd), path: shown.clone() })
+            },
+            |f| f.num.to_string(),
+        )
+    }
+
     /// `sethostname(2)` — set the hostname of this UTS namespace.
     /// <https://man7.org/linux/man-pages/man2/sethostname.2.html>
     pub fn sethostname(&self, name: &str) -> Result<(), SysError> {

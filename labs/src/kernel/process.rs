@@ -169,9 +169,13 @@ impl Kernel {
         // The child waits until the parent has printed `fork() = PID` (and run
         // `before_release`), so a trace always shows the fork before the child's first
         // request (tracer bookkeeping: this pipe and its read are not themselves
-        // traced). A failed `before_release` closes the gate with a byte in it: the
-        // child then exits without running.
+        // traced). The parent lets it go with one byte; a gate closed without it (a
+        // failed `before_release`, a parent killed meanwhile) makes the child exit
+        // without running: a child in new namespaces never runs without its maps.
         let gate = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok();
+        if gate.is_none() && !ns.is_empty() {
+            return self.perform(call, args, || unreachable!(), || Err(Errno::EMFILE), |_: &Pid| String::new());
+        }
         let forked = if ns.is_empty() {
             // SAFETY: contlab's tools are single-threaded when they fork, so the child
             // may run arbitrary code (allocate, print) until it execs or exits.
@@ -195,10 +199,10 @@ impl Kernel {
                     Ok(()) => before_release(self, child),
                     Err(e) => Err(e),
                 };
-                if let (Err(_), Some((_, wr))) = (&hook, &gate) {
-                    let _ = nix::unistd::write(wr, b"x");
+                if let (Ok(()), Some((_, wr))) = (&hook, &gate) {
+                    let _ = nix::unistd::write(wr, b"g");
                 }
-                drop(gate); // closing the write end lets the child go
+                drop(gate); // the child reads the go byte, or nothing: then it exits
                 if hook.is_err() {
                     let _ = self.wait(child);
                 }
@@ -208,7 +212,7 @@ impl Kernel {
             Ok(ForkResult::Child) => {
                 if let Some((rd, wr)) = gate {
                     drop(wr);
-                    if !read_all(rd).is_empty() {
+                    if read_all(rd) != b"g" {
                         // SAFETY: as below; the parent gave up on this child.
                         unsafe { libc::_exit(125) }
                     }

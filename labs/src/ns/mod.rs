@@ -583,11 +583,12 @@ pub fn user_namespace(k: &Kernel, uid_map: &[IdMap], gid_map: &[IdMap]) -> Resul
             })
         },
         |k| {
+            let _ = k.set_parent_death_signal(Signal::SIGKILL);
             let _ = k.why("hold the namespace until the parent has its descriptor").sigwait(&[Signal::SIGUSR1]);
             0
         },
     )?;
-    let fd = k.open_read(&PathBuf::from(format!("/proc/{pid}/ns/user")));
+    let fd = k.open_child_ns(&PathBuf::from(format!("/proc/{pid}/ns/user")));
     let _ = k.kill(pid, Signal::SIGKILL);
     let _ = k.wait(pid);
     Ok(fd?)
@@ -672,9 +673,18 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
                 None,
             )?;
             k.chdir(dir)?;
+            let mut sources = Vec::new();
             if spec.in_user_ns {
-                // Only now: the path to the root is the host's root's (0700 directories
-                // of the store), which the namespace's root could not walk.
+                // The paths to the root and to the binds' sources are the host root's
+                // (0700 directories of the store), which the namespace's root could not
+                // walk: the sources are held by descriptors first.
+                for m in &spec.mounts {
+                    let bind = m.flags.contains(MsFlags::MS_BIND) && m.fstype.is_none();
+                    sources.push(match (&m.source, bind) {
+                        (Some(s), true) => Some(k.open_mount_source(Path::new(s))?),
+                        _ => None,
+                    });
+                }
                 become_ns_root(k)?;
             }
             if spec.mount_proc {
@@ -690,7 +700,7 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
                 sys_mounts(k, sys, spec.in_user_ns)?;
             }
             // We are in the new root: a relative target is a path inside it.
-            extra_mounts(k, spec, true, |t| t.strip_prefix("/").unwrap_or(t).to_path_buf())?;
+            extra_mounts(k, spec, &sources, true, |t| t.strip_prefix("/").unwrap_or(t).to_path_buf())?;
             k.why("make the current directory the root mount; the old root is stacked on top of it")
                 .pivot_root(Path::new("."), Path::new("."))
                 .hint(Errno::EINVAL, "pivot_root refuses a root on a shared mount or a rootfs (initramfs) root; check that DIR is not itself the root of the machine")?;
@@ -713,14 +723,17 @@ pub fn setup_child(k: &Kernel, spec: &Spec) -> Result<()> {
                     .mount(Some("proc"), Path::new("/proc"), Some("proc"), proc_flags, None)
                     .hint(Errno::EPERM, proc_hint)?;
             }
-            extra_mounts(k, spec, false, |t| Path::new("/").join(t))?;
+            extra_mounts(k, spec, &[], false, |t| Path::new("/").join(t))?;
         }
     }
+    // Resolved inside the new root only where it has its own /proc (for the
+    // /proc/self/fd/N the mounts are made on); without a root, paths are the host's.
+    let in_root = spec.rootfs.is_some() && spec.mount_proc;
     for p in &spec.readonly {
-        readonly_path(k, p)?;
+        readonly_path(k, p, in_root)?;
     }
     for p in &spec.masked {
-        mask_path(k, p)?;
+        mask_path(k, p, in_root)?;
     }
     if let Some(dir) = &spec.cwd {
         k.why("the command's working directory")
@@ -879,14 +892,10 @@ fn sys_mounts(k: &Kernel, sys: SysMount, in_user_ns: bool) -> Result<()> {
         Err(e) if e.errno == Errno::EPERM && in_user_ns => {
             k.note("sysfs belongs to the network namespace's owner, the host: the host's /sys is bound instead (as runc does)");
             k.mount(Some("/sys"), Path::new("sys"), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-            k.why("the bind made read-only").mount(
-                None,
-                Path::new("sys"),
-                None,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags,
-                None,
-            )?;
-            return Ok(());
+            if sys != SysMount::SysfsWritable {
+                k.why("the bind and every mount under it (the host's cgroups, securityfs...) read-only")
+                    .make_tree_readonly(Path::new("sys"))?;
+            }
         }
         r => r?,
     }
@@ -904,11 +913,20 @@ fn sys_mounts(k: &Kernel, sys: SysMount, in_user_ns: bool) -> Result<()> {
 
 /// The spec's mounts; `in_root`: each target resolved inside the new root (the current
 /// directory), see [`Kernel::mount_in_root`].
-fn extra_mounts(k: &Kernel, spec: &Spec, in_root: bool, at: impl Fn(&Path) -> PathBuf) -> Result<()> {
+/// `sources`: descriptors held for the binds' sources (see [`setup_child`]), by index.
+fn extra_mounts(
+    k: &Kernel,
+    spec: &Spec,
+    sources: &[Option<(Option<std::os::fd::OwnedFd>, i32)>],
+    in_root: bool,
+    at: impl Fn(&Path) -> PathBuf,
+) -> Result<()> {
     let per_mount = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    for m in &spec.mounts {
+    for (i, m) in spec.mounts.iter().enumerate() {
         let target = at(&m.target);
         let bind = m.flags.contains(MsFlags::MS_BIND);
+        let held = sources.get(i).and_then(|s| s.as_ref()).map(|s| format!("/proc/self/fd/{}", s.1));
+        let source = held.as_deref().or(m.source.as_deref());
         // A bind ignores the flags given with it: they are set by remounting the new
         // mount (what mount(8) does for `-o bind,ro`).
         let first = if bind { m.flags & !per_mount } else { m.flags };
@@ -920,7 +938,7 @@ fn extra_mounts(k: &Kernel, spec: &Spec, in_root: bool, at: impl Fn(&Path) -> Pa
             }
         };
         k.why("one of the container's mounts, made before pivot_root while host paths are still reachable");
-        mount(m.source.as_deref(), m.fstype.as_deref(), first, m.data.as_deref())
+        mount(source, m.fstype.as_deref(), first, m.data.as_deref())
             .hint(Errno::ENOENT, "the mount point (or a bind's source) does not exist: create it in the tree first")?;
         if bind && m.flags.intersects(per_mount) {
             k.why("a bind takes its flags (ro, nosuid...) by being remounted");
@@ -931,8 +949,11 @@ fn extra_mounts(k: &Kernel, spec: &Spec, in_root: bool, at: impl Fn(&Path) -> Pa
 }
 
 /// runc's `readonlyPath`: bind the path onto itself, then remount the bind read-only.
-fn readonly_path(k: &Kernel, p: &Path) -> Result<()> {
+fn readonly_path(k: &Kernel, p: &Path, in_root: bool) -> Result<()> {
     let shown = p.to_string_lossy();
+    if !in_root {
+        return readonly_path_plain(k, p);
+    }
     let fd = match k.why("the path to make read-only, resolved inside the root").open_target_in_root(p) {
         Err(e) if e.errno == Errno::ENOENT => {
             k.note(format!("{shown} does not exist in the container: nothing to make read-only"));
@@ -963,12 +984,51 @@ fn readonly_path(k: &Kernel, p: &Path) -> Result<()> {
     Ok(())
 }
 
+/// [`readonly_path`] by path (no root of the container's own to resolve in).
+fn readonly_path_plain(k: &Kernel, p: &Path) -> Result<()> {
+    let shown = p.to_string_lossy();
+    match k.why("make a path read-only: first a bind mount of it onto itself...").mount(
+        Some(&shown),
+        p,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    ) {
+        Err(e) if e.errno == Errno::ENOENT => {
+            k.note(format!("{shown} does not exist: nothing to make read-only"));
+            return Ok(());
+        }
+        r => r?,
+    }
+    k.why("...then remount that bind read-only (the flags of a bind change only by remounting it)").mount(
+        None,
+        p,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        None,
+    )?;
+    Ok(())
+}
+
 /// runc's `maskPath`: /dev/null over a file; an empty read-only tmpfs over a directory.
 /// The /dev/null bound is first checked to be the null device (1:3): a container that
 /// made its /dev/null a link to a /proc file, or bound something over it, would
 /// otherwise have that file bound writable over the masked path (CVE-2025-31133).
-fn mask_path(k: &Kernel, p: &Path) -> Result<()> {
-    let null = match k.why("the /dev/null to hide files behind").open_target_in_root(Path::new("/dev/null")) {
+fn mask_path(k: &Kernel, p: &Path, in_root: bool) -> Result<()> {
+    let mount = |src: Option<&str>, fstype: Option<&str>, fl: MsFlags| {
+        if in_root {
+            k.mount_in_root(src, p, fstype, fl, None)
+        } else {
+            k.mount(src, p, fstype, fl, None)
+        }
+    };
+    k.why("the /dev/null to hide files behind");
+    let opened = if in_root {
+        k.open_target_in_root(Path::new("/dev/null"))
+    } else {
+        k.open_mount_source(Path::new("/dev/null"))
+    };
+    let null = match opened {
         Err(e) if e.errno == Errno::ENOENT => {
             k.note(format!("the container has no /dev/null: {} not masked", p.display()));
             return Ok(());
@@ -981,21 +1041,18 @@ fn mask_path(k: &Kernel, p: &Path) -> Result<()> {
             "the container must not replace /dev/null; recreate the container",
         ));
     }
-    let src = format!("/proc/self/fd/{}", null.1);
-    match k.why("hide a file: bind /dev/null over it").mount_in_root(Some(&src), p, None, MsFlags::MS_BIND, None) {
+    // Without a /proc of the root's own, the null device checked is bound by path.
+    let src = if in_root { format!("/proc/self/fd/{}", null.1) } else { "/dev/null".to_string() };
+    k.why("hide a file: bind /dev/null over it");
+    match mount(Some(&src), None, MsFlags::MS_BIND) {
         Ok(()) => Ok(()),
         Err(e) if e.errno == Errno::ENOENT => {
             k.note(format!("{} does not exist in the container: not masked", p.display()));
             Ok(())
         }
         Err(e) if e.errno == Errno::ENOTDIR => {
-            k.why("a directory: hide it under an empty read-only tmpfs").mount_in_root(
-                Some("tmpfs"),
-                p,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                None,
-            )?;
+            k.why("a directory: hide it under an empty read-only tmpfs");
+            mount(Some("tmpfs"), Some("tmpfs"), MsFlags::MS_RDONLY)?;
             Ok(())
         }
         Err(e) => Err(e.into()),

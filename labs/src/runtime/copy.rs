@@ -990,7 +990,10 @@ pub fn cp(
             let mut owner = owner_in(k, &root, &c, spec.archive)?;
             // A remapped container: files are written as its root (so that its
             // idmapped upper layer stores them as 0), owners shifted into its range.
-            let remapped = super::userns::root_of(&c);
+            // (A stopped one's root is mounted here without idmapped layers: as root,
+            // what is written is stored as is.)
+            let running = c.state.status.is_up() && c.state.pid > 0;
+            let remapped = super::userns::root_of(&c).filter(|_| running);
             if let Some((ru, rg)) = remapped {
                 owner = match owner {
                     Owner::Keep => Owner::KeepFrom(ru, rg),

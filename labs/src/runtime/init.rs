@@ -293,6 +293,12 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
     // The filter last, after the terminal's mounts: from here on, only the profile's calls.
     ns_spec.seccomp = seccomp_programs(k, spec).map_err(|e| e.to_string())?;
     crate::ns::confine(k, &ns_spec, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
+    if spec.remapped() || user.is_some() {
+        // A change of uid (the user namespace's root, --user) clears the signal.
+        k.why("again: changing the user reset it")
+            .set_parent_death_signal(Signal::SIGKILL)
+            .map_err(|e| e.to_string())?;
+    }
     k.why("nothing of mini's reaches the container's process: no descriptor of the host's files")
         .cloexec_from(3)
         .map_err(|e| e.to_string())?;

@@ -186,6 +186,12 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
         _ => String::new(),
     };
     let remap = super::userns::remap_for(k, &Settings::load(k)?.userns_remap, &spec.userns)?;
+    if remap.is_some() && spec.privileged {
+        return Err(Error::Container {
+            code: 125,
+            message: "Error response from daemon: privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode.".into(),
+        });
+    }
     if remap.is_some() && spec.storage_driver == super::devmapper::NAME {
         return Err(Error::failed(
             "userns-remap works with the overlay2 storage driver only (a thin volume's mount is not idmapped)",

@@ -612,21 +612,34 @@ impl Monitor<'_> {
                 .map(|s| s.pid)
                 .map_err(exec_failure)
         };
-        if let Some(own) = back {
-            let _s = k.scope("netns-bridge");
-            k.why("the monitor back in the host's network namespace")
-                .setns(&own, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| (125u8, e.to_string()))?;
-        }
-        if let (Ok(pid), false) = (&started, ns.is_empty()) {
-            // `mini exec`'s processes are the monitor's children too: into the
-            // container's PID namespace (setns(2) of a PID namespace applies to the
-            // children made afterwards).
-            let _s = k.scope("ns-exec");
-            let fd = k.open_read(Path::new(&format!("/proc/{pid}/ns/pid"))).map_err(|e| (125u8, e.to_string()))?;
-            k.why("the monitor's next children (mini exec) into the container's PID namespace")
-                .setns(&fd, CloneFlags::CLONE_NEWPID)
-                .map_err(|e| (125u8, e.to_string()))?;
+        let after = (|| -> std::result::Result<(), (u8, String)> {
+            if let Some(own) = back {
+                let _s = k.scope("netns-bridge");
+                k.why("the monitor back in the host's network namespace")
+                    .setns(&own, CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| (125u8, e.to_string()))?;
+            }
+            if let (Ok(pid), false) = (&started, ns.is_empty()) {
+                // `mini exec`'s processes are the monitor's children too: into the
+                // container's PID namespace (setns(2) of a PID namespace applies to
+                // the children made afterwards).
+                let _s = k.scope("ns-exec");
+                let fd =
+                    k.open_child_ns(Path::new(&format!("/proc/{pid}/ns/pid"))).map_err(|e| (125u8, e.to_string()))?;
+                k.why("the monitor's next children (mini exec) into the container's PID namespace")
+                    .setns(&fd, CloneFlags::CLONE_NEWPID)
+                    .map_err(|e| (125u8, e.to_string()))?;
+            }
+            Ok(())
+        })();
+        if let Err((code, msg)) = after {
+            // The monitor could not take charge of the child: no container half made.
+            if let Ok(pid) = &started {
+                let _ = k.kill(*pid, Signal::SIGKILL);
+                let _ = k.wait(*pid);
+            }
+            self.record_failure(code, &msg);
+            return Err((code, msg));
         }
         let pid = match started {
             Ok(p) => p.as_raw(),
@@ -845,6 +858,12 @@ fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result
     let seccomp = super::init::seccomp_programs(k, spec).map_err(|e| e.to_string())?;
     let ns = crate::ns::Spec { no_new_privs: spec.no_new_privileges, seccomp, ..Default::default() };
     crate::ns::confine(k, &ns, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
+    if spec.remapped() || user.is_some() {
+        // A change of uid (the user namespace's root, -u) clears the signal.
+        k.why("again: changing the user reset it")
+            .set_parent_death_signal(Signal::SIGKILL)
+            .map_err(|e| e.to_string())?;
+    }
     k.why("nothing of mini's reaches the exec'd process: no descriptor of the host's files")
         .cloexec_from(3)
         .map_err(|e| e.to_string())?;

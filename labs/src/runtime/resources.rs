@@ -289,32 +289,24 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
     };
     let remap = (!c.config.uid_map.is_empty())
         .then(|| super::userns::Remap { uid_map: c.config.uid_map.clone(), gid_map: c.config.gid_map.clone() });
-    // With a user namespace, what the container sees of the store is seen through its
-    // idmapped view (see super::userns).
-    let view = match &remap {
-        Some(r) => {
-            intend(store, c, "idmap")?;
-            Some(super::userns::mount_view(k, &p.root, &c.id, r)?)
-        }
-        None => None,
-    };
-    let seen = |path: PathBuf| -> Result<PathBuf> {
-        match &view {
-            Some(v) => super::userns::through(&p.root, v, &path),
-            None => Ok(path),
-        }
-    };
     if c.driver != devmapper::NAME {
+        let mut lowers = vec![p.init_layer(&c.id).join("diff")];
+        lowers.extend(c.layers.iter().map(PathBuf::from));
+        let (mut upper, mut work) = (layer.join("diff"), layer.join("work"));
+        // With a user namespace, the layers are seen through idmapped mounts of their
+        // own (see super::userns).
+        if let Some(r) = &remap {
+            intend(store, c, "idmap")?;
+            let v = super::userns::mount_view(k, &p.root, &c.id, r, &lowers, &layer)?;
+            lowers = v.lowers;
+            (upper, work) = (v.rw.join("diff"), v.rw.join("work"));
+        }
         intend(store, c, "overlay")?;
         let _s = k.scope(overlay::TOOL);
-        let mut lowers = vec![seen(p.init_layer(&c.id).join("diff"))?];
-        for l in &c.layers {
-            lowers.push(seen(PathBuf::from(l))?);
-        }
         let spec = overlay::Spec {
             lowers,
-            upper: Some(seen(layer.join("diff"))?),
-            work: Some(seen(layer.join("work"))?),
+            upper: Some(upper),
+            work: Some(work),
             options: overlay::Options::default(),
             create_dirs: false,
         };
@@ -391,6 +383,12 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         env.push(format!("HOME={home}"));
     }
     let dir = p.dir(&c.id);
+    if let Some((uid, gid)) = super::userns::root_of(c) {
+        // docker's: a remapped container's root may edit its own /etc files.
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            k.why("userns-remap: the file belongs to the container's root").chown(&dir.join(f), uid, gid)?;
+        }
+    }
     let spec = Spec {
         rootfs,
         argv: std::iter::once(c.config.path.clone()).chain(c.config.args.iter().cloned()).collect(),
@@ -408,9 +406,9 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         cgroup_procs: procs,
         cgroup2: matches!(*cg_setup, Cgroups::V2(_)),
         binds: vec![
-            (seen(dir.join("hostname"))?, "/etc/hostname".into()),
-            (seen(dir.join("hosts"))?, "/etc/hosts".into()),
-            (seen(dir.join("resolv.conf"))?, "/etc/resolv.conf".into()),
+            (dir.join("hostname"), "/etc/hostname".into()),
+            (dir.join("hosts"), "/etc/hosts".into()),
+            (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
         ],
         devices: devices(k, c)?,
         mounts,

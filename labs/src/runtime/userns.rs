@@ -23,15 +23,22 @@
 //! 2. **The root filesystem.** The image's layers are owned by 0 on disk, which the
 //!    user namespace cannot see (unmapped ids show as 65534, nobody, and root inside
 //!    has no power over them). docker chowns a copy of every layer into
-//!    `/var/lib/docker/100000.100000`. mini asks the kernel for an **idmapped mount**
-//!    instead (Linux 5.12+, overlayfs layers 5.19+): `open_tree(OPEN_TREE_CLONE)` of
-//!    the store, `mount_setattr(MOUNT_ATTR_IDMAP)` with a user namespace holding the
-//!    same maps, `move_mount` to `idmapped/ID`. Through that mount a file owned by 0
+//!    `/var/lib/docker/100000.100000`. mini asks the kernel for **idmapped mounts**
+//!    instead (Linux 5.12+, overlayfs layers 5.19+): for each lower layer and for the
+//!    directory of the upper layer, `open_tree(OPEN_TREE_CLONE)`,
+//!    `mount_setattr(MOUNT_ATTR_IDMAP)` with a user namespace holding the same maps,
+//!    `move_mount` to `idmapped/ID/l0`, `l1`... `rw`. Through them a file owned by 0
 //!    is owned by 100000, and what 100000 writes is stored as 0. The overlay is made
-//!    of layers seen through it, so nothing is copied, and the container's upper
-//!    directory holds the ids the container sees: `diff`, `commit` and `export` read
-//!    it as they always do. `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` are
-//!    bound through it too.
+//!    of layers seen through them (mounted with the container root's filesystem ids:
+//!    overlayfs makes its work directory and copies files up with its mounter's), so
+//!    nothing is copied, and the upper directory holds the ids the container sees:
+//!    `diff`, `commit` and `export` read it as they always do. `idmapped/` is root's
+//!    alone (0700): through those mounts the host's uid 100000 would own the image's
+//!    layers, which other containers share. `/etc/hosts`, `/etc/hostname` and
+//!    `/etc/resolv.conf` are chowned to 100000, as docker does. The first process
+//!    opens every bind's source (`O_PATH`) before it becomes the namespace's root,
+//!    which could not walk the store's directories, and mounts from
+//!    `/proc/self/fd/N`.
 //! 3. **Volumes** are not idmapped, as docker does not: a named volume's directory is
 //!    given to the container's root (chowned to 100000), and a file root creates
 //!    there is owned by 100000 on the host. A setuid-root binary made inside is a
@@ -40,14 +47,18 @@
 //! 4. **Devices and /sys.** A user namespace may not `mknod(2)` devices: /dev's nodes
 //!    are bind mounts of the host's. A sysfs may be mounted only by the owner of the
 //!    network namespace (the host's user namespace, which made the container's
-//!    netns): /sys is the host's, bound read-only, as runc does.
+//!    netns): /sys is the host's, bound, and made read-only with every mount under it
+//!    (`mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`); on cgroup v2 the
+//!    container's own cgroup2 is mounted on it at /sys/fs/cgroup, as without remap.
 //!
 //! `mini exec` joins the container's namespaces, the user namespace last (first, it
 //! would lose the host's right to join the network namespace). `mini cp` into the
 //! container writes as its root (`setfsuid(100000)`: the host's uid 0 has no id
 //! through the idmapped upper layer, EOVERFLOW) and shifts the owners it keeps into the
 //! range, as docker's daemon does; a tar streamed in (`cp - CTR:DIR`) is the
-//! container root's. `mini build` makes its containers with `--userns=host`: its COPY
+//! container root's; a stopped container's root is mounted without idmapped layers,
+//! so what `cp` writes there is stored as is. `--privileged` is refused, as docker
+//! refuses it. `mini build` makes its containers with `--userns=host`: its COPY
 //! steps write from the host.
 
 use std::path::{Path, PathBuf};
@@ -139,62 +150,79 @@ fn ranges(k: &Kernel, file: &Path, name: &str) -> Result<Vec<IdMap>> {
     Ok(out)
 }
 
-/// Where the store is seen idmapped for container `id`: `ROOT/idmapped/ID`.
+/// Where container `id`'s layers are seen idmapped: `ROOT/idmapped/ID`, which only
+/// root may enter.
 pub fn view_dir(root: &Path, id: &str) -> PathBuf {
     root.join("idmapped").join(id)
 }
 
-/// `path` (under the store `root`) as seen through the idmapped view at `view`.
-pub fn through(root: &Path, view: &Path, path: &Path) -> Result<PathBuf> {
-    match path.strip_prefix(root) {
-        Ok(rel) => Ok(view.join(rel)),
-        Err(_) => Err(Error::failed(
-            format!(
-                "{} is not in the store {}: it cannot be seen through the idmapped view",
-                path.display(),
-                root.display()
-            ),
-            "keep image layers in the store (mini pull)",
-        )),
-    }
-}
-
-/// Make the idmapped view of the store: a user namespace holding the maps, then the
-/// store bound through it at [`view_dir`].
-pub fn mount_view(k: &Kernel, root: &Path, id: &str, r: &Remap) -> Result<PathBuf> {
+/// The layers of a remapped container's overlay, each seen through its own idmapped
+/// mount under [`view_dir`]: `lowers` (top first, as given) and the directory holding
+/// the upper and work directories (`rw`, which must be one mount). Returns the paths
+/// to give overlayfs. Only these directories are idmapped, and they sit where only
+/// root may go: through them, the host's uid 100000 owns what they hold, and no host
+/// process of that uid may reach them (it would own the image's layers, which other
+/// containers share).
+pub fn mount_view(k: &Kernel, root: &Path, id: &str, r: &Remap, lowers: &[PathBuf], rw: &Path) -> Result<View> {
+    umount_view(k, root, id)?;
     let view = view_dir(root, id);
-    // Walkable by the containers' roots (100000...), which reach their /etc files
-    // through it; what is under it is the store, idmapped.
-    super::state::mkdir_once(k, &root.join("idmapped"), 0o711)?;
-    super::state::mkdir_once(k, &view, 0o711)?;
+    super::state::mkdir_once(k, &root.join("idmapped"), 0o700)?;
+    super::state::mkdir_once(k, &view, 0o700)?;
     let _s = k.scope(crate::ns::TOOL);
     let userns = crate::ns::user_namespace(k, &r.uid_map, &r.gid_map)?;
     k.note(format!(
-        "the store seen idmapped: a file owned by 0 on disk is owned by {} here, and root inside writes 0",
+        "{} layer(s) and the container's own seen idmapped: a file owned by 0 on disk is owned by {} through them, and root inside writes 0",
+        lowers.len(),
         r.uid_map[0].outside
     ));
-    crate::ns::idmapped_bind(k, root, &view, &userns).map_err(|e| match e {
-        Error::Kernel { err, .. } if err.errno == crate::kernel::Errno::EINVAL => Error::Kernel {
-            err,
-            hint: Some(format!(
-                "userns-remap: the store {} is on a filesystem this kernel cannot idmap mounts of (Linux 5.12+ on ext4, xfs, btrfs; tmpfs only from 6.3): keep the store on one of those (--root), or run the container with --userns=host",
-                root.display()
-            )),
-        },
-        e => e,
-    })?;
-    Ok(view)
+    let bind = |dir: &Path, name: &str| -> Result<PathBuf> {
+        let at = view.join(name);
+        super::state::mkdir_once(k, &at, 0o700)?;
+        crate::ns::idmapped_bind(k, dir, &at, &userns).map_err(|e| match e {
+            Error::Kernel { err, .. } if err.errno == crate::kernel::Errno::EINVAL => Error::Kernel {
+                err,
+                hint: Some(format!(
+                    "userns-remap: the store {} is on a filesystem this kernel cannot idmap mounts of (Linux 5.12+ on ext4, xfs, btrfs, overlayfs layers 5.19+; tmpfs only from 6.3): keep the store on one of those (--root), or run the container with --userns=host",
+                    root.display()
+                )),
+            },
+            e => e,
+        })?;
+        Ok(at)
+    };
+    let mut seen = Vec::with_capacity(lowers.len());
+    for (n, l) in lowers.iter().enumerate() {
+        seen.push(bind(l, &format!("l{n}"))?);
+    }
+    let rw = bind(rw, "rw")?;
+    Ok(View { lowers: seen, rw })
 }
 
-/// Undo [`mount_view`] (what is already gone is skipped).
+/// What [`mount_view`] made: the lower layers and the upper's directory, idmapped.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// The lower layers, in the order given.
+    pub lowers: Vec<PathBuf>,
+    /// The directory holding `diff` (the upper) and `work`.
+    pub rw: PathBuf,
+}
+
+/// Undo [`mount_view`]: every mount under the view, deepest first, then its
+/// directories (what is already gone is skipped).
 pub fn umount_view(k: &Kernel, root: &Path, id: &str) -> Result<()> {
     let view = view_dir(root, id);
     if !k.exists(&view) {
         return Ok(());
     }
-    match k.umount2(&view, crate::kernel::MntFlags::MNT_DETACH) {
-        Err(e) if e.errno != crate::kernel::Errno::EINVAL => return Err(e.into()),
-        _ => {}
+    let prefix = format!("{}/", view.display());
+    let mut points: Vec<String> =
+        k.mountinfo()?.into_iter().map(|m| m.point).filter(|p| p.starts_with(&prefix)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in &points {
+        k.why("the idmapped layer is no longer needed").umount2(Path::new(p), crate::kernel::MntFlags::MNT_DETACH)?;
+    }
+    for e in k.read_dir(&view).unwrap_or_default() {
+        k.rmdir(&view.join(e))?;
     }
     k.rmdir(&view)?;
     Ok(())
@@ -209,8 +237,11 @@ pub fn umount_view(k: &Kernel, root: &Path, id: &str) -> Result<()> {
 pub fn as_root_inside<T>(k: &Kernel, root: Option<(u32, u32)>, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let Some((uid, gid)) = root else { return f() };
     let (ou, og) = k.why("act on the filesystem as the container's root").set_fs_ids(uid, gid)?;
-    k.why("keep the capabilities the change of filesystem uid took").raise_effective()?;
-    let r = f();
+    let r = k
+        .why("keep the capabilities the change of filesystem uid took")
+        .raise_effective()
+        .map_err(Error::from)
+        .and_then(|_| f());
     k.why("back to the host's root").set_fs_ids(ou, og)?;
     r
 }
