@@ -457,7 +457,16 @@ fn snap_cmd(k: &crate::kernel::Kernel, c: SnapCmd, o: &mut String) -> Result<()>
             let sectors = parse_size(&size)?;
             let chunk = snap::parse_chunk(&chunk)?;
             let spec = snap::SnapSpec { vg: vg.into(), origin: lv.into(), name, sectors, chunk };
-            let _ = writeln!(o, "{}", snap::create(k, &spec)?.display());
+            let made = snap::create(k, &spec)?;
+            if let Some(asked) = made.reduced_from {
+                // lvcreate's warning, always shown (not a trace line).
+                eprintln!(
+                    "  Reducing COW size {} down to maximum usable size {}.",
+                    meta::human(asked),
+                    meta::human(made.cow_sectors)
+                );
+            }
+            let _ = writeln!(o, "{}", made.dev.display());
         }
         SnapCmd::Status { path, json } => {
             let states = snap::status(k, path.as_deref())?;

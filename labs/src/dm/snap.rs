@@ -40,11 +40,37 @@ pub fn parse_chunk(s: &str) -> Result<u64> {
     Ok(c)
 }
 
+/// The most a COW store can ever hold for an origin of `origin` sectors, with chunks
+/// of `chunk` sectors, in dm-snapshot's persistent format: one chunk of header, then
+/// areas of one chunk of exception table (`chunk × 512 / 16` entries of 16 bytes:
+/// "origin chunk N is store chunk M") each followed by the data chunks it describes.
+/// A full rewrite copies every chunk of the origin once; a table that ends exactly full
+/// needs one more, empty, as its terminator. So a store of the origin's own size
+/// cannot hold a full rewrite, and a larger one than this is never used.
+pub fn max_cow_sectors(origin: u64, chunk: u64) -> u64 {
+    let data = origin.div_ceil(chunk);
+    let per_table = chunk * 512 / 16;
+    let tables = data / per_table + 1;
+    (1 + tables + data) * chunk
+}
+
+/// What [`create`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// `/dev/mapper/VG-NAME`.
+    pub dev: PathBuf,
+    /// The COW store's size, in sectors.
+    pub cow_sectors: u64,
+    /// The size asked for, when it was more than a store can ever use and was reduced
+    /// to [`max_cow_sectors`] (rounded up to whole extents), as lvcreate reduces it.
+    pub reduced_from: Option<u64>,
+}
+
 /// Snapshot `spec.vg/spec.origin` as `spec.name`: allocate its COW store, write the
 /// metadata, then build the devices in LVM's order with the origin suspended (see
 /// the module's essay). On a failure the devices made are removed and the metadata
-/// put back. Returns `/dev/mapper/VG-NAME`.
-pub fn create(k: &Kernel, spec: &SnapSpec) -> Result<PathBuf> {
+/// put back.
+pub fn create(k: &Kernel, spec: &SnapSpec) -> Result<Created> {
     let _s = k.scope(TOOL);
     let (vgname, oname, name, sectors, chunk) =
         (&spec.vg[..], &spec.origin[..], &spec.name[..], spec.sectors, spec.chunk);
@@ -63,15 +89,19 @@ pub fn create(k: &Kernel, spec: &SnapSpec) -> Result<PathBuf> {
     if l.vg.lv(name).is_some() {
         return Err(Error::failed(format!("{vgname}/{name} exists already"), "choose another name"));
     }
-    let n = to_extents(sectors, l.vg.extent, "the snapshot size")?;
+    let mut n = to_extents(sectors, l.vg.extent, "the snapshot size")?;
     let osize = o.extents() * l.vg.extent;
-    if n * l.vg.extent > osize {
-        return Err(Error::Usage(format!(
-            "the snapshot's COW store ({}) would be larger than its origin {origin} ({}): it never needs more than the origin plus its small header, give at most {}",
+    let most = max_cow_sectors(osize, chunk).div_ceil(l.vg.extent);
+    let mut reduced_from = None;
+    if n > most {
+        k.note(format!(
+            "Reducing COW size {} down to maximum usable size {}: a full rewrite of {origin} ({}) needs its chunks, the exception tables and a header, no more",
             human(n * l.vg.extent),
-            human(osize),
+            human(most * l.vg.extent),
             human(osize)
-        )));
+        ));
+        reduced_from = Some(n * l.vg.extent);
+        n = most;
     }
     if (n * l.vg.extent) % chunk != 0 {
         return Err(Error::Usage(format!("the snapshot size must be a multiple of the chunk size {}", human(chunk))));
@@ -85,6 +115,7 @@ pub fn create(k: &Kernel, spec: &SnapSpec) -> Result<PathBuf> {
         ));
     }
     let before = l.vg.clone();
+    let cow_sectors = n * l.vg.extent;
     let first = l.vg.snapshots_of(oname).is_empty();
     let segments = l.vg.alloc_linear(0, n, None, None)?;
     let snap = Lv { name: name.into(), segments, snapshot: Some(SnapOf { origin: oname.into(), chunk }) };
@@ -94,7 +125,7 @@ pub fn create(k: &Kernel, spec: &SnapSpec) -> Result<PathBuf> {
         lvm::rollback(k, &mut l, before);
         return Err(e);
     }
-    Ok(Dm::node(&dm_name(&l.vg, name)))
+    Ok(Created { dev: Dm::node(&dm_name(&l.vg, name)), cow_sectors, reduced_from })
 }
 
 /// The devices, in LVM's order. `first`: the origin has no snapshot yet, so its
@@ -363,5 +394,23 @@ mod tests {
         for bad in ["2K", "12K", "1M"] {
             assert!(matches!(parse_chunk(bad), Err(Error::Usage(_))), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::max_cow_sectors;
+
+    /// dm-snapshot's layout: the header chunk, the table chunks (512 entries each in
+    /// 8 KiB chunks), one chunk per origin chunk; one more table when the last is full.
+    #[test]
+    fn the_most_a_store_can_use() {
+        // 16 MiB in 8 KiB chunks: 2048 data chunks, 4 full tables + the terminator.
+        assert_eq!(max_cow_sectors(32768, 16), (1 + 5 + 2048) * 16);
+        // 1000 chunks: 2 tables (the second not full), no extra.
+        assert_eq!(max_cow_sectors(1000 * 16, 16), (1 + 2 + 1000) * 16);
+        // A partial last chunk still takes a whole chunk.
+        assert_eq!(max_cow_sectors(17, 16), (1 + 1 + 2) * 16);
+        assert!(max_cow_sectors(32768, 16) > 32768, "the origin's own size is not enough");
     }
 }
