@@ -580,6 +580,81 @@ fn every_include_exists_and_every_transcript_is_shown() {
     }
 }
 
+/// The anchor mdBook gives a heading: lowercase, only letters, digits, spaces, `-` and
+/// `_` kept, spaces made `-`.
+fn anchor_of(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The course map (book/src/course-map.md, in the introduction) has one row per row of
+/// the course's inventory, in its order, and each row links sections that exist or
+/// says why it is not shown. The ids are kept in tests/data/course-ids.txt; where the
+/// course's own inventory is beside the repository (`../shared/course/inventory.md`),
+/// they must be its ids.
+#[test]
+fn the_course_map_has_every_row_and_every_section_it_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ids: Vec<String> =
+        std::fs::read_to_string(root.join("tests/data/course-ids.txt")).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(ids.len(), 216, "the inventory has 216 rows");
+    let inventory = root.join("../shared/course/inventory.md");
+    if let Ok(text) = std::fs::read_to_string(&inventory) {
+        let theirs: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("| "))
+            .filter_map(|l| l.split(" |").next())
+            .filter(|id| id.starts_with(|c: char| c.is_ascii_uppercase()) && id.contains('-'))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(theirs, ids, "tests/data/course-ids.txt is not the inventory's list of ids");
+    }
+    let src = book().join("src");
+    let intro = std::fs::read_to_string(src.join("intro.md")).unwrap();
+    assert!(intro.contains("{{#include course-map.md}}"), "the introduction holds the course map");
+    let map = std::fs::read_to_string(src.join("course-map.md")).unwrap();
+    let rows: Vec<Vec<String>> = map
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| row ") && !l.starts_with("|---"))
+        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect())
+        .collect();
+    let got: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>(), "one row per inventory row, in its order");
+    let mut anchors: HashMap<String, Vec<String>> = HashMap::new();
+    for r in &rows {
+        assert_eq!(r.len(), 3, "{}: a row is id | what | where", r[0]);
+        let where_ = &r[2];
+        if let Some(why) = where_.strip_prefix("not shown: ") {
+            assert!(!why.trim().is_empty(), "{}: say why it is not shown", r[0]);
+            continue;
+        }
+        let links: Vec<&str> = where_.split("](").skip(1).map(|l| l.split(')').next().unwrap()).collect();
+        assert!(!links.is_empty(), "{}: a link to a section, or `not shown: why`", r[0]);
+        for link in links {
+            let (file, anchor) = link.split_once('#').unwrap_or((link, ""));
+            let path = src.join(file);
+            assert!(path.exists(), "{}: {file} is not a chapter", r[0]);
+            if anchor.is_empty() {
+                continue;
+            }
+            let known = anchors.entry(file.to_string()).or_insert_with(|| {
+                std::fs::read_to_string(&path)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| l.starts_with("##"))
+                    .map(|l| anchor_of(l.trim_start_matches('#')))
+                    .collect()
+            });
+            assert!(known.iter().any(|a| a == anchor), "{}: {file} has no section #{anchor}", r[0]);
+        }
+    }
+}
+
 #[test]
 fn the_readme_demo_is_a_transcript() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
