@@ -198,6 +198,15 @@ done
 docker() { /usr/bin/docker "$@"; }
 "#;
 
+/// podman beside mini in a sandbox, as `p`: its runtimes refuse this machine's hybrid
+/// cgroups and its high rlimits, so the sandbox's private mount namespace loses the
+/// unified hierarchy and the limits go down; its storage is under `$T`.
+pub(crate) const PODMAN: &str = r#"
+command -v podman >/dev/null || { echo "podman is missing: apt-get install -y podman"; exit 1; }
+umount /sys/fs/cgroup/unified 2>/dev/null; ulimit -n 1024
+p() { podman --root "$T/podman" --runroot "$T/podman-run" --storage-driver vfs "$@"; }
+"#;
+
 /// The result of a sandboxed script.
 pub(crate) struct Ran {
     pub(crate) code: i32,

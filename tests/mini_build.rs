@@ -10,7 +10,7 @@
 //! same image, offline.
 
 use crate::harness::{require, Tier};
-use crate::mini::{ok, section, DOCKERD};
+use crate::mini::{ok, section, DOCKERD, PODMAN};
 
 /// The course's contexts, made in `$T/NAME`, and the base images under the course's
 /// names. `b NAME ARGS...` builds `$T/NAME` with mini (cd'd there, output kept).
@@ -141,7 +141,7 @@ echo "== images"; m images nginx-demo --format '{{.Repository}}:{{.Tag}}'; m ima
 #[test]
 fn course_dockerfiles_build_as_dockers_classic_builder_builds_them() {
     let Some(out) = course(&format!(
-        "{DOCKERD}{}",
+        "{DOCKERD}{}{PODMAN}{}",
         r#"
 m save alpine:latest alpine:3.14 test/ex01 | docker load -q >/dev/null || exit 1
 # What is compared: every file of the image's layers, extracted in order (type, mode,
@@ -171,10 +171,8 @@ echo "== in docker"; m save course/multi | docker load -q >/dev/null && docker t
 m save -o "$T/ours.tar" course/prom && docker rmi -f course/prom >/dev/null && docker load -q -i "$T/ours.tar"
 docker run --rm --network none --entrypoint sh course/prom -c 'id; cat /etc/prometheus/prometheus.yml; pwd'
 kill "$(cat "$T/docker.pid")"; wait
-# podman's runtimes refuse this machine's hybrid cgroups and its high rlimits: a
-# private mount namespace (this sandbox's) without the unified hierarchy, low limits.
-umount /sys/fs/cgroup/unified 2>/dev/null; ulimit -n 1024
-p() { podman --root "$T/podman" --runroot "$T/podman-run" --storage-driver vfs "$@"; }
+"#,
+        r#"
 echo "== in podman"; m save course/multi | p load -q >/dev/null && p run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 course/multi
 "#
     )) else {

@@ -7,11 +7,22 @@
 //! comparison: runc makes it only where the host has /proc/kcore, mini always.
 
 use crate::harness::{require, Tier};
-use crate::mini::{ok, section, DOCKERD};
+use crate::mini::{ok, section, DOCKERD, PODMAN};
 
 /// `script` in a sandbox of the root tier, after dockerd has started there with
 /// test/alpine loaded, and dockerd stopped after it (`None`: the tier cannot run here,
 /// and the test says so).
+/// A copy of /etc bound over it in the sandbox, with the user dockremap and its
+/// ranges in /etc/subuid and /etc/subgid: what userns-remap reads, without touching
+/// the machine's own.
+const SUBIDS: &str = r#"
+cp -a /etc "$T/etc"
+echo 'dockremap:x:64999:64999::/nonexistent:/usr/sbin/nologin' >> "$T/etc/passwd"
+echo 'dockremap:x:64999:' >> "$T/etc/group"
+echo 'dockremap:100000:65536' > "$T/etc/subuid"; echo 'dockremap:100000:65536' > "$T/etc/subgid"
+mount --bind "$T/etc" /etc || exit 1
+"#;
+
 fn with_docker(script: &str) -> Option<String> {
     let load = "m save test/alpine | docker load -q >/dev/null || exit 1\n";
     let stop = "kill \"$(cat \"$T/docker.pid\")\"; wait\n";
@@ -152,11 +163,6 @@ echo "== bad profile"; echo '{"defaultAction":' > "$T/bad.json"; m run --rm --se
 fn userns_remap_as_docker() {
     let remap = DOCKERD.replace("--bridge=none", "--userns-remap=default --bridge=none");
     let setup = r#"
-cp -a /etc "$T/etc"
-echo 'dockremap:x:64999:64999::/nonexistent:/usr/sbin/nologin' >> "$T/etc/passwd"
-echo 'dockremap:x:64999:' >> "$T/etc/group"
-echo 'dockremap:100000:65536' > "$T/etc/subuid"; echo 'dockremap:100000:65536' > "$T/etc/subgid"
-mount --bind "$T/etc" /etc || exit 1
 echo '{"userns-remap": "default"}' > "$T/mini.json"; export CONTLAB_MINI_CONFIG="$T/mini.json"
 mkdir "$T/shared"; echo copied > "$T/cpfile"; chown 1000:1000 "$T/cpfile"
 "#;
@@ -192,7 +198,7 @@ m run --rm --userns=private test/alpine true 2>&1; echo "rc=$?"
 echo > /etc/subuid; m run --rm test/alpine true 2>&1; echo "rc=$?"
 "#;
     let Some(out) = require(Tier::Root)
-        .then(|| ok(&format!("{setup}{remap}{load}{script}kill \"$(cat \"$T/docker.pid\")\"; wait\n")))
+        .then(|| ok(&format!("{SUBIDS}{setup}{remap}{load}{script}kill \"$(cat \"$T/docker.pid\")\"; wait\n")))
     else {
         return;
     };
@@ -305,9 +311,8 @@ echo "== privileged"; m run --rm --network none --privileged test/alpine sh -c '
         if !require(Tier::Guest) {
             return;
         }
-        let out = ok(r#"
-cp -a /etc "$T/etc"; echo 'dockremap:100000:65536' > "$T/etc/subuid"; cp "$T/etc/subuid" "$T/etc/subgid"
-mount --bind "$T/etc" /etc || exit 1
+        let out = ok(&(super::SUBIDS.to_string()
+            + r#"
 echo '{"userns-remap": "default"}' > "$T/mini.json"; export CONTLAB_MINI_CONFIG="$T/mini.json"
 # The guest's /tmp is a tmpfs, which this kernel cannot idmap (tmpfs can since 6.3):
 # mini says so; a store on ext4, as /var/lib is on a real machine, works.
@@ -319,7 +324,7 @@ echo "== remap"; ps -o uid= -p "$(m inspect -f '{{.State.Pid}}' sl)" | tr -d ' '
 m exec sl sh -c 'id -u; cat /proc/self/uid_map; stat -c "%u %g" /made'
 m rm -f sl >/dev/null; grep -c idmapped /proc/self/mountinfo
 umount "$T/ext4"
-"#);
+"#));
         assert!(out.starts_with("1\n"), "on the tmpfs: mini says why, once: {out}");
         assert_eq!(section(&out, "remap"), "100000\n0\n         0     100000      65536\n0 0\n0\n", "{out}");
     }
@@ -377,12 +382,8 @@ fn confinement_as_podman_with_dockers_capabilities() {
     if !require(Tier::Root) {
         return;
     }
-    let out = ok(r#"
-command -v podman >/dev/null || { echo "podman is missing: apt-get install -y podman"; exit 1; }
-# podman's runtimes refuse this machine's hybrid cgroups and its high rlimits: a
-# private mount namespace (this sandbox's) without the unified hierarchy, low limits.
-umount /sys/fs/cgroup/unified 2>/dev/null; ulimit -n 1024
-p() { podman --root "$T/podman" --runroot "$T/podman-run" --storage-driver vfs "$@"; }
+    let out = ok(&(PODMAN.to_string()
+        + r#"
 m save test/alpine | p load -q >/dev/null || exit 1
 probe='grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status; ls /dev | grep -vx core | tr "\n" " "; echo
 for f in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug /proc/latency_stats /sys/firmware /proc/acpi /proc/scsi; do [ -e $f ] && echo "$f $(cat $f 2>/dev/null | wc -c)"; done
@@ -395,7 +396,7 @@ for flags in "" "--security-opt no-new-privileges" "--cap-drop ALL --cap-add CHO
   m run --rm --network none $flags test/alpine sh -c "$probe" > mm 2>&1
   diff pp mm && echo same
 done
-"#);
+"#));
     for flags in ["", "--security-opt no-new-privileges", "--cap-drop ALL --cap-add CHOWN"] {
         assert!(section(&out, &format!("flags {flags}")).ends_with("same\n"), "{flags}: {out}");
     }
@@ -411,9 +412,8 @@ fn the_shared_volume_setuid_escalation_and_what_remap_changes() {
     if !require(Tier::Root) {
         return;
     }
-    let out = ok(r#"
-cp -a /etc "$T/etc"; echo 'dockremap:100000:65536' > "$T/etc/subuid"; cp "$T/etc/subuid" "$T/etc/subgid"
-mount --bind "$T/etc" /etc || exit 1
+    let out = ok(&(SUBIDS.to_string()
+        + r#"
 mkdir -m 777 "$T/shared"; chmod 711 "$T"
 attack() { # the image ships a shell; its root plants it, setuid, in the shared directory
   m run -d --name evil --network none -v "$T/shared:/shared" test/alpine sleep 60 >/dev/null
@@ -426,7 +426,7 @@ attack() { # the image ships a shell; its root plants it, setuid, in the shared 
 echo "== no user namespace"; attack plain
 echo "== userns-remap"; echo '{"userns-remap": "default"}' > "$T/mini.json"; CONTLAB_MINI_CONFIG="$T/mini.json"; export CONTLAB_MINI_CONFIG
 chown 100000:100000 "$T/shared"; attack remapped
-"#);
+"#));
     assert_eq!(section(&out, "no user namespace"), "0 4755\n0\nroot\n", "the host user became root: {out}");
     assert!(section(&out, "userns-remap").starts_with("100000 4755\n100000\n"), "uid 100000, not root: {out}");
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use crate::harness::{require, Tier};
 #[allow(unused_imports)]
-use crate::mini::{ok, sandbox, section};
+use crate::mini::{ok, sandbox, section, PODMAN};
 
 /// A layout with `hist`: test/ex01's two layers and a history of three steps (the
 /// middle one `empty_layer`), as docker builds write them.
@@ -484,13 +484,8 @@ fn podman_runs_our_save_and_we_run_theirs() {
     if !require(Tier::Root) {
         return;
     }
-    let out = ok(r#"
-command -v podman >/dev/null || { echo "podman is missing: apt-get install -y podman"; exit 1; }
-# podman's runtimes refuse this machine's hybrid cgroups and its high rlimits: a
-# private mount namespace (this sandbox's) without the unified hierarchy, low limits.
-umount /sys/fs/cgroup/unified 2>/dev/null
-ulimit -n 1024
-p() { podman --root "$T/podman" --runroot "$T/podman-run" --storage-driver vfs "$@"; }
+    let out = ok(&(PODMAN.to_string()
+        + r#"
 m save -o ex01.tar test/ex01
 echo "== podman-load"; p load -q -i ex01.tar
 echo "== podman-run"; p run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 test/ex01 cat /flag
@@ -500,7 +495,7 @@ p save --format docker-archive -o theirs.tar localhost/theirs:1 >/dev/null 2>&1
 echo "== links"; tar -tvf theirs.tar | grep -c '^l'
 echo "== our-load"; m --root "$T/other" load -i theirs.tar
 echo "== our-run"; m --root "$T/other" run --rm localhost/theirs:1 cat /flag
-"#);
+"#));
     // podman names a docker archive's short names under localhost/.
     assert_eq!(section(&out, "podman-load"), "Loaded image: localhost/test/ex01:latest\n");
     assert_eq!(section(&out, "podman-run"), "Well done !!! you've finished exercice\n");

@@ -57,6 +57,12 @@ impl FsFd {
     pub fn shown(&self) -> String {
         format!("{}<{}>", self.num, self.what)
     }
+
+    /// `/proc/self/fd/N`: the path that names exactly this descriptor's file, for a
+    /// `mount(2)` source or target.
+    pub fn proc_path(&self) -> String {
+        format!("/proc/self/fd/{}", self.num)
+    }
 }
 
 fn cstr(s: &[u8]) -> Result<CString, Errno> {
@@ -70,6 +76,28 @@ fn ret_fd(r: libc::c_long) -> Result<OwnedFd, Errno> {
         // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
         Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
     }
+}
+
+/// `mount_setattr(2)` of `path` relative to `dirfd`: no wrapper in glibc 2.36 or nix.
+fn mount_setattr(
+    dirfd: libc::c_int,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    attr: &MountAttr,
+) -> Result<(), Errno> {
+    // SAFETY: a NUL-terminated path and a mount_attr of the size given; the kernel
+    // checks the descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    ret_unit(r)
 }
 
 fn ret_unit(r: libc::c_long) -> Result<(), Errno> {
@@ -383,20 +411,7 @@ impl Kernel {
                 let fd = m.fd.as_ref().ok_or(Errno::EBADF)?.as_raw_fd();
                 let ns = userns.raw().ok_or(Errno::EBADF)?;
                 let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: ns as u64 };
-                let empty = c"";
-                // SAFETY: valid descriptors, a NUL-terminated empty path and a mount_attr
-                // of the size given.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_mount_setattr,
-                        fd,
-                        empty.as_ptr(),
-                        AT_EMPTY_PATH,
-                        &attr as *const MountAttr,
-                        std::mem::size_of::<MountAttr>(),
-                    )
-                };
-                ret_unit(r)
+                mount_setattr(fd, c"", AT_EMPTY_PATH, &attr)
             },
             |_| "0".into(),
         )
@@ -420,13 +435,12 @@ impl Kernel {
         data: Option<&str>,
     ) -> Result<(), SysError> {
         let fd = self.open_target_in_root(target)?;
-        let at = Path::new("/proc/self/fd").join(fd.1.to_string());
-        self.mount(source, &at, fstype, fl, data)
+        self.mount(source, Path::new(&fd.proc_path()), fstype, fl, data)
     }
 
     /// `openat2(2)` `O_PATH` of `path` resolved as [`Kernel::mount_in_root`] does: the
     /// descriptor (`None` in a dry run) and its number.
-    pub fn open_target_in_root(&self, path: &Path) -> Result<(Option<OwnedFd>, i32), SysError> {
+    pub fn open_target_in_root(&self, path: &Path) -> Result<FsFd, SysError> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "openat2",
@@ -445,22 +459,22 @@ impl Kernel {
         self.perform(
             &C,
             args,
-            || (None, 5),
+            || FsFd { fd: None, num: 5, what: "mount target" },
             || {
                 let how = nix::fcntl::OpenHow::new()
                     .flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC)
                     .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS);
                 let fd = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, rel, how)?;
                 let n = fd.as_raw_fd();
-                Ok((Some(fd), n))
+                Ok(FsFd { fd: Some(fd), num: n, what: "mount target" })
             },
-            |f| f.1.to_string(),
+            |f| f.num.to_string(),
         )
     }
 
     /// `fstat(2)` of a descriptor [`Kernel::open_target_in_root`] opened: whether it is
     /// the character device `(major, minor)` (a dry run says yes).
-    pub fn is_char_device(&self, fd: &(Option<OwnedFd>, i32), dev: (u64, u64)) -> Result<bool, SysError> {
+    pub fn is_char_device(&self, fd: &FsFd, dev: (u64, u64)) -> Result<bool, SysError> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "fstat",
@@ -471,10 +485,10 @@ impl Kernel {
         };
         self.perform(
             &C,
-            vec![fd.1.to_string()],
+            vec![fd.num.to_string()],
             || true,
             || {
-                let f = fd.0.as_ref().ok_or(Errno::EBADF)?;
+                let f = fd.fd.as_ref().ok_or(Errno::EBADF)?;
                 let st = nix::sys::stat::fstat(f)?;
                 let is_chr = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR;
                 let (ma, mi) = (libc::major(st.st_rdev) as u64, libc::minor(st.st_rdev) as u64);
@@ -493,7 +507,7 @@ impl Kernel {
     /// `openat(2)` `O_PATH` of a bind mount's source, so that it can be mounted later
     /// from `/proc/self/fd/N` by a process that may no longer walk the path (the root
     /// of a user namespace, for whom the store's directories are the host root's).
-    pub fn open_mount_source(&self, path: &Path) -> Result<(Option<OwnedFd>, i32), SysError> {
+    pub fn open_mount_source(&self, path: &Path) -> Result<FsFd, SysError> {
         const C: Call = Call {
             kind: Kind::Syscall,
             name: "openat",
@@ -505,7 +519,7 @@ impl Kernel {
         self.perform(
             &C,
             vec!["AT_FDCWD".into(), path_arg(path), "O_PATH|O_CLOEXEC".into()],
-            || (None, 6),
+            || FsFd { fd: None, num: 6, what: "mount source" },
             || {
                 let fd = nix::fcntl::open(
                     path,
@@ -513,9 +527,9 @@ impl Kernel {
                     nix::sys::stat::Mode::empty(),
                 )?;
                 let n = fd.as_raw_fd();
-                Ok((Some(fd), n))
+                Ok(FsFd { fd: Some(fd), num: n, what: "mount source" })
             },
-            |f| f.1.to_string(),
+            |f| f.num.to_string(),
         )
     }
 
@@ -538,18 +552,7 @@ impl Kernel {
             || {
                 let p = cstr(path.as_os_str().as_bytes())?;
                 let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
-                // SAFETY: a NUL-terminated path and a mount_attr of the size given.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_mount_setattr,
-                        libc::AT_FDCWD,
-                        p.as_ptr(),
-                        AT_RECURSIVE,
-                        &attr as *const MountAttr,
-                        std::mem::size_of::<MountAttr>(),
-                    )
-                };
-                ret_unit(r)
+                mount_setattr(libc::AT_FDCWD, &p, AT_RECURSIVE, &attr)
             },
             |_| "0".into(),
         )

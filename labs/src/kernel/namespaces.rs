@@ -147,13 +147,19 @@ impl Kernel {
             what: "open a file and get a descriptor for it",
             effect: Effect::Query,
         };
+        self.open_ro(&C, path, -1)
+    }
+
+    /// `openat(path, O_RDONLY|O_CLOEXEC)` as `call` (its effect decides what a dry run
+    /// does); `dry_num`: the descriptor number a dry run shows.
+    fn open_ro(&self, call: &Call, path: &Path, dry_num: RawFd) -> Result<Fd, SysError> {
         let fl = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
         let args = vec!["AT_FDCWD".into(), path_arg(path), flags::open_flags(fl.bits())];
         let shown = path.to_string_lossy().into_owned();
         self.perform(
-            &C,
+            call,
             args,
-            || Fd { fd: None, num: -1, path: shown.clone() },
+            || Fd { fd: None, num: dry_num, path: shown.clone() },
             || {
                 let fd = nix::fcntl::open(path, fl, Perm::empty())?;
                 Ok(Fd { num: fd.as_raw_fd(), fd: Some(fd), path: shown.clone() })
@@ -174,19 +180,7 @@ impl Kernel {
             what: "open a namespace file of a child process, and get a descriptor that keeps the namespace alive",
             effect: Effect::Change,
         };
-        let fl = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-        let args = vec!["AT_FDCWD".into(), path_arg(path), flags::open_flags(fl.bits())];
-        let shown = path.to_string_lossy().into_owned();
-        self.perform(
-            &C,
-            args,
-            || Fd { fd: None, num: 5, path: shown.clone() },
-            || {
-                let fd = nix::fcntl::open(path, fl, Perm::empty())?;
-                Ok(Fd { num: fd.as_raw_fd(), fd: Some(fd), path: shown.clone() })
-            },
-            |f| f.num.to_string(),
-        )
+        self.open_ro(&C, path, 5)
     }
 
     /// `sethostname(2)` — set the hostname of this UTS namespace.

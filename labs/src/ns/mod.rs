@@ -551,10 +551,20 @@ fn write_maps(k: &Kernel, proc_dir: &Path, spec: &Spec, deny_setgroups: bool) ->
 }
 
 /// Write a process's uid and gid maps from outside its user namespace (a runtime does
-/// this for the container's first process before letting it go on).
-pub fn write_id_maps(k: &Kernel, pid: Pid, uid_map: &[IdMap], gid_map: &[IdMap]) -> Result<()> {
+/// this for the container's first process before letting it go on): the step a
+/// [`Kernel::clone_with`] of `CLONE_NEWUSER` runs before releasing its child, hence
+/// the kernel's error (the failed write) rather than the lab's.
+pub fn write_id_maps(
+    k: &Kernel,
+    pid: Pid,
+    uid_map: &[IdMap],
+    gid_map: &[IdMap],
+) -> std::result::Result<(), crate::kernel::SysError> {
     let spec = Spec { uid_map: uid_map.to_vec(), gid_map: gid_map.to_vec(), ..Default::default() };
-    write_maps(k, &PathBuf::from(format!("/proc/{pid}")), &spec, false)
+    write_maps(k, &PathBuf::from(format!("/proc/{pid}")), &spec, false).map_err(|e| match e {
+        Error::Kernel { err, .. } => err,
+        other => crate::kernel::SysError { call: other.to_string(), errno: Errno::EINVAL },
+    })
 }
 
 /// Become the root of the user namespace this process was cloned into (or joined): its
@@ -576,12 +586,7 @@ pub fn become_ns_root(k: &Kernel) -> Result<()> {
 pub fn user_namespace(k: &Kernel, uid_map: &[IdMap], gid_map: &[IdMap]) -> Result<Fd> {
     let pid = k.why("a user namespace that only carries the id maps").clone_with(
         CloneFlags::CLONE_NEWUSER,
-        |k, pid| {
-            write_id_maps(k, pid, uid_map, gid_map).map_err(|e| match e {
-                Error::Kernel { err, .. } => err,
-                other => crate::kernel::SysError { call: other.to_string(), errno: Errno::EINVAL },
-            })
-        },
+        |k, pid| write_id_maps(k, pid, uid_map, gid_map),
         |k| {
             let _ = k.set_parent_death_signal(Signal::SIGKILL);
             let _ = k.why("hold the namespace until the parent has its descriptor").sigwait(&[Signal::SIGUSR1]);
@@ -917,7 +922,7 @@ fn sys_mounts(k: &Kernel, sys: SysMount, in_user_ns: bool) -> Result<()> {
 fn extra_mounts(
     k: &Kernel,
     spec: &Spec,
-    sources: &[Option<(Option<std::os::fd::OwnedFd>, i32)>],
+    sources: &[Option<crate::kernel::FsFd>],
     in_root: bool,
     at: impl Fn(&Path) -> PathBuf,
 ) -> Result<()> {
@@ -925,7 +930,7 @@ fn extra_mounts(
     for (i, m) in spec.mounts.iter().enumerate() {
         let target = at(&m.target);
         let bind = m.flags.contains(MsFlags::MS_BIND);
-        let held = sources.get(i).and_then(|s| s.as_ref()).map(|s| format!("/proc/self/fd/{}", s.1));
+        let held = sources.get(i).and_then(|s| s.as_ref()).map(|s| s.proc_path());
         let source = held.as_deref().or(m.source.as_deref());
         // A bind ignores the flags given with it: they are set by remounting the new
         // mount (what mount(8) does for `-o bind,ro`).
@@ -961,7 +966,7 @@ fn readonly_path(k: &Kernel, p: &Path, in_root: bool) -> Result<()> {
         }
         r => r?,
     };
-    let at = format!("/proc/self/fd/{}", fd.1);
+    let at = fd.proc_path();
     k.why("make a path read-only: first a bind mount of it onto itself...").mount(
         Some(&at),
         Path::new(&at),
@@ -1042,7 +1047,7 @@ fn mask_path(k: &Kernel, p: &Path, in_root: bool) -> Result<()> {
         ));
     }
     // Without a /proc of the root's own, the null device checked is bound by path.
-    let src = if in_root { format!("/proc/self/fd/{}", null.1) } else { "/dev/null".to_string() };
+    let src = if in_root { null.proc_path() } else { "/dev/null".to_string() };
     k.why("hide a file: bind /dev/null over it");
     match mount(Some(&src), None, MsFlags::MS_BIND) {
         Ok(()) => Ok(()),

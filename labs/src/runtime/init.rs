@@ -288,18 +288,25 @@ pub fn setup(k: &Kernel, spec: &Spec, stdio: Stdio) -> Result<(), String> {
     for (name, soft, hard) in &spec.rlimits {
         k.why("--ulimit").set_rlimit(name, *soft, *hard).map_err(|e| e.to_string())?;
     }
-    let user = crate::ns::User { uid: spec.uid, gid: spec.gid, groups: spec.groups.clone() };
-    let user = (spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty()).then_some(user);
     // The filter last, after the terminal's mounts: from here on, only the profile's calls.
     ns_spec.seccomp = seccomp_programs(k, spec).map_err(|e| e.to_string())?;
-    crate::ns::confine(k, &ns_spec, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
+    confine_last(k, spec, &ns_spec, "container's process")
+}
+
+/// The last steps before exec, for the first process and for `mini exec`'s (`who`):
+/// the capabilities, seccomp filter and user (`ns::confine`), the parent-death signal
+/// again if the user changed, and no descriptor of the host's left open.
+pub fn confine_last(k: &Kernel, spec: &Spec, ns_spec: &crate::ns::Spec, who: &str) -> Result<(), String> {
+    let user = crate::ns::User { uid: spec.uid, gid: spec.gid, groups: spec.groups.clone() };
+    let user = (spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty()).then_some(user);
+    crate::ns::confine(k, ns_spec, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
     if spec.remapped() || user.is_some() {
         // A change of uid (the user namespace's root, --user) clears the signal.
         k.why("again: changing the user reset it")
             .set_parent_death_signal(Signal::SIGKILL)
             .map_err(|e| e.to_string())?;
     }
-    k.why("nothing of mini's reaches the container's process: no descriptor of the host's files")
+    k.why(format!("nothing of mini's reaches the {who}: no descriptor of the host's files"))
         .cloexec_from(3)
         .map_err(|e| e.to_string())?;
     Ok(())

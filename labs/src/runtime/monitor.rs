@@ -588,8 +588,7 @@ impl Monitor<'_> {
                 return Ok(());
             }
             let _s = k.scope("ns-exec");
-            crate::ns::write_id_maps(k, pid, &maps.0, &maps.1)
-                .map_err(|e| crate::kernel::SysError { call: e.to_string(), errno: crate::kernel::Errno::EPERM })?;
+            crate::ns::write_id_maps(k, pid, &maps.0, &maps.1)?;
             let _c = k.scope("cg-limit");
             for f in &maps.2 {
                 k.why("the child into the container's cgroup, from outside (inside, root no longer owns cgroupfs)")
@@ -849,23 +848,11 @@ fn exec_setup(k: &Kernel, target: i32, spec: &Spec, stdio: Stdio) -> std::result
             k.dup2(pty.slave.as_fd(), fd).map_err(|e| e.to_string())?;
         }
     }
-    let user = crate::ns::User { uid: spec.uid, gid: spec.gid, groups: spec.groups.clone() };
-    let user = (spec.uid != 0 || spec.gid != 0 || !spec.groups.is_empty()).then_some(user);
     k.why("the process's working directory")
         .chdir(Path::new(if spec.cwd.is_empty() { "/" } else { &spec.cwd }))
         .map_err(|e| e.to_string())?;
     crate::ns::inside_root(k).map_err(|e| e.to_string())?;
     let seccomp = super::init::seccomp_programs(k, spec).map_err(|e| e.to_string())?;
     let ns = crate::ns::Spec { no_new_privs: spec.no_new_privileges, seccomp, ..Default::default() };
-    crate::ns::confine(k, &ns, Some(&spec.caps), user.as_ref()).map_err(|e| e.to_string())?;
-    if spec.remapped() || user.is_some() {
-        // A change of uid (the user namespace's root, -u) clears the signal.
-        k.why("again: changing the user reset it")
-            .set_parent_death_signal(Signal::SIGKILL)
-            .map_err(|e| e.to_string())?;
-    }
-    k.why("nothing of mini's reaches the exec'd process: no descriptor of the host's files")
-        .cloexec_from(3)
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    super::init::confine_last(k, spec, &ns, "exec'd process")
 }

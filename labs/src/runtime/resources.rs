@@ -287,8 +287,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
     } else {
         layer.join("merged")
     };
-    let remap = (!c.config.uid_map.is_empty())
-        .then(|| super::userns::Remap { uid_map: c.config.uid_map.clone(), gid_map: c.config.gid_map.clone() });
+    let remap = super::userns::remap_of(c);
     if c.driver != devmapper::NAME {
         let mut lowers = vec![p.init_layer(&c.id).join("diff")];
         lowers.extend(c.layers.iter().map(PathBuf::from));

@@ -248,8 +248,11 @@ pub fn as_root_inside<T>(k: &Kernel, root: Option<(u32, u32)>, f: impl FnOnce() 
 
 /// The host ids of a remapped container's root (`None`: not remapped).
 pub fn root_of(c: &super::state::Container) -> Option<(u32, u32)> {
-    match (c.config.uid_map.first(), c.config.gid_map.first()) {
-        (Some(u), Some(g)) => Some((u.outside, g.outside)),
-        _ => None,
-    }
+    remap_of(c).map(|r| r.root())
+}
+
+/// A container's maps, fixed at create (`None`: no user namespace).
+pub fn remap_of(c: &super::state::Container) -> Option<Remap> {
+    (!c.config.uid_map.is_empty() && !c.config.gid_map.is_empty())
+        .then(|| Remap { uid_map: c.config.uid_map.clone(), gid_map: c.config.gid_map.clone() })
 }

@@ -762,6 +762,7 @@ pub fn prepare(
     let vols = Volumes::open(k, root);
     let mut out = vec![];
     let mounts = c.mounts.clone();
+    let inside_root = super::userns::root_of(c);
     for (i, m) in mounts.iter().enumerate() {
         if m.kind == "volume" {
             let v = vols.get(&m.name)?;
@@ -783,7 +784,6 @@ pub fn prepare(
         let in_image = k.lstat(&merged.join(m.destination.trim_start_matches('/'))).ok().flatten().is_some();
         // First the mount point, every component resolved beneath the root (or beneath
         // the mount it is nested in): only a path that stays inside is copied from.
-        let inside_root = super::userns::root_of(c);
         super::userns::as_root_inside(k, inside_root, || point_for(k, &mounts[..i], merged, &m.destination, is_file))?;
         if m.kind == "volume" && !m.populated {
             if m.options != "nocopy" && in_image {
