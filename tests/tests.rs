@@ -18,6 +18,7 @@ mod mini_changes;
 mod mini_confine;
 mod mini_devmapper;
 mod mini_images;
+mod mini_net;
 mod mini_volumes;
 mod netns_bridge;
 mod ns_exec;

@@ -160,6 +160,14 @@ fn link_msg(index: u32, name: Option<&str>) -> LinkMessage {
     m
 }
 
+const HOP: Call = Call {
+    kind: Kind::Syscall,
+    name: "setns",
+    man: "setns(2)",
+    what: "step into a network namespace just long enough to open a socket there (sockets stay bound to the namespace they were created in)",
+    effect: Effect::Query,
+};
+
 const RTM_NEWLINK: Call = Call {
     kind: Kind::Netlink,
     name: "RTM_NEWLINK",
@@ -248,13 +256,6 @@ impl Kernel {
             name: "socket",
             man: "netlink(7)",
             what: "open a netlink socket: a channel to the kernel's network configuration",
-            effect: Effect::Query,
-        };
-        const HOP: Call = Call {
-            kind: Kind::Syscall,
-            name: "setns",
-            man: "setns(2)",
-            what: "step into a network namespace just long enough to open a socket there (sockets stay bound to the namespace they were created in)",
             effect: Effect::Query,
         };
         let key = ns.map(Path::to_path_buf).unwrap_or_default();
@@ -594,6 +595,41 @@ impl Kernel {
         )
     }
 
+    /// `RTM_SETLINK` (family `AF_BRIDGE`, `IFLA_PROTINFO {IFLA_BRPORT_MODE: 1}`) — put a
+    /// bridge port in *hairpin* mode: the bridge may send a frame back out of the port
+    /// it came in by, so a container can reach itself through its own published port
+    /// (`bridge link set dev PORT hairpin on`).
+    /// <https://man7.org/linux/man-pages/man8/bridge.8.html>
+    pub fn link_set_hairpin(&self, index: u32, name: &str) -> Result<(), SysError> {
+        const RTM_SETLINK: Call = Call {
+            kind: Kind::Netlink,
+            name: "RTM_SETLINK",
+            man: "rtnetlink(7)",
+            what: "change a bridge port's settings (AF_BRIDGE): here its hairpin mode",
+            effect: Effect::Change,
+        };
+        const IFLA_BRPORT_MODE: u16 = 4;
+        self.sock(None)?;
+        let mut m = link_msg(index, None);
+        m.header.interface_family = AddressFamily::Bridge;
+        m.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
+            netlink_packet_route::link::LinkProtoInfoBridge::Other(netlink_packet_core::DefaultNla::new(
+                IFLA_BRPORT_MODE,
+                vec![1],
+            )),
+        ]));
+        self.perform(
+            &RTM_SETLINK,
+            vec![format!(
+                "{{family: AF_BRIDGE, name: {}, IFLA_PROTINFO: {{IFLA_BRPORT_MODE: hairpin}}}}",
+                quote(name, 16)
+            )],
+            || (),
+            || self.netns.borrow().with_sock(None, |r| rt_send(r, RouteNetlinkMessage::SetLink(m), 0)).map(|_| ()),
+            |_| "0".into(),
+        )
+    }
+
     /// `RTM_DELLINK` — delete an interface. Deleting one end of a veth pair deletes
     /// both; deleting a bridge frees its ports.
     pub fn link_del(&self, ns: Option<&Path>, name: &str) -> Result<(), SysError> {
@@ -690,6 +726,56 @@ impl Kernel {
             },
             |_| "0".into(),
         )
+    }
+}
+
+impl Kernel {
+    /// `socket(2)` `AF_INET`/`SOCK_DGRAM` and `bind(2)` to `addr`, inside the network
+    /// namespace `ns` (or this process's own): setns(2) there, make the socket, setns(2)
+    /// back. The socket stays in the namespace it was born in, so a process outside it
+    /// (a container's monitor) can answer datagrams sent to 127.0.0.11 inside.
+    /// <https://man7.org/linux/man-pages/man7/udp.7.html>
+    pub fn udp_bind_in(
+        &self,
+        ns: Option<&Path>,
+        addr: std::net::SocketAddrV4,
+    ) -> Result<std::net::UdpSocket, SysError> {
+        const C: Call = Call {
+            kind: Kind::Syscall,
+            name: "bind",
+            man: "udp(7)",
+            what: "make a UDP socket and bind it to an address and port: datagrams sent there arrive on it",
+            effect: Effect::Change,
+        };
+        let home = Path::new("/proc/thread-self/ns/net");
+        if let Some(ns) = ns {
+            self.netns_open(ns)?;
+            self.netns_open(home)?;
+            self.perform(
+                &HOP,
+                vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()],
+                || (),
+                || self.netns.borrow().hop(ns),
+                |_| "0".into(),
+            )?;
+        }
+        let r = self.perform(
+            &C,
+            vec!["AF_INET".into(), "SOCK_DGRAM|SOCK_CLOEXEC".into(), addr.to_string()],
+            || unreachable!("sockets are live-only"),
+            || std::net::UdpSocket::bind(addr).map_err(errno_of),
+            |s| s.as_raw_fd().to_string(),
+        );
+        if ns.is_some() {
+            self.perform(
+                &HOP,
+                vec![self.netns.borrow().shown(home), "CLONE_NEWNET".into()],
+                || (),
+                || self.netns.borrow().hop(home),
+                |_| "0".into(),
+            )?;
+        }
+        r
     }
 }
 

@@ -32,12 +32,26 @@ pub struct AttachSpec {
     /// that file). Docker's default bridge has no name resolution: attach with `false`
     /// to behave as it does.
     pub hosts: bool,
+    /// More names on the network (docker's `--network-alias`), listed with `hostname`.
+    pub aliases: Vec<String>,
+    /// Put the host end in hairpin mode (see [`Kernel::link_set_hairpin`]), so the
+    /// namespace reaches itself through a port published to it.
+    pub hairpin: bool,
 }
 
 impl AttachSpec {
     /// `key` on `eth0`, the first free address, a random MAC, no name, hosts file on.
     pub fn new(key: &str) -> AttachSpec {
-        AttachSpec { key: key.into(), ifname: "eth0".into(), ip: None, mac: None, hostname: None, hosts: true }
+        AttachSpec {
+            key: key.into(),
+            ifname: "eth0".into(),
+            ip: None,
+            mac: None,
+            hostname: None,
+            hosts: true,
+            aliases: vec![],
+            hairpin: false,
+        }
     }
 }
 
@@ -170,7 +184,12 @@ pub fn attach(k: &Kernel, net: &Network, netns: &Path, spec: &AttachSpec) -> Res
             k.note(format!("leftover: remove it with `ip link del {hv}`"));
         }
     };
-    let mac = match configure(k, cur, &hv, br, netns, &spec.ifname, ip) {
+    let mac = match configure(k, cur, &hv, br, netns, &spec.ifname, ip).and_then(|m| {
+        if spec.hairpin {
+            k.link_set_hairpin(index_of(k, None, &hv)?, &hv)?;
+        }
+        Ok(m)
+    }) {
         Ok(m) => m.or(spec.mac),
         Err(e) => {
             undo(k, "undo: deleting the host end deletes both ends of the pair");
@@ -185,6 +204,7 @@ pub fn attach(k: &Kernel, net: &Network, netns: &Path, spec: &AttachSpec) -> Res
         host_if: hv.clone(),
         hostname: spec.hostname.clone(),
         hosts: spec.hosts,
+        aliases: spec.aliases.clone(),
     };
     st.get_mut(&net.name)?.leases.push(host.clone());
     if let Err(e) = st.save(k, &net.name) {

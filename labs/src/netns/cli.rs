@@ -459,6 +459,8 @@ fn attach_cmd(k: &Kernel, store: &Store, a: &AttachArgs) -> Result<Exit> {
         mac,
         hostname: a.name.clone().or_else(|| a.target.netns.clone().filter(|n| !n.contains('/'))),
         hosts: !a.no_hosts,
+        aliases: vec![],
+        hairpin: false,
     };
     let lease = attach(k, &net, &a.target.path(), &spec)?;
     out(&format!("{}/{}\n", lease.ip, lease.prefix))?;

@@ -92,6 +92,21 @@ pub struct Host {
     /// bridge has no name resolution: a runtime imitating it attaches with `false`).
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub hosts: bool,
+    /// More names of the host on this network (docker's `--network-alias`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+impl Host {
+    /// Whether `name` is one of this host's names on the network (its hostname or an
+    /// alias), as a resolver compares them: without case.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.hostname
+            .as_deref()
+            .into_iter()
+            .chain(self.aliases.iter().map(String::as_str))
+            .any(|n| n.eq_ignore_ascii_case(name))
+    }
 }
 
 fn yes() -> bool {
@@ -155,6 +170,10 @@ pub struct NetState {
     /// vxlan ports.
     #[serde(default)]
     pub vxlans: Vec<Vxlan>,
+    /// Where addresses are handed out from, when narrower than the subnet (docker's
+    /// `--ip-range`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Subnet>,
 }
 
 impl NetState {
@@ -165,8 +184,9 @@ impl NetState {
 
     /// The first free host address (gateway and leases excluded), or None when full.
     pub fn allocate(&self) -> Option<Ipv4Addr> {
-        let first = u32::from(self.subnet.net) + 1;
-        let last = u32::from(self.subnet.broadcast());
+        let range = self.ip_range.unwrap_or(self.subnet);
+        let first = u32::from(range.net).max(u32::from(self.subnet.net) + 1);
+        let last = u32::from(range.broadcast()).min(u32::from(self.subnet.broadcast()));
         (first..last).map(Ipv4Addr::from).find(|ip| *ip != self.gateway && !self.leases.iter().any(|l| l.ip == *ip))
     }
 
@@ -179,7 +199,11 @@ impl NetState {
         let _ = writeln!(s, "{}\tgateway.{}", self.gateway, self.bridge);
         for l in self.leases.iter().filter(|l| l.hosts) {
             if let Some(h) = &l.hostname {
-                let _ = writeln!(s, "{}\t{h}", l.ip);
+                let _ = write!(s, "{}\t{h}", l.ip);
+                for a in &l.aliases {
+                    let _ = write!(s, " {a}");
+                }
+                s.push('\n');
             }
         }
         s
@@ -254,6 +278,7 @@ mod tests {
             leases: vec![],
             published: vec![],
             vxlans: vec![],
+            ip_range: None,
         }
     }
 
@@ -289,6 +314,7 @@ mod tests {
             host_if: "veth0".into(),
             hostname: Some("a".into()),
             hosts: true,
+            aliases: vec![],
         });
         assert_eq!(n.allocate(), None);
         assert!(n.hosts_file().contains("10.9.0.2\ta\n"));

@@ -105,7 +105,7 @@ pub use attach::{attach, detach, forget, remove_attached, AttachSpec, Lease};
 pub use cli::{run, Cli};
 pub use named::{create, enter, list, remove};
 pub use network::{Network, NetworkSpec};
-pub use ports::{nat, publish, published, unpublish, Proto, PublishSpec, Published};
+pub use ports::{internal, nat, publish, published, unpublish, Proto, PublishSpec, Published};
 pub use show::{topology, Topology};
 pub use state::Store;
 pub use vxlan::{vxlan_add, vxlan_remove, VxlanSpec};

@@ -70,8 +70,11 @@ pub fn masquerade(bridge: &str, net: &Subnet) -> NftMsg {
     )
 }
 
-/// `iifname A oifname B drop`: no routing from one network into another.
+/// `iifname A oifname B drop`: no routing from one network into another. Its comment,
+/// `contlab:OWNER:isolate:OTHER`, names both bridges, so that removing either network
+/// removes it.
 pub fn isolate(from: &str, to: &str, owner: &str) -> NftMsg {
+    let other = if from == owner { to } else { from };
     let e = vec![
         Expr::Meta(MetaKey::Iifname),
         Expr::Cmp { eq: true, data: ifname(from) },
@@ -79,7 +82,7 @@ pub fn isolate(from: &str, to: &str, owner: &str) -> NftMsg {
         Expr::Cmp { eq: true, data: ifname(to) },
         Expr::Drop,
     ];
-    rule("forward", format!("iifname \"{from}\" oifname \"{to}\" drop"), e, format!("contlab:{owner}:isolate"))
+    rule("forward", format!("iifname \"{from}\" oifname \"{to}\" drop"), e, format!("contlab:{owner}:isolate:{other}"))
 }
 
 /// The comment of a published port's rules: `contlab:BRIDGE:publish:8080/tcp`, or
@@ -95,9 +98,13 @@ pub fn publish_comment(bridge: &str, host_ip: Option<Ipv4Addr>, host_port: u16, 
 /// for packets to a local address of this host (`fib daddr type local`; with
 /// `host_ip`, to that address only: `ip daddr HOST_IP`), and masquerade of
 /// 127.0.0.0/8 sources into the bridge (a reply to 127.0.0.1 could not leave the
-/// container otherwise).
+/// container otherwise); and the *hairpin* masquerade: a host of the network reaching
+/// the published port through a host address is answered through the host too
+/// (`ip saddr NET ip daddr TO dport PORT oifname BRIDGE masquerade`), or the answer
+/// would come straight from the other host's address and be refused.
 pub fn publish(
     bridge: &str,
+    net: &Subnet,
     host_ip: Option<Ipv4Addr>,
     host_port: u16,
     to: Ipv4Addr,
@@ -136,10 +143,58 @@ pub fn publish(
     lo.push(Expr::Meta(MetaKey::Oifname));
     lo.push(Expr::Cmp { eq: true, data: ifname(bridge) });
     lo.push(Expr::Masq);
+    let mut hairpin = saddr_in(net);
+    hairpin.extend([
+        Expr::Payload { transport: false, offset: 16, len: 4 },
+        Expr::Cmp { eq: true, data: to.octets().to_vec() },
+        Expr::Meta(MetaKey::L4proto),
+        Expr::Cmp { eq: true, data: vec![l4] },
+        Expr::Payload { transport: true, offset: 2, len: 2 },
+        Expr::Cmp { eq: true, data: port.to_be_bytes().to_vec() },
+        Expr::Meta(MetaKey::Oifname),
+        Expr::Cmp { eq: true, data: ifname(bridge) },
+        Expr::Masq,
+    ]);
     vec![
         dnat("prerouting"),
         dnat("output"),
         rule("postrouting", format!("ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade"), lo, comment.clone()),
+        rule(
+            "postrouting",
+            format!("ip saddr {net} ip daddr {to} {proto} dport {port} oifname \"{bridge}\" masquerade"),
+            hairpin,
+            comment.clone(),
+        ),
+    ]
+}
+
+/// The rules of an *internal* network (docker's `--internal`): nothing routed into or
+/// out of the bridge, `iifname BRIDGE oifname != BRIDGE drop` and the reverse. Its
+/// hosts reach each other (switched by the bridge, not routed) and the gateway.
+pub fn internal(bridge: &str) -> Vec<NftMsg> {
+    let side = |first: MetaKey, second: MetaKey| {
+        vec![
+            Expr::Meta(first),
+            Expr::Cmp { eq: true, data: ifname(bridge) },
+            Expr::Meta(second),
+            Expr::Cmp { eq: false, data: ifname(bridge) },
+            Expr::Drop,
+        ]
+    };
+    let comment = format!("contlab:{bridge}:internal");
+    vec![
+        rule(
+            "forward",
+            format!("iifname \"{bridge}\" oifname != \"{bridge}\" drop"),
+            side(MetaKey::Iifname, MetaKey::Oifname),
+            comment.clone(),
+        ),
+        rule(
+            "forward",
+            format!("oifname \"{bridge}\" iifname != \"{bridge}\" drop"),
+            side(MetaKey::Oifname, MetaKey::Iifname),
+            comment,
+        ),
     ]
 }
 
@@ -159,8 +214,11 @@ mod tests {
 
     #[test]
     fn publish_matches_local_destinations_and_the_port() {
-        let r = publish("br0", None, 8080, "10.200.0.2".parse().unwrap(), 80, "tcp");
-        assert_eq!(r.len(), 3);
+        let n = Subnet::of("10.200.0.1".parse().unwrap(), 24);
+        let r = publish("br0", &n, None, 8080, "10.200.0.2".parse().unwrap(), 80, "tcp");
+        assert_eq!(r.len(), 4);
+        let NftMsg::Rule { text, .. } = &r[3] else { panic!() };
+        assert_eq!(text, "ip saddr 10.200.0.0/24 ip daddr 10.200.0.2 tcp dport 80 oifname \"br0\" masquerade");
         let NftMsg::Rule { exprs, chain, .. } = &r[0] else { panic!() };
         assert_eq!(chain, "prerouting");
         assert!(exprs.contains(&Expr::Cmp { eq: true, data: vec![0x1f, 0x90] }));
@@ -169,7 +227,8 @@ mod tests {
 
     #[test]
     fn publish_on_one_host_address_matches_that_destination() {
-        let r = publish("br0", Some("127.0.0.1".parse().unwrap()), 8080, "10.200.0.2".parse().unwrap(), 80, "tcp");
+        let n = Subnet::of("10.200.0.1".parse().unwrap(), 24);
+        let r = publish("br0", &n, Some("127.0.0.1".parse().unwrap()), 8080, "10.200.0.2".parse().unwrap(), 80, "tcp");
         let NftMsg::Rule { exprs, text, comment, .. } = &r[1] else { panic!() };
         assert_eq!(text, "ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.200.0.2:80");
         assert_eq!(comment, "contlab:br0:publish:127.0.0.1:8080/tcp");

@@ -23,12 +23,14 @@ pub struct NetworkSpec {
     pub gateway: Ipv4Addr,
     /// The subnet's prefix length (8 to 30).
     pub prefix: u8,
+    /// Hand out addresses from this part of the subnet only (None: all of it).
+    pub ip_range: Option<Subnet>,
 }
 
 impl NetworkSpec {
     /// A network named after its bridge, as netns-bridge makes them.
     pub fn bridge(bridge: &str, gateway: Ipv4Addr, prefix: u8) -> NetworkSpec {
-        NetworkSpec { name: bridge.into(), bridge: bridge.into(), gateway, prefix }
+        NetworkSpec { name: bridge.into(), bridge: bridge.into(), gateway, prefix, ip_range: None }
     }
 
     fn subnet(&self) -> Subnet {
@@ -54,6 +56,11 @@ impl NetworkSpec {
                 Ipv4Addr::from(u32::from(sub.net) + 1),
                 self.prefix
             )));
+        }
+        if let Some(r) = self.ip_range {
+            if !sub.contains(r.net) || r.len < sub.len {
+                return Err(Error::Usage(format!("the address range {r} is not inside the subnet {sub}")));
+            }
         }
         Ok(())
     }
@@ -166,7 +173,7 @@ impl Network {
                 format!("detach them first: netns-bridge detach --bridge {} --netns NAME", self.name),
             ));
         }
-        remove_rules(k, |c| c.starts_with(&format!("contlab:{name}:")) || c == format!("contlab:isolate:{name}"))?;
+        remove_rules(k, |c| c.starts_with(&format!("contlab:{name}:")) || c.ends_with(&format!(":isolate:{name}")))?;
         for v in &net.vxlans {
             let _ = k.link_del(None, &v.name);
         }
@@ -226,6 +233,7 @@ fn create_locked(k: &Kernel, st: &mut Locked, spec: &NetworkSpec) -> Result<Netw
         leases: vec![],
         published: vec![],
         vxlans: vec![],
+        ip_range: spec.ip_range,
     };
     st.nets.push(net.clone());
     if let Err(e) = st.save(k, &spec.name) {

@@ -122,7 +122,7 @@ pub fn nat(k: &Kernel, net: &Network, on: bool) -> Result<()> {
     let mut st = net.store.lock(k)?;
     let cur = st.get(&net.name)?.clone();
     let br = cur.bridge.clone();
-    let ours = |c: &str| c == format!("contlab:{br}:nat") || c == format!("contlab:{br}:isolate");
+    let ours = |c: &str| c == format!("contlab:{br}:nat") || c.starts_with(&format!("contlab:{br}:isolate"));
     if !on {
         let n = remove_rules(k, ours)?;
         k.note(format!("{n} rules removed"));
@@ -146,6 +146,19 @@ pub fn nat(k: &Kernel, net: &Network, on: bool) -> Result<()> {
         let _ = remove_rules(k.why("undo: the state could not be saved"), ours);
         return Err(e);
     }
+    Ok(())
+}
+
+/// Make `net` internal (docker's `--internal`): the forward rules of
+/// [`rules::internal`], so nothing is routed between it and any other interface. No
+/// masquerade is added: call this instead of [`nat()`].
+pub fn internal(k: &Kernel, net: &Network) -> Result<()> {
+    let _s = k.scope(TOOL);
+    let st = net.store.lock(k)?;
+    let cur = st.get(&net.name)?;
+    let mut batch = rules::skeleton();
+    batch.extend(rules::internal(&cur.bridge));
+    k.why("an internal network: nothing is routed in or out of its bridge").nft(&batch)?;
     Ok(())
 }
 
@@ -228,7 +241,7 @@ pub fn publish(k: &Kernel, net: &Network, spec: &PublishSpec) -> Result<Publishe
     k.why("let packets from 127.0.0.1 be routed to the bridge, so localhost:HOST_PORT works")
         .write_file(&Path::new("/proc/sys/net/ipv4/conf").join(&cur.bridge).join("route_localnet"), "1")?;
     let mut batch = rules::skeleton();
-    batch.extend(rules::publish(&cur.bridge, spec.host_ip, host_port, to, port, proto.as_str()));
+    batch.extend(rules::publish(&cur.bridge, &cur.subnet, spec.host_ip, host_port, to, port, proto.as_str()));
     k.why("DNAT: connections to this host's HOST_PORT go to the container").nft(&batch)?;
     let rec = Publish { host_port, port, proto: proto.as_str().into(), to, host_ip: spec.host_ip };
     st.get_mut(&net.name)?.published.push(rec.clone());
@@ -252,12 +265,17 @@ pub fn unpublish(
     let _s = k.scope(TOOL);
     let mut st = net.store.lock(k)?;
     let cur = st.get(&net.name)?.clone();
+    let comment = rules::publish_comment(&cur.bridge, host_ip, host_port, proto.as_str());
     let Some(p) =
         cur.published.iter().find(|p| p.host_port == host_port && p.proto == proto.as_str() && p.host_ip == host_ip)
     else {
+        // A publish killed between its rules and its record: the rules go all the same.
+        if remove_rules(k.why("no record of the port: rules left by an interrupted publish?"), |c| c == comment)? > 0 {
+            let to = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+            return Ok(Published { network: net.name.clone(), host_ip, host_port, proto, to });
+        }
         return Err(Error::failed(format!("port {host_port}/{proto} is not published"), "see `netns-bridge show`"));
     };
-    let comment = rules::publish_comment(&cur.bridge, host_ip, host_port, proto.as_str());
     remove_rules(k, |c| c == comment)?;
     st.get_mut(&net.name)?.published.retain(|q| q != p);
     st.save(k, &net.name)?;

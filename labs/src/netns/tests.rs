@@ -27,6 +27,7 @@ fn lab() -> (tempfile::TempDir, Network, String) {
         leases: vec![],
         published: vec![],
         vxlans: vec![],
+        ip_range: None,
     };
     let json = serde_json::to_string_pretty(&st).unwrap() + "\n";
     std::fs::write(store.state_path(BRIDGE), &json).unwrap();
@@ -215,8 +216,13 @@ fn ensure_returns_the_network_makes_a_missing_one_and_refuses_another_subnet() {
     let other = NetworkSpec::bridge(BRIDGE, Ipv4Addr::new(10, 79, 0, 1), 24);
     let e = Network::ensure(&k, &store, &other).unwrap_err();
     assert!(e.to_string().contains("exists with bridge cltest0 and 10.77.0.0/24"), "{e}");
-    let named =
-        NetworkSpec { name: "bridge".into(), bridge: "clbr1".into(), gateway: Ipv4Addr::new(10, 80, 0, 1), prefix: 16 };
+    let named = NetworkSpec {
+        name: "bridge".into(),
+        bridge: "clbr1".into(),
+        gateway: Ipv4Addr::new(10, 80, 0, 1),
+        prefix: 16,
+        ip_range: None,
+    };
     let k = Kernel::recording(TOOL);
     let n = Network::ensure(&k, &store, &named).unwrap();
     assert_eq!((n.name.as_str(), n.bridge.as_str()), ("bridge", "clbr1"));

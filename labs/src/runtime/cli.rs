@@ -176,10 +176,18 @@ pub enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
-    /// Show a container's published ports (none: -p comes with user networks).
+    /// Show a container's published ports.
     Port {
         /// The container.
         container: String,
+        /// Only this port (80, 80/udp).
+        port: Option<String>,
+    },
+    /// Manage networks: create, ls, inspect, rm, prune, connect, disconnect.
+    Network {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: super::network_cli::NetworkCmd,
     },
     /// Freeze every process of containers (the cgroup freezer).
     Pause {
@@ -272,6 +280,9 @@ impl Cmd {
         }
         if let Cmd::Images(c) = self {
             return c.needs_root();
+        }
+        if let Cmd::Network { cmd } = self {
+            return cmd.needs_root();
         }
         matches!(
             self,
@@ -379,9 +390,40 @@ pub struct RunArgs {
     /// A host device in the container (HOST[:CONTAINER[:PERMS]]).
     #[arg(long, value_name = "DEVICE")]
     pub device: Vec<String>,
-    /// bridge (mini's default bridge), none, or host.
+    /// bridge (mini's default bridge), a network's name, none, host, or
+    /// container:NAME (share that container's).
     #[arg(long, alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Its address on the network (one whose subnet was given).
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// More names on the network (user networks only).
+    #[arg(long, alias = "net-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
+    /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/udp].
+    #[arg(short, long, value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port to a free host port.
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port (or a range) without publishing it.
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// A search domain for /etc/resolv.conf.
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// An option for /etc/resolv.conf (ndots:2).
+    #[arg(long, alias = "dns-opt", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+    /// A line of /etc/hosts: NAME:IP (IP may be host-gateway).
+    #[arg(long, value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// Legacy link: NAME[:ALIAS] in /etc/hosts (the default bridge).
+    #[arg(long, value_name = "NAME[:ALIAS]")]
+    pub link: Vec<String>,
+    /// The MAC address of eth0.
+    #[arg(long, value_name = "MAC")]
+    pub mac_address: Option<String>,
     /// A volume or bind mount: NAME:/path, /host/path:/path, or /path (anonymous);
     /// `:ro` for read-only.
     #[arg(short, long = "volume", value_name = "[SRC:]DST[:MODE]")]
@@ -603,6 +645,7 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         auto_remove: a.rm,
         init: a.init,
         network: a.network.clone(),
+        net: net_flags(a)?,
         labels: a.label.clone(),
         stop_signal: a
             .stop_signal
@@ -637,6 +680,53 @@ fn create_spec(k: &Kernel, a: &RunArgs) -> Result<CreateSpec> {
         privileged: a.privileged,
         security_opt: a.security_opt.clone(),
         userns: a.userns.clone(),
+    })
+}
+
+fn net_flags(a: &RunArgs) -> Result<lifecycle::NetFlags> {
+    let mut publish = vec![];
+    for p in &a.publish {
+        publish.extend(super::network::parse_publish(p)?);
+    }
+    let mut expose = vec![];
+    for e in &a.expose {
+        expose.extend(super::network::parse_expose(e)?);
+    }
+    for h in &a.add_host {
+        let ok = h.split_once(':').is_some_and(|(n, ip)| {
+            !n.is_empty() && (ip == "host-gateway" || ip.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok())
+        });
+        if !ok {
+            return Err(Error::Usage(format!(
+                "invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{}\"",
+                h.split_once(':').map(|x| x.1).unwrap_or("")
+            )));
+        }
+    }
+    if let Some(m) = &a.mac_address {
+        super::network::parse_mac(m)?;
+    }
+    if a.ip.as_deref().is_some_and(|ip| ip.parse::<std::net::Ipv4Addr>().is_err()) {
+        return Err(Error::Usage(format!(
+            "invalid argument \"{}\" for \"--ip\" flag: invalid IPv4 address",
+            a.ip.as_deref().unwrap_or("")
+        )));
+    }
+    if a.network == "host" && (!publish.is_empty() || a.publish_all) {
+        stderr_line("WARNING: Published ports are discarded when using host network mode");
+        publish.clear();
+    }
+    Ok(lifecycle::NetFlags {
+        ip: a.ip.clone(),
+        aliases: a.network_alias.clone(),
+        publish,
+        publish_all: a.publish_all && a.network != "host",
+        expose,
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
+        extra_hosts: a.add_host.clone(),
+        links: a.link.clone(),
+        mac_address: a.mac_address.clone().unwrap_or_default(),
     })
 }
 
@@ -828,11 +918,26 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Cmd::Top { container, ps_args } => top(&k, &root, container, ps_args),
-        Cmd::Port { container } => {
+        Cmd::Port { container, port } => {
             let store = Containers::open(&k, &root)?;
-            lifecycle::find(&store, container)?;
+            let c = lifecycle::find(&store, container)?;
+            let lines = super::network::port_lines(&c, port.as_deref());
+            if lines.is_empty() {
+                if let Some(p) = port {
+                    return Err(Error::failed(
+                        format!(
+                            "Error: No public port '{}' published for {}",
+                            if p.contains('/') { p.clone() } else { format!("{p}/tcp") },
+                            c.name
+                        ),
+                        "publish it with -p at run",
+                    ));
+                }
+            }
+            out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())?;
             Ok(Exit::Ok)
         }
+        Cmd::Network { cmd } => super::network_cli::run(&k, &root, cmd),
         Cmd::Pause { containers } => each(&k, &root, containers, |k, st, c, name| {
             lifecycle::pause(k, st, c)?;
             out(&format!("{name}\n"))

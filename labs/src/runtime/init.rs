@@ -45,6 +45,20 @@ pub enum Net {
     Host,
 }
 
+/// What the monitor needs to answer DNS at 127.0.0.11 inside the container (see
+/// [`super::dns`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolver {
+    /// The container's network namespace file.
+    pub netns: PathBuf,
+    /// Its key in the networks' leases (its ID).
+    pub key: String,
+    /// Where the networks' state is (netns-bridge's state root).
+    pub state_root: PathBuf,
+    /// The resolvers other names are forwarded to (`--dns`, else the host's).
+    pub upstream: Vec<std::net::SocketAddr>,
+}
+
 /// A device node to make in the container's /dev.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
@@ -69,6 +83,9 @@ pub struct Device {
 pub struct Spec {
     /// The overlay's merged directory: the new root.
     pub rootfs: PathBuf,
+    /// The embedded resolver the monitor runs for it (on a user-defined network).
+    #[serde(default)]
+    pub resolver: Option<Resolver>,
     /// The command (program first).
     pub argv: Vec<String>,
     /// The environment, `KEY=VALUE`.

@@ -45,6 +45,9 @@ pub struct CreateSpec {
     pub init: bool,
     /// `--network`.
     pub network: String,
+    /// `--ip`, `--network-alias`, `-p`, `-P`, `--expose`, `--dns-search`,
+    /// `--dns-option`, `--add-host`, `--link`, `--mac-address`.
+    pub net: NetFlags,
     /// `--label`.
     pub labels: Vec<String>,
     /// `--stop-signal`.
@@ -92,6 +95,31 @@ pub struct CreateSpec {
     /// No anonymous volumes for the image's VOLUMEs (`mini build`'s COPY steps: docker's
     /// builder writes those into the layer).
     pub skip_image_volumes: bool,
+}
+
+/// The network flags of `run`/`create` besides `--network` (see [`super::network`]).
+#[derive(Debug, Clone, Default)]
+pub struct NetFlags {
+    /// `--ip`.
+    pub ip: Option<String>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `-p`, parsed.
+    pub publish: Vec<super::state::PortSpec>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--expose`, parsed (`80/tcp`).
+    pub expose: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub extra_hosts: Vec<String>,
+    /// `--link NAME[:ALIAS]`.
+    pub links: Vec<String>,
+    /// `--mac-address`.
+    pub mac_address: String,
 }
 
 /// What happened while getting the image: docker's lines (`Unable to find image...`,
@@ -164,12 +192,7 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             )));
         }
     }
-    if !["", "bridge", "none", "host", "default"].contains(&spec.network.as_str()) {
-        return Err(Error::failed(
-            format!("Error response from daemon: network {} not found", spec.network),
-            "mini's networks are bridge (the default), none and host",
-        ));
-    }
+    let endpoints = check_network(k, root, spec)?;
     // Refused before anything is made, with docker's messages.
     spec::capabilities(&spec.cap_add, &spec.cap_drop, spec.privileged)?;
     // A profile file is read now, as docker's client reads it: the container keeps
@@ -267,7 +290,23 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
             stop_timeout: spec.stop_timeout,
             tty: spec.tty,
             open_stdin: spec.stdin,
-            exposed_ports: ic.exposed_ports,
+            exposed_ports: {
+                let mut e = ic.exposed_ports;
+                for p in &spec.net.expose {
+                    if !e.contains(p) {
+                        e.push(p.clone());
+                    }
+                }
+                e
+            },
+            endpoints,
+            publish: spec.net.publish.clone(),
+            publish_all: spec.net.publish_all,
+            dns_search: spec.net.dns_search.clone(),
+            dns_options: spec.net.dns_options.clone(),
+            extra_hosts: spec.net.extra_hosts.clone(),
+            links: spec.net.links.clone(),
+            mac_address: spec.net.mac_address.clone(),
             memory: spec.memory,
             memory_swap: spec.memory_swap,
             nano_cpus: spec.nano_cpus,
@@ -323,6 +362,49 @@ pub fn create(k: &Kernel, root: &Path, spec: &CreateSpec, report: PullReport<'_>
         return Err(e);
     }
     Ok(c)
+}
+
+/// docker's checks of the network flags at create, before anything is made; the
+/// networks the container is to be attached to.
+fn check_network(k: &Kernel, root: &Path, spec: &CreateSpec) -> Result<Vec<super::state::EndpointConfig>> {
+    let mode = match spec.network.as_str() {
+        "" | "default" => "bridge",
+        n => n,
+    };
+    let f = &spec.net;
+    let conflict = |what: &str| Error::Container { code: 125, message: format!("Error response from daemon: {what}") };
+    if let Some(other) = mode.strip_prefix("container:") {
+        if spec.hostname.is_some() {
+            return Err(conflict("conflicting options: hostname and the network mode"));
+        }
+        if !f.publish.is_empty() || f.publish_all {
+            return Err(conflict("conflicting options: port publishing and the container type network mode"));
+        }
+        if !spec.dns.is_empty() || !f.extra_hosts.is_empty() {
+            return Err(conflict("conflicting options: dns and the network mode"));
+        }
+        Containers::open(k, root)?.find(other)?;
+        return Ok(vec![]);
+    }
+    if mode == "host" || mode == "none" {
+        if !f.links.is_empty() {
+            return Err(conflict("conflicting options: host type networking can't be used with links. This would result in undefined behavior"));
+        }
+        return Ok(vec![]);
+    }
+    let rec = super::network::Networks::open(k, root)?.get(mode)?;
+    if rec.driver != "bridge" {
+        return Err(super::network::not_found(mode));
+    }
+    if f.ip.is_some() && !rec.user_subnet {
+        return Err(conflict(
+            "user specified IP address is supported only when connecting to networks with user configured subnets",
+        ));
+    }
+    if !f.aliases.is_empty() && rec.name == "bridge" {
+        return Err(conflict("network-scoped alias is supported only for containers in user defined networks"));
+    }
+    Ok(vec![super::state::EndpointConfig { network: rec.name, ip: f.ip.clone(), aliases: f.aliases.clone() }])
 }
 
 /// The trace of this command also goes to the container's trace file, so `mini trace`

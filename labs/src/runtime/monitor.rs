@@ -84,6 +84,8 @@ pub struct Monitor<'k> {
     pid_ns: bool,
     main_pid: i32,
     start_failed: bool,
+    /// The embedded resolver, on a user-defined network.
+    resolver: Option<super::resolver::Responder>,
 }
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -125,6 +127,10 @@ pub fn run(k: &Kernel, root: &Path, id: &str, sync: Option<OwnedFd>) -> Result<(
     k.why("deaths and stop requests arrive as data on a signalfd, not as interruptions")
         .sigprocmask(crate::kernel::SigmaskHow::SIG_BLOCK, &sigs)?;
     let sig = k.signalfd(&sigs)?;
+    let resolver = match &spec.resolver {
+        Some(r) => Some(super::resolver::Responder::open(k, r)?),
+        None => None,
+    };
     let mut m = Monitor {
         k,
         store,
@@ -139,6 +145,7 @@ pub fn run(k: &Kernel, root: &Path, id: &str, sync: Option<OwnedFd>) -> Result<(
         pid_ns: false,
         main_pid: 0,
         start_failed: false,
+        resolver,
     };
     {
         let _l = m.store.lock(id)?;
@@ -177,10 +184,19 @@ impl Monitor<'_> {
                 Out(usize, usize),
                 Client(usize),
                 ClientOut(usize),
+                Queries,
+                Answers,
             }
             let mut fds: Vec<(BorrowedFd<'_>, Want)> =
                 vec![(self.listener.as_fd(), Want::Read), (self.sig.fd(), Want::Read)];
             let mut slots = vec![Slot::Listener, Slot::Signal];
+            if let Some(r) = &self.resolver {
+                let [q, a] = r.fds();
+                fds.push((q, Want::Read));
+                fds.push((a, Want::Read));
+                slots.push(Slot::Queries);
+                slots.push(Slot::Answers);
+            }
             for (i, s) in self.sessions.iter().enumerate() {
                 for (j, fd) in [&s.tty, &s.stdout, &s.stderr].into_iter().enumerate() {
                     if let Some(fd) = fd {
@@ -204,6 +220,7 @@ impl Monitor<'_> {
             let mut outputs = Vec::new();
             let mut inputs = Vec::new();
             let mut flush = Vec::new();
+            let (mut queries, mut answers) = (false, false);
             for (slot, r) in slots.into_iter().zip(ready) {
                 if !(r.read || r.write || r.hup) {
                     continue;
@@ -214,6 +231,16 @@ impl Monitor<'_> {
                     Slot::Out(i, j) => outputs.push((i, j)),
                     Slot::Client(i) => inputs.push(i),
                     Slot::ClientOut(i) => flush.push(i),
+                    Slot::Queries => queries = true,
+                    Slot::Answers => answers = true,
+                }
+            }
+            if let Some(r) = self.resolver.as_mut() {
+                if answers {
+                    r.on_answers(&mut buf);
+                }
+                if queries {
+                    r.on_queries(&mut buf);
                 }
             }
             if signals {

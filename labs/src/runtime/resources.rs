@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::cgroup::{Cgroups, Group, GroupName, Limits, Max};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, MntFlags};
-use crate::netns::{self, AttachSpec, Network, NetworkSpec};
+use crate::netns;
 use crate::overlay;
 
 use super::devmapper;
@@ -55,6 +55,10 @@ pub struct Settings {
     /// empty (no user namespace). See [`super::userns`].
     #[serde(rename = "userns-remap")]
     pub userns_remap: String,
+    /// Where networks created without `--subnet` take theirs (daemon.json's
+    /// `default-address-pools`); see [`super::network`].
+    #[serde(rename = "default-address-pools")]
+    pub default_address_pools: Vec<super::network::Pool>,
 }
 
 impl Default for Settings {
@@ -68,6 +72,7 @@ impl Default for Settings {
             netns_dir: "/run/netns".into(),
             storage_driver: "overlay2".into(),
             userns_remap: String::new(),
+            default_address_pools: super::network::default_pools(),
         }
     }
 }
@@ -191,7 +196,8 @@ pub fn create_dirs(k: &Kernel, store: &Containers, c: &Container) -> Result<()> 
     let dir = p.dir(&c.id);
     k.write_new_file(&dir.join("hostname"), format!("{}\n", c.config.hostname).as_bytes(), 0o644)?;
     k.write_new_file(&dir.join("hosts"), hosts_file(c, None).as_bytes(), 0o644)?;
-    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(k, &c.config.dns).as_bytes(), 0o644)?;
+    let embedded = super::network::on_user_network(c);
+    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(k, &c.config, embedded).as_bytes(), 0o644)?;
     if !c.config.working_dir.is_empty() {
         // docker makes the working directory when the image lacks it: here, in the
         // container's own layer, so it shows in `diff` as docker's does.
@@ -223,11 +229,62 @@ pub fn hosts_file(c: &Container, ip: Option<Ipv4Addr>) -> String {
     s
 }
 
+/// `/etc/hosts` at start: docker's lines, `--add-host`s (`host-gateway` is the
+/// default bridge's address), `--link`s (`IP\tALIAS ID NAME`, the linked container's
+/// address on the default bridge), then the container's own address.
+fn etc_hosts(k: &Kernel, store: &Containers, c: &Container, s: &Settings) -> Result<String> {
+    let own: Option<Ipv4Addr> = c.net.endpoints.first().and_then(|e| e.ip.parse().ok());
+    let mut text = hosts_file(c, None);
+    for h in &c.config.extra_hosts {
+        let (name, ip) = h.split_once(':').unwrap_or((h.as_str(), ""));
+        let ip = if ip == "host-gateway" { s.bip()?.0.to_string() } else { ip.to_string() };
+        text.push_str(&format!("{ip}\t{name}\n"));
+    }
+    for l in &c.config.links {
+        let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+        let other = store.find(name)?;
+        let Some(e) = other.net.endpoints.first().filter(|_| other.state.status.is_up()) else {
+            return Err(Error::failed(
+                format!(
+                    "Error response from daemon: Cannot link to a non running container: /{} AS /{}/{alias}",
+                    other.name, c.name
+                ),
+                "start it first",
+            ));
+        };
+        let mut names = vec![alias.to_string(), other.short_id().to_string()];
+        if alias != other.name {
+            names.push(other.name.clone());
+        }
+        text.push_str(&format!("{}\t{}\n", e.ip, names.join(" ")));
+    }
+    let _ = k;
+    if let Some(ip) = own {
+        text.push_str(&format!("{ip}\t{}\n", c.config.hostname));
+    }
+    Ok(text)
+}
+
+/// The running container `container:NAME` names.
+fn joined(store: &Containers, mode: &str) -> Result<Container> {
+    let name = mode.trim_start_matches("container:");
+    let other = store.find(name)?;
+    if !other.state.status.is_up() || other.state.pid <= 0 {
+        return Err(Error::failed(
+            format!("Error response from daemon: cannot join network of a non running container: {}", other.id),
+            "start that container first",
+        ));
+    }
+    Ok(other)
+}
+
 /// `/etc/resolv.conf`: the host's, without the nameservers on 127.0.0.0/8 (unreachable
 /// from a container's own loopback), or public ones if none is left, as docker does;
-/// with `dns` (`--dns`), those in place of the host's nameservers (its search and
-/// options lines stay).
-pub fn resolv_conf(k: &Kernel, dns: &[String]) -> String {
+/// with `--dns`, those in place of the host's nameservers; `--dns-search` and
+/// `--dns-option` in place of its search and options lines. On a user network
+/// (`embedded`), the one nameserver is mini's resolver at 127.0.0.11 (which forwards
+/// the rest to those servers), with docker's `options ndots:0`.
+pub fn resolv_conf(k: &Kernel, cfg: &super::state::Config, embedded: bool) -> String {
     let host =
         k.why("the host's resolvers, for the container's").read_file(Path::new("/etc/resolv.conf")).unwrap_or_default();
     let mut out = String::new();
@@ -235,22 +292,59 @@ pub fn resolv_conf(k: &Kernel, dns: &[String]) -> String {
     for l in host.lines() {
         let t = l.trim_start();
         if let Some(ns) = t.strip_prefix("nameserver") {
-            if !dns.is_empty() || ns.trim().starts_with("127.") || ns.trim() == "::1" {
+            if embedded || !cfg.dns.is_empty() || ns.trim().starts_with("127.") || ns.trim() == "::1" {
                 continue;
             }
             servers += 1;
         }
+        if (t.starts_with("search") || t.starts_with("domain")) && !cfg.dns_search.is_empty()
+            || t.starts_with("options") && (embedded || !cfg.dns_options.is_empty())
+        {
+            continue;
+        }
         out.push_str(l);
         out.push('\n');
     }
-    for ns in dns {
-        out.push_str(&format!("nameserver {ns}\n"));
+    if !cfg.dns_search.is_empty() {
+        out.push_str(&format!("search {}\n", cfg.dns_search.join(" ")));
+    }
+    if embedded {
+        out.push_str(&format!("nameserver {}\n", super::network::RESOLVER));
         servers += 1;
+    } else {
+        for ns in &cfg.dns {
+            out.push_str(&format!("nameserver {ns}\n"));
+            servers += 1;
+        }
     }
     if servers == 0 {
         out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
     }
+    let mut options: Vec<String> = if embedded { vec!["ndots:0".into()] } else { vec![] };
+    options.extend(cfg.dns_options.iter().cloned());
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
     out
+}
+
+/// The resolvers the embedded one forwards to: `--dns`, else the host's (from the
+/// host's namespace, where the monitor runs, 127.0.0.53 too), port 53.
+fn upstream_servers(k: &Kernel, dns: &[String]) -> Vec<std::net::SocketAddr> {
+    let host = if dns.is_empty() {
+        k.why("where the embedded resolver forwards the names it does not know")
+            .read_file(Path::new("/etc/resolv.conf"))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let listed = host.lines().filter_map(|l| l.trim_start().strip_prefix("nameserver")).map(|s| s.trim().to_string());
+    dns.iter()
+        .cloned()
+        .chain(listed)
+        .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .collect()
 }
 
 /// Record that `what` is about to be made, and save the record at once: a kill while
@@ -337,44 +431,51 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         let g = Group::create(k, &cg_setup, &group_name(c), &l)?;
         g.procs_files()
     };
+    let mut files = p.dir(&c.id);
+    let mut hostname = c.config.hostname.clone();
+    let mut resolver = None;
     let net = match c.config.network.as_str() {
         "none" => Net::New,
         "host" => Net::Host,
+        m if m.starts_with("container:") => {
+            // Its network namespace, and its hostname and /etc files, are the other's.
+            let other = joined(store, m)?;
+            files = p.dir(&other.id);
+            hostname = other.config.hostname.clone();
+            c.net.mode = m.to_string();
+            Net::Join(PathBuf::from(format!("/proc/{}/ns/net", other.state.pid)))
+        }
         _ => {
             let path = netns_path(s, c);
+            let nets = super::network::Networks::open(k, &p.root)?;
             {
                 let _s = k.scope(netns::TOOL);
-                let (gw, prefix) = s.bip()?;
-                let nstore = netns::Store::from_env();
-                let network = Network::ensure(k, &nstore, &NetworkSpec::bridge(&s.bridge, gw, prefix))?;
-                if !network.nat {
-                    netns::nat(k, &network, true)?;
-                }
                 mkdir_once(k, &s.netns_dir, 0o755)?;
                 c.net.netns = path.display().to_string();
                 intend(store, c, "netns")?;
                 netns::create(k, &path)?;
-                intend(store, c, "lease")?;
-                let mut a = AttachSpec::new(&c.id);
-                a.ifname = "eth0".into();
-                a.hostname = Some(c.config.hostname.clone());
-                a.hosts = false;
-                let lease = netns::attach(k, &network, &path, &a)?;
-                c.net.mode = "bridge".into();
-                c.net.ip = lease.ip.to_string();
-                c.net.prefix = lease.prefix;
-                c.net.gateway = lease.gateway.to_string();
-                c.net.mac = lease.mac.map(mac_text).unwrap_or_default();
-                c.net.bridge = network.bridge.clone();
-                c.net.veth = lease.host_veth.clone();
-                store.save(c)?;
-                let hosts = hosts_file(c, Some(lease.ip));
-                k.why("the container's /etc/hosts, with its own address")
-                    .rewrite_file(&p.dir(&c.id).join("hosts"), &hosts)?;
             }
+            c.net.mode = c.config.network.clone();
+            super::network::attach_all(k, &nets, c, &path, &|c| store.save(c))?;
+            // The resolver listens in every namespace of its own, the default bridge's
+            // too: its /etc/resolv.conf names it only once it is on a user network
+            // (at start, or by `network connect`), as docker's does.
+            resolver = Some(super::init::Resolver {
+                netns: path.clone(),
+                key: c.id.clone(),
+                state_root: nets.lab_store().root().to_path_buf(),
+                upstream: upstream_servers(k, &c.config.dns),
+            });
             Net::Join(path)
         }
     };
+    if !c.config.network.starts_with("container:") {
+        let hosts = etc_hosts(k, store, c, s)?;
+        k.why("the container's /etc/hosts: its own address, --add-host and --link names")
+            .rewrite_file(&p.dir(&c.id).join("hosts"), &hosts)?;
+        let resolv = resolv_conf(k, &c.config, super::network::on_user_network(c));
+        k.why("the container's /etc/resolv.conf").rewrite_file(&p.dir(&c.id).join("resolv.conf"), &resolv)?;
+    }
     let (uid, gid, groups, home) = user_of(k, c, &rootfs)?;
     let opts = super::spec::security_opts(&c.config.security_opt)?;
     let mut env = c.config.env.clone();
@@ -390,13 +491,14 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
     }
     let spec = Spec {
         rootfs,
+        resolver,
         argv: std::iter::once(c.config.path.clone()).chain(c.config.args.iter().cloned()).collect(),
         env,
         cwd: if c.config.working_dir.is_empty() { "/".into() } else { c.config.working_dir.clone() },
         uid,
         gid,
         groups,
-        hostname: c.config.hostname.clone(),
+        hostname,
         caps: caps.to_vec(),
         privileged: c.config.privileged,
         no_new_privileges: opts.no_new_privileges,
@@ -405,9 +507,9 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         cgroup_procs: procs,
         cgroup2: matches!(*cg_setup, Cgroups::V2(_)),
         binds: vec![
-            (dir.join("hostname"), "/etc/hostname".into()),
-            (dir.join("hosts"), "/etc/hosts".into()),
-            (dir.join("resolv.conf"), "/etc/resolv.conf".into()),
+            (files.join("hostname"), "/etc/hostname".into()),
+            (files.join("hosts"), "/etc/hosts".into()),
+            (files.join("resolv.conf"), "/etc/resolv.conf".into()),
         ],
         devices: devices(k, c)?,
         mounts,
@@ -426,7 +528,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
     Ok(spec)
 }
 
-fn mac_text(m: [u8; 6]) -> String {
+pub(super) fn mac_text(m: [u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
@@ -580,13 +682,8 @@ pub fn oom_killed(k: &Kernel, c: &Container) -> bool {
 pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
     let s = Settings::load(k).unwrap_or_default();
     let note = |what: &str, e: Error| k.note(format!("could not remove the container's {what}: {e}"));
-    if c.has("lease") {
-        let _s = k.scope(netns::TOOL);
-        let nstore = netns::Store::from_env();
-        match Network::load(&nstore, &s.bridge).and_then(|n| netns::detach(k, &n, &c.id, "eth0")) {
-            Ok(_) => c.unmark("lease"),
-            Err(e) => note("network address", e),
-        }
+    for e in super::network::release(k, c, &s.bridge) {
+        k.note(format!("could not remove the container's {e}"));
     }
     if c.has("netns") {
         let _s = k.scope(netns::TOOL);

@@ -101,25 +101,87 @@ pub struct RunState {
     pub finished_at: String,
 }
 
-/// The network a container is attached to (or `none`/`host`).
+/// A container's networks as its run made them (see [`super::network`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NetState {
-    /// `bridge` (mini's default bridge), `none`, `host`, or a network's name.
+    /// `bridge` (mini's default bridge), `none`, `host`, `container:ID`, or a network's name.
     pub mode: String,
-    /// The container's address, prefix length, gateway and MAC (bridge mode).
+    /// The network namespace's file (`/run/netns/mini-ID12`).
+    pub netns: String,
+    /// One per network it is attached to, the first holding the default route.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    /// Its published ports, as they were given out.
+    #[serde(default)]
+    pub ports: Vec<PortBinding>,
+}
+
+impl NetState {
+    /// The endpoint on network `name`.
+    pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.network == name)
+    }
+}
+
+/// A container's place on one network: docker's `NetworkSettings.Networks.NAME`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The network's name, and its ID.
+    pub network: String,
+    /// The network's ID.
+    pub network_id: String,
+    /// Its address, prefix length, gateway and MAC address on it.
     pub ip: String,
     /// Prefix length.
     pub prefix: u8,
     /// The gateway (the bridge's address).
     pub gateway: String,
-    /// The container's MAC address.
+    /// The MAC address of its interface.
     pub mac: String,
-    /// The bridge.
+    /// The network's bridge.
     pub bridge: String,
     /// The host end of the veth pair.
     pub veth: String,
-    /// The network namespace's file (`/run/netns/mini-ID12`).
-    pub netns: String,
+    /// The interface inside (`eth0`, `eth1`, ...).
+    pub ifname: String,
+    /// Its names on the network besides its own (`--network-alias`, and its short ID).
+    pub aliases: Vec<String>,
+}
+
+/// A published port: docker's `NetworkSettings.Ports["80/tcp"]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortBinding {
+    /// The container's port and protocol: `80/tcp`.
+    pub container_port: String,
+    /// The host address it is published on (`0.0.0.0`: every one).
+    pub host_ip: String,
+    /// The host port.
+    pub host_port: u16,
+}
+
+/// A network a container is to be attached to: the `--network` one, then those of
+/// `network connect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// The network's name.
+    pub network: String,
+    /// `--ip`: the address asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// `--network-alias` / `--alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// A `-p` request: docker's `HostConfig.PortBindings` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortSpec {
+    /// The container's port and protocol: `80/tcp`.
+    pub container_port: String,
+    /// The host address (empty: every one).
+    pub host_ip: String,
+    /// The host port (0: the first free one of the ephemeral range).
+    pub host_port: u16,
 }
 
 /// What a container was made with: docker's `Config` and `HostConfig`, the parts mini
@@ -156,7 +218,7 @@ pub struct Config {
     pub tty: bool,
     /// `-i`.
     pub open_stdin: bool,
-    /// The ports the image exposes (`80/tcp`), kept for the networks issue's `-P`.
+    /// The ports the image exposes and `--expose` adds (`80/tcp`), for `-P`.
     pub exposed_ports: Vec<String>,
     /// `--memory`, in bytes.
     pub memory: Option<u64>,
@@ -181,8 +243,34 @@ pub struct Config {
     pub auto_remove: bool,
     /// `--init`.
     pub init: bool,
-    /// `--network`: `bridge`, `none`, `host`.
+    /// `--network`: `bridge`, `none`, `host`, `container:NAME`, or a network's name
+    /// (docker's `HostConfig.NetworkMode`).
     pub network: String,
+    /// The networks to attach at start, in order (`--network`'s, then `network
+    /// connect`'s); empty for `none`, `host` and `container:`.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
+    /// `-p`.
+    #[serde(default)]
+    pub publish: Vec<PortSpec>,
+    /// `-P`: every exposed port to a free host port.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// `--dns-search`, `--dns-option`.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP` (IP may be `host-gateway`).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// `--link NAME[:ALIAS]`.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `--mac-address`.
+    #[serde(default)]
+    pub mac_address: String,
     /// `-v` as typed (docker's HostConfig.Binds).
     #[serde(default)]
     pub binds: Vec<String>,

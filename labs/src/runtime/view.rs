@@ -26,14 +26,52 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
     let init = paths.init_layer(&c.id);
     let lower: Vec<String> =
         std::iter::once(init.join("diff").display().to_string()).chain(c.layers.iter().cloned()).collect();
-    let networks = if cfg.network == "none" || cfg.network == "host" {
-        json!({ cfg.network.clone(): {"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0} })
-    } else {
-        json!({ "bridge": {
-            "IPAddress": c.net.ip, "IPPrefixLen": c.net.prefix, "Gateway": c.net.gateway,
-            "MacAddress": c.net.mac, "NetworkID": c.net.bridge, "EndpointID": c.net.veth,
-        }})
-    };
+    let mut networks = serde_json::Map::new();
+    let up = st.status.is_up();
+    if cfg.network == "none" || cfg.network == "host" {
+        networks
+            .insert(cfg.network.clone(), endpoint_json(None, "", &[], super::network::stable_network_id(&cfg.network)));
+    }
+    for want in &cfg.endpoints {
+        let e = c.net.endpoint(&want.network).filter(|_| up);
+        let id = e.map(|e| e.network_id.clone()).unwrap_or_default();
+        let mut v =
+            endpoint_json(e, &e.map(|e| super::network::endpoint_id(c, e)).unwrap_or_default(), &want.aliases, id);
+        v["IPAMConfig"] = match &want.ip {
+            Some(ip) => json!({"IPv4Address": ip}),
+            None => Value::Null,
+        };
+        if let Some(e) = e {
+            if want.network != "bridge" {
+                v["Aliases"] = json!(e.aliases);
+            }
+        }
+        networks.insert(want.network.clone(), v);
+    }
+    let first = c.net.endpoints.first().filter(|_| up);
+    let mut ports = serde_json::Map::new();
+    for p in &cfg.exposed_ports {
+        ports.insert(p.clone(), Value::Null);
+    }
+    for p in super::network::wanted_ports(c) {
+        ports.entry(p.container_port.clone()).or_insert(Value::Null);
+    }
+    if up {
+        for b in &c.net.ports {
+            let slot = ports.entry(b.container_port.clone()).or_insert(Value::Null);
+            if slot.is_null() {
+                *slot = json!([]);
+            }
+            if let Some(a) = slot.as_array_mut() {
+                a.push(json!({"HostIp": b.host_ip, "HostPort": b.host_port.to_string()}));
+            }
+        }
+    }
+    let bindings: serde_json::Map<String, Value> = cfg
+        .publish
+        .iter()
+        .map(|p| (p.container_port.clone(), json!([{"HostIp": p.host_ip, "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() }}])))
+        .collect();
     let graph = match &c.device {
         Some(d) if c.driver == super::devmapper::NAME => json!({
             "Name": "devicemapper",
@@ -56,7 +94,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
     let anon: serde_json::Map<String, Value> =
         c.mounts.iter().filter(|m| m.anonymous).map(|m| (m.destination.clone(), json!({}))).collect();
     let exposed: serde_json::Map<String, Value> = cfg.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
-    json!({
+    let mut v = json!({
         "Id": c.id,
         "Created": c.created,
         "Path": cfg.path,
@@ -85,6 +123,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
         "Platform": "linux",
         "HostConfig": {
             "NetworkMode": if cfg.network.is_empty() { "bridge" } else { cfg.network.as_str() },
+
             "AutoRemove": cfg.auto_remove,
             "Init": cfg.init,
             "Memory": cfg.memory.unwrap_or(0),
@@ -131,14 +170,46 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
         "Mounts": super::volumes::inspect_mounts(c),
         "NetworkSettings": {
             "Bridge": "",
-            "SandboxKey": c.net.netns,
-            "Ports": {},
-            "IPAddress": c.net.ip,
-            "IPPrefixLen": c.net.prefix,
-            "Gateway": c.net.gateway,
-            "MacAddress": c.net.mac,
+            "SandboxKey": if up { c.net.netns.clone() } else { String::new() },
+            "Ports": ports,
+            "IPAddress": first.filter(|e| e.network == "bridge").map(|e| e.ip.clone()).unwrap_or_default(),
+            "IPPrefixLen": first.filter(|e| e.network == "bridge").map(|e| e.prefix).unwrap_or(0),
+            "Gateway": first.filter(|e| e.network == "bridge").map(|e| e.gateway.clone()).unwrap_or_default(),
+            "MacAddress": first.filter(|e| e.network == "bridge").map(|e| e.mac.clone()).unwrap_or_default(),
             "Networks": networks,
         },
+    });
+    let h = &mut v["HostConfig"];
+    h["PortBindings"] = Value::Object(bindings);
+    h["PublishAllPorts"] = json!(cfg.publish_all);
+    h["DnsSearch"] = json!(cfg.dns_search);
+    h["DnsOptions"] = json!(cfg.dns_options);
+    h["ExtraHosts"] = if cfg.extra_hosts.is_empty() { Value::Null } else { json!(cfg.extra_hosts) };
+    h["Links"] = if cfg.links.is_empty() { Value::Null } else { json!(cfg.links) };
+    v
+}
+
+/// One entry of `NetworkSettings.Networks`: docker's fields.
+fn endpoint_json(
+    e: Option<&super::state::Endpoint>,
+    endpoint_id: &str,
+    aliases: &[String],
+    network_id: String,
+) -> Value {
+    json!({
+        "IPAMConfig": null,
+        "Links": null,
+        "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
+        "NetworkID": network_id,
+        "EndpointID": endpoint_id,
+        "Gateway": e.map(|e| e.gateway.as_str()).unwrap_or(""),
+        "IPAddress": e.map(|e| e.ip.as_str()).unwrap_or(""),
+        "IPPrefixLen": e.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "MacAddress": e.map(|e| e.mac.as_str()).unwrap_or(""),
+        "DriverOpts": null,
     })
 }
 
@@ -193,7 +264,7 @@ pub fn ps_fields(c: &Container, now: i128, trunc: bool) -> Value {
         "RunningFor": ago(created, now),
         "Status": status_text(c, now),
         "State": c.state.status.as_str(),
-        "Ports": "",
+        "Ports": if c.state.status.is_up() { super::network::ports_column(c) } else { String::new() },
         "Names": c.name,
         "Mounts": "",
         "Networks": if c.config.network.is_empty() { "bridge" } else { c.config.network.as_str() },
