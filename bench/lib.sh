@@ -120,8 +120,14 @@ bench_peers() {
     "$IMG_PULL" -q --root "$STORE" import "$L:x" -t bench/base >&2
     m save bench/base -o "$WORK/base.tar"
     $P load -q -i "$WORK/base.tar" >&2
+    # No docker0 and no iptables rules unless the benchmark measures docker's networks
+    # (DOCKER_NETWORKS=1): in the benchmark's own network namespace, they touch nothing
+    # of the host either way.
+    local net_flags="--bridge=none --iptables=false --ip6tables=false"
+    [ -z "${DOCKER_NETWORKS:-}" ] || net_flags="--ip6tables=false"
+    # shellcheck disable=SC2086
     dockerd --data-root "$WORK/docker" --exec-root "$WORK/docker-run" -H "$DOCKER_HOST" --pidfile "$WORK/docker.pid" \
-        --bridge=none --iptables=false --ip6tables=false >"$WORK/dockerd.log" 2>&1 9>&- &
+        $net_flags >"$WORK/dockerd.log" 2>&1 9>&- &
     DOCKERD=$!
     i=0
     until $D version >/dev/null 2>&1; do

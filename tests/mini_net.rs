@@ -318,3 +318,47 @@ kill "$(cat "$T/docker.pid")"; wait
     let mini = section(&r.out, "m").replace("mini: ", "").replace("  hint: see `mini network ls`\n", "");
     assert_eq!(mini, docker, "stderr:\n{}", r.err);
 }
+
+#[test]
+fn an_overlay_network_spans_two_hosts_with_one_address_pool_and_names() {
+    if !require(Tier::Root) {
+        return;
+    }
+    let out = ok(r#"
+# Two hosts: network namespaces joined by a cable (the underlay), each with its own
+# mini store, run directory and settings; they share only the cluster store.
+ip netns add hosta; ip netns add hostb
+ip link add u0 netns hosta type veth peer name u0 netns hostb
+for h in a b; do ip -n host$h link set lo up; ip -n host$h link set u0 up; done
+ip -n hosta addr add 192.0.2.1/24 dev u0; ip -n hostb addr add 192.0.2.2/24 dev u0
+for h in a b; do
+  printf '{"bridge": "mini0", "cluster-store": "%s", "cluster-advertise": "u0"}' "$T/cluster" > "$T/$h.json"
+done
+on() { h=$1; shift; CONTLAB_ROOT="$T/$h-store" CONTLAB_RUN_DIR="$T/$h-run" CONTLAB_MINI_CONFIG="$T/$h.json" \
+  nsenter --net=/run/netns/host$h mini -q "$@"; }
+for h in a b; do m save test/alpine | on $h load -q >/dev/null; done
+echo "== create"; on a network create --driver overlay --subnet 10.99.0.0/24 ov >/dev/null
+on a network ls --filter driver=overlay --format '{{.Name}} {{.Driver}} {{.Scope}}'
+on b network ls --filter driver=overlay --format '{{.Name}} {{.Driver}} {{.Scope}}'
+echo "== run"; on a run -d --name c1 --network ov test/alpine sleep 300 >/dev/null
+on b run -d --name c2 --network ov test/alpine sleep 300 >/dev/null
+on a exec c1 ip -4 -o addr show eth0 | awk '{print $4}'; on b exec c2 ip -4 -o addr show eth0 | awk '{print $4}'
+echo "== ping"; on b exec c2 ping -c1 -W2 c1 | sed -n '1p;/packets/p'; on a exec c1 ping -c1 -W2 c2 | sed -n '1p;/packets/p'
+ip -n hostb -o -d link | grep -o 'vxlan id [0-9]* group 239.1.1.1 dev u0' | sed 's/id [0-9]*/id N/'
+echo "== rm"; on a network rm ov 2>&1 | grep -o 'has active endpoints'
+on a rm -f c1 >/dev/null; on b rm -f c2 >/dev/null
+on a network rm ov; on b network rm ov; ip -n hosta -o link | grep -c -e vxlan -e br-; ip -n hostb -o link | grep -c -e vxlan -e br-; true
+echo "== none"; m network create --driver overlay nope 2>&1 | grep -o 'not a swarm manager'
+"#);
+    assert_eq!(section(&out, "create"), "ov overlay global\nov overlay global\n", "the other host sees it");
+    assert_eq!(section(&out, "run"), "10.99.0.2/24\n10.99.0.3/24\n", "one address pool for the two hosts");
+    assert_eq!(
+        section(&out, "ping"),
+        "PING c1 (10.99.0.2): 56 data bytes\n1 packets transmitted, 1 packets received, 0% packet loss\n\
+         PING c2 (10.99.0.3): 56 data bytes\n1 packets transmitted, 1 packets received, 0% packet loss\n\
+         vxlan id N group 239.1.1.1 dev u0\n",
+        "by name across the hosts, through the VXLAN tunnel"
+    );
+    assert_eq!(section(&out, "rm"), "has active endpoints\nov\nov\n0\n0\n", "each host's part goes with its rm");
+    assert_eq!(section(&out, "none"), "not a swarm manager\n", "no cluster store: docker's words");
+}

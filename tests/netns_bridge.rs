@@ -192,7 +192,7 @@ nft list ruleset | grep -c publish || true
 "#);
     assert_eq!(out.matches("hello-published").count(), 3, "{out}");
     assert!(out.contains("8080/tcp -> 10.200.0.2:80"), "{out}");
-    assert!(out.contains("\n3\n"), "three rules per published port: {out}");
+    assert!(out.contains("\n4\n"), "four rules per published port (two DNAT, two masquerade): {out}");
     assert!(out.ends_with("AFTER\n0\n"), "unpublished: no answer, no rule left: {out}");
 }
 

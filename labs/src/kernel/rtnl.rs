@@ -554,10 +554,12 @@ impl Kernel {
             LinkInfo::Data(InfoData::Vxlan(data)),
         ]));
         let dev_s = dev.map(|(_, n)| format!(", dev: {}", quote(n, 16))).unwrap_or_default();
+        // The same attribute (IFLA_VXLAN_GROUP) is a remote or, multicast, a group.
+        let word = if remote.is_multicast() { "group" } else { "remote" };
         self.perform(
             &RTM_NEWLINK,
             vec![format!(
-                "{{kind: vxlan, name: {}, id: {vni}, remote: {remote}, dstport: {port}{dev_s}}}",
+                "{{kind: vxlan, name: {}, id: {vni}, {word}: {remote}, dstport: {port}{dev_s}}}",
                 quote(name, 16)
             )],
             || (),

@@ -53,8 +53,9 @@ pub struct Resolver {
     pub netns: PathBuf,
     /// Its key in the networks' leases (its ID).
     pub key: String,
-    /// Where the networks' state is (netns-bridge's state root).
-    pub state_root: PathBuf,
+    /// Where the networks' state is (netns-bridge's state root, and the cluster
+    /// store's for overlay networks).
+    pub state_roots: Vec<PathBuf>,
     /// The resolvers other names are forwarded to (`--dns`, else the host's).
     pub upstream: Vec<std::net::SocketAddr>,
 }

@@ -393,7 +393,7 @@ fn check_network(k: &Kernel, root: &Path, spec: &CreateSpec) -> Result<Vec<super
         return Ok(vec![]);
     }
     let rec = super::network::Networks::open(k, root)?.get(mode)?;
-    if rec.driver != "bridge" {
+    if rec.driver != "bridge" && rec.driver != "overlay" {
         return Err(super::network::not_found(mode));
     }
     if f.ip.is_some() && !rec.user_subnet {

@@ -40,6 +40,20 @@
 //! other network and no route of the host (`RTM_GETROUTE`): a subnet that a route
 //! already sends elsewhere would make both unreachable.
 //!
+//! ## Overlay networks: one network across hosts
+//!
+//! `--driver overlay` is docker's classic multi-host network, from before swarm: the
+//! hosts share a *cluster store* (docker's `--cluster-store`, a key-value store such
+//! as etcd; mini's settings name a directory every host mounts) holding the network's
+//! record and its one address pool, so no two hosts hand out the same address and
+//! every host's resolver finds every container. On each host the network is a bridge
+//! of its own with a VXLAN port (`RTM_NEWLINK {kind: vxlan, id: VNI, group:
+//! 239.1.1.1, dev: UNDERLAY}`, the settings' `cluster-advertise` interface): frames
+//! for the other hosts travel inside UDP datagrams (port 4789), flooded to the
+//! multicast group until the bridges have learned where each MAC address lives
+//! (RFC 7348's flood and learn). An overlay network has no way out (docker adds a
+//! second bridge, docker_gwbridge, for that) and publishes no port.
+//!
 //! ## Addresses and ports across stop and start
 //!
 //! As docker does, a container's address is given at start and released at stop
@@ -64,6 +78,9 @@ use super::state::{Container, Containers, Endpoint, PortBinding, PortSpec};
 
 /// The networks that exist without being created.
 pub const BUILTIN: [&str; 3] = ["bridge", "host", "none"];
+
+/// The multicast group of the overlay networks' VXLAN ports.
+pub const OVERLAY_GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 
 /// The address of the embedded resolver, inside each container on a user network.
 pub const RESOLVER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -114,6 +131,13 @@ pub struct Record {
     pub user_gateway: bool,
     /// The bridge interface (the netns-bridge network of the same name).
     pub bridge: String,
+    /// An overlay network's VXLAN network identifier.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub vni: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Record {
@@ -163,8 +187,13 @@ impl Record {
         Ok(spec)
     }
 
+    fn is_overlay(&self) -> bool {
+        self.driver == "overlay"
+    }
+
     fn masquerade(&self) -> bool {
         !self.internal
+            && !self.is_overlay()
             && self.options.get("com.docker.network.bridge.enable_ip_masquerade").is_none_or(|v| v != "false")
     }
 }
@@ -189,7 +218,7 @@ fn stable_id(name: &str) -> String {
 pub struct CreateSpec {
     /// The name.
     pub name: String,
-    /// `bridge` (the only driver of a single host).
+    /// `bridge`, or `overlay` (across the hosts of the cluster store).
     pub driver: String,
     /// `--subnet`, `--gateway`, `--ip-range`.
     pub subnet: Option<String>,
@@ -228,19 +257,59 @@ pub struct Networks<'k> {
     settings: Settings,
 }
 
+/// No cluster store: overlay networks cannot be made.
+fn no_cluster() -> Error {
+    daemon(
+        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+        "mini's overlay networks need a cluster store: set cluster-store (a directory the hosts share) and cluster-advertise (the interface that reaches them) in mini's settings",
+    )
+}
+
 impl<'k> Networks<'k> {
     /// The networks of the store at `root`.
     pub fn open(k: &'k Kernel, root: &Path) -> Result<Networks<'k>> {
         Ok(Networks { k, dir: root.join("networks"), settings: Settings::load(k)? })
     }
 
-    /// Where the kernel side of the networks is remembered (netns-bridge's state root).
+    /// Where the kernel side of this host's networks is remembered (netns-bridge's
+    /// state root).
     pub fn lab_store(&self) -> netns::Store {
         netns::Store::from_env()
     }
 
+    /// The cluster store's directory, when the settings name one.
+    fn cluster(&self) -> Option<PathBuf> {
+        (!self.settings.cluster_store.is_empty()).then(|| PathBuf::from(&self.settings.cluster_store))
+    }
+
+    /// Where the kernel side of `rec` is remembered: the cluster store's for an
+    /// overlay network (its addresses are shared by the hosts).
+    pub fn lab_store_of(&self, rec: &Record) -> Result<netns::Store> {
+        match (rec.is_overlay(), self.cluster()) {
+            (false, _) => Ok(self.lab_store()),
+            (true, Some(c)) => {
+                super::state::mkdir_once(self.k, &c, 0o755)?;
+                Ok(netns::Store::new(c.join("run")))
+            }
+            (true, None) => Err(no_cluster()),
+        }
+    }
+
+    /// Every state root a resolver reads: this host's, and the cluster store's.
+    pub fn lab_stores(&self) -> Vec<netns::Store> {
+        let mut v = vec![self.lab_store()];
+        if let Some(c) = self.cluster() {
+            v.push(netns::Store::new(c.join("run")));
+        }
+        v
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.json"))
+    }
+
+    fn cluster_path(&self, name: &str) -> Option<PathBuf> {
+        self.cluster().map(|c| c.join("networks").join(format!("{name}.json")))
     }
 
     /// Take the networks' lock (create and remove take turns).
@@ -255,21 +324,26 @@ impl<'k> Networks<'k> {
     }
 
     fn stored(&self) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(&self.dir) else { return Ok(out) };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.extension().is_none_or(|x| x != "json") {
-                continue;
+        let mut out: Vec<Record> = Vec::new();
+        let dirs = std::iter::once(self.dir.clone()).chain(self.cluster().map(|c| c.join("networks")));
+        for dir in dirs {
+            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_none_or(|x| x != "json") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let r: Record = serde_json::from_str(&text).map_err(|e| {
+                    Error::failed(
+                        format!("the network record {} is damaged: {e}", p.display()),
+                        "remove it and the network's bridge by hand",
+                    )
+                })?;
+                // An overlay network this host joined is in both: the cluster's wins.
+                out.retain(|o| o.name != r.name);
+                out.push(r);
             }
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            let r: Record = serde_json::from_str(&text).map_err(|e| {
-                Error::failed(
-                    format!("the network record {} is damaged: {e}", p.display()),
-                    "remove it and the network's bridge by hand",
-                )
-            })?;
-            out.push(r);
         }
         Ok(out)
     }
@@ -312,11 +386,15 @@ impl<'k> Networks<'k> {
                 "pick another name",
             ));
         }
-        if !matches!(spec.driver.as_str(), "" | "bridge") {
+        let overlay = spec.driver == "overlay";
+        if !matches!(spec.driver.as_str(), "" | "bridge" | "overlay") {
             return Err(daemon(
                 format!("plugin \"{}\" not found", spec.driver),
-                "mini's networks use the bridge driver",
+                "mini's networks use the bridge or the overlay driver",
             ));
+        }
+        if overlay && (self.cluster().is_none() || self.settings.cluster_advertise.is_empty()) {
+            return Err(no_cluster());
         }
         if self.all()?.iter().any(|r| r.name == spec.name) {
             return Err(daemon(format!("network with name {} already exists", spec.name), "pick another name"));
@@ -325,8 +403,11 @@ impl<'k> Networks<'k> {
         let options = key_values(&spec.options);
         let bridge =
             options.get("com.docker.network.bridge.name").cloned().unwrap_or_else(|| format!("br-{}", &id[..12]));
-        let lab = self.lab_store();
-        let taken: Vec<Subnet> = lab.read()?.iter().map(|n| n.subnet).collect();
+        // Subnets of this host's networks and of the cluster's: none may overlap.
+        let mut taken = vec![];
+        for l in self.lab_stores() {
+            taken.extend(l.read()?.iter().map(|n| n.subnet));
+        }
         let (subnet, user_subnet) = match &spec.subnet {
             Some(s) => {
                 let (ip, len) = cidr(s)?;
@@ -375,7 +456,7 @@ impl<'k> Networks<'k> {
             name: spec.name.clone(),
             id,
             created: crate::units::rfc3339(crate::units::now_nanos()),
-            driver: "bridge".into(),
+            driver: if overlay { "overlay" } else { "bridge" }.into(),
             internal: spec.internal,
             labels: key_values(&spec.labels),
             options,
@@ -385,7 +466,17 @@ impl<'k> Networks<'k> {
             user_subnet,
             user_gateway: spec.gateway.is_some(),
             bridge,
+            vni: 0,
         };
+        let mut rec = rec;
+        if overlay {
+            // The same VNI on every host: docker's first is 4096; the ID picks one.
+            rec.vni = match rec.options.get("com.docker.network.driver.overlay.vxlanid_list") {
+                Some(v) => v.parse().map_err(|_| Error::Usage(format!("invalid VXLAN id {v:?}")))?,
+                None => 4096 + u32::from_str_radix(&rec.id[..5], 16).unwrap_or(0) % 100_000,
+            };
+        }
+        let lab = self.lab_store_of(&rec)?;
         let net = {
             let _s = k.scope(netns::TOOL);
             Network::create(k, &lab, &rec.spec()?)?
@@ -397,13 +488,10 @@ impl<'k> Networks<'k> {
             } else if rec.masquerade() {
                 netns::nat(k, &net, true)?;
             }
-            let text = serde_json::to_string_pretty(&rec).unwrap_or_default();
-            k.why("the network's record: its name, ID, labels and options").write_new_file(
-                &self.path(&rec.name),
-                format!("{text}\n").as_bytes(),
-                0o600,
-            )?;
-            Ok(())
+            if overlay {
+                self.vxlan_port(&rec, &net)?;
+            }
+            self.write_record(&rec)
         })();
         if let Err(e) = rest {
             let _s = k.scope(netns::TOOL);
@@ -411,6 +499,51 @@ impl<'k> Networks<'k> {
             return Err(e);
         }
         Ok(rec)
+    }
+
+    /// Write `rec` into this host's records, and an overlay network's into the
+    /// cluster store too (which the other hosts read).
+    fn write_record(&self, rec: &Record) -> Result<()> {
+        let text = format!("{}\n", serde_json::to_string_pretty(rec).unwrap_or_default());
+        let mut paths = vec![self.path(&rec.name)];
+        if rec.is_overlay() {
+            let p = self.cluster_path(&rec.name).ok_or_else(no_cluster)?;
+            if let Some(d) = p.parent() {
+                for dir in [d.parent().unwrap_or(d), d] {
+                    super::state::mkdir_once(self.k, dir, 0o755)?;
+                }
+            }
+            paths.push(p);
+        }
+        super::state::mkdir_once(self.k, &self.dir, 0o700)?;
+        for p in paths {
+            if !self.k.exists(&p) {
+                self.k.why("the network's record: its name, ID, labels and options").write_new_file(
+                    &p,
+                    text.as_bytes(),
+                    0o600,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An overlay network's VXLAN port on this host, unless it has one: the tunnel to
+    /// the other hosts, over the `cluster-advertise` interface.
+    fn vxlan_port(&self, rec: &Record, net: &Network) -> Result<()> {
+        let k = self.k;
+        let name = format!("vxlan{}", rec.vni);
+        if k.why("does this host have the overlay's tunnel yet?").link_by_name(None, &name).is_ok() {
+            return Ok(());
+        }
+        let spec = netns::VxlanSpec {
+            vni: rec.vni,
+            remote: OVERLAY_GROUP,
+            dev: Some(self.settings.cluster_advertise.clone()),
+            port: 4789,
+        };
+        netns::vxlan_add(k, net, &spec)?;
+        Ok(())
     }
 
     /// The first subnet of the pools that overlaps no network and no route.
@@ -459,7 +592,10 @@ impl<'k> Networks<'k> {
                 "remove the networks you created",
             ));
         }
-        let lab = self.lab_store();
+        let lab = self.lab_store_of(rec)?;
+        if rec.is_overlay() {
+            return self.remove_overlay(rec, &lab);
+        }
         match Network::load(&lab, &rec.bridge) {
             Ok(net) => {
                 let st = lab.read()?;
@@ -481,14 +617,51 @@ impl<'k> Networks<'k> {
         Ok(())
     }
 
+    /// `network rm` of an overlay network: refused while a container of any host is
+    /// attached; this host's bridge and tunnel go, and the cluster's record and
+    /// state with them. Another host's bridge goes with its own `network rm`, which
+    /// finds only its record left.
+    fn remove_overlay(&self, rec: &Record, lab: &netns::Store) -> Result<()> {
+        let k = self.k;
+        let _s = k.scope(netns::TOOL);
+        let shared = lab.read()?.into_iter().find(|n| n.name() == rec.bridge);
+        if shared.as_ref().is_some_and(|n| !n.leases.is_empty()) {
+            return Err(daemon(
+                format!("error while removing network: network {} id {} has active endpoints", rec.name, rec.id),
+                "stop or disconnect its containers first, on every host",
+            ));
+        }
+        for link in [format!("vxlan{}", rec.vni), rec.bridge.clone()] {
+            if k.why("this host's part of the overlay").link_by_name(None, &link).is_ok() {
+                k.link_del(None, &link)?;
+            }
+        }
+        if shared.is_some() {
+            let mut st = lab.lock(k)?;
+            st.forget(k, &rec.bridge)?;
+        }
+        for p in std::iter::once(self.path(&rec.name)).chain(self.cluster_path(&rec.name)) {
+            if k.exists(&p) {
+                k.why("forget the network's record").unlink(&p)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The netns-bridge network of `rec`, made again if it is gone (a state root that
     /// did not outlive a reboot), with its rules.
     pub fn lab_network(&self, rec: &Record) -> Result<Network> {
         let k = self.k;
         let _s = k.scope(netns::TOOL);
-        let lab = self.lab_store();
+        let lab = self.lab_store_of(rec)?;
         let existed = Network::load(&lab, &rec.bridge).is_ok();
         let net = Network::ensure(k, &lab, &rec.spec()?)?;
+        if rec.is_overlay() {
+            // This host joins: its own bridge (made by ensure), its tunnel, its record.
+            self.vxlan_port(rec, &net)?;
+            self.write_record(rec)?;
+            return Ok(net);
+        }
         if rec.internal {
             if !existed {
                 netns::internal(k, &net)?;
@@ -531,7 +704,7 @@ impl<'k> Networks<'k> {
             "Name": rec.name,
             "Id": rec.id,
             "Created": rec.created,
-            "Scope": "local",
+            "Scope": if rec.is_overlay() { "global" } else { "local" },
             "Driver": rec.driver,
             "EnableIPv6": false,
             "IPAM": {"Driver": "default", "Options": if rec.is_builtin() { Value::Null } else { json!({}) },
@@ -705,7 +878,7 @@ fn attach_one(
                 "give an address of the network's subnet",
             ));
         }
-        let lab = nets.lab_store().read()?;
+        let lab = nets.lab_store_of(rec)?.read()?;
         if lab.iter().any(|n| n.name() == net.name && n.leases.iter().any(|l| l.ip == ip)) {
             return Err(daemon("Address already in use", "give another --ip, or none"));
         }
@@ -762,6 +935,12 @@ fn publish_ports(
     }
     let Some(first) = c.net.endpoints.first().cloned() else { return Ok(()) };
     let rec = nets.get(&first.network)?;
+    if rec.is_overlay() {
+        return Err(daemon(
+            format!("mini publishes ports on bridge networks only, and {} is an overlay network", rec.name),
+            "connect the container to a bridge network first, or publish nothing",
+        ));
+    }
     let net = nets.lab_network(&rec)?;
     let to: Ipv4Addr = first.ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
     let lab = nets.lab_store();
@@ -821,20 +1000,32 @@ fn publish_ports(
 
 /// Undo [`attach_all`]: unpublish the ports, detach every network (what is already
 /// gone is skipped). Never stops halfway; returns the errors it met, as notes.
-pub fn release(k: &Kernel, c: &mut Container, default_bridge: &str) -> Vec<String> {
+pub fn release(k: &Kernel, c: &mut Container, s: &Settings) -> Vec<String> {
     let mut errors = vec![];
-    let lab = netns::Store::from_env();
+    let mut labs = vec![netns::Store::from_env()];
+    if !s.cluster_store.is_empty() {
+        labs.push(netns::Store::new(Path::new(&s.cluster_store).join("run")));
+    }
+    // The network of a bridge, in whichever state root has it.
+    let load = |bridge: &str| {
+        labs.iter()
+            .find_map(|l| Network::load(l, bridge).ok())
+            .ok_or_else(|| Error::failed(format!("no contlab network named {bridge:?}"), "it was removed already"))
+    };
+    let gone = |e: &Error| {
+        let t = e.to_string();
+        t.contains("is not published") || t.contains("no contlab network") || t.contains("is not attached")
+    };
     let _s = k.scope(netns::TOOL);
     if c.has("ports") {
         let mut ok = true;
+        let bridge = c.net.endpoints.first().map(|e| e.bridge.clone()).unwrap_or_default();
         for p in c.net.ports.clone() {
             let (_, proto) = split_port(&p.container_port);
             let host_ip = p.host_ip.parse().ok().filter(|ip: &Ipv4Addr| !ip.is_unspecified());
-            let bridge = c.net.endpoints.first().map(|e| e.bridge.clone()).unwrap_or_default();
-            match Network::load(&lab, &bridge).and_then(|n| netns::unpublish(k, &n, host_ip, p.host_port, proto)) {
+            match load(&bridge).and_then(|n| netns::unpublish(k, &n, host_ip, p.host_port, proto)) {
                 Ok(_) => {}
-                Err(e)
-                    if e.to_string().contains("is not published") || e.to_string().contains("no contlab network") => {}
+                Err(e) if gone(&e) => {}
                 Err(e) => {
                     ok = false;
                     errors.push(format!("published port {}: {e}", p.host_port));
@@ -851,13 +1042,11 @@ pub fn release(k: &Kernel, c: &mut Container, default_bridge: &str) -> Vec<Strin
     for m in marks {
         let (bridge, ifname) = match m.strip_prefix("lease:").and_then(|r| r.rsplit_once(':')) {
             Some((bridge, ifname)) => (bridge.to_string(), ifname.to_string()),
-            None => (default_bridge.to_string(), "eth0".into()),
+            None => (s.bridge.clone(), "eth0".into()),
         };
-        match Network::load(&lab, &bridge).and_then(|n| netns::detach(k, &n, &c.id, &ifname)) {
+        match load(&bridge).and_then(|n| netns::detach(k, &n, &c.id, &ifname)) {
             Ok(_) => c.unmark(&m),
-            Err(e) if e.to_string().contains("is not attached") || e.to_string().contains("no contlab network") => {
-                c.unmark(&m)
-            }
+            Err(e) if gone(&e) => c.unmark(&m),
             Err(e) => errors.push(format!("network address: {e}")),
         }
     }
@@ -884,7 +1073,7 @@ pub fn connect(
             "a container of --network host, none or container: has no networks of its own",
         ));
     }
-    if rec.driver != "bridge" {
+    if rec.driver != "bridge" && rec.driver != "overlay" {
         return Err(daemon(
             format!("container cannot be connected to network {}", rec.name),
             "connect it to a bridge network",
@@ -936,8 +1125,8 @@ pub fn disconnect(k: &Kernel, store: &Containers, c: &Container, rec: &Record) -
     }
     if let Some(e) = c.net.endpoint(&rec.name).cloned() {
         let _s = k.scope(netns::TOOL);
-        let lab = netns::Store::from_env();
-        let net = Network::load(&lab, &e.bridge)?;
+        let nets = Networks::open(k, &store.paths.root)?;
+        let net = Network::load(&nets.lab_store_of(rec)?, &e.bridge)?;
         netns::detach(k, &net, &c.id, &e.ifname)?;
         c.unmark(&lease_mark(&e.bridge, &e.ifname));
         c.net.endpoints.retain(|x| x.network != rec.name);

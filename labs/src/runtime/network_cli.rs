@@ -115,7 +115,7 @@ impl NetworkCmd {
 fn row(r: &Record, trunc: bool) -> serde_json::Value {
     serde_json::json!({
         "ID": if trunc { r.id[..12].to_string() } else { r.id.clone() },
-        "Name": r.name, "Driver": r.driver, "Scope": "local", "IPv6": "false",
+        "Name": r.name, "Driver": r.driver, "Scope": if r.driver == "overlay" { "global" } else { "local" }, "IPv6": "false",
         "Internal": r.internal.to_string(), "CreatedAt": r.created,
         "Labels": r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
     })

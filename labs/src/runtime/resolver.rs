@@ -35,7 +35,7 @@ pub struct Responder {
     upstream: Vec<SocketAddr>,
     pending: HashMap<u16, Pending>,
     next: u16,
-    lab: netns::Store,
+    labs: Vec<netns::Store>,
     key: String,
 }
 
@@ -66,7 +66,7 @@ impl Responder {
             upstream: r.upstream.clone(),
             pending: HashMap::new(),
             next: 1,
-            lab: netns::Store::new(&r.state_root),
+            labs: r.state_roots.iter().map(netns::Store::new).collect(),
             key: r.key.clone(),
         })
     }
@@ -80,8 +80,9 @@ impl Responder {
     pub fn on_queries(&mut self, buf: &mut [u8]) {
         while let Ok((n, asker)) = self.inside.recv_from(buf) {
             let q = &buf[..n];
-            let (lab, key) = (&self.lab, self.key.as_str());
-            match dns::answer(q, !self.upstream.is_empty(), &|name| super::network::resolve(lab, key, name)) {
+            let (labs, key) = (&self.labs, self.key.as_str());
+            let lookup = |name: &str| labs.iter().flat_map(|l| super::network::resolve(l, key, name)).collect();
+            match dns::answer(q, !self.upstream.is_empty(), &lookup) {
                 Reply::Answer(a) => {
                     let _ = self.inside.send_to(&a, asker);
                 }

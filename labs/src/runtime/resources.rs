@@ -59,6 +59,15 @@ pub struct Settings {
     /// `default-address-pools`); see [`super::network`].
     #[serde(rename = "default-address-pools")]
     pub default_address_pools: Vec<super::network::Pool>,
+    /// docker's classic `--cluster-store`: where the hosts of overlay networks keep
+    /// what they share (the networks, their addresses). Here a directory every host
+    /// mounts; docker used a key-value store (consul, etcd, zookeeper).
+    #[serde(rename = "cluster-store")]
+    pub cluster_store: String,
+    /// docker's `--cluster-advertise`: the interface that reaches the other hosts (the
+    /// underlay of the overlay networks' VXLAN tunnels).
+    #[serde(rename = "cluster-advertise")]
+    pub cluster_advertise: String,
 }
 
 impl Default for Settings {
@@ -73,6 +82,8 @@ impl Default for Settings {
             storage_driver: "overlay2".into(),
             userns_remap: String::new(),
             default_address_pools: super::network::default_pools(),
+            cluster_store: String::new(),
+            cluster_advertise: String::new(),
         }
     }
 }
@@ -463,7 +474,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             resolver = Some(super::init::Resolver {
                 netns: path.clone(),
                 key: c.id.clone(),
-                state_root: nets.lab_store().root().to_path_buf(),
+                state_roots: nets.lab_stores().iter().map(|s| s.root().to_path_buf()).collect(),
                 upstream: upstream_servers(k, &c.config.dns),
             });
             Net::Join(path)
@@ -682,7 +693,7 @@ pub fn oom_killed(k: &Kernel, c: &Container) -> bool {
 pub fn release(k: &Kernel, store: &Containers, c: &mut Container) {
     let s = Settings::load(k).unwrap_or_default();
     let note = |what: &str, e: Error| k.note(format!("could not remove the container's {what}: {e}"));
-    for e in super::network::release(k, c, &s.bridge) {
+    for e in super::network::release(k, c, &s) {
         k.note(format!("could not remove the container's {e}"));
     }
     if c.has("netns") {
