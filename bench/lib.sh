@@ -101,15 +101,15 @@ bench_peers() {
     cp "$MINI" "$IMG_PULL" "$WORK/bin/"
     MINI=$WORK/bin/mini IMG_PULL=$WORK/bin/img-pull
     export CONTLAB_RUN_DIR=$WORK/run
-    # podman refuses this machine's high rlimits.
-    ulimit -n 1024
     # podman writes its blob-info cache in /var/lib/containers/cache whatever --root
     # says, and buildah's temporary files go to /var/tmp: both over directories of the
     # run, on the same disk.
     mkdir -p "$WORK/tmp" "$WORK/var-lib-containers" "$WORK/var-tmp"
     [ ! -d /var/lib/containers ] || mount --bind "$WORK/var-lib-containers" /var/lib/containers
     mount --bind "$WORK/var-tmp" /var/tmp
-    P="env TMPDIR=$WORK/tmp podman --root $WORK/podman --runroot $WORK/podman-run --tmpdir $WORK/podman-tmp --storage-driver vfs --cgroup-manager cgroupfs --events-backend none"
+    # podman refuses this machine's high rlimits: it runs under lower ones (dockerd
+    # keeps its own, 200 containers need more than 1024 descriptors).
+    P="env TMPDIR=$WORK/tmp prlimit --nofile=1024:1024 podman --root $WORK/podman --runroot $WORK/podman-run --tmpdir $WORK/podman-tmp --storage-driver vfs --cgroup-manager cgroupfs --events-backend none"
     export DOCKER_HOST="unix://$WORK/docker.sock" DOCKER_CONFIG=$WORK/docker-config DOCKER_BUILDKIT=0
     D=/usr/bin/docker
     # (podman reads DOCKER_CONFIG too, and wants the file there)

@@ -698,3 +698,58 @@ fn normalise_is_stable() {
         "[ns-exec 4242] fork() = 4243\n[ns-exec 4243] x\nnet:[4026532200] net:[4026532200] user:[4026532201]\n/tmp/lab/a\n"
     );
 }
+
+/// `mdbook build` (the version .ci/run installs) makes the book without an error or a
+/// warning, and every link between its pages leads to a page that exists and, with a
+/// `#fragment`, to an element of that page with that id.
+#[test]
+fn mdbook_builds_the_book_and_every_internal_link_resolves() {
+    let t = crate::harness::tmp();
+    let out = t.path().join("html");
+    let o = Command::new("mdbook")
+        .arg("build")
+        .arg(book())
+        .arg("--dest-dir")
+        .arg(&out)
+        .output()
+        .expect("mdbook is missing: cargo install mdbook --version 0.5.4 --locked (.ci/run does)");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "mdbook build failed:\n{log}");
+    assert!(!log.contains("WARN") && !log.contains("ERROR"), "mdbook build warned:\n{log}");
+    let pages: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "html"))
+        .collect();
+    assert!(pages.len() > 10, "the book has its chapters: {pages:?}");
+    let ids = |html: &str| -> Vec<String> {
+        html.split(" id=\"").skip(1).filter_map(|r| r.split('"').next()).map(str::to_string).collect()
+    };
+    let mut broken = vec![];
+    let mut checked = 0;
+    for page in &pages {
+        let html = std::fs::read_to_string(page).unwrap();
+        let name = page.file_name().unwrap().to_string_lossy().into_owned();
+        for href in html.split("href=\"").skip(1).filter_map(|r| r.split('"').next()) {
+            if href.contains("://") || href.starts_with("mailto:") || href.ends_with(".css") || href.ends_with(".js") {
+                continue;
+            }
+            let (file, frag) = href.split_once('#').unwrap_or((href, ""));
+            let target = if file.is_empty() { page.clone() } else { out.join(file) };
+            if file.is_empty() && frag.is_empty() || !file.is_empty() && !file.ends_with(".html") {
+                continue;
+            }
+            checked += 1;
+            match std::fs::read_to_string(&target) {
+                Err(_) => broken.push(format!("{name}: {href} (no page {file})")),
+                Ok(t) if !frag.is_empty() && !ids(&t).iter().any(|i| i == frag) => {
+                    broken.push(format!("{name}: {href} (no #{frag} there)"))
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} links checked");
+    assert!(broken.is_empty(), "{} broken links:\n{}", broken.len(), broken.join("\n"));
+}

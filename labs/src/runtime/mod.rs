@@ -10,7 +10,7 @@
 //! | the container's root | ovl-mount | `fsopen("overlay")`, `fsconfig(lowerdir+, upperdir, workdir)`, `fsmount`, `move_mount` |
 //! | its limits | cg-limit | `mkdir` of a cgroup, writes to `memory.max`, `cpu.max`, `pids.max` |
 //! | its volumes and bind mounts | mini | `mkdir` of `volumes/NAME/_data`; `mount(MS_BIND)` of each, before `pivot_root` |
-//! | its network | netns-bridge | a named network namespace, `RTM_NEWLINK` veth into it, `RTM_NEWADDR`, `RTM_NEWROUTE`, nftables masquerade |
+//! | its network | netns-bridge | a named network namespace, `RTM_NEWLINK` veth into it (one per network), `RTM_NEWADDR`, `RTM_NEWROUTE`, nftables masquerade and DNAT of its published ports |
 //! | its processes | ns-exec | `unshare(CLONE_NEWPID)`, `fork`, `setns`, `unshare(NEWNS\|NEWUTS\|NEWIPC\|NEWCGROUP)`, mounts, `pivot_root`, capabilities, `execve` |
 //!
 //! Everything else is bookkeeping: a directory per container with its record
@@ -31,7 +31,9 @@
 //! ## Reading order
 //!
 //! [`spec`] (docker's rules for the command, environment and user), [`resources`]
-//! (what a run needs: overlay, cgroup, network, and how it is all removed),
+//! (what a run needs: overlay, cgroup, network, and how it is all removed), [`network`]
+//! (user networks, published ports, overlay networks across hosts; their names answered by
+//! the monitor's [`resolver`] in [`dns`]'s wire format),
 //! [`volumes`] (volumes, bind mounts, tmpfs), [`devmapper`] (the other storage
 //! driver: thin snapshots instead of an overlay), [`init`]
 //! (the first process between fork and exec), [`monitor`], [`attach`] and [`proto`]

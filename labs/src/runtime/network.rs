@@ -491,8 +491,9 @@ impl<'k> Networks<'k> {
             if overlay {
                 self.vxlan_port(&rec, &net)?;
             }
-            self.write_record(&rec)
-        })();
+            Ok(())
+        })()
+        .and_then(|()| self.write_record(&rec));
         if let Err(e) = rest {
             let _s = k.scope(netns::TOOL);
             let _ = net.remove(k);

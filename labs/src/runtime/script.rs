@@ -73,9 +73,28 @@ pub fn script(k: &crate::kernel::Kernel, spec: &CreateSpec, image: Option<&Image
         limits.push_str(&format!(" --cpuset {}", q(c)));
     }
     let net = spec.network.as_str();
+    // A user network: its bridge exists already (network create made it).
+    let user = super::network::Networks::open(k, root)
+        .and_then(|n| n.get(net))
+        .ok()
+        .filter(|r| !r.is_builtin() && r.driver == "bridge");
     let (net_setup, net_run, net_clean) = match net {
         "none" => (String::new(), "--net ".to_string(), String::new()),
         "host" => (String::new(), String::new(), String::new()),
+        _ if user.is_some() => {
+            let br = user.map(|r| r.bridge).unwrap_or_default();
+            (
+                format!(
+                    "\n# 4. netns-bridge: a network namespace, plugged into the network's bridge {br}\n\
+                     netns-bridge netns add \"$id\" >/dev/null\n\
+                     netns-bridge attach --netns \"$id\" --bridge {br} >/dev/null\n"
+                ),
+                "--netns \"/run/netns/$id\" ".to_string(),
+                format!(
+                    "netns-bridge detach --netns \"$id\" --bridge {br} >/dev/null\nnetns-bridge netns rm \"$id\"\n"
+                ),
+            )
+        }
         _ => (
             format!(
                 "\n# 4. netns-bridge: a network namespace, plugged into the default bridge (made once), NAT out\n\
