@@ -265,18 +265,8 @@ impl Kernel {
                 return Ok(());
             }
         }
-        let home = Path::new("/proc/thread-self/ns/net");
         if let Some(ns) = ns {
-            self.netns_open(ns)?;
-            self.netns_open(home)?;
-            let hop = self.perform(
-                &HOP,
-                vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()],
-                || (),
-                || self.netns.borrow().hop(ns),
-                |_| "0".into(),
-            );
-            match hop {
+            match self.hop_to(ns) {
                 Err(e) if self.mode == super::Mode::DryRun => {
                     self.note(format!(
                         "the dry run cannot enter {} ({:?}): what it would ask there is shown, not sent; queries there cannot be made",
@@ -303,13 +293,7 @@ impl Kernel {
             |(_, fd)| fd.to_string(),
         );
         if ns.is_some() {
-            self.perform(
-                &HOP,
-                vec![self.netns.borrow().shown(home), "CLONE_NEWNET".into()],
-                || (),
-                || self.netns.borrow().hop(home),
-                |_| "0".into(),
-            )?;
+            self.hop_home()?;
         }
         let (r, _) = r?;
         self.netns.borrow_mut().0.entry(key).or_insert((None, None)).1 = Some(r);
@@ -749,17 +733,8 @@ impl Kernel {
             what: "make a UDP socket and bind it to an address and port: datagrams sent there arrive on it",
             effect: Effect::Change,
         };
-        let home = Path::new("/proc/thread-self/ns/net");
         if let Some(ns) = ns {
-            self.netns_open(ns)?;
-            self.netns_open(home)?;
-            self.perform(
-                &HOP,
-                vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()],
-                || (),
-                || self.netns.borrow().hop(ns),
-                |_| "0".into(),
-            )?;
+            self.hop_to(ns)?;
         }
         let r = self.perform(
             &C,
@@ -769,17 +744,40 @@ impl Kernel {
             |s| s.as_raw_fd().to_string(),
         );
         if ns.is_some() {
-            self.perform(
-                &HOP,
-                vec![self.netns.borrow().shown(home), "CLONE_NEWNET".into()],
-                || (),
-                || self.netns.borrow().hop(home),
-                |_| "0".into(),
-            )?;
+            self.hop_home()?;
         }
         r
     }
+
+    /// setns(2) into `ns` for as long as a socket is made there ([`Kernel::hop_home`]
+    /// comes back): both namespace files are opened first.
+    fn hop_to(&self, ns: &Path) -> Result<(), SysError> {
+        self.netns_open(ns)?;
+        self.netns_open(Path::new(HOME_NS))?;
+        self.perform(
+            &HOP,
+            vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()],
+            || (),
+            || self.netns.borrow().hop(ns),
+            |_| "0".into(),
+        )
+    }
+
+    /// setns(2) back into this thread's own network namespace, after [`Kernel::hop_to`].
+    fn hop_home(&self) -> Result<(), SysError> {
+        let home = Path::new(HOME_NS);
+        self.perform(
+            &HOP,
+            vec![self.netns.borrow().shown(home), "CLONE_NEWNET".into()],
+            || (),
+            || self.netns.borrow().hop(home),
+            |_| "0".into(),
+        )
+    }
 }
+
+/// This thread's own network namespace, where a hop comes back to.
+const HOME_NS: &str = "/proc/thread-self/ns/net";
 
 impl Kernel {
     /// `setns(2)` into the network namespace `ns` for good (not a hop: `netns exec`).

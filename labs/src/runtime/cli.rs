@@ -1058,6 +1058,20 @@ fn ps(k: &Kernel, root: &Path, a: &PsArgs) -> Result<Exit> {
 
 /// Rows printed through `--format` (a Go template, `table ...` for headed columns),
 /// or else as the command's `default` table.
+/// `inspect`'s output: the objects as one JSON array, or each through `--format`.
+pub(super) fn print_inspected(objs: &[serde_json::Value], format: Option<&str>) -> Result<()> {
+    match format {
+        Some(f) => {
+            let fmt = super::template::Format::parse(f)?;
+            for o in objs {
+                out(&format!("{}\n", fmt.render(o)?))?;
+            }
+            Ok(())
+        }
+        None => out(&format!("{}\n", serde_json::to_string_pretty(objs).unwrap_or_default())),
+    }
+}
+
 pub(super) fn formatted(
     rows: &[serde_json::Value],
     format: Option<&str>,

@@ -193,15 +193,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &NetworkCmd) -> Result<Exit> {
                     }
                 }
             }
-            match format {
-                Some(f) => {
-                    let fmt = super::template::Format::parse(f)?;
-                    for o in &objs {
-                        out(&format!("{}\n", fmt.render(o)?))?;
-                    }
-                }
-                None => out(&format!("{}\n", serde_json::to_string_pretty(&objs).unwrap_or_default()))?,
-            }
+            super::cli::print_inspected(&objs, format.as_deref())?;
             Ok(if failed { Exit::Failed } else { Exit::Ok })
         }
         NetworkCmd::Rm { networks } => {
