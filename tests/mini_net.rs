@@ -109,10 +109,11 @@ gw=$(m inspect --format '{{.NetworkSettings.Networks.web.Gateway}}' ws)
 get -c cl $gw 8080; get -c ws $gw 8080; get -c cl ws 80
 echo "== expose"; web ex --expose 80 --hostname ex; m port ex; echo "code $?"
 m inspect --format '{{json .NetworkSettings.Ports}}' ex
-echo "== random"; web rp -P --expose 80 --expose 9000/udp --hostname rp
+echo "== random"; busybox nc -l -p 32768 >/dev/null & L=$!; until cat /proc/net/tcp /proc/net/tcp6 | grep -q ':8000 '; do sleep 0.05; done
+web rp -P --expose 80 --expose 9000/udp --hostname rp
 m port rp; m port rp 80; get outside 192.0.2.1 $(m port rp 80 | cut -d: -f2)
 m ps --filter name=rp --format '{{.Ports}}'
-m run -d --name rq -p 127.0.0.1::80 test/alpine sleep 300 >/dev/null; m port rq
+m run -d --name rq -p 127.0.0.1::80 test/alpine sleep 300 >/dev/null; m port rq; kill $L
 echo "== conflict"; m run -d --name w2 -p 8080:80 test/alpine sleep 300 >/dev/null 2>"$T/e"; echo "code $?"; grep -o ': Bind for.*' "$T/e"
 m ps -a --filter name=w2 --format '{{.Status}}'
 echo "== released"; m stop -t 0 ws >/dev/null; nft list table ip contlab | grep -c 'dport 8080' ; m port ws; m start w2 >/dev/null; m port w2
@@ -131,9 +132,9 @@ m exec in1 ping -c1 -W1 192.0.2.2 >/dev/null 2>&1; echo "outside: $?"; m exec in
     assert_eq!(section(&out, "expose"), "code 0\n{\"80/tcp\":null}\n", "--expose publishes nothing");
     assert_eq!(
         section(&out, "random"),
-        "80/tcp -> 0.0.0.0:32768\n9000/udp -> 0.0.0.0:32768\n0.0.0.0:32768\nhello from rp\n\
-         0.0.0.0:32768->80/tcp, 0.0.0.0:32768->9000/udp\n80/tcp -> 127.0.0.1:32769\n",
-        "the first free port of the ephemeral range, per protocol, as docker's allocator"
+        "80/tcp -> 0.0.0.0:32769\n9000/udp -> 0.0.0.0:32768\n0.0.0.0:32769\nhello from rp\n\
+         0.0.0.0:32769->80/tcp, 0.0.0.0:32768->9000/udp\n80/tcp -> 127.0.0.1:32770\n",
+        "the first free port of the ephemeral range, per protocol (32768/tcp: a host process listens on it)"
     );
     assert_eq!(
         section(&out, "conflict"),

@@ -186,8 +186,10 @@ impl NetState {
     pub fn allocate(&self) -> Option<Ipv4Addr> {
         let range = self.ip_range.unwrap_or(self.subnet);
         let first = u32::from(range.net).max(u32::from(self.subnet.net) + 1);
-        let last = u32::from(range.broadcast()).min(u32::from(self.subnet.broadcast()));
-        (first..last).map(Ipv4Addr::from).find(|ip| *ip != self.gateway && !self.leases.iter().any(|l| l.ip == *ip))
+        // The range's own last address is a host when the range is inside the subnet;
+        // the subnet's broadcast never is.
+        let last = u32::from(range.broadcast()).min(u32::from(self.subnet.broadcast()).saturating_sub(1));
+        (first..=last).map(Ipv4Addr::from).find(|ip| *ip != self.gateway && !self.leases.iter().any(|l| l.ip == *ip))
     }
 
     /// The hosts file of this network: the gateway, then each named host that asked

@@ -396,6 +396,12 @@ impl<'k> Networks<'k> {
         if overlay && (self.cluster().is_none() || self.settings.cluster_advertise.is_empty()) {
             return Err(no_cluster());
         }
+        if overlay && spec.internal {
+            return Err(daemon(
+                "mini's overlay networks have no way out already: --internal adds nothing to them",
+                "create it without --internal",
+            ));
+        }
         if self.all()?.iter().any(|r| r.name == spec.name) {
             return Err(daemon(format!("network with name {} already exists", spec.name), "pick another name"));
         }
@@ -404,9 +410,15 @@ impl<'k> Networks<'k> {
         let bridge =
             options.get("com.docker.network.bridge.name").cloned().unwrap_or_else(|| format!("br-{}", &id[..12]));
         // Subnets of this host's networks and of the cluster's: none may overlap.
+        // (the records' too: a state root on tmpfs does not outlive a reboot, the records do)
         let mut taken = vec![];
         for l in self.lab_stores() {
             taken.extend(l.read()?.iter().map(|n| n.subnet));
+        }
+        for r in self.all()? {
+            if let Ok((ip, len)) = netns::ipam::parse_cidr(&r.subnet, None) {
+                taken.push(Subnet::of(ip, len));
+            }
         }
         let (subnet, user_subnet) = match &spec.subnet {
             Some(s) => {
@@ -565,7 +577,7 @@ impl<'k> Networks<'k> {
         for p in &self.settings.default_address_pools {
             let (base, len) = cidr(&p.base)?;
             let base = Subnet::of(base, len);
-            if p.size < base.len || p.size > 30 {
+            if p.size < base.len.max(8) || p.size > 30 {
                 continue;
             }
             let step = 1u32 << (32 - p.size as u32);
@@ -738,7 +750,8 @@ pub fn endpoint_id(c: &Container, e: &Endpoint) -> String {
 pub fn parse_publish(s: &str) -> Result<Vec<PortSpec>> {
     let bad = |what: &str, v: &str| Error::Container { code: 125, message: format!("Invalid {what}: {v}") };
     let (rest, proto) = s.rsplit_once('/').unwrap_or((s, "tcp"));
-    if !matches!(proto, "tcp" | "udp" | "sctp") {
+    if !matches!(proto, "tcp" | "udp") {
+        // docker takes sctp too; mini's DNAT rules match TCP and UDP only.
         return Err(bad("proto", proto));
     }
     let parts: Vec<&str> = rest.rsplitn(3, ':').collect();
@@ -783,7 +796,9 @@ pub fn parse_expose(s: &str) -> Result<Vec<String>> {
     let (p, proto) = s.split_once('/').unwrap_or((s, "tcp"));
     let (a, b) = p.split_once('-').unwrap_or((p, p));
     match (a.parse::<u16>(), b.parse::<u16>()) {
-        (Ok(a), Ok(b)) if a <= b && a > 0 => Ok((a..=b).map(|x| format!("{x}/{proto}")).collect()),
+        (Ok(a), Ok(b)) if a <= b && a > 0 && matches!(proto, "tcp" | "udp") => {
+            Ok((a..=b).map(|x| format!("{x}/{proto}")).collect())
+        }
         _ => Err(Error::Container { code: 125, message: format!("invalid range format for --expose: {s}") }),
     }
 }
@@ -839,7 +854,12 @@ pub fn attach_all(
     netns: &Path,
     save: &dyn Fn(&Container) -> Result<()>,
 ) -> Result<()> {
-    for (i, want) in c.config.endpoints.clone().iter().enumerate() {
+    let mut wanted = c.config.endpoints.clone();
+    if wanted.is_empty() && c.config.network == "bridge" {
+        // A record from before networks were listed: the default bridge, as it was.
+        wanted.push(super::state::EndpointConfig { network: "bridge".into(), ..Default::default() });
+    }
+    for (i, want) in wanted.iter().enumerate() {
         let rec = nets.get(&want.network)?;
         let ifname = format!("eth{i}");
         attach_one(k, nets, c, &rec, want.ip.as_deref(), &want.aliases, &ifname, netns, save)?;
@@ -969,18 +989,29 @@ fn publish_ports(
                 .find(|hp| !taken.iter().any(|t| t.clashes(host_ip, *hp, proto)))
                 .ok_or_else(|| daemon("all ports are allocated", "free some published ports"))?
         };
-        c.mark("ports");
-        c.net.ports.push(PortBinding {
-            container_port: p.container_port.clone(),
-            host_ip: host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
-            host_port,
-        });
-        save(c)?;
-        let _s = k.scope(netns::TOOL);
-        let spec = PublishSpec { host_ip, host_port, proto, to: std::net::SocketAddrV4::new(to, port) };
-        if let Err(e) = netns::publish(k, &net, &spec) {
+        let mut host_port = host_port;
+        loop {
+            c.mark("ports");
+            c.net.ports.push(PortBinding {
+                container_port: p.container_port.clone(),
+                host_ip: host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                host_port,
+                bridge: net.bridge.clone(),
+            });
+            save(c)?;
+            let _s = k.scope(netns::TOOL);
+            let spec = PublishSpec { host_ip, host_port, proto, to: std::net::SocketAddrV4::new(to, port) };
+            let Err(e) = netns::publish(k, &net, &spec) else { break };
             c.net.ports.pop();
             save(c)?;
+            let listened = matches!(&e, Error::Failed { what, .. } if what.contains("listens on it"));
+            // A random port a host process listens on: the next one of the range.
+            let next = (host_port.saturating_add(1)..=range.1)
+                .find(|hp| !taken.iter().any(|t| t.clashes(host_ip, *hp, proto)));
+            if let (true, 0, Some(next)) = (listened, p.host_port, next) {
+                host_port = next;
+                continue;
+            }
             return Err(match e {
                 Error::Failed { what: message, .. } if message.contains("listens on it") => daemon(
                     format!(
@@ -1020,10 +1051,12 @@ pub fn release(k: &Kernel, c: &mut Container, s: &Settings) -> Vec<String> {
     let _s = k.scope(netns::TOOL);
     if c.has("ports") {
         let mut ok = true;
-        let bridge = c.net.endpoints.first().map(|e| e.bridge.clone()).unwrap_or_default();
+        let first = c.net.endpoints.first().map(|e| e.bridge.clone()).unwrap_or_default();
         for p in c.net.ports.clone() {
             let (_, proto) = split_port(&p.container_port);
             let host_ip = p.host_ip.parse().ok().filter(|ip: &Ipv4Addr| !ip.is_unspecified());
+            // (a record from before ports named their bridge: the first network's)
+            let bridge = if p.bridge.is_empty() { first.clone() } else { p.bridge.clone() };
             match load(&bridge).and_then(|n| netns::unpublish(k, &n, host_ip, p.host_port, proto)) {
                 Ok(_) => {}
                 Err(e) if gone(&e) => {}
@@ -1128,6 +1161,14 @@ pub fn disconnect(k: &Kernel, store: &Containers, c: &Container, rec: &Record) -
         let _s = k.scope(netns::TOOL);
         let nets = Networks::open(k, &store.paths.root)?;
         let net = Network::load(&nets.lab_store_of(rec)?, &e.bridge)?;
+        // Its ports published through this network go with it.
+        for p in c.net.ports.clone().iter().filter(|p| p.bridge == e.bridge) {
+            let (_, proto) = split_port(&p.container_port);
+            let host_ip = p.host_ip.parse().ok().filter(|ip: &Ipv4Addr| !ip.is_unspecified());
+            netns::unpublish(k, &net, host_ip, p.host_port, proto)?;
+            c.net.ports.retain(|q| q != p);
+            store.save(&c)?;
+        }
         netns::detach(k, &net, &c.id, &e.ifname)?;
         c.unmark(&lease_mark(&e.bridge, &e.ifname));
         c.net.endpoints.retain(|x| x.network != rec.name);

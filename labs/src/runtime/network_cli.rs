@@ -114,7 +114,7 @@ impl NetworkCmd {
 
 fn row(r: &Record, trunc: bool) -> serde_json::Value {
     serde_json::json!({
-        "ID": if trunc { r.id[..12].to_string() } else { r.id.clone() },
+        "ID": if trunc { r.id.get(..12).unwrap_or(&r.id).to_string() } else { r.id.clone() },
         "Name": r.name, "Driver": r.driver, "Scope": if r.driver == "overlay" { "global" } else { "local" }, "IPv6": "false",
         "Internal": r.internal.to_string(), "CreatedAt": r.created,
         "Labels": r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
@@ -172,7 +172,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &NetworkCmd) -> Result<Exit> {
             if *quiet {
                 out(&list
                     .iter()
-                    .map(|r| format!("{}\n", if *no_trunc { &r.id } else { &r.id[..12] }))
+                    .map(|r| format!("{}\n", if *no_trunc { &r.id } else { r.id.get(..12).unwrap_or(&r.id) }))
                     .collect::<String>())?;
             } else {
                 let rows: Vec<_> = list.iter().map(|r| row(r, !no_trunc)).collect();

@@ -34,7 +34,6 @@ pub struct Responder {
     outside: UdpSocket,
     upstream: Vec<SocketAddr>,
     pending: HashMap<u16, Pending>,
-    next: u16,
     labs: Vec<netns::Store>,
     key: String,
 }
@@ -65,7 +64,6 @@ impl Responder {
             outside,
             upstream: r.upstream.clone(),
             pending: HashMap::new(),
-            next: 1,
             labs: r.state_roots.iter().map(netns::Store::new).collect(),
             key: r.key.clone(),
         })
@@ -95,8 +93,9 @@ impl Responder {
 
     fn forward(&mut self, q: &[u8], asker: SocketAddr) {
         let (Some(id), Some(server)) = (dns::message_id(q), self.upstream.first()) else { return };
-        let ours = self.next;
-        self.next = self.next.wrapping_add(1).max(1);
+        // A random id of its own for each forwarded query (a predictable one would let
+        // an off-path sender forge the answer), none already waiting.
+        let ours = (0..8).map(|_| rand::random::<u16>()).find(|i| !self.pending.contains_key(i)).unwrap_or(0);
         if let Some(m) = dns::with_id(q, ours) {
             if self.outside.send_to(&m, server).is_ok() {
                 self.pending.insert(ours, Pending { asker, id, since: Instant::now() });

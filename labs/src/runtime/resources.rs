@@ -353,8 +353,9 @@ fn upstream_servers(k: &Kernel, dns: &[String]) -> Vec<std::net::SocketAddr> {
     dns.iter()
         .cloned()
         .chain(listed)
-        .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
-        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        // The forwarding socket is IPv4 (bound to 0.0.0.0).
+        .filter_map(|s| s.parse::<std::net::Ipv4Addr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip.into(), 53))
         .collect()
 }
 
@@ -471,7 +472,8 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             // The resolver listens in every namespace of its own, the default bridge's
             // too: its /etc/resolv.conf names it only once it is on a user network
             // (at start, or by `network connect`), as docker's does.
-            resolver = Some(super::init::Resolver {
+            // (none when it has no network left: its `lo` is down, 127.0.0.11 unbound)
+            resolver = (!c.net.endpoints.is_empty()).then(|| super::init::Resolver {
                 netns: path.clone(),
                 key: c.id.clone(),
                 state_roots: nets.lab_stores().iter().map(|s| s.root().to_path_buf()).collect(),

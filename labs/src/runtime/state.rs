@@ -157,6 +157,9 @@ pub struct PortBinding {
     pub host_ip: String,
     /// The host port.
     pub host_port: u16,
+    /// The bridge whose rules publish it (where it is unpublished again).
+    #[serde(default)]
+    pub bridge: String,
 }
 
 /// A network a container is to be attached to: the `--network` one, then those of
