@@ -36,14 +36,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/confine-*.json "$OUT"/confine-*.md "$OUT/confine.txt"
 
 M="$MINI -q --root $STORE run --rm --network none"
-# podman: its default OCI runtime if it runs a container here, else runc (crun refuses
-# cgroup v1 with a v2 hierarchy beside it, "hybrid mode").
-PR="$P run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
-if ! $PR bench/base true 2>"$WORK/podman-probe.log"; then
-    PR="$P run --runtime runc --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
-    $PR bench/base true || { cat "$WORK/podman-probe.log" >&2; exit 1; }
-    echo "bench: podman run with its default OCI runtime failed here; using --runtime runc" >&2
-fi
+bench_podman_run --network none
 DR="$D run --rm --network none"
 U="--security-opt seccomp=unconfined"
 

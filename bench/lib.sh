@@ -149,3 +149,15 @@ bench_peers_cleanup() {
     grep " $WORK/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     bench_cleanup
 }
+
+# bench_podman_run FLAGS...: PR = `podman run --rm FLAGS` with podman's default OCI
+# runtime if it runs a container here, else runc (crun refuses cgroup v1 with a v2
+# hierarchy beside it, "hybrid mode"). After bench_peers.
+bench_podman_run() {
+    PR="$P run --rm $* --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+    if ! $PR bench/base true 2>"$WORK/podman-probe.log"; then
+        PR="$P run --runtime runc --rm $* --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+        $PR bench/base true || { cat "$WORK/podman-probe.log" >&2; exit 1; }
+        echo "bench: podman run with its default OCI runtime failed here; using --runtime runc" >&2
+    fi
+}

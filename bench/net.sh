@@ -36,12 +36,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/net-*.json "$OUT"/net-*.md "$OUT/net.txt"
 
 M="$MINI -q --root $STORE"
-PR="$P run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
-if ! $PR bench/base true 2>"$WORK/podman-probe.log"; then
-    PR="$P run --runtime runc --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
-    $PR bench/base true || { cat "$WORK/podman-probe.log" >&2; exit 1; }
-    echo "bench: podman run with its default OCI runtime failed here; using --runtime runc" >&2
-fi
+bench_podman_run
 
 echo "== 1. a container start on the default network, and with none" >&2
 hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$OUT/net-start.json" --export-markdown "$OUT/net-start.md" \
