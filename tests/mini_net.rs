@@ -58,6 +58,8 @@ ip -o link show master $br | grep -c veth
 for v in $(ip -o link show master $br | awk -F'[:@ ]+' '{print $2}'); do [ "$(cat /sys/class/net/$v/address)" != "$inside" ] || echo same; done; echo "host ends differ"
 echo "== named-bridge"; m network create -o com.docker.network.bridge.name=titi titi >/dev/null; ip -o link show titi | cut -d: -f2
 m network inspect --format '{{json .Options}}' titi
+echo "== script"; m run --script --network mynet test/alpine ip -4 -o addr show eth0 > "$T/s.sh"
+sh "$T/s.sh" 2>/dev/null | awk '/eth0/ {print $4}' | cut -d. -f1-3; grep -c 'attach --netns "$id" --bridge br-' "$T/s.sh"
 "#
     ));
     assert_eq!(
@@ -89,6 +91,7 @@ m network inspect --format '{{json .Options}}' titi
         "names follow containers leaving and joining"
     );
     assert_eq!(section(&out, "veth"), "inspect shows the container end\n2\nhost ends differ\n");
+    assert_eq!(section(&out, "script"), "10.100.0\n1\n", "--script plugs the namespace into the network's bridge");
     let named = section(&out, "named-bridge");
     assert!(named.starts_with(" titi\n") && named.contains("\"com.docker.network.bridge.name\":\"titi\""), "{named}");
 }
