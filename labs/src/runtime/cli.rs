@@ -1058,6 +1058,12 @@ fn ps(k: &Kernel, root: &Path, a: &PsArgs) -> Result<Exit> {
 
 /// Rows printed through `--format` (a Go template, `table ...` for headed columns),
 /// or else as the command's `default` table.
+/// A `label=KEY` or `label=KEY=VALUE` filter's answer for `labels`.
+pub(super) fn labels_match(labels: &std::collections::BTreeMap<String, String>, want: &str) -> bool {
+    let (key, value) = want.split_once('=').map(|(a, b)| (a, Some(b))).unwrap_or((want, None));
+    labels.get(key).is_some_and(|x| value.is_none_or(|v| x == v))
+}
+
 /// `inspect`'s output: the objects as one JSON array, or each through `--format`.
 pub(super) fn print_inspected(objs: &[serde_json::Value], format: Option<&str>) -> Result<()> {
     match format {

@@ -202,13 +202,9 @@ fn prefix_of(cidr: &str) -> u8 {
     cidr.split_once('/').and_then(|(_, l)| l.parse().ok()).unwrap_or(24)
 }
 
-/// The ID of a built-in network (`bridge`, `host`, `none`).
-pub fn stable_network_id(name: &str) -> String {
-    stable_id(name)
-}
-
-/// The ID of a built-in network: the sha256 of its name (docker's are random).
-fn stable_id(name: &str) -> String {
+/// The ID of a built-in network (`bridge`, `host`, `none`): the sha256 of its name
+/// (docker's are random); of an endpoint, of the container and its veth.
+pub fn stable_id(name: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(format!("contlab network {name}")).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -464,7 +460,7 @@ impl<'k> Networks<'k> {
             }
             None => String::new(),
         };
-        let rec = Record {
+        let mut rec = Record {
             name: spec.name.clone(),
             id,
             created: crate::units::rfc3339(crate::units::now_nanos()),
@@ -480,7 +476,6 @@ impl<'k> Networks<'k> {
             bridge,
             vni: 0,
         };
-        let mut rec = rec;
         if overlay {
             // The same VNI on every host: docker's first is 4096; the ID picks one.
             rec.vni = match rec.options.get("com.docker.network.driver.overlay.vxlanid_list") {
@@ -859,12 +854,17 @@ pub fn attach_all(
         // A record from before networks were listed: the default bridge, as it was.
         wanted.push(super::state::EndpointConfig { network: "bridge".into(), ..Default::default() });
     }
+    let mut first = None;
     for (i, want) in wanted.iter().enumerate() {
         let rec = nets.get(&want.network)?;
         let ifname = format!("eth{i}");
-        attach_one(k, nets, c, &rec, want.ip.as_deref(), &want.aliases, &ifname, netns, save)?;
+        let net = attach_one(k, nets, c, &rec, want.ip.as_deref(), &want.aliases, &ifname, netns, save)?;
+        first.get_or_insert((rec, net));
     }
-    publish_ports(k, nets, c, save)
+    match first {
+        Some((rec, net)) => publish_ports(k, c, &rec, &net, save),
+        None => Ok(()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -878,7 +878,7 @@ fn attach_one(
     ifname: &str,
     netns: &Path,
     save: &dyn Fn(&Container) -> Result<()>,
-) -> Result<()> {
+) -> Result<Network> {
     let net = nets.lab_network(rec)?;
     let user = rec.name != "bridge";
     let mut a = AttachSpec::new(&c.id);
@@ -932,7 +932,8 @@ fn attach_one(
         ifname: ifname.into(),
         aliases: a.aliases.clone(),
     });
-    save(c)
+    save(c)?;
+    Ok(net)
 }
 
 /// `--mac-address`: six hex bytes.
@@ -944,32 +945,28 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
     })
 }
 
+/// Publish the container's ports on `net`, its first network (`rec`).
 fn publish_ports(
     k: &Kernel,
-    nets: &Networks,
     c: &mut Container,
+    rec: &Record,
+    net: &Network,
     save: &dyn Fn(&Container) -> Result<()>,
 ) -> Result<()> {
     let wanted = wanted_ports(c);
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let Some(first) = c.net.endpoints.first().cloned() else { return Ok(()) };
-    let rec = nets.get(&first.network)?;
+    let Some(first) = c.net.endpoints.first().cloned().filter(|_| !wanted.is_empty()) else { return Ok(()) };
     if rec.is_overlay() {
         return Err(daemon(
             format!("mini publishes ports on bridge networks only, and {} is an overlay network", rec.name),
             "connect the container to a bridge network first, or publish nothing",
         ));
     }
-    let net = nets.lab_network(&rec)?;
     let to: Ipv4Addr = first.ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let lab = nets.lab_store();
     let range = port_range(k);
     for p in wanted {
         let (port, proto) = split_port(&p.container_port);
         let host_ip: Option<Ipv4Addr> = p.host_ip.parse().ok().filter(|ip: &Ipv4Addr| !ip.is_unspecified());
-        let taken = netns::published(&lab)?;
+        let taken = netns::published(&net.store)?;
         let host_port = if p.host_port != 0 {
             if let Some(_t) = taken.iter().find(|t| t.clashes(host_ip, p.host_port, proto)) {
                 return Err(daemon(
@@ -1001,7 +998,7 @@ fn publish_ports(
             save(c)?;
             let _s = k.scope(netns::TOOL);
             let spec = PublishSpec { host_ip, host_port, proto, to: std::net::SocketAddrV4::new(to, port) };
-            let Err(e) = netns::publish(k, &net, &spec) else { break };
+            let Err(e) = netns::publish(k, net, &spec) else { break };
             c.net.ports.pop();
             save(c)?;
             let listened = matches!(&e, Error::Failed { what, .. } if what.contains("listens on it"));
@@ -1140,7 +1137,7 @@ pub fn connect(
     if !was_user && on_user_network(&c) {
         // Its resolver already listens (see super::resources): now /etc/resolv.conf
         // names it, rewritten in place, so the bind mount inside sees the change.
-        let text = super::resources::resolv_conf(k, &c.config, true);
+        let text = super::resources::resolv_conf(&super::resources::host_resolv(k), &c.config, true);
         k.why("the container is on a user network now: its names come from 127.0.0.11")
             .rewrite_file(&store.paths.dir(&c.id).join("resolv.conf"), &text)?;
     }

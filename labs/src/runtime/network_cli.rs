@@ -157,10 +157,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &NetworkCmd) -> Result<Exit> {
                     "id" => list.retain(|r| r.id.starts_with(want)),
                     "driver" => list.retain(|r| r.driver == want),
                     "type" => list.retain(|r| r.is_builtin() == (want == "builtin")),
-                    "label" => {
-                        let (lk, lv) = want.split_once('=').map(|(a, b)| (a, Some(b))).unwrap_or((want, None));
-                        list.retain(|r| r.labels.get(lk).is_some_and(|x| lv.is_none_or(|lv| x == lv)));
-                    }
+                    "label" => list.retain(|r| super::cli::labels_match(&r.labels, want)),
                     _ => {
                         return Err(Error::failed(
                             format!("Error response from daemon: invalid filter '{key}'"),

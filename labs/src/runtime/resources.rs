@@ -206,9 +206,9 @@ pub fn create_dirs(k: &Kernel, store: &Containers, c: &Container) -> Result<()> 
     }
     let dir = p.dir(&c.id);
     k.write_new_file(&dir.join("hostname"), format!("{}\n", c.config.hostname).as_bytes(), 0o644)?;
-    k.write_new_file(&dir.join("hosts"), hosts_file(c, None).as_bytes(), 0o644)?;
+    k.write_new_file(&dir.join("hosts"), HOSTS.as_bytes(), 0o644)?;
     let embedded = super::network::on_user_network(c);
-    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(k, &c.config, embedded).as_bytes(), 0o644)?;
+    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(&host_resolv(k), &c.config, embedded).as_bytes(), 0o644)?;
     if !c.config.working_dir.is_empty() {
         // docker makes the working directory when the image lacks it: here, in the
         // container's own layer, so it shows in `diff` as docker's does.
@@ -229,23 +229,15 @@ fn layer_has(c: &Container, paths: &super::state::Paths, upper_path: &Path) -> b
     c.layers.iter().any(|l| Path::new(l).join(rel).is_dir())
 }
 
-/// `/etc/hosts` as docker writes it, with the container's address once it has one.
-pub fn hosts_file(c: &Container, ip: Option<Ipv4Addr>) -> String {
-    let mut s = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    if let Some(ip) = ip {
-        s.push_str(&format!("{ip}\t{}\n", c.config.hostname));
-    }
-    s
-}
+/// `/etc/hosts` as docker writes it before the container has an address.
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 /// `/etc/hosts` at start: docker's lines, `--add-host`s (`host-gateway` is the
 /// default bridge's address), `--link`s (`IP\tALIAS ID NAME`, the linked container's
 /// address on the default bridge), then the container's own address.
-fn etc_hosts(k: &Kernel, store: &Containers, c: &Container, s: &Settings) -> Result<String> {
+fn etc_hosts(store: &Containers, c: &Container, s: &Settings) -> Result<String> {
     let own: Option<Ipv4Addr> = c.net.endpoints.first().and_then(|e| e.ip.parse().ok());
-    let mut text = hosts_file(c, None);
+    let mut text = HOSTS.to_string();
     for h in &c.config.extra_hosts {
         let (name, ip) = h.split_once(':').unwrap_or((h.as_str(), ""));
         let ip = if ip == "host-gateway" { s.bip()?.0.to_string() } else { ip.to_string() };
@@ -269,7 +261,6 @@ fn etc_hosts(k: &Kernel, store: &Containers, c: &Container, s: &Settings) -> Res
         }
         text.push_str(&format!("{}\t{}\n", e.ip, names.join(" ")));
     }
-    let _ = k;
     if let Some(ip) = own {
         text.push_str(&format!("{ip}\t{}\n", c.config.hostname));
     }
@@ -295,9 +286,7 @@ fn joined(store: &Containers, mode: &str) -> Result<Container> {
 /// `--dns-option` in place of its search and options lines. On a user network
 /// (`embedded`), the one nameserver is mini's resolver at 127.0.0.11 (which forwards
 /// the rest to those servers), with docker's `options ndots:0`.
-pub fn resolv_conf(k: &Kernel, cfg: &super::state::Config, embedded: bool) -> String {
-    let host =
-        k.why("the host's resolvers, for the container's").read_file(Path::new("/etc/resolv.conf")).unwrap_or_default();
+pub fn resolv_conf(host: &str, cfg: &super::state::Config, embedded: bool) -> String {
     let mut out = String::new();
     let mut servers = 0;
     for l in host.lines() {
@@ -339,16 +328,16 @@ pub fn resolv_conf(k: &Kernel, cfg: &super::state::Config, embedded: bool) -> St
     out
 }
 
+/// The host's /etc/resolv.conf (empty when it has none): what a container's is made
+/// from, and where its resolver forwards.
+pub fn host_resolv(k: &Kernel) -> String {
+    k.why("the host's resolvers, for the container's").read_file(Path::new("/etc/resolv.conf")).unwrap_or_default()
+}
+
 /// The resolvers the embedded one forwards to: `--dns`, else the host's (from the
 /// host's namespace, where the monitor runs, 127.0.0.53 too), port 53.
-fn upstream_servers(k: &Kernel, dns: &[String]) -> Vec<std::net::SocketAddr> {
-    let host = if dns.is_empty() {
-        k.why("where the embedded resolver forwards the names it does not know")
-            .read_file(Path::new("/etc/resolv.conf"))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+fn upstream_servers(host: &str, dns: &[String]) -> Vec<std::net::SocketAddr> {
+    let host = if dns.is_empty() { host } else { "" };
     let listed = host.lines().filter_map(|l| l.trim_start().strip_prefix("nameserver")).map(|s| s.trim().to_string());
     dns.iter()
         .cloned()
@@ -443,6 +432,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         let g = Group::create(k, &cg_setup, &group_name(c), &l)?;
         g.procs_files()
     };
+    let host = host_resolv(k);
     let mut files = p.dir(&c.id);
     let mut hostname = c.config.hostname.clone();
     let mut resolver = None;
@@ -477,16 +467,16 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
                 netns: path.clone(),
                 key: c.id.clone(),
                 state_roots: nets.lab_stores().iter().map(|s| s.root().to_path_buf()).collect(),
-                upstream: upstream_servers(k, &c.config.dns),
+                upstream: upstream_servers(&host, &c.config.dns),
             });
             Net::Join(path)
         }
     };
     if !c.config.network.starts_with("container:") {
-        let hosts = etc_hosts(k, store, c, s)?;
+        let hosts = etc_hosts(store, c, s)?;
         k.why("the container's /etc/hosts: its own address, --add-host and --link names")
             .rewrite_file(&p.dir(&c.id).join("hosts"), &hosts)?;
-        let resolv = resolv_conf(k, &c.config, super::network::on_user_network(c));
+        let resolv = resolv_conf(&host, &c.config, super::network::on_user_network(c));
         k.why("the container's /etc/resolv.conf").rewrite_file(&p.dir(&c.id).join("resolv.conf"), &resolv)?;
     }
     let (uid, gid, groups, home) = user_of(k, c, &rootfs)?;

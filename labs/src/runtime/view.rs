@@ -29,8 +29,7 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
     let mut networks = serde_json::Map::new();
     let up = st.status.is_up();
     if cfg.network == "none" || cfg.network == "host" {
-        networks
-            .insert(cfg.network.clone(), endpoint_json(None, "", &[], super::network::stable_network_id(&cfg.network)));
+        networks.insert(cfg.network.clone(), endpoint_json(None, "", &[], super::network::stable_id(&cfg.network)));
     }
     for want in &cfg.endpoints {
         let e = c.net.endpoint(&want.network).filter(|_| up);
@@ -48,7 +47,8 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
         }
         networks.insert(want.network.clone(), v);
     }
-    let first = c.net.endpoints.first().filter(|_| up);
+    // docker's top-level address fields are the default bridge's endpoint only.
+    let on_bridge = c.net.endpoints.first().filter(|e| up && e.network == "bridge");
     let mut ports = serde_json::Map::new();
     for p in &cfg.exposed_ports {
         ports.insert(p.clone(), Value::Null);
@@ -172,10 +172,10 @@ pub fn inspect(c: &Container, paths: &Paths) -> Value {
             "Bridge": "",
             "SandboxKey": if up { c.net.netns.clone() } else { String::new() },
             "Ports": ports,
-            "IPAddress": first.filter(|e| e.network == "bridge").map(|e| e.ip.clone()).unwrap_or_default(),
-            "IPPrefixLen": first.filter(|e| e.network == "bridge").map(|e| e.prefix).unwrap_or(0),
-            "Gateway": first.filter(|e| e.network == "bridge").map(|e| e.gateway.clone()).unwrap_or_default(),
-            "MacAddress": first.filter(|e| e.network == "bridge").map(|e| e.mac.clone()).unwrap_or_default(),
+            "IPAddress": on_bridge.map(|e| e.ip.clone()).unwrap_or_default(),
+            "IPPrefixLen": on_bridge.map(|e| e.prefix).unwrap_or(0),
+            "Gateway": on_bridge.map(|e| e.gateway.clone()).unwrap_or_default(),
+            "MacAddress": on_bridge.map(|e| e.mac.clone()).unwrap_or_default(),
             "Networks": networks,
         },
     });

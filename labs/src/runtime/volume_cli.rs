@@ -116,10 +116,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &VolumeCmd) -> Result<Exit> {
                     }
                     "name" => list.retain(|v| v.name.contains(want)),
                     "driver" => list.retain(|v| v.driver == want),
-                    "label" => {
-                        let (lk, lv) = want.split_once('=').map(|(a, b)| (a, Some(b))).unwrap_or((want, None));
-                        list.retain(|v| v.labels.get(lk).is_some_and(|x| lv.is_none_or(|lv| x == lv)));
-                    }
+                    "label" => list.retain(|v| super::cli::labels_match(&v.labels, want)),
                     _ => {
                         return Err(Error::failed(
                             format!("Error response from daemon: invalid filter '{key}'"),
