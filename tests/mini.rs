@@ -724,10 +724,11 @@ fn run_script_makes_the_same_container_out_of_the_five_tools() {
         return;
     }
     // What the process sees: its cgroup and namespaces' shape, /dev, /sys, its
-    // capabilities, masked paths, its network, environment and working directory;
+    // capabilities, its seccomp filters (and one call they refuse), the device list (a
+    // node it may make but not open), masked paths, its network, environment and working directory;
     // the processes it can see (ps into a file: in a pipe, wc may or may not be seen).
-    let probe = "cat /proc/self/cgroup | wc -l; echo $(ls /dev); grep -E 'Cap(Eff|Bnd)|NoNewPrivs' /proc/self/status; \
-                 cat /proc/kcore 2>&1 | wc -c; mount | grep -c ' /sys .*ro,'; ip -4 -o addr | grep -c eth0; \
+    let probe = "cat /proc/self/cgroup | wc -l; echo $(ls /dev); grep -E 'Cap(Eff|Bnd)|NoNewPrivs|Seccomp' /proc/self/status; \
+                 unshare -U true 2>&1; mknod /tmp/loop b 7 0 && head -c1 /tmp/loop 2>&1 | grep -o 'not permitted'; cat /proc/kcore 2>&1 | wc -c; mount | grep -c ' /sys .*ro,'; ip -4 -o addr | grep -c eth0; \
                  ip route | cut -d' ' -f1-3; env | grep -v HOSTNAME | sort; pwd; echo $$; ps -o pid,comm > /tmp/ps; wc -l < /tmp/ps";
     let out = ok(&format!(
         r#"
@@ -737,13 +738,25 @@ EOF
 )
 echo "== script"; m run --script test/alpine sh -c "$probe" > s.sh && sh s.sh 2>err || {{ echo "failed: $?"; cat err; }}
 echo "== run"; m run --rm test/alpine sh -c "$probe"
+echo "== users"; for u in 5 5:6 nobody; do m run --script --network none -u $u test/alpine id > u.sh && sh u.sh 2>/dev/null; m run --rm --network none -u $u test/alpine id; done
 echo "== left"; grep -c contlab-script /proc/self/mountinfo; netns-bridge -q show | grep -c script; echo done
 "#
     ));
     let script = section(&out, "script");
     assert!(script.contains("10.87.0.0/16 dev eth0"), "{out}");
+    assert!(script.contains("Seccomp:\t2\n") && script.contains("Operation not permitted"), "docker's filter: {out}");
+    assert!(script.contains("\nnot permitted\n"), "docker's device list: {out}");
     assert_eq!(script, section(&out, "run"), "the script's container is mini's:\n{out}");
     assert_eq!(section(&out, "left"), "0\n0\ndone\n", "the script cleans up after itself:\n{out}");
+    // -u as numbers, numbers and a group, and a name of the image's /etc/passwd: the
+    // same ids and groups by hand as in mini run.
+    let users = section(&out, "users");
+    let users: Vec<&str> = users.lines().collect();
+    assert_eq!(users.len(), 6, "{out}");
+    for pair in users.chunks(2) {
+        assert_eq!(pair[0], pair[1], "the script's user is mini's:\n{out}");
+    }
+    assert!(users[4].starts_with("uid=65534(nobody)"), "{out}");
 }
 
 #[test]

@@ -74,6 +74,7 @@ fn usage_errors_exit_2() {
         (&["--init", "--", "true"][..], "--pid"),
         (&["--no-such-flag", "--", "true"][..], "unexpected argument"),
         (&["--map-root", "--uid-map", "0:0:1", "--", "true"][..], "exclusive"),
+        (&["--pid", "--seccomp", "/no/such/profile.json", "--", "true"][..], "cannot read the profile"),
     ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr_of(&o));

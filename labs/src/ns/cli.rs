@@ -162,6 +162,11 @@ pub struct RunArgs {
     /// --caps docker, and docker's masked and read-only paths (needs --rootfs).
     #[arg(long, requires = "rootfs")]
     pub docker: bool,
+    /// A seccomp filter, loaded last before `execve` (after the capabilities are
+    /// dropped): `docker` for docker's default profile, or a profile file in docker's
+    /// JSON format. Its capability-gated rules follow the capabilities kept.
+    #[arg(long, value_name = "PROFILE")]
+    pub seccomp: Option<String>,
     /// Join this network namespace before anything is unshared (`/run/netns/NAME`, made
     /// by `netns-bridge netns add`).
     #[arg(long, value_name = "PATH")]
@@ -270,6 +275,23 @@ impl RunArgs {
             masked.extend(super::DOCKER_MASKED.iter().map(PathBuf::from));
             readonly.extend(super::DOCKER_READONLY.iter().map(PathBuf::from));
         }
+        let caps: Option<Vec<String>> = match (self.caps.as_deref(), self.docker) {
+            (Some("docker"), _) | (None, true) => Some(super::DOCKER_CAPS.iter().map(|c| c.to_string()).collect()),
+            (Some(list), _) => Some(
+                list.split(',')
+                    .map(|c| {
+                        let c = c.trim().to_uppercase();
+                        if c.starts_with("CAP_") {
+                            c
+                        } else {
+                            format!("CAP_{c}")
+                        }
+                    })
+                    .collect(),
+            ),
+            (None, false) => None,
+        };
+        let seccomp = self.seccomp_programs(caps.as_deref())?;
         Ok(Spec {
             in_user_ns: false,
             kinds,
@@ -293,27 +315,38 @@ impl RunArgs {
                     super::SysMount::Sysfs
                 }
             }),
-            caps: match (self.caps.as_deref(), self.docker) {
-                (Some("docker"), _) | (None, true) => Some(super::DOCKER_CAPS.iter().map(|c| c.to_string()).collect()),
-                (Some(list), _) => Some(
-                    list.split(',')
-                        .map(|c| {
-                            let c = c.trim().to_uppercase();
-                            if c.starts_with("CAP_") {
-                                c
-                            } else {
-                                format!("CAP_{c}")
-                            }
-                        })
-                        .collect(),
-                ),
-                (None, false) => None,
-            },
+            caps,
             netns: self.netns.clone(),
             readonly_root: false,
             no_new_privs: false,
-            seccomp: None,
+            seccomp,
         })
+    }
+
+    /// `--seccomp`: the profile compiled to BPF for the capabilities kept (all of
+    /// them when none are dropped). A file is read as mini reads `--security-opt
+    /// seccomp=PATH`: as the caller's configuration, before any request is made.
+    fn seccomp_programs(&self, caps: Option<&[String]>) -> Result<Option<Vec<super::seccomp::Program>>> {
+        let Some(which) = &self.seccomp else { return Ok(None) };
+        let profile = if which == "docker" {
+            super::seccomp::docker_default()
+        } else {
+            let text = std::fs::read_to_string(which).map_err(|e| {
+                Error::Usage(format!(
+                    "--seccomp {which}: cannot read the profile: {e} (give `docker` or a profile file)"
+                ))
+            })?;
+            super::seccomp::parse(&text, which)?
+        };
+        let all: Vec<String>;
+        let caps = match caps {
+            Some(c) => c,
+            None => {
+                all = caps::all().iter().map(|c| c.to_string()).collect();
+                &all
+            }
+        };
+        Ok(Some(super::seccomp::compile(&profile, caps)?.0))
     }
 
     /// How the command starts.

@@ -781,7 +781,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
             super::devmapper::check_driver(&spec.storage_driver)?;
             if a.script {
                 let image = lifecycle::stored_image_config(&k, &root, &spec.image);
-                out(&super::script::script(&k, &spec, image.as_ref(), &root))?;
+                // The command as typed, without --script, for the script's first comment.
+                let typed: Vec<String> = std::env::args().skip(1).filter(|w| w != "--script").collect();
+                out(&super::script::script(&k, &spec, image.as_ref(), &root, &typed))?;
                 return Ok(Exit::Ok);
             }
             let keys = detach_keys(&a.detach_keys)?;

@@ -640,6 +640,23 @@ fn host_devices(k: &Kernel, dir: &Path, shown: &str, v: &mut Vec<Device>) -> Res
     Ok(())
 }
 
+/// docker's default device allow-list: `mknod` of any node; read, write and mknod of
+/// null, zero, full, random, urandom, tty, console, ptmx, the pty slaves and tun.
+pub const DOCKER_DEVICE_RULES: [&str; 12] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
 /// docker's default device allow-list (the cgroup v1 devices controller), plus the
 /// `--device`s.
 fn device_rules(k: &Kernel, c: &Container) -> Vec<crate::cgroup::DeviceRule> {
@@ -647,23 +664,7 @@ fn device_rules(k: &Kernel, c: &Container) -> Vec<crate::cgroup::DeviceRule> {
         // --privileged: every device.
         return crate::cgroup::limits::parse_device_rule("a").into_iter().collect();
     }
-    let mut rules: Vec<String> = [
-        "c *:* m",
-        "b *:* m",
-        "c 1:3 rwm",
-        "c 1:5 rwm",
-        "c 1:7 rwm",
-        "c 1:8 rwm",
-        "c 1:9 rwm",
-        "c 5:0 rwm",
-        "c 5:1 rwm",
-        "c 5:2 rwm",
-        "c 136:* rwm",
-        "c 10:200 rwm",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut rules: Vec<String> = DOCKER_DEVICE_RULES.iter().map(|s| s.to_string()).collect();
     if let Ok(ds) = devices(k, c) {
         for (d, (_, _, perms)) in ds.iter().zip(&c.config.devices) {
             rules.push(format!("{} {}:{} {perms}", d.kind, d.major, d.minor));

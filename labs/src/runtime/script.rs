@@ -19,7 +19,13 @@ fn q(s: &str) -> String {
 /// The script for `spec` (see the module documentation). With the image's
 /// configuration (`image`, when the store has it), the command, environment and
 /// working directory are the ones `mini run` would give the process.
-pub fn script(k: &crate::kernel::Kernel, spec: &CreateSpec, image: Option<&ImageConfig>, root: &Path) -> String {
+pub fn script(
+    k: &crate::kernel::Kernel,
+    spec: &CreateSpec,
+    image: Option<&ImageConfig>,
+    root: &Path,
+    typed: &[String],
+) -> String {
     let s = Settings::load(k).unwrap_or_default();
     let hostname = spec.hostname.as_deref().map(q).unwrap_or_else(|| "\"$id\"".into());
     let mut process = String::new();
@@ -72,6 +78,15 @@ pub fn script(k: &crate::kernel::Kernel, spec: &CreateSpec, image: Option<&Image
     if let Some(c) = &spec.cpuset_cpus {
         limits.push_str(&format!(" --cpuset {}", q(c)));
     }
+    if !spec.privileged {
+        // docker's device allow-list, four rules a line.
+        for rules in super::resources::DOCKER_DEVICE_RULES.chunks(4) {
+            limits.push_str(" \\\n   ");
+            for r in rules {
+                limits.push_str(&format!(" --allow-device '{r}'"));
+            }
+        }
+    }
     let net = spec.network.as_str();
     // A user network: its bridge exists already (network create made it).
     let user = super::network::Networks::open(k, root)
@@ -111,12 +126,62 @@ pub fn script(k: &crate::kernel::Kernel, spec: &CreateSpec, image: Option<&Image
                 + " >/dev/null\nnetns-bridge netns rm \"$id\"\n",
         ),
     };
+    // docker's default filter unless --privileged or seccomp=unconfined; a profile
+    // file is named as given.
+    let seccomp = match spec::security_opts(&spec.security_opt).map(|o| o.seccomp) {
+        _ if spec.privileged => String::new(),
+        Ok(spec::SeccompOpt::Default) => " --seccomp docker".to_string(),
+        Ok(spec::SeccompOpt::Profile(path)) => format!(" --seccomp {}", q(&path)),
+        _ => String::new(),
+    };
+    // The user (`-u`, else the image's USER): numbers as given, a name looked up in the
+    // image's own /etc/passwd and /etc/group once the root is mounted, as mini does.
+    let user =
+        spec.user.clone().filter(|u| !u.is_empty()).or_else(|| image.map(|ic| ic.user.clone())).unwrap_or_default();
+    let mut lookup = String::new();
+    if !matches!(user.as_str(), "" | "root" | "0" | "0:0" | "root:root") {
+        let (name, group) = user.split_once(':').map_or((user.as_str(), None), |(u, g)| (u, Some(g)));
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let passwd = |field: &str| {
+            format!("awk -F: -v u={} '$1 == u || $3 == u {{print ${field}; exit}}' \"$dir/merged/etc/passwd\"", q(name))
+        };
+        let uid = if numeric(name) { name.to_string() } else { format!("$({})", passwd("3")) };
+        let gid = match group {
+            Some(g) if numeric(g) => g.to_string(),
+            Some(g) => format!("$(awk -F: -v g={} '$1 == g || $3 == g {{print $3; exit}}' \"$dir/merged/etc/group\")", q(g)),
+            // No group: the user's own in /etc/passwd, else 0.
+            None => format!(
+                "$(awk -F: -v u={} '$1 == u || $3 == u {{g = $4; exit}} END {{print (g == \"\" ? 0 : g)}}' \"$dir/merged/etc/passwd\" 2>/dev/null || echo 0)",
+                q(name)
+            ),
+        };
+        lookup = format!(
+            "\n# the user {}: its numbers from the image's /etc/passwd and /etc/group\nuser=\"{uid}:{gid}\"\n[ \"${{user#:}}\" != \"$user\" ] || [ \"${{user%:}}\" != \"$user\" ] && {{ echo \"unable to find user {}\" >&2; exit 125; }}\n",
+            q(&user),
+            user.replace('"', "")
+        );
+        // Its group is also its one supplementary group, as mini (and runc) set them.
+        process.push_str(" \\\n    --setuid \"$user\" --groups \"${user#*:}\"");
+    }
+    // What needs the monitor, or mini's records, is left to mini: said, not skipped.
+    let mut left = Vec::new();
+    if !spec.mounts.is_empty() || !spec.volumes_from.is_empty() {
+        left.push("volumes and bind mounts (-v, --mount, --tmpfs, --volumes-from)");
+    }
+    if !spec.net.publish.is_empty() || spec.net.publish_all {
+        left.push("published ports (-p, -P: netns-bridge publish after the attach)");
+    }
+    let left = if left.is_empty() {
+        String::new()
+    } else {
+        format!("# Not made by this script, mini's own work: {}.\n", left.join("; "))
+    };
     let tty = if spec.tty { "  # (no terminal of its own: -t is mini's job, the monitor's)" } else { "" };
     format!(
         "#!/bin/sh\n\
-         # A container by hand, from contlab's primitives: what `mini run{flags} {image}{args}` does,\n\
+         # A container by hand, from contlab's primitives: what `{typed}` does,\n\
          # one lab per step. Run it as root; every tool prints the requests it makes.\n\
-         set -e\n\
+         {left}set -e\n\
          export CONTLAB_ROOT={root}\n\
          id=script-$$\n\
          dir=$(mktemp -d /tmp/contlab-script.XXXXXX)\n\
@@ -125,32 +190,34 @@ pub fn script(k: &crate::kernel::Kernel, spec: &CreateSpec, image: Option<&Image
          img-pull -q inspect {image} >/dev/null 2>&1 || img-pull pull {image} >/dev/null\n\
          lowers=$(img-pull unpack --layers {image} \"$dir/layers\")\n\
          \n\
-         # 2. ovl-mount: the container's root, an overlay of the layers and a writable one\n\
+         # 2. ovl-mount: the container's root, an overlay of the layers and a writable one, with\n\
+         #    an -init layer over the image's: the mount points of /proc, /sys and /dev, which an image may lack\n\
+         mkdir -p \"$dir/init/proc\" \"$dir/init/sys\" \"$dir/init/dev\"\n\
          mkdir \"$dir/diff\" \"$dir/work\" \"$dir/merged\"\n\
-         ovl-mount mount --lower \"$lowers\" --upper \"$dir/diff\" --work \"$dir/work\" \"$dir/merged\" >/dev/null\n\
+         ovl-mount mount --lower \"$dir/init:$lowers\" --upper \"$dir/diff\" --work \"$dir/work\" \"$dir/merged\" >/dev/null\n\
          \n\
-         # 3. cg-limit: its limits (the group is made by `cg-limit run` below, and joined before exec)\n\
-         {net_setup}\n\
-         # 5. ns-exec: its own PID, mount, UTS, IPC, cgroup namespaces, docker's /dev and /sys,\n\
-         #    pivot_root onto the overlay, docker's 14 capabilities; then the command.{tty}\n\
+         # 3. cg-limit: its limits and docker's device list (the group is made by `cg-limit run` below,\n\
+         #    and joined before exec)\n\
+         {net_setup}{lookup}\n\
+         # 5. ns-exec: its own PID, mount, UTS, IPC, cgroup (and, without a network, network)\n\
+         #    namespaces, docker's /dev and /sys,\n\
+         #    pivot_root onto the overlay, docker's 14 capabilities and seccomp filter; then the command.{tty}\n\
          status=0\n\
          cg-limit run --name \"$id\"{limits} -- \\\n\
          \x20 ns-exec {net_run}--pid --mount-proc --uts --ipc --cgroup --hostname {hostname} \\\n\
-         \x20   --rootfs \"$dir/merged\" --docker{process} -- {cmd} || status=$?\n\
+         \x20   --rootfs \"$dir/merged\" --docker{seccomp}{process} -- {cmd} || status=$?\n\
          \n\
          # 6. clean up, in reverse\n\
          {net_clean}\
          ovl-mount umount \"$dir/merged\"\n\
          rm -rf \"$dir\"\n\
          exit $status\n",
-        flags = if spec.network.is_empty() || spec.network == "bridge" {
-            String::new()
-        } else {
-            format!(" --network {net}")
-        },
+        // A comment ends at a newline: the words, quoted, with their newlines escaped.
+        typed = std::iter::once("mini".to_string())
+            .chain(typed.iter().map(|a| q(a).replace('\n', "\\n")))
+            .collect::<Vec<_>>()
+            .join(" "),
         image = q(&spec.image),
-        // A comment ends at a newline: the arguments, quoted, with their newlines escaped.
-        args = spec.args.iter().map(|a| format!(" {}", q(a).replace('\n', "\\n"))).collect::<String>(),
         root = q(&root.display().to_string()),
     )
 }
