@@ -429,12 +429,19 @@ impl Kernel {
     }
 
     /// Run `argv` (searched in `PATH`) with its standard output into a pipe, and
-    /// wait for it: its status and what it printed. Its stderr is this process's.
-    /// How `mini top` asks the host's ps(1), as docker does.
-    pub fn output(&self, argv: &[String]) -> Result<(Exited, Vec<u8>), ExecFailure> {
+    /// wait for it: its status and what it printed. Its stderr is this process's, or
+    /// with `with_stderr` goes into the same pipe (a first try whose complaint is not
+    /// to be shown). How `mini top` asks the host's ps(1), as docker does.
+    pub fn output(&self, argv: &[String], with_stderr: bool) -> Result<(Exited, Vec<u8>), ExecFailure> {
         use std::os::fd::AsFd;
         let (r, w) = self.pipe().map_err(ExecFailure::Sys)?;
-        let spawned = self.spawn(argv, |k| k.dup2(w.as_fd(), 1).map_err(|e| e.to_string()));
+        let spawned = self.spawn(argv, |k| {
+            k.dup2(w.as_fd(), 1).map_err(|e| e.to_string())?;
+            if with_stderr {
+                k.dup2(w.as_fd(), 2).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
         drop(w);
         let spawned = spawned?;
         let out = read_all(r);

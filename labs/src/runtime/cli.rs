@@ -1216,17 +1216,28 @@ fn top(k: &Kernel, root: &Path, container: &str, ps_args: &[String]) -> Result<E
     let c = lifecycle::find(&store, container)?;
     let pids = lifecycle::processes(k, &c)?;
     let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
-    // The host's ps, as docker runs it, then only the container's processes.
+    // The host's ps as docker runs it: asked for the container's PIDs only (`-q`, so
+    // `-o pid,user,args` alone lists them whatever their user and terminal), and again
+    // without `-q` when the options refuse it (`f`); then only the container's lines.
+    let run = |argv: Vec<String>, quiet: bool| {
+        k.why("the host's ps lists the processes; the container's are picked by PID").output(&argv, quiet).map_err(
+            |e| match e {
+                crate::kernel::ExecFailure::Exec { errno: crate::kernel::Errno::ENOENT, .. } => {
+                    Error::failed("cannot run ps: not found", "install procps (apt-get install procps)")
+                }
+                e => e.into(),
+            },
+        )
+    };
     let argv: Vec<String> = std::iter::once("ps".to_string()).chain(args).collect();
-    let (st, stdout) = k
-        .why("the host's ps lists every process; the container's are picked by PID")
-        .output(&argv)
-        .map_err(|e| match e {
-            crate::kernel::ExecFailure::Exec { errno: crate::kernel::Errno::ENOENT, .. } => {
-                Error::failed("cannot run ps: not found", "install procps (apt-get install procps)")
-            }
-            e => e.into(),
-        })?;
+    let quick = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+    let (mut st, mut stdout) = (crate::kernel::Exited::Code(1), Vec::new());
+    if !pids.is_empty() {
+        (st, stdout) = run(argv.iter().cloned().chain(["-q".to_string(), quick]).collect(), true)?;
+    }
+    if st != crate::kernel::Exited::Code(0) {
+        (st, stdout) = run(argv, false)?;
+    }
     if st != crate::kernel::Exited::Code(0) {
         return Err(Error::Failed {
             what: "Error response from daemon: ps failed (its message is above)".into(),

@@ -317,7 +317,7 @@ impl<'k> Driver<'k> {
             .into();
             let (st, _) = k
                 .why("an ext4 filesystem on the base volume (every layer's snapshot inherits it)")
-                .output(&argv)
+                .output(&argv, false)
                 .map_err(|e| {
                     Error::failed(
                         format!("mkfs.ext4 {}: {e:?}", node.display()),
