@@ -57,14 +57,6 @@ pub fn ago(created: Option<&str>, now: i64) -> String {
     format!("{} ago", crate::units::human_duration(d))
 }
 
-/// An image's size: its uncompressed layers (what `docker images` shows).
-pub fn image_size(st: &Store, img: &Image) -> u64 {
-    if let Some(s) = img.desc.annotation(store::SIZE).and_then(|s| s.parse().ok()) {
-        return s;
-    }
-    img.manifest.layers.iter().map(|l| st.layer_info(&l.digest).map(|i| i.size).unwrap_or(l.size)).sum()
-}
-
 /// An image's size as docker counts it (`docker images` SIZE, inspect's `Size`): the
 /// sum of its layers' [`Store::layer_size`], the bytes of their files once extracted.
 pub fn content_size(st: &Store, img: &Image) -> u64 {
@@ -95,7 +87,7 @@ pub struct Step {
     pub created: Option<String>,
     /// The build step (`/bin/sh -c #(nop)  CMD ["sh"]`).
     pub created_by: String,
-    /// The uncompressed size of the layer it made.
+    /// The size of the layer it made, as docker counts it ([`Store::layer_size`]).
     pub size: u64,
     /// Its comment.
     pub comment: String,
@@ -193,7 +185,11 @@ pub fn image_rows(st: &Store, imgs: &[Image], digests: bool, now: i64) -> (Vec<&
         if digests {
             row.push(i.desc.annotation(store::REPO_DIGEST).unwrap_or(&i.desc.digest).to_string());
         }
-        row.extend([short(i.id()), ago(i.config.created.as_deref(), now), human_size(image_size(st, i))]);
+        row.extend([
+            short(i.id()),
+            ago(i.config.created.as_deref(), now),
+            crate::units::human_size_digits(content_size(st, i), 3),
+        ]);
         rows.push(row);
     }
     let mut head = vec!["REPOSITORY", "TAG"];
@@ -221,7 +217,8 @@ pub fn history_rows(st: &Store, img: &Image, no_trunc: bool, now: i64) -> Vec<Ve
                 .manifest
                 .layers
                 .get(layer_i)
-                .map(|l| st.layer_info(&l.digest).map(|i| i.size).unwrap_or(l.size))
+                .zip(img.config.rootfs.diff_ids.get(layer_i))
+                .map(|(l, d)| st.layer_size(l, d))
                 .unwrap_or(0);
             layer_i += 1;
             s
@@ -234,7 +231,7 @@ pub fn history_rows(st: &Store, img: &Image, no_trunc: bool, now: i64) -> Vec<Ve
             "<missing>".to_string(),
             ago(h.created.as_deref(), now),
             by,
-            human_size(size),
+            crate::units::human_size_digits(size, 3),
             h.comment.clone().unwrap_or_default(),
         ]);
     }
@@ -295,7 +292,7 @@ pub fn inspect_json(st: &Store, img: &Image) -> serde_json::Value {
         "Architecture": cfg.get("architecture"),
         "Variant": cfg.get("variant"),
         "Os": cfg.get("os"),
-        "Size": image_size(st, img),
+        "Size": content_size(st, img),
         "Config": cfg.get("config"),
         "RootFS": {"Type": img.config.rootfs.kind, "Layers": img.config.rootfs.diff_ids},
         "Manifest": {"Digest": img.desc.digest, "MediaType": img.desc.media_type,
