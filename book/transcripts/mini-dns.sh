@@ -1,0 +1,1 @@
+export CONTLAB_ROOT=$PWD/store; printf 'FROM 127.0.0.1:5042/lab/busybox:1.0\nRUN ["busybox", "--install", "-s", "/bin"]\n' | mini -q build -q -t busybox - >/dev/null; mini -q run --rm --network none --dns 8.8.8.8 --dns-search lab.example busybox cat /etc/resolv.conf
