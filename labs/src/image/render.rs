@@ -4,7 +4,6 @@
 
 use std::io::Write;
 
-use super::manifest;
 use super::reference::Reference;
 use super::registry::short;
 use super::store::{self, Image, Store};
@@ -200,42 +199,34 @@ pub fn image_rows(st: &Store, imgs: &[Image], digests: bool, now: i64) -> (Vec<&
     (head, rows)
 }
 
-/// The rows of `docker history` (IMAGE, CREATED, CREATED BY, SIZE, COMMENT), newest first.
+/// The rows of `docker history` (IMAGE, CREATED, CREATED BY, SIZE, COMMENT), newest first:
+/// [`history_steps`], or for an image whose config has no history one row per layer.
 pub fn history_rows(st: &Store, img: &Image, no_trunc: bool, now: i64) -> Vec<Vec<String>> {
-    let mut layer_i = 0;
-    let mut rows = vec![];
-    let hist = if img.config.history.is_empty() {
-        img.manifest.layers.iter().map(|_| manifest::History::default()).collect()
+    let steps = if img.config.history.is_empty() {
+        let size = |i: usize, l| img.config.rootfs.diff_ids.get(i).map(|d| st.layer_size(l, d)).unwrap_or(0);
+        let layers = img.manifest.layers.iter().enumerate().rev();
+        layers
+            .map(|(i, l)| Step { created: None, created_by: String::new(), size: size(i, l), comment: String::new() })
+            .collect()
     } else {
-        img.config.history.clone()
+        history_steps(st, img)
     };
-    for h in &hist {
-        let size = if h.empty_layer {
-            0
-        } else {
-            let s = img
-                .manifest
-                .layers
-                .get(layer_i)
-                .zip(img.config.rootfs.diff_ids.get(layer_i))
-                .map(|(l, d)| st.layer_size(l, d))
-                .unwrap_or(0);
-            layer_i += 1;
-            s
-        };
-        let mut by = h.created_by.clone().unwrap_or_default();
-        if !no_trunc && by.chars().count() > 45 {
-            by = by.chars().take(44).collect::<String>() + "…";
-        }
-        rows.push(vec![
-            "<missing>".to_string(),
-            ago(h.created.as_deref(), now),
-            by,
-            crate::units::human_size_digits(size, 3),
-            h.comment.clone().unwrap_or_default(),
-        ]);
-    }
-    rows.reverse();
+    let mut rows: Vec<Vec<String>> = steps
+        .into_iter()
+        .map(|s| {
+            let mut by = s.created_by;
+            if !no_trunc && by.chars().count() > 45 {
+                by = by.chars().take(44).collect::<String>() + "…";
+            }
+            vec![
+                "<missing>".to_string(),
+                ago(s.created.as_deref(), now),
+                by,
+                crate::units::human_size_digits(s.size, 3),
+                s.comment,
+            ]
+        })
+        .collect();
     if let Some(first) = rows.first_mut() {
         first[0] = short(img.id());
     }

@@ -754,23 +754,21 @@ impl Kernel {
     fn hop_to(&self, ns: &Path) -> Result<(), SysError> {
         self.netns_open(ns)?;
         self.netns_open(Path::new(HOME_NS))?;
+        self.hop(ns)
+    }
+
+    /// setns(2) back into this thread's own network namespace, after [`Kernel::hop_to`].
+    fn hop_home(&self) -> Result<(), SysError> {
+        self.hop(Path::new(HOME_NS))
+    }
+
+    /// The setns(2) of a hop, into a namespace file opened already.
+    fn hop(&self, ns: &Path) -> Result<(), SysError> {
         self.perform(
             &HOP,
             vec![self.netns.borrow().shown(ns), "CLONE_NEWNET".into()],
             || (),
             || self.netns.borrow().hop(ns),
-            |_| "0".into(),
-        )
-    }
-
-    /// setns(2) back into this thread's own network namespace, after [`Kernel::hop_to`].
-    fn hop_home(&self) -> Result<(), SysError> {
-        let home = Path::new(HOME_NS);
-        self.perform(
-            &HOP,
-            vec![self.netns.borrow().shown(home), "CLONE_NEWNET".into()],
-            || (),
-            || self.netns.borrow().hop(home),
             |_| "0".into(),
         )
     }

@@ -338,15 +338,11 @@ impl RunArgs {
             })?;
             super::seccomp::parse(&text, which)?
         };
-        let all: Vec<String>;
-        let caps = match caps {
-            Some(c) => c,
-            None => {
-                all = caps::all().iter().map(|c| c.to_string()).collect();
-                &all
-            }
+        let caps: Vec<String> = match caps {
+            Some(c) => c.to_vec(),
+            None => caps::all().iter().map(|c| c.to_string()).collect(),
         };
-        Ok(Some(super::seccomp::compile(&profile, caps)?.0))
+        Ok(Some(super::seccomp::compile(&profile, &caps)?.0))
     }
 
     /// How the command starts.

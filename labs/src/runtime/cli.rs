@@ -596,6 +596,15 @@ pub(super) fn out(text: &str) -> Result<()> {
     o.write_all(text.as_bytes()).and_then(|_| o.flush()).map_err(Error::Output)
 }
 
+/// Ask docker's question (`… [y/N] `) on stdout; whether the answer, a line of stdin,
+/// is yes (`y`, `Y` or `yes`).
+pub(super) fn confirm(question: &str) -> bool {
+    let _ = out(&format!("{question} [y/N] "));
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}
+
 pub(super) fn stderr_line(s: &str) {
     let _ = writeln!(std::io::stderr(), "{s}");
 }
@@ -1231,13 +1240,15 @@ fn top(k: &Kernel, root: &Path, container: &str, ps_args: &[String]) -> Result<E
     };
     let argv: Vec<String> = std::iter::once("ps".to_string()).chain(args).collect();
     let quick = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
-    let (mut st, mut stdout) = (crate::kernel::Exited::Code(1), Vec::new());
-    if !pids.is_empty() {
-        (st, stdout) = run(argv.iter().cloned().chain(["-q".to_string(), quick]).collect(), true)?;
-    }
-    if st != crate::kernel::Exited::Code(0) {
-        (st, stdout) = run(argv, false)?;
-    }
+    let first = if pids.is_empty() {
+        None
+    } else {
+        Some(run(argv.iter().cloned().chain(["-q".to_string(), quick]).collect(), true)?)
+    };
+    let (st, stdout) = match first {
+        Some((crate::kernel::Exited::Code(0), stdout)) => (crate::kernel::Exited::Code(0), stdout),
+        _ => run(argv, false)?,
+    };
     if st != crate::kernel::Exited::Code(0) {
         return Err(Error::Failed {
             what: "Error response from daemon: ps failed (its message is above)".into(),

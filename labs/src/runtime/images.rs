@@ -48,7 +48,7 @@
 //! there, not inflated to the end). A refused archive leaves the store as it was.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -63,6 +63,7 @@ use crate::image::{self, Image, Reference, Store};
 use crate::kernel::Kernel;
 use crate::units::{ago, now_nanos, parse_rfc3339, rfc3339};
 
+use super::cli::{confirm, out, stderr_line};
 use super::state::{Container, Containers};
 use super::view;
 
@@ -307,15 +308,6 @@ pub fn run(k: &Kernel, root: &Path, cmd: &Cmds) -> Result<Exit> {
         Cmds::System { cmd: SystemCmd::Df { verbose } } => system_df(k, root, *verbose),
         Cmds::System { cmd: SystemCmd::Prune { all, force, volumes } } => system_prune(k, root, *all, *force, *volumes),
     }
-}
-
-fn out(text: &str) -> Result<()> {
-    let mut o = std::io::stdout().lock();
-    o.write_all(text.as_bytes()).and_then(|_| o.flush()).map_err(Error::Output)
-}
-
-fn stderr_line(s: &str) {
-    let _ = writeln!(std::io::stderr(), "{s}");
 }
 
 /// An error as docker's daemon words it (`Error response from daemon: ...`), exit 1.
@@ -1139,14 +1131,6 @@ fn load(k: &Kernel, root: &Path, a: &LoadArgs) -> Result<Exit> {
 }
 
 // ------------------------------------------------------------------ prune
-
-/// Ask docker's question on stdout; whether the answer (a line of stdin) is yes.
-fn confirm(question: &str) -> bool {
-    let _ = out(&format!("{question} [y/N] "));
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    matches!(line.trim(), "y" | "Y")
-}
 
 /// Remove dangling images (untagged), or with `all` every image no container uses:
 /// docker's `image prune` (its lines, and the bytes of the layers that went).

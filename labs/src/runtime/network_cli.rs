@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kernel::Kernel;
 
-use super::cli::{formatted, out, stderr_line};
+use super::cli::{confirm, formatted, out, stderr_line};
 use super::network::{self, CreateSpec, Networks, Record};
 use super::state::Containers;
 
@@ -212,13 +212,12 @@ pub fn run(k: &Kernel, root: &Path, cmd: &NetworkCmd) -> Result<Exit> {
             Ok(if failed { Exit::Failed } else { Exit::Ok })
         }
         NetworkCmd::Prune { force } => {
-            if !force {
-                out("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ")?;
-                let mut answer = String::new();
-                let _ = std::io::stdin().read_line(&mut answer);
-                if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                    return Ok(Exit::Ok);
-                }
+            if !force
+                && !confirm(
+                    "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?",
+                )
+            {
+                return Ok(Exit::Ok);
             }
             let _l = nets.lock()?;
             let containers = Containers::open(k, root)?.all()?;

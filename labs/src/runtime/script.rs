@@ -134,32 +134,11 @@ pub fn script(
         Ok(spec::SeccompOpt::Profile(path)) => format!(" --seccomp {}", q(&path)),
         _ => String::new(),
     };
-    // The user (`-u`, else the image's USER): numbers as given, a name looked up in the
-    // image's own /etc/passwd and /etc/group once the root is mounted, as mini does.
+    // The user: `-u`, else the image's USER ([`user_lookup`]).
     let user =
         spec.user.clone().filter(|u| !u.is_empty()).or_else(|| image.map(|ic| ic.user.clone())).unwrap_or_default();
-    let mut lookup = String::new();
-    if !matches!(user.as_str(), "" | "root" | "0" | "0:0" | "root:root") {
-        let (name, group) = user.split_once(':').map_or((user.as_str(), None), |(u, g)| (u, Some(g)));
-        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let passwd = |field: &str| {
-            format!("awk -F: -v u={} '$1 == u || $3 == u {{print ${field}; exit}}' \"$dir/merged/etc/passwd\"", q(name))
-        };
-        let uid = if numeric(name) { name.to_string() } else { format!("$({})", passwd("3")) };
-        let gid = match group {
-            Some(g) if numeric(g) => g.to_string(),
-            Some(g) => format!("$(awk -F: -v g={} '$1 == g || $3 == g {{print $3; exit}}' \"$dir/merged/etc/group\")", q(g)),
-            // No group: the user's own in /etc/passwd, else 0.
-            None => format!(
-                "$(awk -F: -v u={} '$1 == u || $3 == u {{g = $4; exit}} END {{print (g == \"\" ? 0 : g)}}' \"$dir/merged/etc/passwd\" 2>/dev/null || echo 0)",
-                q(name)
-            ),
-        };
-        lookup = format!(
-            "\n# the user {}: its numbers from the image's /etc/passwd and /etc/group\nuser=\"{uid}:{gid}\"\n[ \"${{user#:}}\" != \"$user\" ] || [ \"${{user%:}}\" != \"$user\" ] && {{ echo \"unable to find user {}\" >&2; exit 125; }}\n",
-            q(&user),
-            user.replace('"', "")
-        );
+    let lookup = user_lookup(&user).unwrap_or_default();
+    if !lookup.is_empty() {
         // Its group is also its one supplementary group, as mini (and runc) set them.
         process.push_str(" \\\n    --setuid \"$user\" --groups \"${user#*:}\"");
     }
@@ -220,4 +199,34 @@ pub fn script(
         image = q(&spec.image),
         root = q(&root.display().to_string()),
     )
+}
+
+/// The script's lines that set `$user` to `UID:GID` for `-u USER` (or the image's
+/// USER): numbers as given, a name looked up in the image's own /etc/passwd and
+/// /etc/group once the root is mounted, a missing group the user's own (else 0), as
+/// mini does; `None` for root.
+fn user_lookup(user: &str) -> Option<String> {
+    if matches!(user, "" | "root" | "0" | "0:0" | "root:root") {
+        return None;
+    }
+    let (name, group) = user.split_once(':').map_or((user, None), |(u, g)| (u, Some(g)));
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let uid = if numeric(name) {
+        name.to_string()
+    } else {
+        format!("$(awk -F: -v u={} '$1 == u || $3 == u {{print $3; exit}}' \"$dir/merged/etc/passwd\")", q(name))
+    };
+    let gid = match group {
+        Some(g) if numeric(g) => g.to_string(),
+        Some(g) => format!("$(awk -F: -v g={} '$1 == g || $3 == g {{print $3; exit}}' \"$dir/merged/etc/group\")", q(g)),
+        None => format!(
+            "$(awk -F: -v u={} '$1 == u || $3 == u {{g = $4; exit}} END {{print (g == \"\" ? 0 : g)}}' \"$dir/merged/etc/passwd\" 2>/dev/null || echo 0)",
+            q(name)
+        ),
+    };
+    Some(format!(
+        "\n# the user {}: its numbers from the image's /etc/passwd and /etc/group\nuser=\"{uid}:{gid}\"\n[ \"${{user#:}}\" != \"$user\" ] || [ \"${{user%:}}\" != \"$user\" ] && {{ echo \"unable to find user {}\" >&2; exit 125; }}\n",
+        q(user),
+        user.replace('"', "")
+    ))
 }

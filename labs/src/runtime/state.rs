@@ -259,7 +259,7 @@ pub struct Config {
     /// `-P`: every exposed port to a free host port.
     #[serde(default)]
     pub publish_all: bool,
-    /// `--dns-search`, `--dns-option`.
+    /// `--dns-search`.
     #[serde(default)]
     pub dns_search: Vec<String>,
     /// `--dns-option`.

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kernel::Kernel;
 
-use super::cli::{formatted, out, stderr_line};
+use super::cli::{confirm, formatted, out, stderr_line};
 use super::state::Containers;
 use super::volumes::{self, VolumeSpec, Volumes};
 
@@ -172,16 +172,13 @@ pub fn run(k: &Kernel, root: &Path, cmd: &VolumeCmd) -> Result<Exit> {
             Ok(if failed { Exit::Failed } else { Exit::Ok })
         }
         VolumeCmd::Prune { all: every, force } => {
-            if !force {
-                let what = if *every { "all local volumes" } else { "anonymous local volumes" };
-                out(&format!(
-                    "WARNING! This will remove {what} not used by at least one container.\nAre you sure you want to continue? [y/N] "
-                ))?;
-                let mut answer = String::new();
-                let _ = std::io::stdin().read_line(&mut answer);
-                if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                    return Ok(Exit::Ok);
-                }
+            let what = if *every { "all local volumes" } else { "anonymous local volumes" };
+            if !force
+                && !confirm(&format!(
+                    "WARNING! This will remove {what} not used by at least one container.\nAre you sure you want to continue?"
+                ))
+            {
+                return Ok(Exit::Ok);
             }
             let _l = vols.lock()?;
             let all = containers()?;
