@@ -177,6 +177,7 @@ m exec f1 ip -4 -o addr show eth0 | awk '{print $4}'; m stop -t 0 f1 >/dev/null;
 echo "== host"; m run -d --name h1 --network host test/alpine sleep 300 >/dev/null
 m inspect --format '[{{.NetworkSettings.IPAddress}}] {{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' h1
 [ "$(m exec h1 ip -o link | cut -d: -f2 | cut -d@ -f1)" = "$(ip -o link | cut -d: -f2 | cut -d@ -f1)" ] && echo "same interfaces"
+m network inspect --format '{{range .Containers}}{{.Name}}{{end}}' host
 echo "== container"; m run -d --name j1 --network container:c1 test/alpine sleep 300 >/dev/null
 [ "$(m exec j1 ip -4 -o addr show eth0 | awk '{print $4}')" = "$(m exec c1 ip -4 -o addr show eth0 | awk '{print $4}')" ] && echo "same address"
 [ "$(m exec j1 hostname)" = "$(m exec c1 hostname)" ] && echo "same hostname"
@@ -195,7 +196,7 @@ m run --rm --link db:mongo --add-host gw:host-gateway --add-host box:10.1.2.3 --
     assert_eq!(section(&out, "disconnect"), "1\nping: bad address 'deux'\n");
     assert_eq!(section(&out, "stop-start"), ".\n2\n1\n", "the address is released at stop, attached again at start");
     assert_eq!(section(&out, "ip"), "192.168.0.50/24\n192.168.0.50\n", "--ip is kept across stop and start");
-    assert_eq!(section(&out, "host"), "[] host host\nsame interfaces\n");
+    assert_eq!(section(&out, "host"), "[] host host\nsame interfaces\nh1\n", "network inspect host lists it");
     assert_eq!(section(&out, "container"), "same address\nsame hostname\n1\n");
     assert_eq!(
         section(&out, "hosts"),

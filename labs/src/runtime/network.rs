@@ -691,7 +691,7 @@ impl<'k> Networks<'k> {
                     json!({"Name": c.name, "EndpointID": endpoint_id(c, e), "MacAddress": e.mac,
                            "IPv4Address": format!("{}/{}", e.ip, e.prefix), "IPv6Address": ""}),
                 );
-            } else if rec.name == "host" && c.net.mode == "host" {
+            } else if rec.name == "host" && c.config.network == "host" {
                 attached.insert(
                     c.id.clone(),
                     json!({"Name": c.name, "EndpointID": "", "MacAddress": "", "IPv4Address": "", "IPv6Address": ""}),

@@ -444,7 +444,6 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
             let other = joined(store, m)?;
             files = p.dir(&other.id);
             hostname = other.config.hostname.clone();
-            c.net.mode = m.to_string();
             Net::Join(PathBuf::from(format!("/proc/{}/ns/net", other.state.pid)))
         }
         _ => {
@@ -457,7 +456,6 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
                 intend(store, c, "netns")?;
                 netns::create(k, &path)?;
             }
-            c.net.mode = c.config.network.clone();
             super::network::attach_all(k, &nets, c, &path, &|c| store.save(c))?;
             // The resolver listens in every namespace of its own, the default bridge's
             // too: its /etc/resolv.conf names it only once it is on a user network

@@ -104,8 +104,6 @@ pub struct RunState {
 /// A container's networks as its run made them (see [`super::network`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NetState {
-    /// `bridge` (mini's default bridge), `none`, `host`, `container:ID`, or a network's name.
-    pub mode: String,
     /// The network namespace's file (`/run/netns/mini-ID12`).
     pub netns: String,
     /// One per network it is attached to, the first holding the default route.
