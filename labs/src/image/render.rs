@@ -199,6 +199,16 @@ pub fn image_rows(st: &Store, imgs: &[Image], digests: bool, now: i64) -> (Vec<&
     (head, rows)
 }
 
+/// docker's `Ellipsis`: `s` cut to `max` characters, the last one `…`, when it is
+/// longer (how its tables shorten a long cell).
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).collect::<String>() + "…"
+    }
+}
+
 /// The rows of `docker history` (IMAGE, CREATED, CREATED BY, SIZE, COMMENT), newest first:
 /// [`history_steps`], or for an image whose config has no history one row per layer.
 pub fn history_rows(st: &Store, img: &Image, no_trunc: bool, now: i64) -> Vec<Vec<String>> {
@@ -214,10 +224,7 @@ pub fn history_rows(st: &Store, img: &Image, no_trunc: bool, now: i64) -> Vec<Ve
     let mut rows: Vec<Vec<String>> = steps
         .into_iter()
         .map(|s| {
-            let mut by = s.created_by;
-            if !no_trunc && by.chars().count() > 45 {
-                by = by.chars().take(44).collect::<String>() + "…";
-            }
+            let by = if no_trunc { s.created_by } else { ellipsis(&s.created_by, 45) };
             vec![
                 "<missing>".to_string(),
                 ago(s.created.as_deref(), now),

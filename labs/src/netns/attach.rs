@@ -99,7 +99,8 @@ pub(crate) fn host_if(key: &str, ifname: &str, bridge: &str) -> String {
     format!("veth{}", ipam::short_hash(&format!("{bridge}/{key}/{ifname}")))
 }
 
-fn mac_bytes(s: &str) -> Option<[u8; 6]> {
+/// A MAC address `aa:bb:cc:dd:ee:ff` as its six bytes.
+pub fn mac_bytes(s: &str) -> Option<[u8; 6]> {
     let v: Vec<u8> = s.split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
     <[u8; 6]>::try_from(v).ok()
 }
@@ -184,9 +185,9 @@ pub fn attach(k: &Kernel, net: &Network, netns: &Path, spec: &AttachSpec) -> Res
             k.note(format!("leftover: remove it with `ip link del {hv}`"));
         }
     };
-    let mac = match configure(k, cur, &hv, br, netns, &spec.ifname, ip).and_then(|m| {
+    let mac = match configure(k, cur, &hv, br, netns, &spec.ifname, ip).and_then(|(m, hidx)| {
         if spec.hairpin {
-            k.link_set_hairpin(index_of(k, None, &hv)?, &hv)?;
+            k.link_set_hairpin(hidx, &hv)?;
         }
         Ok(m)
     }) {
@@ -215,7 +216,7 @@ pub fn attach(k: &Kernel, net: &Network, netns: &Path, spec: &AttachSpec) -> Res
 }
 
 /// Steps 2 and 3 of [`attach`]; returns the inside end's MAC address when a live
-/// kernel told it.
+/// kernel told it, and the host end's link index.
 fn configure(
     k: &Kernel,
     net: &NetState,
@@ -224,7 +225,7 @@ fn configure(
     ns: &Path,
     ifname: &str,
     ip: Ipv4Addr,
-) -> Result<Option<[u8; 6]>> {
+) -> Result<(Option<[u8; 6]>, u32)> {
     let hidx = index_of(k, None, hv)?;
     k.why("plug the host end into the bridge and switch it on").link_set(
         None,
@@ -257,7 +258,7 @@ fn configure(
         )),
         r => r?,
     }
-    Ok(mac)
+    Ok((mac, hidx))
 }
 
 /// Undo [`attach`]: release the address of `key` on `ifname` and delete the veth

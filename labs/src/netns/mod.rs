@@ -101,7 +101,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{Errno, Kernel, Mode};
 use model::NftMsg;
 
-pub use attach::{attach, detach, forget, remove_attached, AttachSpec, Lease};
+pub use attach::{attach, detach, forget, mac_bytes, remove_attached, AttachSpec, Lease};
 pub use cli::{run, Cli};
 pub use named::{create, enter, list, remove};
 pub use network::{Network, NetworkSpec};

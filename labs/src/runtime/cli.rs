@@ -1044,10 +1044,7 @@ fn ps(k: &Kernel, root: &Path, a: &PsArgs) -> Result<Exit> {
             "ancestor" => all.retain(|c| {
                 c.config.image == v || c.config.image.split(':').next() == Some(v) || c.config.image_id.contains(v)
             }),
-            "label" => all.retain(|c| match v.split_once('=') {
-                Some((lk, lv)) => c.config.labels.get(lk).is_some_and(|x| x == lv),
-                None => c.config.labels.contains_key(v),
-            }),
+            "label" => all.retain(|c| labels_match(&c.config.labels, v)),
             "exited" => {
                 all.retain(|c| c.state.status == super::state::Status::Exited && c.state.exit_code.to_string() == v)
             }
@@ -1067,8 +1064,6 @@ fn ps(k: &Kernel, root: &Path, a: &PsArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Rows printed through `--format` (a Go template, `table ...` for headed columns),
-/// or else as the command's `default` table.
 /// A `label=KEY` or `label=KEY=VALUE` filter's answer for `labels`.
 pub(super) fn labels_match(labels: &std::collections::BTreeMap<String, String>, want: &str) -> bool {
     let (key, value) = want.split_once('=').map(|(a, b)| (a, Some(b))).unwrap_or((want, None));
@@ -1089,6 +1084,8 @@ pub(super) fn print_inspected(objs: &[serde_json::Value], format: Option<&str>) 
     }
 }
 
+/// Rows printed through `--format` (a Go template, `table ...` for headed columns),
+/// or else as the command's `default` table.
 pub(super) fn formatted(
     rows: &[serde_json::Value],
     format: Option<&str>,

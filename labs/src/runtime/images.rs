@@ -57,7 +57,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::image::manifest::{Descriptor, Index};
-use crate::image::render::{chain_ids, content_size as image_size, docker_inspect, history_steps};
+use crate::image::render::{chain_ids, content_size as image_size, docker_inspect, ellipsis, history_steps};
 use crate::image::store::{PARENT, REF_NAME, REPO_DIGEST};
 use crate::image::{self, Image, Reference, Store};
 use crate::kernel::Kernel;
@@ -929,15 +929,6 @@ fn history_header(field: &str) -> String {
         "CreatedAt" => "CREATED AT".into(),
         "CreatedBy" => "CREATED BY".into(),
         other => other.to_uppercase(),
-    }
-}
-
-/// docker's `Ellipsis`: cut to `max` characters, the last one `…`.
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        s.chars().take(max - 1).collect::<String>() + "…"
     }
 }
 

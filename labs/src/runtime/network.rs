@@ -161,7 +161,7 @@ impl Record {
             ..Record::default()
         };
         if name == "bridge" {
-            if let Ok((gw, len)) = netns::ipam::parse_cidr(&s.bip, Some(16)) {
+            if let Ok((gw, len)) = s.bip() {
                 r.subnet = Subnet::of(gw, len).to_string();
                 r.gateway = gw.to_string();
             }
@@ -191,6 +191,20 @@ impl Record {
         self.driver == "overlay"
     }
 
+    /// docker's `Scope`: `global` for an overlay network (every host has it), else `local`.
+    pub fn scope(&self) -> &'static str {
+        if self.is_overlay() {
+            "global"
+        } else {
+            "local"
+        }
+    }
+
+    /// The first 12 digits of its ID, as `network ls` shows it.
+    pub fn short_id(&self) -> String {
+        crate::image::registry::short(&self.id)
+    }
+
     fn masquerade(&self) -> bool {
         !self.internal
             && !self.is_overlay()
@@ -206,7 +220,7 @@ fn prefix_of(cidr: &str) -> u8 {
 /// (docker's are random); of an endpoint, of the container and its veth.
 pub fn stable_id(name: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(format!("contlab network {name}")).iter().map(|b| format!("{b:02x}")).collect()
+    crate::image::registry::hex(&sha2::Sha256::digest(format!("contlab network {name}")))
 }
 
 /// What `network create` was asked.
@@ -285,7 +299,7 @@ impl<'k> Networks<'k> {
             (false, _) => Ok(self.lab_store()),
             (true, Some(c)) => {
                 super::state::mkdir_once(self.k, &c, 0o755)?;
-                Ok(netns::Store::new(c.join("run")))
+                Ok(cluster_lab(&c))
             }
             (true, None) => Err(no_cluster()),
         }
@@ -293,11 +307,7 @@ impl<'k> Networks<'k> {
 
     /// Every state root a resolver reads: this host's, and the cluster store's.
     pub fn lab_stores(&self) -> Vec<netns::Store> {
-        let mut v = vec![self.lab_store()];
-        if let Some(c) = self.cluster() {
-            v.push(netns::Store::new(c.join("run")));
-        }
-        v
+        lab_stores(&self.settings)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -566,7 +576,7 @@ impl<'k> Networks<'k> {
             .filter(|s| s.len > 0)
             .collect();
         let mut bip = vec![];
-        if let Ok((gw, len)) = netns::ipam::parse_cidr(&self.settings.bip, Some(16)) {
+        if let Ok((gw, len)) = self.settings.bip() {
             bip.push(Subnet::of(gw, len));
         }
         for p in &self.settings.default_address_pools {
@@ -712,7 +722,7 @@ impl<'k> Networks<'k> {
             "Name": rec.name,
             "Id": rec.id,
             "Created": rec.created,
-            "Scope": if rec.is_overlay() { "global" } else { "local" },
+            "Scope": rec.scope(),
             "Driver": rec.driver,
             "EnableIPv6": false,
             "IPAM": {"Driver": "default", "Options": if rec.is_builtin() { Value::Null } else { json!({}) },
@@ -938,8 +948,7 @@ fn attach_one(
 
 /// `--mac-address`: six hex bytes.
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let v: Vec<u8> = s.split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
-    <[u8; 6]>::try_from(v).map_err(|_| Error::Container {
+    netns::mac_bytes(s).ok_or_else(|| Error::Container {
         code: 125,
         message: format!("invalid argument \"{s}\" for \"--mac-address\" flag: invalid MAC address"),
     })
@@ -965,7 +974,8 @@ fn publish_ports(
     let range = port_range(k);
     for p in wanted {
         let (port, proto) = split_port(&p.container_port);
-        let host_ip: Option<Ipv4Addr> = p.host_ip.parse().ok().filter(|ip: &Ipv4Addr| !ip.is_unspecified());
+        let host_ip = host_addr(&p.host_ip);
+        let shown = shown_addr(host_ip);
         let taken = netns::published(&net.store)?;
         let host_port = if p.host_port != 0 {
             if let Some(_t) = taken.iter().find(|t| t.clashes(host_ip, p.host_port, proto)) {
@@ -974,7 +984,7 @@ fn publish_ports(
                         "driver failed programming external connectivity on endpoint {} ({}): Bind for {}:{} failed: port is already allocated",
                         c.name,
                         endpoint_id(c, &first),
-                        host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                        shown,
                         p.host_port
                     ),
                     "publish another host port, or stop the container that has it",
@@ -991,7 +1001,7 @@ fn publish_ports(
             c.mark("ports");
             c.net.ports.push(PortBinding {
                 container_port: p.container_port.clone(),
-                host_ip: host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                host_ip: shown.clone(),
                 host_port,
                 bridge: net.bridge.clone(),
             });
@@ -1009,32 +1019,58 @@ fn publish_ports(
                 host_port = next;
                 continue;
             }
-            return Err(match e {
-                Error::Failed { what: message, .. } if message.contains("listens on it") => daemon(
-                    format!(
-                        "driver failed programming external connectivity on endpoint {} ({}): Error starting userland proxy: listen {}4 {}:{host_port}: bind: address already in use",
-                        c.name,
-                        endpoint_id(c, &first),
-                        proto,
-                        host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
-                    ),
-                    "a process of the host listens on that port: publish another",
+            if !listened {
+                return Err(e);
+            }
+            return Err(daemon(
+                format!(
+                    "driver failed programming external connectivity on endpoint {} ({}): Error starting userland proxy: listen {proto}4 {shown}:{host_port}: bind: address already in use",
+                    c.name,
+                    endpoint_id(c, &first),
                 ),
-                e => e,
-            });
+                "a process of the host listens on that port: publish another",
+            ));
         }
     }
     Ok(())
+}
+
+/// A published host address as netns takes it: `None` for every address (`0.0.0.0`).
+fn host_addr(ip: &str) -> Option<Ipv4Addr> {
+    ip.parse().ok().filter(|ip: &Ipv4Addr| !ip.is_unspecified())
+}
+
+/// A published host address as docker shows it.
+fn shown_addr(ip: Option<Ipv4Addr>) -> String {
+    ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into())
+}
+
+/// Take a published port's rules off `net`.
+fn unpublish(k: &Kernel, net: &Network, p: &PortBinding) -> Result<()> {
+    let (_, proto) = split_port(&p.container_port);
+    netns::unpublish(k, net, host_addr(&p.host_ip), p.host_port, proto).map(|_| ())
+}
+
+/// The state roots of networks: this host's, and with a cluster store (`s`) the
+/// cluster's, which the hosts share.
+fn lab_stores(s: &Settings) -> Vec<netns::Store> {
+    let mut v = vec![netns::Store::from_env()];
+    if !s.cluster_store.is_empty() {
+        v.push(cluster_lab(Path::new(&s.cluster_store)));
+    }
+    v
+}
+
+/// The cluster store's state root (overlay networks' bridges and leases).
+fn cluster_lab(cluster: &Path) -> netns::Store {
+    netns::Store::new(cluster.join("run"))
 }
 
 /// Undo [`attach_all`]: unpublish the ports, detach every network (what is already
 /// gone is skipped). Never stops halfway; returns the errors it met, as notes.
 pub fn release(k: &Kernel, c: &mut Container, s: &Settings) -> Vec<String> {
     let mut errors = vec![];
-    let mut labs = vec![netns::Store::from_env()];
-    if !s.cluster_store.is_empty() {
-        labs.push(netns::Store::new(Path::new(&s.cluster_store).join("run")));
-    }
+    let labs = lab_stores(s);
     // The network of a bridge, in whichever state root has it.
     let load = |bridge: &str| {
         labs.iter()
@@ -1050,11 +1086,9 @@ pub fn release(k: &Kernel, c: &mut Container, s: &Settings) -> Vec<String> {
         let mut ok = true;
         let first = c.net.endpoints.first().map(|e| e.bridge.clone()).unwrap_or_default();
         for p in c.net.ports.clone() {
-            let (_, proto) = split_port(&p.container_port);
-            let host_ip = p.host_ip.parse().ok().filter(|ip: &Ipv4Addr| !ip.is_unspecified());
             // (a record from before ports named their bridge: the first network's)
             let bridge = if p.bridge.is_empty() { first.clone() } else { p.bridge.clone() };
-            match load(&bridge).and_then(|n| netns::unpublish(k, &n, host_ip, p.host_port, proto)) {
+            match load(&bridge).and_then(|n| unpublish(k, &n, &p)) {
                 Ok(_) => {}
                 Err(e) if gone(&e) => {}
                 Err(e) => {
@@ -1131,13 +1165,13 @@ pub fn connect(
         let path = PathBuf::from(&c.net.netns);
         attach_one(k, nets, &mut c, rec, ip.as_deref(), &aliases, &ifname, &path, &|c| store.save(c))?;
     }
-    let was_user = on_user_network(&c);
+    let was_user = on_user_network(&c.config);
     c.config.endpoints.push(want);
     store.save(&c)?;
-    if !was_user && on_user_network(&c) {
+    if !was_user && on_user_network(&c.config) {
         // Its resolver already listens (see super::resources): now /etc/resolv.conf
         // names it, rewritten in place, so the bind mount inside sees the change.
-        let text = super::resources::resolv_conf(&super::resources::host_resolv(k), &c.config, true);
+        let text = super::resources::resolv_conf(&super::resources::host_resolv(k), &c.config);
         k.why("the container is on a user network now: its names come from 127.0.0.11")
             .rewrite_file(&store.paths.dir(&c.id).join("resolv.conf"), &text)?;
     }
@@ -1145,7 +1179,7 @@ pub fn connect(
 }
 
 /// `network disconnect`: detach it now if it runs, and forget it.
-pub fn disconnect(k: &Kernel, store: &Containers, c: &Container, rec: &Record) -> Result<()> {
+pub fn disconnect(k: &Kernel, nets: &Networks, store: &Containers, c: &Container, rec: &Record) -> Result<()> {
     let _l = store.lock(&c.id)?;
     let mut c = store.load(&c.id)?;
     if !c.config.endpoints.iter().any(|e| e.network == rec.name) {
@@ -1156,13 +1190,10 @@ pub fn disconnect(k: &Kernel, store: &Containers, c: &Container, rec: &Record) -
     }
     if let Some(e) = c.net.endpoint(&rec.name).cloned() {
         let _s = k.scope(netns::TOOL);
-        let nets = Networks::open(k, &store.paths.root)?;
         let net = Network::load(&nets.lab_store_of(rec)?, &e.bridge)?;
         // Its ports published through this network go with it.
         for p in c.net.ports.clone().iter().filter(|p| p.bridge == e.bridge) {
-            let (_, proto) = split_port(&p.container_port);
-            let host_ip = p.host_ip.parse().ok().filter(|ip: &Ipv4Addr| !ip.is_unspecified());
-            netns::unpublish(k, &net, host_ip, p.host_port, proto)?;
+            unpublish(k, &net, p)?;
             c.net.ports.retain(|q| q != p);
             store.save(&c)?;
         }
@@ -1191,9 +1222,10 @@ pub fn resolve(lab: &netns::Store, key: &str, name: &str) -> Vec<Ipv4Addr> {
     out
 }
 
-/// Whether `c` is on a user-defined network (it gets the embedded resolver).
-pub fn on_user_network(c: &Container) -> bool {
-    c.config.endpoints.iter().any(|e| e.network != "bridge")
+/// Whether a container of `cfg` is on a user-defined network (its resolv.conf names the
+/// embedded resolver).
+pub fn on_user_network(cfg: &super::state::Config) -> bool {
+    cfg.endpoints.iter().any(|e| e.network != "bridge")
 }
 
 /// `port`'s lines for `c`: `80/tcp -> 0.0.0.0:32768`.

@@ -114,10 +114,10 @@ impl NetworkCmd {
 
 fn row(r: &Record, trunc: bool) -> serde_json::Value {
     serde_json::json!({
-        "ID": if trunc { r.id.get(..12).unwrap_or(&r.id).to_string() } else { r.id.clone() },
-        "Name": r.name, "Driver": r.driver, "Scope": if r.driver == "overlay" { "global" } else { "local" }, "IPv6": "false",
+        "ID": if trunc { r.short_id() } else { r.id.clone() },
+        "Name": r.name, "Driver": r.driver, "Scope": r.scope(), "IPv6": "false",
         "Internal": r.internal.to_string(), "CreatedAt": r.created,
-        "Labels": r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        "Labels": super::view::labels_text(&r.labels),
     })
 }
 
@@ -169,7 +169,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &NetworkCmd) -> Result<Exit> {
             if *quiet {
                 out(&list
                     .iter()
-                    .map(|r| format!("{}\n", if *no_trunc { &r.id } else { r.id.get(..12).unwrap_or(&r.id) }))
+                    .map(|r| format!("{}\n", if *no_trunc { r.id.clone() } else { r.short_id() }))
                     .collect::<String>())?;
             } else {
                 let rows: Vec<_> = list.iter().map(|r| row(r, !no_trunc)).collect();
@@ -244,7 +244,7 @@ pub fn run(k: &Kernel, root: &Path, cmd: &NetworkCmd) -> Result<Exit> {
             let store = Containers::open(k, root)?;
             let c = super::lifecycle::find(&store, container)?;
             let r = nets.get(n)?;
-            network::disconnect(k, &store, &c, &r)?;
+            network::disconnect(k, &nets, &store, &c, &r)?;
             Ok(Exit::Ok)
         }
     }

@@ -123,7 +123,7 @@ impl Settings {
         }
     }
 
-    fn bip(&self) -> Result<(Ipv4Addr, u8)> {
+    pub(super) fn bip(&self) -> Result<(Ipv4Addr, u8)> {
         netns::ipam::parse_cidr(&self.bip, Some(16))
     }
 }
@@ -207,8 +207,7 @@ pub fn create_dirs(k: &Kernel, store: &Containers, c: &Container) -> Result<()> 
     let dir = p.dir(&c.id);
     k.write_new_file(&dir.join("hostname"), format!("{}\n", c.config.hostname).as_bytes(), 0o644)?;
     k.write_new_file(&dir.join("hosts"), HOSTS.as_bytes(), 0o644)?;
-    let embedded = super::network::on_user_network(c);
-    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(&host_resolv(k), &c.config, embedded).as_bytes(), 0o644)?;
+    k.write_new_file(&dir.join("resolv.conf"), resolv_conf(&host_resolv(k), &c.config).as_bytes(), 0o644)?;
     if !c.config.working_dir.is_empty() {
         // docker makes the working directory when the image lacks it: here, in the
         // container's own layer, so it shows in `diff` as docker's does.
@@ -284,9 +283,10 @@ fn joined(store: &Containers, mode: &str) -> Result<Container> {
 /// from a container's own loopback), or public ones if none is left, as docker does;
 /// with `--dns`, those in place of the host's nameservers; `--dns-search` and
 /// `--dns-option` in place of its search and options lines. On a user network
-/// (`embedded`), the one nameserver is mini's resolver at 127.0.0.11 (which forwards
+/// ([`super::network::on_user_network`]), the one nameserver is mini's resolver at 127.0.0.11 (which forwards
 /// the rest to those servers), with docker's `options ndots:0`.
-pub fn resolv_conf(host: &str, cfg: &super::state::Config, embedded: bool) -> String {
+pub fn resolv_conf(host: &str, cfg: &super::state::Config) -> String {
+    let embedded = super::network::on_user_network(cfg);
     let mut out = String::new();
     let mut servers = 0;
     for l in host.lines() {
@@ -474,7 +474,7 @@ fn prepare_inner(k: &Kernel, store: &Containers, c: &mut Container, s: &Settings
         let hosts = etc_hosts(store, c, s)?;
         k.why("the container's /etc/hosts: its own address, --add-host and --link names")
             .rewrite_file(&p.dir(&c.id).join("hosts"), &hosts)?;
-        let resolv = resolv_conf(&host, &c.config, super::network::on_user_network(c));
+        let resolv = resolv_conf(&host, &c.config);
         k.why("the container's /etc/resolv.conf").rewrite_file(&p.dir(&c.id).join("resolv.conf"), &resolv)?;
     }
     let (uid, gid, groups, home) = user_of(k, c, &rootfs)?;

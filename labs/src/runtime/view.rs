@@ -252,10 +252,14 @@ pub fn command_text(c: &Container, trunc: bool) -> String {
     format!("\"{shown}\"")
 }
 
+/// Labels as docker's tables show them: `KEY=VALUE,KEY=VALUE`.
+pub fn labels_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
 /// A `docker ps` row's fields, for the table and for `--format`.
 pub fn ps_fields(c: &Container, now: i128, trunc: bool) -> Value {
     let created = parse_rfc3339(&c.created).unwrap_or(now);
-    let labels: Vec<String> = c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     json!({
         "ID": if trunc { c.short_id().to_string() } else { c.id.clone() },
         "Image": c.config.image,
@@ -268,7 +272,7 @@ pub fn ps_fields(c: &Container, now: i128, trunc: bool) -> Value {
         "Names": c.name,
         "Mounts": "",
         "Networks": if c.config.network.is_empty() { "bridge" } else { c.config.network.as_str() },
-        "Labels": labels.join(","),
+        "Labels": labels_text(&c.config.labels),
         "Size": "",
     })
 }

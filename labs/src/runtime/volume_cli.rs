@@ -76,7 +76,7 @@ pub enum VolumeCmd {
 fn row(vols: &Volumes, v: &volumes::Volume) -> serde_json::Value {
     serde_json::json!({
         "Driver": v.driver, "Name": v.name, "Mountpoint": vols.mountpoint(&v.name),
-        "Scope": "local", "Labels": v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        "Scope": "local", "Labels": super::view::labels_text(&v.labels),
     })
 }
 
